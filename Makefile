@@ -1,0 +1,88 @@
+# recdelta - keep a remote record store in step with local data.
+.POSIX:
+
+include config.mk
+
+BIN = \
+	bin/recdelta \
+	bin/recdelta-diff \
+	bin/recdelta-fetch
+
+LIBOBJ = \
+	lib/digest.o \
+	lib/json.o \
+	lib/record.o \
+	lib/store.o \
+	lib/store_dir.o \
+	lib/store_sqlite.o \
+	lib/stream.o \
+	lib/util.o
+
+LIBHDR = lib/digest.h lib/json.h lib/record.h lib/store.h lib/stream.h lib/util.h
+
+FLOWS = pipelines/diff-only
+
+MAN1 = man/man1/recdelta.1 man/man1/recdelta-diff.1 man/man1/recdelta-fetch.1
+MAN5 = man/man5/recdelta-stream.5
+MAN7 =
+
+ALL_CFLAGS = $(CFLAGS) $(SAN:1=$(SANFLAGS))
+ALL_LDFLAGS = $(LDFLAGS) $(SAN:1=$(SANFLAGS))
+
+all: $(BIN)
+
+lib/librecdelta.a: $(LIBOBJ)
+	rm -f $@
+	$(AR) rcs $@ $(LIBOBJ)
+
+$(LIBOBJ): $(LIBHDR) config.mk
+
+.c.o:
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+$(BIN): lib/librecdelta.a $(LIBHDR) config.mk
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $@.c lib/librecdelta.a $(LDLIBS)
+
+check: all
+	bats --jobs $${BATS_JOBS:-2} tests
+
+# Each suite under valgrind: every program run by the tests is wrapped.
+check-valgrind: all
+	RECDELTA_VALGRIND=1 bats --jobs $${BATS_JOBS:-2} tests
+
+# A separate build with the sanitizers, then the suite.
+check-san:
+	$(MAKE) clean
+	$(MAKE) SAN=1 check
+	$(MAKE) clean
+
+demo: all
+	sh examples/mksample build/sample
+	PATH="$$PWD/bin:$$PATH" bin/recdelta diff-only \
+	    --local ndjson:build/sample/local.ndjson --remote dir:build/sample/remote
+
+bench/recgen: bench/recgen.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ bench/recgen.c -lm
+
+bench: all bench/recgen
+	sh bench/run
+
+install: all
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)
+	mkdir -p $(DESTDIR)$(MANPREFIX)/man1 $(DESTDIR)$(MANPREFIX)/man5
+	mkdir -p $(DESTDIR)$(MANPREFIX)/man7
+	cp -f $(BIN) $(DESTDIR)$(BINDIR)
+	cp -f $(FLOWS) $(DESTDIR)$(LIBEXECDIR)
+	cp -f $(MAN1) $(DESTDIR)$(MANPREFIX)/man1
+	cp -f $(MAN5) $(DESTDIR)$(MANPREFIX)/man5
+
+uninstall:
+	for f in $(BIN); do rm -f $(DESTDIR)$(BINDIR)/$${f#bin/}; done
+	for f in $(FLOWS); do rm -f $(DESTDIR)$(LIBEXECDIR)/$${f#pipelines/}; done
+	for f in $(MAN1) $(MAN5); do rm -f $(DESTDIR)$(MANPREFIX)/$${f#man/}; done
+
+clean:
+	rm -f $(BIN) $(LIBOBJ) lib/librecdelta.a bench/recgen
+	rm -rf build
+
+.PHONY: all check check-valgrind check-san demo bench install uninstall clean

@@ -1,0 +1,803 @@
+/*
+ * recdelta-diff - classify every (type, key) of two record streams.
+ *
+ * Reads the records of two stores, local (the data as it should be) and
+ * remote (as it is), and writes one change line for each record that differs:
+ * create (only local), update (both, fields differ under the rules, with the
+ * remote rev and the names of the changed fields) and delete (only remote);
+ * same too with --all.  Lines of other kinds in the inputs pass through:
+ * the remote's first, then the local's in order among the changes.  With
+ * --summary it writes a report instead (or as well, with --output).
+ *
+ * Both inputs are read whole before the first line is written, each in its
+ * own thread, into an index holding per record its key, a hash of its
+ * canonical fields and where its line is (the input file itself, or a spool
+ * file for a stream).  So bad input anywhere means no output at all, memory
+ * grows with the number of keys and not with record bodies, and records are
+ * compared field by field only where their hashes differ.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../lib/record.h"
+#include "../lib/store.h"
+
+enum { E_PASS = 1, E_MATCHED = 2 };
+
+struct ent {
+	off_t off;		/* of the line in the side's file */
+	uint32_t len;		/* of the line */
+	uint32_t lineno;
+	uint32_t id;		/* offset in pool: type, key, rev */
+	uint32_t typelen, keylen, revlen;
+	uint32_t match;		/* index+1 of the matching other-side entry */
+	uint8_t flags;
+	unsigned char hash[16];
+};
+
+struct side {
+	const char *label, *spec;
+	struct store store;
+	const struct fetch_opts *fo;
+	const struct rules *rules;
+
+	struct ent *ents;
+	size_t n, cap;
+	char *pool;
+	size_t poollen, poolcap;
+	uint64_t *table;	/* open addressing: hash tag << 32 | index+1 */
+	size_t tcap, nrec;
+
+	int fd;			/* where lines are read back from */
+	int spooled;		/* fd is our spool file (else the input) */
+	off_t spoolend;
+	FILE *spool;
+	const char *src;	/* name for messages */
+
+	struct sb scratch;
+	int status;
+	char *err;
+};
+
+static uint64_t
+idhash(const char *t, size_t tn, const char *k, size_t kn)
+{
+	uint64_t h = 1469598103934665603ULL;
+	size_t i;
+
+	for (i = 0; i < tn; i++)
+		h = (h ^ (unsigned char)t[i]) * 1099511628211ULL;
+	h = (h ^ 0xff) * 1099511628211ULL;
+	for (i = 0; i < kn; i++)
+		h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
+	h ^= h >> 31;
+	h *= 0x9e3779b97f4a7c15ULL;
+	return h ^ (h >> 29);
+}
+
+static const char *
+ent_type(const struct side *s, const struct ent *e)
+{
+	return s->pool + e->id;
+}
+
+static const char *
+ent_key(const struct side *s, const struct ent *e)
+{
+	return s->pool + e->id + e->typelen;
+}
+
+static const char *
+ent_rev(const struct side *s, const struct ent *e)
+{
+	return s->pool + e->id + e->typelen + e->keylen;
+}
+
+static void
+table_grow(struct side *s)
+{
+	size_t ncap = s->tcap ? s->tcap * 2 : 1024, i;
+	uint64_t *nt = xcalloc(ncap, sizeof *nt);
+
+	for (i = 0; i < s->n; i++) {
+		struct ent *e = &s->ents[i];
+		uint64_t hv;
+		size_t h;
+
+		if (e->flags & E_PASS)
+			continue;
+		hv = idhash(ent_type(s, e), e->typelen, ent_key(s, e), e->keylen);
+		h = hv & (ncap - 1);
+		while (nt[h])
+			h = (h + 1) & (ncap - 1);
+		nt[h] = (hv >> 32) << 32 | (uint64_t)(i + 1);
+	}
+	free(s->table);
+	s->table = nt;
+	s->tcap = ncap;
+}
+
+/*
+ * The entry of (type, key), or NULL; then *slot (if given) is the free slot
+ * for it and *hvp its hash.
+ */
+static struct ent *
+lookup(const struct side *s, const char *t, size_t tn, const char *k, size_t kn,
+    size_t *slot, uint64_t *hvp)
+{
+	uint64_t hv, tag;
+	size_t h;
+
+	if (!s->tcap)
+		return NULL;
+	hv = idhash(t, tn, k, kn);
+	tag = hv >> 32;
+	h = hv & (s->tcap - 1);
+	while (s->table[h]) {
+		struct ent *e = &s->ents[(uint32_t)s->table[h] - 1];
+
+		if (s->table[h] >> 32 == tag && e->typelen == tn && e->keylen == kn &&
+		    memcmp(ent_type(s, e), t, tn) == 0 &&
+		    memcmp(ent_key(s, e), k, kn) == 0)
+			return e;
+		h = (h + 1) & (s->tcap - 1);
+	}
+	if (slot)
+		*slot = h;
+	if (hvp)
+		*hvp = hv;
+	return NULL;
+}
+
+static uint32_t
+pool_add(struct side *s, const char *p, size_t n)
+{
+	uint32_t at = (uint32_t)s->poollen;
+
+	if (s->poollen + n > UINT32_MAX) {
+		rd_seterr(RD_EXIT_RUNTIME, "too many keys for one diff");
+		return UINT32_MAX;
+	}
+	if (s->poollen + n > s->poolcap) {
+		while (s->poollen + n > s->poolcap)
+			s->poolcap = s->poolcap ? s->poolcap * 2 : 1 << 20;
+		s->pool = xrealloc(s->pool, s->poolcap);
+	}
+	memcpy(s->pool + s->poollen, p, n);
+	s->poollen += n;
+	return at;
+}
+
+static struct ent *
+new_ent(struct side *s, const struct rline *l)
+{
+	struct ent *e;
+
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 4096;
+		s->ents = xreallocarray(s->ents, s->cap, sizeof *s->ents);
+	}
+	if (l->len > UINT32_MAX) {
+		rd_seterr(RD_EXIT_DATA, "line too long");
+		return NULL;
+	}
+	e = &s->ents[s->n];
+	memset(e, 0, sizeof *e);
+	e->len = (uint32_t)l->len;
+	e->lineno = (uint32_t)l->lineno;
+	if (s->spooled) {
+		e->off = s->spoolend;
+		if (fwrite(l->text, 1, l->len, s->spool) != l->len) {
+			rd_seterr(RD_EXIT_RUNTIME, "spool file: %s", strerror(errno));
+			return NULL;
+		}
+		s->spoolend += (off_t)l->len;
+	} else {
+		e->off = l->offset;
+	}
+	return e;
+}
+
+static int
+side_put(void *ctx, const struct rline *l)
+{
+	struct side *s = ctx;
+	const struct record *r = l->rec;
+	struct ruleview rv;
+	unsigned char h[RD_HASH_LEN];
+	struct ent *e, *dup;
+	size_t slot = 0;
+	uint64_t hv = 0;
+
+	if (!r) {
+		if (!(e = new_ent(s, l)))
+			return -1;
+		e->flags = E_PASS;
+		s->n++;
+		return 0;
+	}
+	/* A tombstone says the record is absent, which is what diff needs. */
+	if (r->deleted)
+		return 0;
+	rv = rules_view(s->rules, r->type, r->typelen);
+	if (record_hash(&rv, r->fields, h, &s->scratch) < 0) {
+		if (l->lineno)
+			rd_prefixerr("%s:%lu: ", l->src, l->lineno);
+		else
+			rd_prefixerr("%s: ", l->src);
+		return -1;
+	}
+	if (s->nrec * 2 >= s->tcap)
+		table_grow(s);
+	if ((dup = lookup(s, r->type, r->typelen, r->key, r->keylen, &slot, &hv))) {
+		rd_seterr(RD_EXIT_DATA, "%s:%lu: duplicate record (type \"%s\", "
+		    "key \"%s\"), first at line %lu", l->src, l->lineno,
+		    rd_quote(r->type, r->typelen), rd_quote(r->key, r->keylen),
+		    (unsigned long)dup->lineno);
+		return -1;
+	}
+	if (!(e = new_ent(s, l)))
+		return -1;
+	memcpy(e->hash, h, sizeof e->hash);
+	e->typelen = (uint32_t)r->typelen;
+	e->keylen = (uint32_t)r->keylen;
+	e->revlen = (uint32_t)r->revlen;
+	if ((e->id = pool_add(s, r->type, r->typelen)) == UINT32_MAX ||
+	    pool_add(s, r->key, r->keylen) == UINT32_MAX ||
+	    pool_add(s, r->rev ? r->rev : "", r->revlen) == UINT32_MAX)
+		return -1;
+	s->table[slot] = (hv >> 32) << 32 | (uint64_t)(s->n + 1);
+	s->n++;
+	s->nrec++;
+	return 0;
+}
+
+/* Open the side: an ndjson: regular file is read back in place. */
+static int
+side_open(struct side *s)
+{
+	const char *path = NULL;
+	struct stat st;
+
+	if (store_open(&s->store, s->spec) < 0)
+		return -1;
+	if (strncmp(s->spec, "ndjson:", 7) == 0 && strcmp(s->spec + 7, "-") != 0)
+		path = s->spec + 7;
+	if (path && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+		s->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (s->fd < 0) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s: %s", path, strerror(errno));
+			return -1;
+		}
+		s->spooled = 0;
+		return 0;
+	}
+	if (!(s->spool = tmpfile())) {
+		rd_seterr(RD_EXIT_RUNTIME, "spool file: %s", strerror(errno));
+		return -1;
+	}
+	s->fd = fileno(s->spool);
+	s->spooled = 1;
+	return 0;
+}
+
+static void *
+side_read(void *arg)
+{
+	struct side *s = arg;
+	struct store_sink sink = { side_put, s };
+
+	sb_init(&s->scratch, 4096);
+	if (store_fetch(&s->store, s->fo, &sink) < 0 ||
+	    (s->spool && fflush(s->spool) != 0 &&
+	    (rd_seterr(RD_EXIT_RUNTIME, "spool file: %s", strerror(errno)), 1))) {
+		s->status = rd_errstatus();
+		s->err = xstrdup(rd_errmsg());
+	}
+	sb_release(&s->scratch);
+	return NULL;
+}
+
+static void
+side_release(struct side *s)
+{
+	store_close(&s->store);
+	if (s->spool)
+		fclose(s->spool);
+	else if (s->fd >= 0)
+		close(s->fd);
+	free(s->ents);
+	free(s->pool);
+	free(s->table);
+	free(s->err);
+}
+
+/* Read an entry's line back into buf. */
+static int
+reread(struct side *s, const struct ent *e, struct sb *buf)
+{
+	ssize_t n;
+	size_t got = 0;
+
+	sb_reset(buf);
+	sb_grow(buf, e->len);
+	while (got < e->len) {
+		n = pread(s->fd, buf->buf + got, e->len - got, e->off + (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s: reading back: %s", s->src,
+			    n < 0 ? strerror(errno) : "file changed while reading");
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	buf->len = e->len;
+	buf->buf[buf->len] = '\0';
+	return 0;
+}
+
+/* Read back and parse an entry's record. */
+static int
+reparse(struct side *s, const struct ent *e, struct sb *buf, struct arena *a,
+    struct json *obj, struct record *rec)
+{
+	const char *kind;
+	size_t kindlen;
+
+	if (reread(s, e, buf) < 0)
+		return -1;
+	if (stream_parse_line(a, buf->buf, buf->len, obj, rec, &kind, &kindlen) != 1) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: file changed while reading", s->src);
+		return -1;
+	}
+	return 0;
+}
+
+/* Per-type counts for the summary. */
+enum { C_SAME, C_CREATE, C_UPDATE, C_DELETE };
+
+struct tcount {
+	char *type;
+	size_t len;
+	unsigned long c[4];
+};
+
+static struct tcount *counts;
+static size_t ncounts;
+
+static void
+count(const char *type, size_t len, int what)
+{
+	size_t i;
+
+	for (i = 0; i < ncounts; i++)
+		if (counts[i].len == len && memcmp(counts[i].type, type, len) == 0)
+			break;
+	if (i == ncounts) {
+		counts = xreallocarray(counts, ncounts + 1, sizeof *counts);
+		memset(&counts[ncounts], 0, sizeof *counts);
+		counts[ncounts].type = xmemdup(type, len);
+		counts[ncounts].len = len;
+		ncounts++;
+	}
+	counts[i].c[what]++;
+}
+
+static int
+tcountcmp(const void *x, const void *y)
+{
+	const struct tcount *a = x, *b = y;
+	size_t n = a->len < b->len ? a->len : b->len;
+	int c = memcmp(a->type, b->type, n);
+
+	if (c)
+		return c;
+	return a->len < b->len ? -1 : a->len > b->len;
+}
+
+/* "Stadium" -> "Stadiums", "Match" -> "Matches", "City" -> "Cities". */
+static void
+plural(struct sb *out, const char *t, size_t n)
+{
+	char last = n ? t[n - 1] : 0, prev = n > 1 ? t[n - 2] : 0;
+
+	if (last == 's' || last == 'x' || last == 'z' ||
+	    (last == 'h' && (prev == 'c' || prev == 's'))) {
+		sb_add(out, t, n);
+		sb_adds(out, "es");
+	} else if ((last == 'y' || last == 'Y') && prev &&
+	    !strchr("aeiouAEIOU", prev)) {
+		sb_add(out, t, n - 1);
+		sb_adds(out, last == 'y' ? "ies" : "IES");
+	} else {
+		sb_add(out, t, n);
+		sb_addc(out, 's');
+	}
+}
+
+static void
+write_summary(FILE *fp, int json)
+{
+	struct sb out;
+	size_t i;
+
+	qsort(counts, ncounts, sizeof *counts, tcountcmp);
+	sb_init(&out, 256);
+	if (json) {
+		sb_adds(&out, "{\"kind\":\"summary\",\"stage\":\"diff\",\"counts\":{");
+		for (i = 0; i < ncounts; i++) {
+			if (i)
+				sb_addc(&out, ',');
+			json_write_string(&out, counts[i].type, counts[i].len);
+			sb_addf(&out, ":{\"same\":%lu,\"create\":%lu,\"update\":%lu,"
+			    "\"delete\":%lu}", counts[i].c[C_SAME],
+			    counts[i].c[C_CREATE], counts[i].c[C_UPDATE],
+			    counts[i].c[C_DELETE]);
+		}
+		sb_adds(&out, "}}\n");
+	} else {
+		for (i = 0; i < ncounts; i++) {
+			plural(&out, counts[i].type, counts[i].len);
+			sb_addf(&out, ": %lu unchanged, %lu new, %lu updated, "
+			    "%lu deleted\n", counts[i].c[C_SAME],
+			    counts[i].c[C_CREATE], counts[i].c[C_UPDATE],
+			    counts[i].c[C_DELETE]);
+		}
+	}
+	fwrite(out.buf, 1, out.len, fp);
+	sb_release(&out);
+}
+
+struct out {
+	FILE *fp;		/* change lines, or NULL when not wanted */
+	struct sb line;
+	int all;
+};
+
+static void
+emit(struct out *o)
+{
+	if (o->fp) {
+		fwrite(o->line.buf, 1, o->line.len, o->fp);
+		putc('\n', o->fp);
+	}
+}
+
+static void
+change_head(struct out *o, const char *op, const char *t, size_t tn,
+    const char *k, size_t kn)
+{
+	sb_reset(&o->line);
+	sb_adds(&o->line, "{\"kind\":\"change\",\"op\":\"");
+	sb_adds(&o->line, op);
+	sb_adds(&o->line, "\",\"type\":");
+	json_write_string(&o->line, t, tn);
+	sb_adds(&o->line, ",\"key\":");
+	json_write_string(&o->line, k, kn);
+}
+
+static void
+change_rev(struct out *o, const struct side *s, const struct ent *e)
+{
+	if (e->revlen) {
+		sb_adds(&o->line, ",\"rev\":");
+		json_write_string(&o->line, ent_rev(s, e), e->revlen);
+	}
+}
+
+/* Walk the local side in order, then the remote's unmatched records. */
+static int
+classify(struct side *local, struct side *remote, struct out *o,
+    unsigned long *ndiff)
+{
+	struct sb lbuf, rbuf, changed;
+	struct arena a;
+	struct json lobj, robj;
+	struct record lrec, rrec;
+	size_t i;
+	int ret = -1;
+
+	sb_init(&lbuf, 4096);
+	sb_init(&rbuf, 4096);
+	sb_init(&changed, 256);
+	arena_init(&a);
+	for (i = 0; i < remote->n; i++) {
+		if (!(remote->ents[i].flags & E_PASS))
+			continue;
+		if (reread(remote, &remote->ents[i], &rbuf) < 0)
+			goto out;
+		if (o->fp) {
+			fwrite(rbuf.buf, 1, rbuf.len, o->fp);
+			putc('\n', o->fp);
+		}
+	}
+	for (i = 0; i < local->n; i++) {
+		struct ent *le = &local->ents[i], *re;
+		const char *t = ent_type(local, le), *k = ent_key(local, le);
+		struct ruleview rv;
+
+		if (le->flags & E_PASS) {
+			if (reread(local, le, &lbuf) < 0)
+				goto out;
+			if (o->fp) {
+				fwrite(lbuf.buf, 1, lbuf.len, o->fp);
+				putc('\n', o->fp);
+			}
+			continue;
+		}
+		re = lookup(remote, t, le->typelen, k, le->keylen, NULL, NULL);
+		if (re)
+			re->flags |= E_MATCHED;
+		if (re && memcmp(re->hash, le->hash, sizeof le->hash) == 0) {
+			count(t, le->typelen, C_SAME);
+			if (o->all) {
+				change_head(o, "same", t, le->typelen, k, le->keylen);
+				change_rev(o, remote, re);
+				sb_addc(&o->line, '}');
+				emit(o);
+			}
+			continue;
+		}
+		arena_reset(&a);
+		if (reparse(local, le, &lbuf, &a, &lobj, &lrec) < 0)
+			goto out;
+		if (!re) {
+			count(t, le->typelen, C_CREATE);
+			(*ndiff)++;
+			if (!o->fp)
+				continue;
+			change_head(o, "create", t, le->typelen, k, le->keylen);
+			sb_adds(&o->line, ",\"fields\":");
+			json_write(&o->line, lrec.fields, 0);
+			sb_addc(&o->line, '}');
+			emit(o);
+			continue;
+		}
+		if (reparse(remote, re, &rbuf, &a, &robj, &rrec) < 0)
+			goto out;
+		rv = rules_view(local->rules, t, le->typelen);
+		sb_reset(&changed);
+		if (record_compare(&rv, lrec.fields, rrec.fields, &changed) == 0) {
+			count(t, le->typelen, C_SAME);
+			if (o->all) {
+				change_head(o, "same", t, le->typelen, k, le->keylen);
+				change_rev(o, remote, re);
+				sb_addc(&o->line, '}');
+				emit(o);
+			}
+			continue;
+		}
+		count(t, le->typelen, C_UPDATE);
+		(*ndiff)++;
+		change_head(o, "update", t, le->typelen, k, le->keylen);
+		change_rev(o, remote, re);
+		sb_adds(&o->line, ",\"fields\":");
+		json_write(&o->line, lrec.fields, 0);
+		sb_adds(&o->line, ",\"changed\":");
+		sb_add(&o->line, changed.buf, changed.len);
+		sb_addc(&o->line, '}');
+		emit(o);
+	}
+	for (i = 0; i < remote->n; i++) {
+		struct ent *re = &remote->ents[i];
+
+		if (re->flags & (E_PASS | E_MATCHED))
+			continue;
+		count(ent_type(remote, re), re->typelen, C_DELETE);
+		(*ndiff)++;
+		change_head(o, "delete", ent_type(remote, re), re->typelen,
+		    ent_key(remote, re), re->keylen);
+		change_rev(o, remote, re);
+		sb_addc(&o->line, '}');
+		emit(o);
+	}
+	ret = 0;
+out:
+	arena_release(&a);
+	sb_release(&lbuf);
+	sb_release(&rbuf);
+	sb_release(&changed);
+	return ret;
+}
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: recdelta-diff --local SRC --remote SRC [-a] [-i FIELD]...\n"
+	    "                     [--tolerance FIELD=EPS]... [--rules FILE]\n"
+	    "                     [-t TYPE]... [--summary[=text|json]] [-o FILE]\n"
+	    "                     [--exit-code] [--allow-empty]\n"
+	    "\n"
+	    "  -l, --local SRC          the data as it should be\n"
+	    "  -r, --remote SRC         the data as it is\n"
+	    "  -a, --all                also write a line for each unchanged record\n"
+	    "  -i, --ignore FIELD       never compare FIELD\n"
+	    "      --tolerance FIELD=EPS  numbers in FIELD equal within EPS\n"
+	    "      --rules FILE         per-type rules (TYPE ignore|tolerance ARG)\n"
+	    "  -t, --type TYPE          only records of TYPE\n"
+	    "  -s, --summary[=FORMAT]   write a per-type report (text or json)\n"
+	    "  -o, --output FILE        write the change lines to FILE\n"
+	    "      --exit-code          exit 1 when anything differs\n"
+	    "      --allow-empty        accept an ndjson input with no lines\n"
+	    "  -h, --help               print this help and exit\n"
+	    "  -V, --version            print the version and exit\n"
+	    "\n"
+	    "SRC: ndjson:PATH | - | sqlite:DB?table=T&key=COL[&rev=COL] | dir:PATH\n");
+}
+
+int
+main(int argc, char *argv[])
+{
+	enum { OPT_TOL = 256, OPT_RULES, OPT_EXIT, OPT_EMPTY };
+	static const struct option longopts[] = {
+		{ "local", required_argument, NULL, 'l' },
+		{ "remote", required_argument, NULL, 'r' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "ignore", required_argument, NULL, 'i' },
+		{ "tolerance", required_argument, NULL, OPT_TOL },
+		{ "rules", required_argument, NULL, OPT_RULES },
+		{ "type", required_argument, NULL, 't' },
+		{ "summary", optional_argument, NULL, 's' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "exit-code", no_argument, NULL, OPT_EXIT },
+		{ "allow-empty", no_argument, NULL, OPT_EMPTY },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct side local, remote, *sides[2] = { &local, &remote };
+	struct fetch_opts fo = { NULL, 0, 0 };
+	struct rules *rules = rules_new();
+	const char *lspec = NULL, *rspec = NULL, *outpath = NULL;
+	const char *rulesfile = NULL;
+	int c, i, summary = 0, exitcode = 0, failed = 0;
+	struct out o;
+	pthread_t th;
+	unsigned long ndiff = 0;
+
+	rd_setprogname(argv[0]);
+	memset(&o, 0, sizeof o);
+	while ((c = getopt_long(argc, argv, "l:r:ai:t:s::o:hV", longopts,
+	    NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			lspec = optarg;
+			break;
+		case 'r':
+			rspec = optarg;
+			break;
+		case 'a':
+			o.all = 1;
+			break;
+		case 'i':
+			if (rules_add_ignore(rules, NULL, optarg) < 0)
+				goto badrule;
+			break;
+		case OPT_TOL:
+			if (rules_add_tolerance(rules, NULL, optarg) < 0)
+				goto badrule;
+			break;
+		case OPT_RULES:
+			rulesfile = optarg;
+			break;
+		case 't':
+			fo.types = xreallocarray(fo.types, fo.ntypes + 1,
+			    sizeof *fo.types);
+			fo.types[fo.ntypes++] = optarg;
+			break;
+		case 's':
+			if (!optarg || strcmp(optarg, "text") == 0)
+				summary = 1;
+			else if (strcmp(optarg, "json") == 0)
+				summary = 2;
+			else {
+				rd_warn("--summary: \"%s\": expected text or json",
+				    rd_quote(optarg, strlen(optarg)));
+				return RD_EXIT_USAGE;
+			}
+			break;
+		case 'o':
+			outpath = optarg;
+			break;
+		case OPT_EXIT:
+			exitcode = 1;
+			break;
+		case OPT_EMPTY:
+			fo.allow_empty = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return RD_EXIT_OK;
+		case 'V':
+			printf("recdelta-diff %s\n", RD_VERSION);
+			return RD_EXIT_OK;
+		default:
+			usage(stderr);
+			return RD_EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		rd_warn("unexpected argument \"%s\"", argv[optind]);
+		usage(stderr);
+		return RD_EXIT_USAGE;
+	}
+	if (!lspec || !rspec) {
+		rd_warn("both --local and --remote are required");
+		usage(stderr);
+		return RD_EXIT_USAGE;
+	}
+	if (strcmp(lspec, "-") == 0 && strcmp(rspec, "-") == 0) {
+		rd_warn("--local and --remote cannot both be standard input");
+		return RD_EXIT_USAGE;
+	}
+	if (rulesfile && rules_load(rules, rulesfile) < 0)
+		rd_die_pending();
+
+	memset(&local, 0, sizeof local);
+	memset(&remote, 0, sizeof remote);
+	local.label = "local";
+	local.spec = lspec;
+	remote.label = "remote";
+	remote.spec = rspec;
+	for (i = 0; i < 2; i++) {
+		sides[i]->fd = -1;
+		sides[i]->fo = &fo;
+		sides[i]->rules = rules;
+		sides[i]->src = sides[i]->spec;
+		if (side_open(sides[i]) < 0)
+			rd_die_pending();
+	}
+
+	/* Index the remote in a second thread while this one reads local. */
+	if ((errno = pthread_create(&th, NULL, side_read, &remote)) != 0)
+		rd_die(RD_EXIT_RUNTIME, "cannot start a thread: %s", strerror(errno));
+	side_read(&local);
+	pthread_join(th, NULL);
+	for (i = 0; i < 2; i++)
+		if (sides[i]->err) {
+			rd_warn("%s", sides[i]->err);
+			if (!failed)
+				failed = sides[i]->status;
+		}
+	if (failed)
+		return failed;
+
+	if (outpath) {
+		if (!(o.fp = fopen(outpath, "w")))
+			rd_die(RD_EXIT_RUNTIME, "%s: %s", outpath, strerror(errno));
+	} else if (!summary) {
+		stream_out_init();
+		o.fp = stdout;
+	}
+	sb_init(&o.line, 4096);
+	if (classify(&local, &remote, &o, &ndiff) < 0)
+		rd_die_pending();
+	if (outpath && (fflush(o.fp) != 0 || ferror(o.fp) || fclose(o.fp) != 0))
+		rd_die(RD_EXIT_RUNTIME, "%s: %s", outpath, strerror(errno));
+	if (summary)
+		write_summary(stdout, summary == 2);
+	if (stream_out_close() < 0)
+		rd_die_pending();
+
+	for (i = 0; i < 2; i++)
+		side_release(sides[i]);
+	sb_release(&o.line);
+	for (i = 0; (size_t)i < ncounts; i++)
+		free(counts[i].type);
+	free(counts);
+	free(fo.types);
+	rules_free(rules);
+	return exitcode && ndiff ? RD_EXIT_FOUND : RD_EXIT_OK;
+badrule:
+	rd_warn("%s", rd_errmsg());
+	return RD_EXIT_USAGE;
+}

@@ -1,0 +1,96 @@
+/*
+ * recdelta-fetch - read a store and write its records as a stream.
+ *
+ * Reads the store SOURCE names and writes one record line per record on
+ * standard output (tombstones with "deleted":true); an ndjson: source's lines
+ * of other kinds pass through unchanged and in order.  Nothing else is
+ * written to standard output; messages go to standard error.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/store.h"
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: recdelta-fetch [-t TYPE]... [--allow-empty] SOURCE\n"
+	    "\n"
+	    "  -t, --type TYPE   only records of TYPE (sqlite: the record type)\n"
+	    "      --allow-empty accept an ndjson input with no lines\n"
+	    "  -h, --help        print this help and exit\n"
+	    "  -V, --version     print the version and exit\n"
+	    "\n"
+	    "SOURCE: ndjson:PATH | - | sqlite:DB?table=T&key=COL[&rev=COL] | dir:PATH\n");
+}
+
+static int
+put(void *ctx, const struct rline *l)
+{
+	(void)ctx;
+	stream_out_line(l->text, l->len);
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "type", required_argument, NULL, 't' },
+		{ "allow-empty", no_argument, NULL, 'E' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct fetch_opts fo = { NULL, 0, 0 };
+	struct store_sink sink = { put, NULL };
+	struct store st;
+	int c, ret;
+
+	rd_setprogname(argv[0]);
+	while ((c = getopt_long(argc, argv, "t:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			fo.types = xreallocarray(fo.types, fo.ntypes + 1,
+			    sizeof *fo.types);
+			fo.types[fo.ntypes++] = optarg;
+			break;
+		case 'E':
+			fo.allow_empty = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return RD_EXIT_OK;
+		case 'V':
+			printf("recdelta-fetch %s\n", RD_VERSION);
+			return RD_EXIT_OK;
+		default:
+			usage(stderr);
+			return RD_EXIT_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 1) {
+		rd_warn(argc ? "too many arguments" : "missing SOURCE");
+		usage(stderr);
+		return RD_EXIT_USAGE;
+	}
+
+	if (store_open(&st, argv[0]) < 0)
+		rd_die_pending();
+	stream_out_init();
+	ret = store_fetch(&st, &fo, &sink);
+	store_close(&st);
+	free(fo.types);
+	if (ret < 0) {
+		fflush(stdout);
+		rd_die_pending();
+	}
+	if (stream_out_close() < 0)
+		rd_die_pending();
+	return RD_EXIT_OK;
+}

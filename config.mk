@@ -1,0 +1,16 @@
+# recdelta build configuration; override on the make command line.
+VERSION = 0.1.0
+
+PREFIX = /usr/local
+BINDIR = $(PREFIX)/bin
+LIBEXECDIR = $(PREFIX)/libexec/recdelta
+MANPREFIX = $(PREFIX)/share/man
+
+CC = cc
+CPPFLAGS = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+CFLAGS = -std=c11 -O2 -g -Wall -Wextra -Werror
+LDFLAGS =
+LDLIBS = -lsqlite3 -lcrypto -lpthread -lm
+
+# make SAN=1: AddressSanitizer and UndefinedBehaviorSanitizer.
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

@@ -1,0 +1,100 @@
+/*
+ * json.h - an exact JSON value: parse, compare, write.
+ *
+ * recdelta does not parse with libjq: jq 1.6 holds every number as a double,
+ * so 9007199254740993 would come back as ...992.  Here a number keeps the
+ * literal text it was written with, and is written back byte for byte; two
+ * numbers are equal when they denote the same decimal value (1 = 1.0 = 1e0),
+ * whatever their size.  Strings are decoded to UTF-8 bytes with an explicit
+ * length (they may hold NUL) and are always valid UTF-8: the parser refuses
+ * invalid UTF-8, lone surrogates, control characters and duplicate member
+ * names, so a parsed value is one every store can carry.
+ *
+ * Memory: every value lives in an arena owned by the caller and may borrow
+ * bytes from the input buffer (a string without escapes, a number literal).
+ * A value is valid while both its arena and its input are; nothing in a value
+ * is freed on its own.
+ */
+#ifndef RD_JSON_H
+#define RD_JSON_H
+
+#include <stddef.h>
+
+#include "util.h"
+
+/* A bump allocator: allocations are freed together by arena_reset. */
+struct arena_chunk;
+struct arena {
+	struct arena_chunk *head;
+	char *p, *end;
+};
+
+void arena_init(struct arena *a);
+void *arena_alloc(struct arena *a, size_t n);
+char *arena_memdup(struct arena *a, const void *p, size_t n);
+void arena_reset(struct arena *a);	/* free all, keep the first chunk */
+void arena_release(struct arena *a);
+
+enum json_type {
+	JSON_NULL, JSON_FALSE, JSON_TRUE, JSON_NUMBER, JSON_STRING,
+	JSON_ARRAY, JSON_OBJECT
+};
+
+struct json_member;
+
+struct json {
+	enum json_type type;
+	size_t len;	/* bytes of a string or number literal; items, members */
+	union {
+		const char *s;			/* string bytes, number literal */
+		struct json *items;		/* array */
+		struct json_member *members;	/* object, in input order */
+	} u;
+};
+
+struct json_member {
+	const char *name;
+	size_t namelen;
+	struct json value;
+};
+
+#define JSON_MAX_DEPTH 256
+
+/*
+ * Parse exactly one JSON value filling buf[0..len) (white space around it
+ * allowed).  Returns 0, or -1 with a message (and the byte offset in *errpos)
+ * through rd_seterr(RD_EXIT_DATA, ...).
+ */
+int json_parse(struct arena *a, const char *buf, size_t len, struct json *out,
+    size_t *errpos);
+
+/* Object member lookup by name; NULL if absent. */
+const struct json *json_get(const struct json *obj, const char *name);
+const struct json *json_getn(const struct json *obj, const char *name, size_t n);
+
+/* Writers append compact JSON; JSON_SORTED orders members by name bytes. */
+enum { JSON_SORTED = 1 };
+void json_write(struct sb *out, const struct json *v, int flags);
+void json_write_string(struct sb *out, const char *s, size_t n);
+
+/*
+ * Canonical form of a number literal: "[-]DIGITSeEXP" with no leading or
+ * trailing zeros in DIGITS ("0" for zero, whose sign is dropped), so two
+ * literals are equal exactly when their canonical forms are.  Returns -1 if
+ * the exponent is out of range.
+ */
+int json_number_canon(struct sb *out, const char *lit, size_t n);
+int json_number_equal(const char *a, size_t an, const char *b, size_t bn);
+double json_number_double(const struct json *v);
+
+/* True when lit is an integer literal (no fraction, no exponent). */
+int json_number_is_integer(const char *lit, size_t n);
+
+/* Constructors for values built in an arena. */
+struct json json_string(struct arena *a, const char *s, size_t n);
+struct json json_number_lit(struct arena *a, const char *lit, size_t n);
+
+/* Shortest text that reads back as the same double; -1 for NaN/inf. */
+int json_format_double(char *buf, size_t size, double d);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * record.h - the record model: tagged values and comparison rules.
+ *
+ * Two records are the same when their fields are equal under the rules of
+ * their type.  The rules: ignored fields are left out; a field with a
+ * tolerance compares every number in it within that epsilon; {"$loc":...}
+ * compares lat and lng within 0.0001 (or the field's tolerance); {"$ref":K}
+ * compares by K alone; {"$int":"D"} equals the number D; {"$ts":"ISO"}
+ * compares as an instant; numbers compare by decimal value (1 = 1.0); member
+ * order never matters.  "rev" and "mtime" are not fields and never compared.
+ *
+ * record_hash() digests the canonical form of the fields (sorted members,
+ * canonical numbers and timestamps, references reduced to their key), so equal
+ * hashes imply equal records under any rules; only records whose hashes
+ * differ need record_compare(), which applies tolerances.  The hash doubles
+ * as the checkpoint's content hash.
+ *
+ * A rule set is built once (rules_add_*, rules_load) and then only read, so
+ * several threads may share it.
+ */
+#ifndef RD_RECORD_H
+#define RD_RECORD_H
+
+#include "json.h"
+
+#define RD_LOC_EPS 0.0001
+
+struct rules;
+
+struct rules *rules_new(void);
+void rules_free(struct rules *r);
+/* type NULL means every type.  Return 0, or -1 with a message. */
+int rules_add_ignore(struct rules *r, const char *type, const char *field);
+int rules_add_tolerance(struct rules *r, const char *type, const char *spec);
+/*
+ * A rules file: one rule a line, "TYPE ignore FIELD" or
+ * "TYPE tolerance FIELD=EPS" (TYPE "*" for every type); '#' starts a comment.
+ * Errors name the file and line (exit status 3).
+ */
+int rules_load(struct rules *r, const char *path);
+
+/* The rules that apply to one type; cheap, no allocation. */
+struct ruleview {
+	const struct rules *r;
+	const struct ruleset *all, *type;
+};
+struct ruleview rules_view(const struct rules *r, const char *type, size_t n);
+int rules_ignored(const struct ruleview *v, const char *field, size_t n);
+
+#define RD_HASH_LEN 32
+
+/*
+ * SHA-256 of the canonical fields.  scratch is a caller-owned buffer reused
+ * between calls.  -1 with a message when a tagged value is malformed.
+ */
+int record_hash(const struct ruleview *v, const struct json *fields,
+    unsigned char out[RD_HASH_LEN], struct sb *scratch);
+
+/* Canonical text of the fields (what record_hash digests). */
+int record_canon(const struct ruleview *v, const struct json *fields,
+    struct sb *out);
+
+/*
+ * Compare two field objects under the rules.  Appends the names of the fields
+ * that differ, sorted, as a JSON array to changed (if not NULL) and returns
+ * how many differ.
+ */
+size_t record_compare(const struct ruleview *v, const struct json *a,
+    const struct json *b, struct sb *changed);
+
+/* Parse an ISO-8601 instant into seconds and nanoseconds; -1 if malformed. */
+int rd_parse_iso8601(const char *s, size_t n, long long *sec, long *nsec);
+
+#endif

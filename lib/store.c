@@ -1,0 +1,195 @@
+/* store.c - naming stores, and the ndjson: store. */
+#include "store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const struct store_ops *const schemes[] = {
+	&store_ndjson_ops, &store_sqlite_ops, &store_dir_ops,
+};
+
+static const char *const later[] = { "webdav", "couchdb", "cloudkit" };
+
+int
+store_open(struct store *s, const char *spec)
+{
+	const char *colon = strchr(spec, ':');
+	size_t i, n;
+
+	memset(s, 0, sizeof *s);
+	if (strcmp(spec, "-") == 0) {
+		s->ops = &store_ndjson_ops;
+		s->spec = xstrdup(spec);
+		if (s->ops->open(s, "-") < 0)
+			goto fail;
+		return 0;
+	}
+	if (!colon) {
+		rd_seterr(RD_EXIT_USAGE, "\"%s\": not a store (expected ndjson:PATH, "
+		    "-, sqlite:DB?table=T&key=COL or dir:PATH)",
+		    rd_quote(spec, strlen(spec)));
+		return -1;
+	}
+	n = (size_t)(colon - spec);
+	for (i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+		if (strlen(schemes[i]->scheme) != n ||
+		    memcmp(schemes[i]->scheme, spec, n) != 0)
+			continue;
+		s->ops = schemes[i];
+		s->spec = xstrdup(spec);
+		if (!colon[1]) {
+			rd_seterr(RD_EXIT_USAGE, "\"%s\": missing path after the scheme",
+			    rd_quote(spec, strlen(spec)));
+			goto fail;
+		}
+		if (s->ops->open(s, colon + 1) < 0)
+			goto fail;
+		return 0;
+	}
+	for (i = 0; i < sizeof later / sizeof later[0]; i++)
+		if (strlen(later[i]) == n && memcmp(later[i], spec, n) == 0) {
+			rd_seterr(RD_EXIT_USAGE, "\"%s\": the %s: store is not in "
+			    "this version", rd_quote(spec, strlen(spec)), later[i]);
+			return -1;
+		}
+	rd_seterr(RD_EXIT_USAGE, "\"%s\": unknown store scheme \"%.*s\"",
+	    rd_quote(spec, strlen(spec)), (int)n, spec);
+	return -1;
+fail:
+	free(s->spec);
+	s->spec = NULL;
+	return -1;
+}
+
+int
+store_fetch(struct store *s, const struct fetch_opts *o,
+    const struct store_sink *sink)
+{
+	return s->ops->fetch(s, o, sink);
+}
+
+void
+store_close(struct store *s)
+{
+	if (s->ops && s->ops->close)
+		s->ops->close(s);
+	free(s->spec);
+	s->spec = NULL;
+	s->ops = NULL;
+}
+
+int
+fetch_wants(const struct fetch_opts *o, const struct record *rec)
+{
+	size_t i;
+
+	if (!o || o->ntypes == 0)
+		return 1;
+	for (i = 0; i < o->ntypes; i++)
+		if (strlen(o->types[i]) == rec->typelen &&
+		    memcmp(o->types[i], rec->type, rec->typelen) == 0)
+			return 1;
+	return 0;
+}
+
+void
+store_enc(struct sb *out, const char *s, size_t n)
+{
+	static const char hx[] = "0123456789ABCDEF";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+		    (c == '.' && i > 0)) {
+			sb_addc(out, c);
+		} else {
+			sb_addc(out, '%');
+			sb_addc(out, hx[c >> 4]);
+			sb_addc(out, hx[c & 15]);
+		}
+	}
+}
+
+/* ndjson: a file, or standard input */
+
+struct ndjson {
+	char *path;
+};
+
+static int
+ndjson_open(struct store *s, const char *arg)
+{
+	struct ndjson *nd = xcalloc(1, sizeof *nd);
+
+	nd->path = xstrdup(arg);
+	s->priv = nd;
+	return 0;
+}
+
+static int
+ndjson_fetch(struct store *s, const struct fetch_opts *o,
+    const struct store_sink *sink)
+{
+	struct ndjson *nd = s->priv;
+	struct lreader r;
+	struct arena a;
+	struct json obj;
+	struct record rec;
+	const char *line, *kind;
+	size_t len, kindlen;
+	unsigned long nlines = 0;
+	int n, ret = -1;
+
+	if (lreader_open(&r, nd->path) < 0)
+		return -1;
+	arena_init(&a);
+	while ((n = lreader_next(&r, &line, &len)) > 0) {
+		struct rline l = { line, len, r.name, r.lineno, r.offset, NULL };
+		int k;
+
+		nlines++;
+		arena_reset(&a);
+		k = stream_parse_line(&a, line, len, &obj, &rec, &kind, &kindlen);
+		if (k < 0) {
+			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
+			goto out;
+		}
+		if (k == 1) {
+			if (!fetch_wants(o, &rec))
+				continue;
+			l.rec = &rec;
+		}
+		if (sink->put(sink->ctx, &l) < 0)
+			goto out;
+	}
+	if (n < 0)
+		goto out;
+	if (nlines == 0 && !(o && o->allow_empty)) {
+		rd_seterr(RD_EXIT_DATA, "%s: empty input (--allow-empty accepts it)",
+		    r.name);
+		goto out;
+	}
+	ret = 0;
+out:
+	arena_release(&a);
+	lreader_close(&r);
+	return ret;
+}
+
+static void
+ndjson_close(struct store *s)
+{
+	struct ndjson *nd = s->priv;
+
+	if (nd)
+		free(nd->path);
+	free(nd);
+	s->priv = NULL;
+}
+
+const struct store_ops store_ndjson_ops = {
+	"ndjson", ndjson_open, ndjson_fetch, ndjson_close,
+};

@@ -1,0 +1,74 @@
+/*
+ * store.h - stores, the places records live, behind one function table.
+ *
+ * A store is named by a word: "ndjson:PATH" or "-" (a file or standard
+ * input), "sqlite:DB?table=T&key=COL[&rev=COL][&type=TYPE]" (a table of a
+ * SQLite database), "dir:PATH" (a folder of entity files plus meta.json, the
+ * embedded default remote).  Only lib/store*.c knows a scheme's format.
+ *
+ * Fetching hands every line of the store, in order, to a sink: a record line
+ * with its parsed parts, or (ndjson: only) a line of another kind to pass
+ * through.  What the sink receives is valid only during the call.  A sink
+ * that returns -1 stops the fetch, which then returns -1 with the sink's
+ * message.  Stores are independent: two may be fetched from two threads.
+ */
+#ifndef RD_STORE_H
+#define RD_STORE_H
+
+#include "stream.h"
+
+/* One stream line as a store produced it. */
+struct rline {
+	const char *text;	/* the line, without newline */
+	size_t len;
+	const char *src;	/* where it came from, for messages */
+	unsigned long lineno;	/* its line in src, 0 if src has no lines */
+	off_t offset;		/* of the line in an ndjson: file, else -1 */
+	const struct record *rec;	/* NULL for a pass-through line */
+};
+
+struct store_sink {
+	int (*put)(void *ctx, const struct rline *l);
+	void *ctx;
+};
+
+struct fetch_opts {
+	char **types;		/* only these types (sqlite: the type) */
+	size_t ntypes;
+	int allow_empty;	/* accept an ndjson input with no lines */
+};
+
+struct store;
+
+struct store_ops {
+	const char *scheme;
+	int (*open)(struct store *s, const char *arg);
+	int (*fetch)(struct store *s, const struct fetch_opts *o,
+	    const struct store_sink *sink);
+	void (*close)(struct store *s);
+};
+
+struct store {
+	const struct store_ops *ops;
+	char *spec;		/* the word that named it */
+	void *priv;
+};
+
+/*
+ * Open the store a word names.  -1 with a message: status 2 for a word that
+ * names no store, 4 when the store cannot be opened.
+ */
+int store_open(struct store *s, const char *spec);
+int store_fetch(struct store *s, const struct fetch_opts *o,
+    const struct store_sink *sink);
+void store_close(struct store *s);
+
+/* True when the record's type passes the filter of o. */
+int fetch_wants(const struct fetch_opts *o, const struct record *rec);
+
+/* Percent-encoding of a type or key for a file name (webdav.md section 4). */
+void store_enc(struct sb *out, const char *s, size_t n);
+
+extern const struct store_ops store_ndjson_ops, store_sqlite_ops, store_dir_ops;
+
+#endif

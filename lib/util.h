@@ -1,0 +1,96 @@
+/*
+ * util.h - the few things every part of recdelta shares.
+ *
+ * Exit statuses (STYLE.md, documented in every man page), the program name
+ * used in messages, allocation wrappers that die on out-of-memory, a growable
+ * byte buffer, and the library's error convention: a lib/ function that fails
+ * returns -1 (or NULL) after calling rd_seterr(), which records an exit
+ * status class and a message in thread-local storage; only bin/ prints it
+ * and exits.
+ */
+#ifndef RD_UTIL_H
+#define RD_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+	RD_EXIT_OK = 0,		/* ran correctly, whatever it found */
+	RD_EXIT_FOUND = 1,	/* --exit-code / --check: something differs */
+	RD_EXIT_USAGE = 2,
+	RD_EXIT_DATA = 3,	/* bad input data */
+	RD_EXIT_RUNTIME = 4,	/* I/O, network, store, state */
+	RD_EXIT_REFUSED = 5,	/* refused before writing anything */
+	RD_EXIT_PARTIAL = 6	/* some changes not applied */
+};
+
+#define RD_VERSION "0.1.0"
+
+extern const char *rd_progname;
+
+void rd_setprogname(const char *argv0);
+
+/* Record a failure: exit status class and message (no program name). */
+void rd_seterr(int status, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+const char *rd_errmsg(void);
+/* Prefix the pending message, e.g. with "file:12: ". */
+void rd_prefixerr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int rd_errstatus(void);
+
+/* Print "prog: message" on stderr. */
+void rd_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void rd_die(int status, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Print the pending library error and exit with its status. */
+_Noreturn void rd_die_pending(void);
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+void *xreallocarray(void *p, size_t n, size_t size);
+char *xstrdup(const char *s);
+char *xmemdup(const void *p, size_t n);	/* NUL-terminated copy */
+
+/*
+ * A growable byte buffer, always NUL-terminated (git's strbuf).  buf is
+ * never NULL after sb_init; the owner releases it with sb_release.
+ */
+struct sb {
+	char *buf;
+	size_t len, cap;
+};
+
+void sb_init(struct sb *sb, size_t hint);
+void sb_release(struct sb *sb);
+void sb_grow(struct sb *sb, size_t extra);
+void sb_add(struct sb *sb, const void *p, size_t n);
+static inline void
+sb_addc(struct sb *sb, int c)
+{
+	if (sb->len + 1 >= sb->cap)
+		sb_grow(sb, 1);
+	sb->buf[sb->len++] = (char)c;
+	sb->buf[sb->len] = '\0';
+}
+void sb_adds(struct sb *sb, const char *s);
+void sb_addf(struct sb *sb, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static inline void sb_reset(struct sb *sb) { sb->len = 0; sb->buf[0] = '\0'; }
+
+/* Quote s (length n) for a message: printable ASCII kept, others escaped. */
+const char *rd_quote(const char *s, size_t n);
+
+/* Base64 (standard alphabet, padded). */
+void base64_encode(struct sb *out, const unsigned char *p, size_t n);
+/* Returns 0, or -1 if in is not canonical padded base64. */
+int base64_decode(struct sb *out, const char *in, size_t n);
+
+/* Hex of n bytes into out (2n+1 bytes). */
+void hex_encode(char *out, const unsigned char *p, size_t n);
+
+/* True when s (length n) is valid UTF-8 (no overlongs, no surrogates). */
+int utf8_valid(const char *s, size_t n);
+
+#endif
