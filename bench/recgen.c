@@ -35,6 +35,9 @@
 /* Independent random streams, so that one option does not shift another. */
 enum { S_RECORD = 1, S_EDIT, S_PICK, S_SHUFFLE };
 
+/* Long options with no short form. */
+enum { O_SEED = 256, O_CHANGED, O_NEW, O_DELETED, O_SHUFFLE, O_HELP };
+
 /* Marks for a LEFT record in RIGHT. */
 enum { KEEP = 0, CHANGE, DROP };
 
@@ -338,12 +341,12 @@ int
 main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
-		{ "seed",	required_argument,	NULL, 's' },
-		{ "changed",	required_argument,	NULL, 'c' },
-		{ "new",	required_argument,	NULL, 'a' },
-		{ "deleted",	required_argument,	NULL, 'd' },
-		{ "shuffle",	no_argument,		NULL, 'S' },
-		{ "help",	no_argument,		NULL, 'h' },
+		{ "seed",	required_argument,	NULL, O_SEED },
+		{ "changed",	required_argument,	NULL, O_CHANGED },
+		{ "new",	required_argument,	NULL, O_NEW },
+		{ "deleted",	required_argument,	NULL, O_DELETED },
+		{ "shuffle",	no_argument,		NULL, O_SHUFFLE },
+		{ "help",	no_argument,		NULL, O_HELP },
 		{ NULL,		0,			NULL, 0 }
 	};
 	const char *lpath, *rpath;
@@ -359,30 +362,43 @@ main(int argc, char *argv[])
 	size_t len;
 	int ch, shuffle = 0;
 
-	while ((ch = getopt_long(argc, argv, "hn:", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":hn:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'n':
 			n = getcount("-n", optarg);
 			break;
-		case 's':
+		case O_SEED:
 			seed = getseed(optarg);
 			break;
-		case 'c':
+		case O_CHANGED:
 			changed = getfrac("--changed", optarg);
 			break;
-		case 'a':
+		case O_NEW:
 			added = getfrac("--new", optarg);
 			break;
-		case 'd':
+		case O_DELETED:
 			deleted = getfrac("--deleted", optarg);
 			break;
-		case 'S':
+		case O_SHUFFLE:
 			shuffle = 1;
 			break;
 		case 'h':
+		case O_HELP:
 			usage(stdout, 0);
 			break;
+		case ':':
+			warnx("option requires an argument: %s", argv[optind - 1]);
+			usage(stderr, 2);
+			break;
 		default:
+			if (optopt >= O_SEED)
+				warnx("option takes no argument: %s",
+				    argv[optind - 1]);
+			else if (optopt != 0)
+				warnx("unknown option: -%c", optopt);
+			else
+				warnx("unknown option: %s", argv[optind - 1]);
 			usage(stderr, 2);
 		}
 	}

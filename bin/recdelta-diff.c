@@ -659,13 +659,17 @@ main(int argc, char *argv[])
 	struct rules *rules = rules_new();
 	const char *lspec = NULL, *rspec = NULL, *outpath = NULL;
 	const char *rulesfile = NULL;
-	int c, i, summary = 0, exitcode = 0, failed = 0;
+	int c, i, summary = 0, exitcode = 0, status = RD_EXIT_OK;
 	struct out o;
 	pthread_t th;
 	unsigned long ndiff = 0;
 
 	rd_setprogname(argv[0]);
+	argv[0] = (char *)rd_progname;	/* getopt's messages use it */
 	memset(&o, 0, sizeof o);
+	memset(&local, 0, sizeof local);
+	memset(&remote, 0, sizeof remote);
+	local.fd = remote.fd = -1;
 	while ((c = getopt_long(argc, argv, "l:r:ai:t:s::o:hV", longopts,
 	    NULL)) != -1) {
 		switch (c) {
@@ -702,7 +706,8 @@ main(int argc, char *argv[])
 			else {
 				rd_warn("--summary: \"%s\": expected text or json",
 				    rd_quote(optarg, strlen(optarg)));
-				return RD_EXIT_USAGE;
+				status = RD_EXIT_USAGE;
+				goto out;
 			}
 			break;
 		case 'o':
@@ -716,40 +721,43 @@ main(int argc, char *argv[])
 			break;
 		case 'h':
 			usage(stdout);
-			return RD_EXIT_OK;
+			status = RD_EXIT_OK;
+			goto out;
 		case 'V':
 			printf("recdelta-diff %s\n", RD_VERSION);
-			return RD_EXIT_OK;
+			status = RD_EXIT_OK;
+			goto out;
 		default:
 			usage(stderr);
-			return RD_EXIT_USAGE;
+			status = RD_EXIT_USAGE;
+			goto out;
 		}
 	}
 	if (optind != argc) {
 		rd_warn("unexpected argument \"%s\"", argv[optind]);
 		usage(stderr);
-		return RD_EXIT_USAGE;
+		status = RD_EXIT_USAGE;
+		goto out;
 	}
 	if (!lspec || !rspec) {
 		rd_warn("both --local and --remote are required");
 		usage(stderr);
-		return RD_EXIT_USAGE;
+		status = RD_EXIT_USAGE;
+		goto out;
 	}
 	if (strcmp(lspec, "-") == 0 && strcmp(rspec, "-") == 0) {
 		rd_warn("--local and --remote cannot both be standard input");
-		return RD_EXIT_USAGE;
+		status = RD_EXIT_USAGE;
+		goto out;
 	}
 	if (rulesfile && rules_load(rules, rulesfile) < 0)
 		rd_die_pending();
 
-	memset(&local, 0, sizeof local);
-	memset(&remote, 0, sizeof remote);
 	local.label = "local";
 	local.spec = lspec;
 	remote.label = "remote";
 	remote.spec = rspec;
 	for (i = 0; i < 2; i++) {
-		sides[i]->fd = -1;
 		sides[i]->fo = &fo;
 		sides[i]->rules = rules;
 		sides[i]->src = sides[i]->spec;
@@ -765,11 +773,11 @@ main(int argc, char *argv[])
 	for (i = 0; i < 2; i++)
 		if (sides[i]->err) {
 			rd_warn("%s", sides[i]->err);
-			if (!failed)
-				failed = sides[i]->status;
+			if (status == RD_EXIT_OK)
+				status = sides[i]->status;
 		}
-	if (failed)
-		return failed;
+	if (status != RD_EXIT_OK)
+		goto out;
 
 	if (outpath) {
 		if (!(o.fp = fopen(outpath, "w")))
@@ -787,17 +795,19 @@ main(int argc, char *argv[])
 		write_summary(stdout, summary == 2);
 	if (stream_out_close() < 0)
 		rd_die_pending();
-
+	status = exitcode && ndiff ? RD_EXIT_FOUND : RD_EXIT_OK;
+	sb_release(&o.line);
+out:
 	for (i = 0; i < 2; i++)
 		side_release(sides[i]);
-	sb_release(&o.line);
 	for (i = 0; (size_t)i < ncounts; i++)
 		free(counts[i].type);
 	free(counts);
 	free(fo.types);
 	rules_free(rules);
-	return exitcode && ndiff ? RD_EXIT_FOUND : RD_EXIT_OK;
+	return status;
 badrule:
 	rd_warn("%s", rd_errmsg());
-	return RD_EXIT_USAGE;
+	status = RD_EXIT_USAGE;
+	goto out;
 }

@@ -51,6 +51,7 @@ main(int argc, char *argv[])
 	int c, ret;
 
 	rd_setprogname(argv[0]);
+	argv[0] = (char *)rd_progname;	/* getopt's messages use it */
 	while ((c = getopt_long(argc, argv, "t:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't':

@@ -19,8 +19,7 @@ struct arena_chunk {
 void
 arena_init(struct arena *a)
 {
-	a->head = NULL;
-	a->p = a->end = NULL;
+	memset(a, 0, sizeof *a);
 }
 
 static void
@@ -73,7 +72,8 @@ arena_reset(struct arena *a)
 	}
 	if (c->size > ARENA_CHUNK) {
 		free(c);
-		arena_init(a);
+		a->head = NULL;
+		a->p = a->end = NULL;
 		return;
 	}
 	a->head = c;
@@ -90,6 +90,8 @@ arena_release(struct arena *a)
 		next = c->next;
 		free(c);
 	}
+	free(a->vals);
+	free(a->mems);
 	arena_init(a);
 }
 
@@ -105,13 +107,6 @@ struct parser {
 	struct json_member *mems;
 	size_t nmems, capmems;
 };
-
-static _Thread_local struct parser_scratch {
-	struct json *vals;
-	size_t cap;
-	struct json_member *mems;
-	size_t capm;
-} scratch;
 
 static int
 fail(struct parser *ps, const char *msg)
@@ -561,11 +556,11 @@ json_parse(struct arena *a, const char *buf, size_t len, struct json *out,
 	ps.a = a;
 	ps.s = ps.p = buf;
 	ps.end = buf + len;
-	/* Reuse this thread's scratch stacks across calls. */
-	ps.vals = scratch.vals;
-	ps.capvals = scratch.cap;
-	ps.mems = scratch.mems;
-	ps.capmems = scratch.capm;
+	/* Reuse the arena's scratch stacks across calls. */
+	ps.vals = a->vals;
+	ps.capvals = a->capvals;
+	ps.mems = a->mems;
+	ps.capmems = a->capmems;
 	skipws(&ps);
 	r = parse_value(&ps, out);
 	if (r == 0) {
@@ -573,10 +568,10 @@ json_parse(struct arena *a, const char *buf, size_t len, struct json *out,
 		if (ps.p != ps.end)
 			r = fail(&ps, "trailing characters after JSON value");
 	}
-	scratch.vals = ps.vals;
-	scratch.cap = ps.capvals;
-	scratch.mems = ps.mems;
-	scratch.capm = ps.capmems;
+	a->vals = ps.vals;
+	a->capvals = ps.capvals;
+	a->mems = ps.mems;
+	a->capmems = ps.capmems;
 	if (errpos)
 		*errpos = (size_t)(ps.p - buf);
 	return r;

@@ -22,11 +22,21 @@
 
 #include "util.h"
 
-/* A bump allocator: allocations are freed together by arena_reset. */
+/*
+ * A bump allocator: allocations are freed together by arena_reset.  It also
+ * keeps the parser's scratch stacks, so that parsing line after line into one
+ * arena allocates nothing once warm; arena_release frees everything.
+ */
 struct arena_chunk;
+struct json;
+struct json_member;
 struct arena {
 	struct arena_chunk *head;
 	char *p, *end;
+	struct json *vals;
+	size_t capvals;
+	struct json_member *mems;
+	size_t capmems;
 };
 
 void arena_init(struct arena *a);
