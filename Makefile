@@ -24,7 +24,7 @@ FLOWS = pipelines/diff-only
 
 MAN1 = man/man1/recdelta.1 man/man1/recdelta-diff.1 man/man1/recdelta-fetch.1
 MAN5 = man/man5/recdelta-stream.5
-MAN7 =
+MAN7 = man/man7/recdelta-flows.7
 
 ALL_CFLAGS = $(CFLAGS) $(SAN:1=$(SANFLAGS))
 ALL_LDFLAGS = $(LDFLAGS) $(SAN:1=$(SANFLAGS))
@@ -75,11 +75,12 @@ install: all
 	cp -f $(FLOWS) $(DESTDIR)$(LIBEXECDIR)
 	cp -f $(MAN1) $(DESTDIR)$(MANPREFIX)/man1
 	cp -f $(MAN5) $(DESTDIR)$(MANPREFIX)/man5
+	cp -f $(MAN7) $(DESTDIR)$(MANPREFIX)/man7
 
 uninstall:
 	for f in $(BIN); do rm -f $(DESTDIR)$(BINDIR)/$${f#bin/}; done
 	for f in $(FLOWS); do rm -f $(DESTDIR)$(LIBEXECDIR)/$${f#pipelines/}; done
-	for f in $(MAN1) $(MAN5); do rm -f $(DESTDIR)$(MANPREFIX)/$${f#man/}; done
+	for f in $(MAN1) $(MAN5) $(MAN7); do rm -f $(DESTDIR)$(MANPREFIX)/$${f#man/}; done
 
 clean:
 	rm -f $(BIN) $(LIBOBJ) lib/librecdelta.a bench/recgen

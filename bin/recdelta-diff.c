@@ -608,6 +608,21 @@ out:
 	return ret;
 }
 
+/* True when path is a file a side reads back from. */
+static int
+same_file_as_input(const char *path, const struct side *a, const struct side *b)
+{
+	struct stat st, in;
+
+	if (stat(path, &st) < 0)
+		return 0;
+	if (a->fd >= 0 && fstat(a->fd, &in) == 0 && in.st_dev == st.st_dev &&
+	    in.st_ino == st.st_ino)
+		return 1;
+	return b->fd >= 0 && fstat(b->fd, &in) == 0 && in.st_dev == st.st_dev &&
+	    in.st_ino == st.st_ino;
+}
+
 static void
 usage(FILE *fp)
 {
@@ -623,21 +638,22 @@ usage(FILE *fp)
 	    "  -i, --ignore FIELD       never compare FIELD\n"
 	    "      --tolerance FIELD=EPS  numbers in FIELD equal within EPS\n"
 	    "      --rules FILE         per-type rules (TYPE ignore|tolerance ARG)\n"
-	    "  -t, --type TYPE          only records of TYPE\n"
-	    "  -s, --summary[=FORMAT]   write a per-type report (text or json)\n"
+	    "  -t, --type TYPE          only records of TYPE (sqlite: the record type)\n"
+	    "      --summary[=FORMAT]   write a per-type report (text or json)\n"
 	    "  -o, --output FILE        write the change lines to FILE\n"
 	    "      --exit-code          exit 1 when anything differs\n"
 	    "      --allow-empty        accept an ndjson input with no lines\n"
 	    "  -h, --help               print this help and exit\n"
 	    "  -V, --version            print the version and exit\n"
 	    "\n"
-	    "SRC: ndjson:PATH | - | sqlite:DB?table=T&key=COL[&rev=COL] | dir:PATH\n");
+	    "SRC: ndjson:PATH | - | sqlite:DB?table=T&key=COL[&rev=COL][&type=T]\n"
+	    "     | dir:PATH\n");
 }
 
 int
 main(int argc, char *argv[])
 {
-	enum { OPT_TOL = 256, OPT_RULES, OPT_EXIT, OPT_EMPTY };
+	enum { OPT_TOL = 256, OPT_RULES, OPT_EXIT, OPT_EMPTY, OPT_SUMMARY };
 	static const struct option longopts[] = {
 		{ "local", required_argument, NULL, 'l' },
 		{ "remote", required_argument, NULL, 'r' },
@@ -646,7 +662,7 @@ main(int argc, char *argv[])
 		{ "tolerance", required_argument, NULL, OPT_TOL },
 		{ "rules", required_argument, NULL, OPT_RULES },
 		{ "type", required_argument, NULL, 't' },
-		{ "summary", optional_argument, NULL, 's' },
+		{ "summary", optional_argument, NULL, OPT_SUMMARY },
 		{ "output", required_argument, NULL, 'o' },
 		{ "exit-code", no_argument, NULL, OPT_EXIT },
 		{ "allow-empty", no_argument, NULL, OPT_EMPTY },
@@ -670,7 +686,7 @@ main(int argc, char *argv[])
 	memset(&local, 0, sizeof local);
 	memset(&remote, 0, sizeof remote);
 	local.fd = remote.fd = -1;
-	while ((c = getopt_long(argc, argv, "l:r:ai:t:s::o:hV", longopts,
+	while ((c = getopt_long(argc, argv, "l:r:ai:t:o:hV", longopts,
 	    NULL)) != -1) {
 		switch (c) {
 		case 'l':
@@ -698,7 +714,7 @@ main(int argc, char *argv[])
 			    sizeof *fo.types);
 			fo.types[fo.ntypes++] = optarg;
 			break;
-		case 's':
+		case OPT_SUMMARY:
 			if (!optarg || strcmp(optarg, "text") == 0)
 				summary = 1;
 			else if (strcmp(optarg, "json") == 0)
@@ -745,7 +761,7 @@ main(int argc, char *argv[])
 		status = RD_EXIT_USAGE;
 		goto out;
 	}
-	if (strcmp(lspec, "-") == 0 && strcmp(rspec, "-") == 0) {
+	if (store_is_stdin(lspec) && store_is_stdin(rspec)) {
 		rd_warn("--local and --remote cannot both be standard input");
 		status = RD_EXIT_USAGE;
 		goto out;
@@ -779,6 +795,11 @@ main(int argc, char *argv[])
 	if (status != RD_EXIT_OK)
 		goto out;
 
+	if (outpath && same_file_as_input(outpath, &local, &remote)) {
+		rd_warn("-o %s: would overwrite an input", outpath);
+		status = RD_EXIT_USAGE;
+		goto out;
+	}
 	if (outpath) {
 		if (!(o.fp = fopen(outpath, "w")))
 			rd_die(RD_EXIT_RUNTIME, "%s: %s", outpath, strerror(errno));

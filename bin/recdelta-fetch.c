@@ -24,7 +24,8 @@ usage(FILE *fp)
 	    "  -h, --help        print this help and exit\n"
 	    "  -V, --version     print the version and exit\n"
 	    "\n"
-	    "SOURCE: ndjson:PATH | - | sqlite:DB?table=T&key=COL[&rev=COL] | dir:PATH\n");
+	    "SOURCE: ndjson:PATH | - | sqlite:DB?table=T&key=COL[&rev=COL][&type=T]\n"
+	    "        | dir:PATH\n");
 }
 
 static int

@@ -30,7 +30,8 @@ usage(FILE *fp)
 	fprintf(fp,
 	    "usage: recdelta NAME [ARGS...]\n"
 	    "       recdelta help [NAME]\n"
-	    "       recdelta --version\n"
+	    "       recdelta -h | --help\n"
+	    "       recdelta -V | --version\n"
 	    "\n"
 	    "programs: fetch, diff, merge, push, checkpoint\n"
 	    "flows:    diff-only, smart-sync, two-way-sync, historical-import\n"
@@ -101,8 +102,9 @@ find_flow(const char *dir, const char *name)
 int
 main(int argc, char *argv[])
 {
-	char *dir, *flow, prog[256];
+	char *dir, *flow, prog[256], *helpv[3];
 	const char *name;
+	char **args;
 
 	rd_setprogname(argv[0]);
 	if (argc < 2) {
@@ -118,15 +120,17 @@ main(int argc, char *argv[])
 		printf("recdelta %s\n", RD_VERSION);
 		return RD_EXIT_OK;
 	}
+	args = argv + 1;	/* args[0] becomes the program, the rest its arguments */
 	if (strcmp(name, "help") == 0) {
 		if (argc < 3) {
 			usage(stdout);
 			return RD_EXIT_OK;
 		}
 		name = argv[2];
-		argv[2] = "--help";
-		argv++;
-		argc--;
+		helpv[0] = NULL;
+		helpv[1] = "--help";
+		helpv[2] = NULL;
+		args = helpv;
 	}
 	if (name[0] == '-' || strchr(name, '/') ||
 	    (!is_one_of(name, programs, sizeof programs / sizeof programs[0]) &&
@@ -142,13 +146,13 @@ main(int argc, char *argv[])
 	if (is_one_of(name, flows, sizeof flows / sizeof flows[0])) {
 		if (!(flow = find_flow(dir, name)))
 			rd_die(RD_EXIT_RUNTIME, "flow \"%s\" is not installed", name);
-		argv[1] = flow;
-		execv(flow, argv + 1);
+		args[0] = flow;
+		execv(flow, args);
 		rd_die(RD_EXIT_RUNTIME, "%s: %s", flow, strerror(errno));
 	}
 	snprintf(prog, sizeof prog, "recdelta-%s", name);
-	argv[1] = prog;
-	execvp(prog, argv + 1);
+	args[0] = prog;
+	execvp(prog, args);
 	rd_die(errno == ENOENT ? RD_EXIT_USAGE : RD_EXIT_RUNTIME,
 	    "%s: %s", prog, errno == ENOENT ? "not installed in this version" :
 	    strerror(errno));

@@ -451,9 +451,14 @@ canon_tagged(enum tag t, const struct json *v, const struct json *p,
 	struct sb tmp;
 	int r;
 
+	static const char *const names[] = {
+		[TAG_NONE] = "", [TAG_REF] = "$ref", [TAG_LOC] = "$loc",
+		[TAG_TS] = "$ts", [TAG_INT] = "$int", [TAG_BYTES] = "$bytes",
+		[TAG_ASSET] = "$asset",
+	};
+
 	if (t != TAG_REF && t != TAG_ASSET && v->len != 1)
-		return bad_tag(v->u.members[0].name[0] == '$' ?
-		    "tagged" : "tagged", "extra members beside the tag");
+		return bad_tag(names[t], "members beside the tag");
 	switch (t) {
 	case TAG_REF:
 		if (p->type != JSON_STRING || p->len == 0)
@@ -633,14 +638,13 @@ value_equal(const struct json *a, const struct json *b, double eps)
 	size_t i;
 
 	/* {"$int":"D"} is the number D. */
-	if (ta == TAG_INT && is_int_string(pa) && a->len == 1) {
-		if (b->type == JSON_NUMBER)
-			return num_equal(pa->u.s, pa->len, b->u.s, b->len, eps);
-	}
-	if (tb == TAG_INT && is_int_string(pb) && b->len == 1) {
-		if (a->type == JSON_NUMBER)
-			return num_equal(a->u.s, a->len, pb->u.s, pb->len, eps);
-	}
+	if (ta == TAG_INT && is_int_string(pa) && a->len == 1)
+		a = pa;
+	if (tb == TAG_INT && is_int_string(pb) && b->len == 1)
+		b = pb;
+	if ((a == pa || a->type == JSON_NUMBER) &&
+	    (b == pb || b->type == JSON_NUMBER) && (a == pa || b == pb))
+		return num_equal(a->u.s, a->len, b->u.s, b->len, eps);
 	if (ta != tb)
 		return 0;
 	if (ta == TAG_LOC)

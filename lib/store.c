@@ -79,6 +79,12 @@ store_close(struct store *s)
 }
 
 int
+store_is_stdin(const char *spec)
+{
+	return strcmp(spec, "-") == 0 || strcmp(spec, "ndjson:-") == 0;
+}
+
+int
 fetch_wants(const struct fetch_opts *o, const struct record *rec)
 {
 	size_t i;

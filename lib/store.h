@@ -63,6 +63,9 @@ int store_fetch(struct store *s, const struct fetch_opts *o,
     const struct store_sink *sink);
 void store_close(struct store *s);
 
+/* True when the word names standard input ("-" or "ndjson:-"). */
+int store_is_stdin(const char *spec);
+
 /* True when the record's type passes the filter of o. */
 int fetch_wants(const struct fetch_opts *o, const struct record *rec);
 

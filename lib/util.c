@@ -228,10 +228,12 @@ sb_addf(struct sb *sb, const char *fmt, ...)
 const char *
 rd_quote(const char *s, size_t n)
 {
-	static _Thread_local char out[160];
+	static _Thread_local char ring[4][160];
+	static _Thread_local unsigned next;
+	char *out = ring[next++ % 4];
 	size_t o = 0, i;
 
-	for (i = 0; i < n && o < sizeof out - 8; i++) {
+	for (i = 0; i < n && o < sizeof ring[0] - 8; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (c == '"' || c == '\\') {

@@ -79,7 +79,11 @@ void sb_addf(struct sb *sb, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static inline void sb_reset(struct sb *sb) { sb->len = 0; sb->buf[0] = '\0'; }
 
-/* Quote s (length n) for a message: printable ASCII kept, others escaped. */
+/*
+ * Quote s (length n) for a message: printable ASCII and UTF-8 kept, control
+ * bytes escaped, long strings cut.  The result is valid until four more
+ * calls in the same thread.
+ */
 const char *rd_quote(const char *s, size_t n);
 
 /* Base64 (standard alphabet, padded). */

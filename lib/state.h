@@ -1,0 +1,201 @@
+/*
+ * state.h - run state in SQLite: the only code that writes SQL.
+ *
+ * One database per scope (the remote's identity plus the data set) holds
+ * what a flow needs to resume, report and refuse: the base snapshot of what
+ * was last in step, cursors, the windows of a historical import, the history
+ * of runs with a change log per run, the outbox of changes that could not be
+ * delivered, the run lock and the scope itself.  The tables are documented in
+ * recdelta-checkpoint(1) so that users can query them with sqlite3.
+ *
+ * Invariants.  The schema version is PRAGMA user_version; migrations run in
+ * one BEGIN IMMEDIATE transaction that checks the version, applies what is
+ * missing and sets the version, so running them twice, or after a crash
+ * halfway, leaves the same schema.  A database whose version is newer than
+ * STATE_SCHEMA is never written: it is refused (status 5) before the first
+ * write, or with STATE_PROBE kept open for state_check() to report.  Every
+ * write is a BEGIN IMMEDIATE transaction, so two processes never interleave
+ * and a waiting one retries for the busy timeout; the database runs in WAL
+ * mode with synchronous=NORMAL, so a committed transaction survives the
+ * process being killed.  Values are always bound, never spliced into SQL.
+ *
+ * Recording (state_record_*) is what keeps the base from running ahead of
+ * the stream: the caller applies a line only once it has read the whole line
+ * and commits a batch only after writing its lines on; a batch not committed
+ * is rolled back, so the base holds only what was confirmed.
+ *
+ * Ownership.  A struct state is owned by its opener and released with
+ * state_close().  Rows handed to callbacks borrow from SQLite and are valid
+ * only during the call.  Functions return 0 (or a count) on success and -1
+ * with a message through rd_seterr(): status 4 for the database, 3 for a bad
+ * line, 5 for a refusal, 2 for a bad argument.
+ */
+#ifndef RD_STATE_H
+#define RD_STATE_H
+
+#include "json.h"
+
+#define STATE_SCHEMA 1
+#define STATE_DEFAULT_PATH ".recdelta/state.db"
+
+enum {
+	STATE_WRITE = 1,	/* create the database and its directory if absent */
+	STATE_PROBE = 2		/* a newer schema is left for state_check() */
+};
+
+/* The result statuses, in the order of the counts arrays below. */
+enum {
+	ST_OK, ST_SKIPPED, ST_CONFLICT, ST_DEFERRED, ST_FAILED, ST_PLANNED,
+	ST_NSTATUS
+};
+extern const char *const state_status_names[ST_NSTATUS];
+
+struct state;
+
+/*
+ * Open the state at path; NULL means $RECDELTA_STATE, else
+ * STATE_DEFAULT_PATH (and then refusals name no --state in their fixes).
+ * Without STATE_WRITE a database that does not exist reads as an empty one
+ * and nothing is created.  The schema is migrated to STATE_SCHEMA.
+ */
+int state_open(struct state **sp, const char *path, int flags);
+void state_close(struct state *s);
+const char *state_path(const struct state *s);
+int state_exists(const struct state *s);	/* the file was there */
+int state_version(const struct state *s);	/* user_version found */
+
+/* The scope the state belongs to: an owned string, or NULL when unset. */
+int state_scope(struct state *s, char **scope);
+
+/*
+ * The preflight, one decision for `preflight` and `status --check`: may a
+ * run of scope (NULL: the state's own) write now?  The lock held by pid on
+ * this host is the caller's own and no refusal.  Returns 0 when clear, 1 when
+ * refused with the reasons appended to msg (lines, each ending in '\n', no
+ * program name, at most 25), -1 on error.  An orphan lock is no refusal; a
+ * line about it is appended to notice.
+ */
+int state_check(struct state *s, const char *scope, long pid, struct sb *msg,
+    struct sb *notice);
+
+/* The lock's owner, as stored; strings owned, released by owner_release. */
+struct state_owner {
+	long pid;
+	char *host, *started, *version, *scope;
+	int here;	/* held from this host */
+	int alive;	/* here and the process exists (elsewhere: assumed) */
+};
+void state_owner_release(struct state_owner *o);
+/* 1 and o filled when the lock is held, 0 when free, -1 on error. */
+int state_lock_owner(struct state *s, struct state_owner *o);
+
+/*
+ * Take the lock of scope for pid, atomically.  0 when taken (or already
+ * held by pid here; an orphan's lock is reclaimed and a line appended to
+ * notice), 1 when refused (a live owner, or the state of another scope) with
+ * the refusal in msg, -1 on error.
+ */
+int state_lock(struct state *s, const char *scope, long pid, struct sb *msg,
+    struct sb *notice);
+/* Release pid's lock (any lock with force, or an orphan's).  Same returns. */
+int state_unlock(struct state *s, long pid, int force, struct sb *msg,
+    struct sb *notice);
+
+/*
+ * Recording a stream of results.  state_record_start() refuses (status 5)
+ * when the state belongs to another scope; run 0 starts a new run, another
+ * number continues (or creates) that run.  state_record_line() applies one
+ * parsed line of kind "result" or "cursor" inside the open batch (begun when
+ * needed) and returns 1, or 0 for a kind it does not consume, -1 when the line
+ * is bad (status 3) or the database fails.  state_record_commit() commits the
+ * batch; state_record_finish() commits and closes the run; after a failure
+ * state_record_abort() rolls the batch back and marks the run failed if an
+ * earlier batch created it.
+ */
+int state_record_start(struct state *s, const char *scope, long run,
+    const char *flow);
+int state_record_line(struct state *s, const struct json *obj,
+    const char *kind, size_t kindlen);
+int state_record_commit(struct state *s);
+int state_record_finish(struct state *s);
+void state_record_abort(struct state *s);
+long state_record_run(const struct state *s);
+
+/* The base snapshot, in (type, key) order; type NULL for every type. */
+struct state_baserow {
+	const char *type, *key, *rev, *hash, *fields;
+	size_t typelen, keylen, revlen, fieldslen;	/* rev NULL if none */
+};
+int state_base_each(struct state *s, const char *type,
+    int (*fn)(void *ctx, const struct state_baserow *row), void *ctx);
+
+/* 1 and an owned value, or 0 when the cursor is unset. */
+int state_cursor_get(struct state *s, const char *name, char **value);
+int state_cursor_set(struct state *s, const char *name, const char *value);
+
+/*
+ * Windows of a historical import, by start instant (seconds since the
+ * epoch).  Plan [from, to) in steps of step seconds; names are dates when
+ * dates is set, else UTC date-times.  Windows already planned are kept as
+ * they are; a new window that overlaps another one differently is refused
+ * (status 5).  *added counts the new ones.
+ */
+int state_windows_plan(struct state *s, long long from, long long to,
+    long long step, int dates, unsigned long *added);
+struct state_window {
+	const char *start, *end, *status, *reason, *updated;	/* reason may be NULL */
+	long long t0, t1;
+};
+/* In start order; pending_only: those not done (pending or failed). */
+int state_windows_each(struct state *s, int pending_only,
+    int (*fn)(void *ctx, const struct state_window *w), void *ctx);
+/* Mark a window done or failed; status 2 when no window starts at start. */
+int state_window_mark(struct state *s, const char *start, int done,
+    const char *reason);
+
+/* Coverage: how much of the planned time is done, in the largest unit that
+ * measures every window (days, hours, else seconds). */
+struct state_coverage {
+	unsigned long windows, windows_done;
+	long long total, done;		/* in units */
+	const char *unit;		/* "days", "hours", "seconds" */
+	long long unitsec;
+};
+/* A gap: adjacent windows not done, merged. */
+struct state_gap {
+	long long t0, t1;
+	const char *start, *end;	/* first window's start, last's end */
+	unsigned long windows;
+};
+int state_coverage(struct state *s, struct state_coverage *c,
+    int (*gapfn)(void *ctx, const struct state_gap *g), void *ctx);
+
+/* Runs, newest last; id 0 for every run, last for only the newest. */
+struct state_run {
+	long id, pid;
+	const char *scope, *flow, *host, *started, *ended, *status;
+	unsigned long counts[ST_NSTATUS];
+	int live;	/* status running and its process still here */
+};
+int state_runs_each(struct state *s, long id, int last,
+    int (*fn)(void *ctx, const struct state_run *r), void *ctx);
+
+/* A run's change log in the order recorded. */
+struct state_change {
+	const char *op, *type, *key, *status, *rev, *changed, *code, *message;
+	size_t typelen, keylen;		/* NULL: column not set */
+};
+int state_changes_each(struct state *s, long run,
+    int (*fn)(void *ctx, const struct state_change *c), void *ctx);
+
+/* The outbox: its size, and its change lines in the order deferred. */
+long state_outbox_count(struct state *s);
+int state_outbox_each(struct state *s,
+    int (*fn)(void *ctx, const char *line, size_t len), void *ctx);
+
+/* The current time as "YYYY-MM-DDTHH:MM:SSZ" into buf (at least 21 bytes). */
+void state_now(char *buf, size_t size);
+/* Format an instant as a date (dates) or a UTC date-time. */
+void state_fmt_time(char *buf, size_t size, long long t, int dates);
+
+#endif
