@@ -860,11 +860,22 @@ json_format_double(char *buf, size_t size, double d)
 
 	if (!isfinite(d))
 		return -1;
+	char *e, *q;
+
 	for (prec = 1; prec <= 17; prec++) {
 		snprintf(buf, size, "%.*g", prec, d);
 		if (strtod(buf, NULL) == d)
 			break;
 	}
-	/* "1e+20" is valid JSON; "inf" cannot occur here. */
+	/* "1e+07" and "1e-07" read back fine; "1e7" and "1e-7" are shorter. */
+	if ((e = strchr(buf, 'e'))) {
+		q = e + 1;
+		if (*q == '+')
+			memmove(q, q + 1, strlen(q));
+		else if (*q == '-')
+			q++;
+		while (q[0] == '0' && q[1])
+			memmove(q, q + 1, strlen(q));
+	}
 	return 0;
 }

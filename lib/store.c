@@ -68,6 +68,46 @@ store_fetch(struct store *s, const struct fetch_opts *o,
 	return s->ops->fetch(s, o, sink);
 }
 
+int
+store_apply(struct store *s, struct change *v, size_t n)
+{
+	if (!s->ops->apply) {
+		rd_seterr(RD_EXIT_USAGE, "%s: the %s: store cannot be written",
+		    s->spec, s->ops->scheme);
+		return -1;
+	}
+	return s->ops->apply(s, v, n);
+}
+
+int
+store_get(struct store *s, const char *type, size_t typelen, const char *key,
+    size_t keylen, struct arena *a, struct record *out)
+{
+	if (!s->ops->get) {
+		rd_seterr(RD_EXIT_USAGE, "%s: the %s: store cannot look up a record",
+		    s->spec, s->ops->scheme);
+		return -1;
+	}
+	return s->ops->get(s, type, typelen, key, keylen, a, out);
+}
+
+long long
+store_count(struct store *s)
+{
+	return s->ops->count ? s->ops->count(s) : -1;
+}
+
+size_t
+store_batch(const struct store *s)
+{
+	/* dir: rewrites its whole index per batch, so it wants large ones. */
+	if (strcmp(s->ops->scheme, "dir") == 0)
+		return 5000;
+	if (strcmp(s->ops->scheme, "sqlite") == 0)
+		return 1000;
+	return 200;
+}
+
 void
 store_close(struct store *s)
 {
@@ -197,5 +237,5 @@ ndjson_close(struct store *s)
 }
 
 const struct store_ops store_ndjson_ops = {
-	"ndjson", ndjson_open, ndjson_fetch, ndjson_close,
+	"ndjson", ndjson_open, ndjson_fetch, ndjson_close, NULL, NULL, NULL,
 };

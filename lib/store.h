@@ -38,6 +38,31 @@ struct fetch_opts {
 	int allow_empty;	/* accept an ndjson input with no lines */
 };
 
+/*
+ * Writing.  A change is what push asks of a store: create, update or delete
+ * one record, guarded by the rev it was computed against (update and delete:
+ * the record's current rev must equal it; create: the record must not
+ * exist).  A store applies a batch of changes with optimistic concurrency and
+ * sets each one's outcome: RS_OK with the new rev, RS_CONFLICT when the guard
+ * failed (nothing written for that change), RS_FAILED when the store refused
+ * the change itself (error code and message set).  A store never overwrites a
+ * record whose rev moved.
+ */
+enum change_op { CH_CREATE, CH_UPDATE, CH_DELETE };
+enum result_status { RS_NONE, RS_OK, RS_CONFLICT, RS_FAILED };
+
+struct change {
+	enum change_op op;
+	const char *type, *key, *rev;	/* rev NULL for a create */
+	size_t typelen, keylen, revlen;
+	const struct json *fields;	/* desired fields; NULL for a delete */
+	/* Set by apply. */
+	enum result_status status;
+	char newrev[48];
+	char errcode[32];
+	char errmsg[256];
+};
+
 struct store;
 
 struct store_ops {
@@ -46,6 +71,20 @@ struct store_ops {
 	int (*fetch)(struct store *s, const struct fetch_opts *o,
 	    const struct store_sink *sink);
 	void (*close)(struct store *s);
+	/*
+	 * Apply n changes as one batch; outcomes in each change.  Returns 0, or
+	 * -1 when the store could not be written at all (then no change of the
+	 * batch was applied and the caller may defer them).  NULL: read-only.
+	 */
+	int (*apply)(struct store *s, struct change *v, size_t n);
+	/*
+	 * Look one record up: 1 and *out filled (its strings and fields in the
+	 * arena), 0 when absent, -1 on error.
+	 */
+	int (*get)(struct store *s, const char *type, size_t typelen,
+	    const char *key, size_t keylen, struct arena *a, struct record *out);
+	/* How many live records the store holds (for delete budgets), or -1. */
+	long long (*count)(struct store *s);
 };
 
 struct store {
@@ -62,6 +101,13 @@ int store_open(struct store *s, const char *spec);
 int store_fetch(struct store *s, const struct fetch_opts *o,
     const struct store_sink *sink);
 void store_close(struct store *s);
+int store_apply(struct store *s, struct change *v, size_t n);
+int store_get(struct store *s, const char *type, size_t typelen,
+    const char *key, size_t keylen, struct arena *a, struct record *out);
+long long store_count(struct store *s);
+
+/* Default batch size of a store's writes. */
+size_t store_batch(const struct store *s);
 
 /* True when the word names standard input ("-" or "ndjson:-"). */
 int store_is_stdin(const char *spec);

@@ -350,5 +350,5 @@ sql_close(struct store *s)
 }
 
 const struct store_ops store_sqlite_ops = {
-	"sqlite", sql_open, sql_fetch, sql_close,
+	"sqlite", sql_open, sql_fetch, sql_close, NULL, NULL, NULL, /* sql_apply, sql_get, sql_count: being written */
 };

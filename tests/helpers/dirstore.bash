@@ -8,35 +8,82 @@
 #   DIR/meta.json                       the index, canonical JSON
 #   DIR/enc(TYPE)/enc(KEY)~V.json       one entity file per live record
 # V is the record's "rev" (default 1); a record with "deleted":true becomes
-# a tombstone entry in meta.json and no file.  Entity files hold canonical
-# JSON (sorted keys, no spaces) {"fields":..,"key":..,"type":..} and a
-# newline; jq writes them, so keep to values jq does not alter (no numbers
-# beyond 2^53, no 1.0).  Every entry's mtime is STORE_MTIME.
+# a tombstone entry in meta.json and no file.  An entry's mtime is the
+# record's "mtime", or STORE_MTIME.  Entity files hold canonical JSON (sorted
+# keys, no spaces) {"fields":..,"key":..,"type":..} and a newline; jq writes
+# them, so keep to values jq does not alter (no integers beyond 2^53, no 1.0).
+#
+# Also: enc STRING (the file-name form of a type or key), entity_path TYPE
+# KEY V (an entity file's path in the store) and reseal DIR TYPE KEY V (put
+# the sha256 of an entity file a test changed back into meta.json).
+#
+# A fixed number of processes whatever the number of records: forks are
+# what makes a helper like this slow.
 
 STORE_MTIME=2026-01-01T00:00:00Z
 
-# enc STRING: print the file-name form of a type or key: [A-Za-z0-9_-] and
-# a non-leading '.' stay, every other byte of the UTF-8 form is %XX
-# (uppercase hex).
-enc() {
-	local hex ch out= i=0
+# enc() for awk, run with LC_ALL=C so that a character is a byte:
+# [A-Za-z0-9_-] and a non-leading '.' stay, every other byte becomes %XX.
+# unjson() turns a JSON string as jq writes it (non-ASCII raw, control
+# characters escaped) back into its bytes.
+_DIRSTORE_AWK='
+function init(   i) {
+	for (i = 1; i < 256; i++)
+		ORD[sprintf("%c", i)] = i
+}
+function enc(s,   i, c, out) {
+	out = ""
+	for (i = 1; i <= length(s); i++) {
+		c = substr(s, i, 1)
+		if (c ~ /^[A-Za-z0-9_-]$/ || (c == "." && i > 1))
+			out = out c
+		else
+			out = out sprintf("%%%02X", ORD[c])
+	}
+	return out
+}
+function utf8(cp) {
+	if (cp < 128)
+		return sprintf("%c", cp)
+	if (cp < 2048)
+		return sprintf("%c%c", 192 + int(cp / 64), 128 + cp % 64)
+	return sprintf("%c%c%c", 224 + int(cp / 4096), \
+	    128 + int(cp / 64) % 64, 128 + cp % 64)
+}
+function hexval(h,   i, v) {
+	v = 0
+	for (i = 1; i <= length(h); i++)
+		v = v * 16 + index("0123456789abcdef", tolower(substr(h, i, 1))) - 1
+	return v
+}
+function unjson(s,   out, i, c, e) {
+	s = substr(s, 2, length(s) - 2)
+	out = ""
+	for (i = 1; i <= length(s); i++) {
+		c = substr(s, i, 1)
+		if (c != "\\") {
+			out = out c
+			continue
+		}
+		e = substr(s, ++i, 1)
+		if (e == "u") {
+			out = out utf8(hexval(substr(s, i + 1, 4)))
+			i += 4
+		} else if (e == "n") out = out "\n"
+		else if (e == "t") out = out "\t"
+		else if (e == "r") out = out "\r"
+		else if (e == "b") out = out "\b"
+		else if (e == "f") out = out "\f"
+		else out = out e
+	}
+	return out
+}
+'
 
-	for hex in $(printf '%s' "$1" | od -An -v -tx1); do
-		case $hex in
-		3[0-9] | 4[1-9a-f] | 5[0-9a] | 6[1-9a-f] | 7[0-9a] | 5f | 2d)
-			printf -v ch "\\x$hex"
-			out+=$ch
-			;;
-		2e)
-			if [ "$i" -gt 0 ]; then out+=.; else out+=%2E; fi
-			;;
-		*)
-			out+=%${hex^^}
-			;;
-		esac
-		i=$((i + 1))
-	done
-	printf '%s' "$out"
+# enc STRING: print the file-name form of a type or key.
+enc() {
+	DIRSTORE_S=$1 LC_ALL=C awk "$_DIRSTORE_AWK"'
+	    BEGIN { init(); printf "%s", enc(ENVIRON["DIRSTORE_S"]) }'
 }
 
 # entity_path TYPE KEY V: the path of an entity file relative to the store.
@@ -44,46 +91,71 @@ entity_path() {
 	printf '%s/%s~%s.json' "$(enc "$1")" "$(enc "$2")" "$3"
 }
 
+# reseal DIR TYPE KEY V: write the sha256 of the entity file into meta.json
+# again, after a test changed the file on purpose.
+reseal() {
+	local sha
+	sha=$(sha256sum < "$1/$(entity_path "$2" "$3" "$4")" | cut -d' ' -f1)
+	jq -cS --arg t "$2" --arg k "$3" --arg s "$sha" \
+	    '.entities[$t][$k].sha256 = $s' "$1/meta.json" > "$1/meta.json.new" &&
+	    mv "$1/meta.json.new" "$1/meta.json"
+}
+
 make_dir_store() {
-	local dir=$1 type key v deleted content tjson kjson path sha entries
+	local dir=$1
 
 	mkdir -p -- "$dir" || return 1
-	entries=$(mktemp) || return 1
-	# One jq pass: per record, NUL-separated type, key, v, deleted, the
-	# JSON forms of type and key, and the entity file's content.
-	while IFS= read -r -d '' type && IFS= read -r -d '' key &&
-	    IFS= read -r -d '' v && IFS= read -r -d '' deleted &&
-	    IFS= read -r -d '' tjson && IFS= read -r -d '' kjson &&
-	    IFS= read -r -d '' content; do
-		if [ "$deleted" = 1 ]; then
-			printf '{"type":%s,"key":%s,"v":%s,"deleted":true}\n' \
-			    "$tjson" "$kjson" "$v" >> "$entries"
-			continue
-		fi
-		path=$(entity_path "$type" "$key" "$v")
-		mkdir -p -- "$dir/${path%/*}" || return 1
-		printf '%s\n' "$content" > "$dir/$path" || return 1
-		sha=$(sha256sum < "$dir/$path" | cut -d' ' -f1)
-		printf '{"type":%s,"key":%s,"v":%s,"sha256":"%s"}\n' \
-		    "$tjson" "$kjson" "$v" "$sha" >> "$entries"
-	done < <(jq -j '
-		def canon: if type == "object" then
-			to_entries | sort_by(.key) | map(.value |= canon) | from_entries
-		    elif type == "array" then map(canon) else . end;
-		select(.kind == "record") |
-		[.type, .key, ((.rev // "1") | tostring),
-		 (if .deleted == true then "1" else "0" end),
-		 (.type | tojson), (.key | tojson),
-		 ({fields: (.fields // {}), key, type} | canon | tojson)] |
-		map(. + "\u0000") | add')
-	jq -cS -s --arg mtime "$STORE_MTIME" '
-		reduce .[] as $e ({};
-		    .[$e.type][$e.key] = ({v: $e.v, mtime: $mtime} +
-			(if $e.deleted then {deleted: true}
-			 else {sha256: $e.sha256} end))) |
-		{format: "recdelta-store/1", generation: 1, entities: .}' \
-	    "$entries" > "$dir/meta.json"
-	local rc=$?
-	rm -f -- "$entries"
-	return $rc
+	(
+		set -e -o pipefail
+		cd -- "$dir"
+		# One line a record, tab-separated, nothing raw in it that
+		# could break a line or a field: v, deleted, mtime, type and
+		# key as JSON strings, the entity file's content.
+		jq -r --arg mtime "$STORE_MTIME" '
+		    def canon: if type == "object" then
+			to_entries | sort_by(.key) | map(.value |= canon) |
+			from_entries
+		      elif type == "array" then map(canon) else . end;
+		    select(.kind == "record") |
+		    [((.rev // "1") | tostring),
+		     (if .deleted == true then "1" else "0" end),
+		     ((.mtime // $mtime) | tojson),
+		     (.type | tojson), (.key | tojson),
+		     ({fields: (.fields // {}), key, type} | canon | tojson)] |
+		    join("\t")' |
+		LC_ALL=C awk -F'\t' "$_DIRSTORE_AWK"'
+		    BEGIN { init() }
+		    {
+			entry = "{\"type\":" $4 ",\"key\":" $5 ",\"v\":" $1 \
+			    ",\"mtime\":" $3
+			if ($2 == 1) {
+				print entry ",\"deleted\":true}" > ".tombstones"
+				next
+			}
+			td = enc(unjson($4))
+			if (!(td in made)) {
+				made[td] = 1
+				if (system("mkdir -p -- \"" td "\"") != 0)
+					exit 1
+			}
+			path = td "/" enc(unjson($5)) "~" $1 ".json"
+			printf "%s\n", $6 > path
+			close(path)
+			print path "\t" entry
+		    }' > .manifest
+		: >> .tombstones
+		cut -f1 .manifest | xargs -r -d '\n' sha256sum -- > .sums
+		LC_ALL=C awk -F'\t' '
+		    FILENAME == ".sums" {
+			sum[substr($0, 67)] = substr($0, 1, 64)
+			next
+		    }
+		    { print $2 ",\"sha256\":\"" sum[$1] "\"}" }' .sums .manifest |
+		cat - .tombstones |
+		jq -cS -s 'reduce .[] as $e ({};
+			.[$e.type][$e.key] = ($e | del(.type, .key))) |
+		    {format: "recdelta-store/1", generation: 1, entities: .}' \
+		    > meta.json
+		rm -f .manifest .sums .tombstones
+	)
 }

@@ -1,0 +1,130 @@
+#!/usr/bin/env bats
+# What every program owes its users (STYLE.md): --help, --version, a usage
+# error for a bad option, and a usage that says what its man page says.
+
+bats_require_minimum_version 1.5.0
+
+load helpers/common
+
+# The programs: every executable bin/recdelta*, sources left out.
+programs() {
+	local p
+
+	for p in "$TOP"/bin/recdelta*; do
+		case $p in *.c) continue ;; esac
+		[ -x "$p" ] && printf '%s\n' "${p##*/}"
+	done
+}
+
+# usage_lines NAME: the usage of NAME's --help, from "usage:" up to the
+# first blank line.
+usage_lines() {
+	"$1" --help | awk '/^usage:/ { on = 1 } on && /^[ \t]*$/ { exit } on'
+}
+
+# synopsis NAME: the SYNOPSIS section of man/man1/NAME.1, rendered.
+synopsis() {
+	mandoc -Tascii -Owidth=1000 "$TOP/man/man1/$1.1" | col -bx |
+	    awk '/^[A-Z]/ { on = ($0 == "SYNOPSIS"); next } on'
+}
+
+# aliases NAME: "-x --long" for each option NAME's --help lists as
+# "  -x, --long ...".
+aliases() {
+	"$1" --help | sed -nE 's/^[[:space:]]+(-[A-Za-z0-9]), (--[A-Za-z0-9-]+).*/\1 \2/p'
+}
+
+# options NAME: the option names in the text on stdin (-i, --local), an
+# option starting a word or following [ ( or |; each given by its long name
+# where NAME's --help pairs it with one; -h, --help, -V and --version left
+# out (every program has them, tested above, and a synopsis may or may not
+# list them); one a line, sorted, unique.
+options() {
+	grep -oE '(^|[][ (|])--?[A-Za-z][A-Za-z0-9-]*' | sed 's/^[][ (|]//' |
+	    awk 'FILENAME != "-" { long[$1] = $2; next }
+		{ o = ($0 in long) ? long[$0] : $0 }
+		o !~ /^(-h|--help|-V|--version)$/ { print o }' <(aliases "$1") - |
+	    LC_ALL=C sort -u
+}
+
+@test "there are programs to check" {
+	run programs
+	assert_line recdelta
+	assert_line recdelta-fetch
+	assert_line recdelta-diff
+}
+
+@test "every program source is built and in the Makefile's BIN" {
+	for src in "$TOP"/bin/recdelta*.c; do
+		[ -e "$src" ] || continue
+		name=${src##*/}
+		name=${name%.c}
+		[ -x "$TOP/bin/$name" ] || fail "bin/$name is not built"
+		grep -qE "^[[:space:]]*bin/$name([[:space:]]|\\\\|\$)" "$TOP/Makefile" ||
+		    fail "bin/$name is not in the Makefile's BIN"
+	done
+}
+
+@test "every program's --help prints usage on stdout and exits 0" {
+	for p in $(programs); do
+		run -0 --separate-stderr "$p" --help
+		[ -z "$stderr" ] || fail "$p --help wrote on stderr: $stderr"
+		[[ ${lines[0]} == "usage: $p "* ]] ||
+		    fail "$p --help: first line is not \"usage: $p ...\": ${lines[0]}"
+		run -0 --separate-stderr "$p" -h
+		[[ ${lines[0]} == "usage: $p "* ]] || fail "$p -h: no usage"
+	done
+}
+
+@test "every program's --version prints its name and the version, exit 0" {
+	version=$(recdelta --version)
+	version=${version#recdelta }
+	[[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "odd version: $version"
+	for p in $(programs); do
+		run -0 --separate-stderr "$p" --version
+		[ -z "$stderr" ] || fail "$p --version wrote on stderr: $stderr"
+		[ "$output" = "$p $version" ] ||
+		    fail "$p --version: \"$output\", expected \"$p $version\""
+	done
+}
+
+@test "every program exits 2 on a bad option, with usage on stderr only" {
+	for p in $(programs); do
+		for bad in --no-such-option -%; do
+			run -2 --separate-stderr "$p" "$bad"
+			[ -z "$output" ] || fail "$p $bad wrote on stdout: $output"
+			grep -q "^usage: $p " <<<"$stderr" ||
+			    fail "$p $bad: no usage on stderr: $stderr"
+		done
+	done
+}
+
+@test "every program other than recdelta answers through the dispatcher" {
+	for p in $(programs); do
+		[ "$p" = recdelta ] && continue
+		run -0 --separate-stderr recdelta "${p#recdelta-}" --help
+		[ "$output" = "$("$p" --help)" ] ||
+		    fail "recdelta ${p#recdelta-} --help differs from $p --help"
+	done
+}
+
+@test "every program has a man page whose SYNOPSIS has the options of its usage" {
+	errors=
+	for p in $(programs); do
+		if [ ! -f "$TOP/man/man1/$p.1" ]; then
+			errors+="$p: no man page man/man1/$p.1"$'\n'
+			continue
+		fi
+		if [ -z "$(synopsis "$p")" ]; then
+			errors+="$p: man/man1/$p.1 has no SYNOPSIS"$'\n'
+			continue
+		fi
+		man_opts=$(synopsis "$p" | options "$p")
+		usage_opts=$(usage_lines "$p" | options "$p")
+		if [ "$man_opts" != "$usage_opts" ]; then
+			errors+="$p: only in --help: $(LC_ALL=C comm -23 <(echo "$usage_opts") <(echo "$man_opts") | tr '\n' ' ')"
+			errors+="only in the SYNOPSIS: $(LC_ALL=C comm -13 <(echo "$usage_opts") <(echo "$man_opts") | tr '\n' ' ')"$'\n'
+		fi
+	done
+	[ -z "$errors" ] || fail "$errors"
+}
