@@ -5,24 +5,29 @@ include config.mk
 
 BIN = \
 	bin/recdelta \
+	bin/recdelta-checkpoint \
 	bin/recdelta-diff \
-	bin/recdelta-fetch
+	bin/recdelta-fetch \
+	bin/recdelta-push
 
 LIBOBJ = \
 	lib/digest.o \
 	lib/json.o \
+	lib/log.o \
 	lib/record.o \
+	lib/state.o \
 	lib/store.o \
 	lib/store_dir.o \
 	lib/store_sqlite.o \
 	lib/stream.o \
 	lib/util.o
 
-LIBHDR = lib/digest.h lib/json.h lib/record.h lib/store.h lib/stream.h lib/util.h
+LIBHDR = lib/digest.h lib/json.h lib/log.h lib/record.h lib/state.h lib/store.h lib/stream.h lib/util.h
 
-FLOWS = pipelines/diff-only
+FLOWS = pipelines/diff-only pipelines/smart-sync
 
-MAN1 = man/man1/recdelta.1 man/man1/recdelta-diff.1 man/man1/recdelta-fetch.1
+MAN1 = man/man1/recdelta.1 man/man1/recdelta-checkpoint.1 man/man1/recdelta-diff.1 \
+	man/man1/recdelta-fetch.1
 MAN5 = man/man5/recdelta-stream.5
 MAN7 = man/man7/recdelta-flows.7
 
@@ -41,6 +46,14 @@ $(LIBOBJ): $(LIBHDR) config.mk
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
 $(BIN): lib/librecdelta.a $(LIBHDR) config.mk
+
+bin/recdelta: bin/recdelta.c
+bin/recdelta-checkpoint: bin/recdelta-checkpoint.c
+bin/recdelta-diff: bin/recdelta-diff.c
+bin/recdelta-fetch: bin/recdelta-fetch.c
+bin/recdelta-push: bin/recdelta-push.c
+
+$(BIN):
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $@.c lib/librecdelta.a $(LDLIBS)
 
 check: all
@@ -56,9 +69,19 @@ check-san:
 	$(MAKE) SAN=1 check
 	$(MAKE) clean
 
+# The sample data, what differs from its remote copy, a sync, and again.
 demo: all
 	sh examples/mksample build/sample
-	PATH="$$PWD/bin:$$PATH" bin/recdelta diff-only \
+	rm -f build/sample/state.db*
+	@echo '$$ recdelta diff-only'
+	@PATH="$$PWD/bin:$$PATH" bin/recdelta diff-only \
+	    --local ndjson:build/sample/local.ndjson --remote dir:build/sample/remote
+	@echo '$$ recdelta smart-sync'
+	@PATH="$$PWD/bin:$$PATH" RECDELTA_STATE=build/sample/state.db \
+	    bin/recdelta smart-sync \
+	    --local ndjson:build/sample/local.ndjson --remote dir:build/sample/remote
+	@echo '$$ recdelta diff-only'
+	@PATH="$$PWD/bin:$$PATH" bin/recdelta diff-only \
 	    --local ndjson:build/sample/local.ndjson --remote dir:build/sample/remote
 
 bench/recgen: bench/recgen.c

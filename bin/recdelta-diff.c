@@ -493,6 +493,24 @@ change_rev(struct out *o, const struct side *s, const struct ent *e)
 	}
 }
 
+/*
+ * A same line carries the remote's rev and the fields as the remote holds
+ * them (equal to local under the rules), so that it can stand for the record
+ * in a checkpoint's base snapshot.
+ */
+static void
+emit_same(struct out *o, const struct side *remote, const struct ent *re,
+    const char *t, size_t tn, const char *k, size_t kn,
+    const struct json *fields)
+{
+	change_head(o, "same", t, tn, k, kn);
+	change_rev(o, remote, re);
+	sb_adds(&o->line, ",\"fields\":");
+	json_write(&o->line, fields, 0);
+	sb_addc(&o->line, '}');
+	emit(o);
+}
+
 /* Walk the local side in order, then the remote's unmatched records. */
 static int
 classify(struct side *local, struct side *remote, struct out *o,
@@ -538,11 +556,12 @@ classify(struct side *local, struct side *remote, struct out *o,
 			re->flags |= E_MATCHED;
 		if (re && memcmp(re->hash, le->hash, sizeof le->hash) == 0) {
 			count(t, le->typelen, C_SAME);
-			if (o->all) {
-				change_head(o, "same", t, le->typelen, k, le->keylen);
-				change_rev(o, remote, re);
-				sb_addc(&o->line, '}');
-				emit(o);
+			if (o->all && o->fp) {
+				arena_reset(&a);
+				if (reparse(remote, re, &rbuf, &a, &robj, &rrec) < 0)
+					goto out;
+				emit_same(o, remote, re, t, le->typelen, k, le->keylen,
+				    rrec.fields);
 			}
 			continue;
 		}
@@ -567,12 +586,9 @@ classify(struct side *local, struct side *remote, struct out *o,
 		sb_reset(&changed);
 		if (record_compare(&rv, lrec.fields, rrec.fields, &changed) == 0) {
 			count(t, le->typelen, C_SAME);
-			if (o->all) {
-				change_head(o, "same", t, le->typelen, k, le->keylen);
-				change_rev(o, remote, re);
-				sb_addc(&o->line, '}');
-				emit(o);
-			}
+			if (o->all)
+				emit_same(o, remote, re, t, le->typelen, k, le->keylen,
+				    rrec.fields);
 			continue;
 		}
 		count(t, le->typelen, C_UPDATE);

@@ -415,7 +415,9 @@ canon_object(const struct json *v, struct sb *out, const struct ruleview *rv)
 	m = sort_members(v, buf, 32);
 	sb_addc(out, '{');
 	for (i = 0; i < v->len; i++) {
-		if (rv && rules_ignored(rv, m[i]->name, m[i]->namelen))
+		/* At the top, a null field is an absent one. */
+		if (rv && (m[i]->value.type == JSON_NULL ||
+		    rules_ignored(rv, m[i]->name, m[i]->namelen)))
 			continue;
 		if (!first)
 			sb_addc(out, ',');
@@ -713,7 +715,8 @@ record_compare(const struct ruleview *v, const struct json *a,
 		if (rules_ignored(v, m->name, m->namelen)) {
 			differ = 0;
 		} else if (c != 0) {
-			differ = 1;
+			/* Absent on one side: equal only if null on the other. */
+			differ = m->value.type != JSON_NULL;
 		} else {
 			differ = !value_equal(&ma[i]->value, &mb[j]->value,
 			    field_eps(v, m->name, m->namelen));

@@ -7,7 +7,9 @@
  * compares lat and lng within 0.0001 (or the field's tolerance); {"$ref":K}
  * compares by K alone; {"$int":"D"} equals the number D; {"$ts":"ISO"}
  * compares as an instant; numbers compare by decimal value (1 = 1.0); member
- * order never matters.  "rev" and "mtime" are not fields and never compared.
+ * order never matters; a field whose value is null equals an absent field
+ * (a table cannot tell them apart, nor can CloudKit).  "rev" and "mtime" are
+ * not fields and never compared.
  *
  * record_hash() digests the canonical form of the fields (sorted members,
  * canonical numbers and timestamps, references reduced to their key), so equal

@@ -3,8 +3,11 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +24,13 @@ const char *const state_status_names[ST_NSTATUS] = {
 	"ok", "skipped", "conflict", "deferred", "failed", "planned"
 };
 
-static const char *const op_names[] = { "create", "update", "delete" };
-enum { OP_CREATE, OP_UPDATE, OP_DELETE, OP_N };
+/*
+ * "same" comes from push for a change it found already in step (a diff --all
+ * same line, or a conflict recomputed to equal): skipped, with the remote's
+ * rev and fields, it confirms the record for the base snapshot.
+ */
+static const char *const op_names[] = { "create", "update", "delete", "same" };
+enum { OP_CREATE, OP_UPDATE, OP_DELETE, OP_SAME, OP_N };
 
 /*
  * migrations[i] takes the schema from version i to i + 1.  Each runs inside
@@ -137,17 +145,63 @@ static const char *const rec_sql[R_NSTMT] = {
 	" failed = ?5, planned = ?6, ended = ?7, status = ?8 WHERE id = ?9",
 };
 
+/*
+ * Recording runs in two threads.  The caller's thread parses and checks each
+ * line, hashes and serialises what the database needs into the batch being
+ * filled, and hands the batch over when it commits; a writer thread applies
+ * the batches in order, one transaction each.  So a line is applied only
+ * after it was read whole, a batch is committed only after the caller
+ * flushed its lines (it hands the batch over after the flush), and a batch
+ * never handed over is never applied: that is the roll-back of the batch in
+ * progress.  The connection is used by the writer alone while it runs.
+ */
+#define NOSTR ((size_t)-1)
+#define NBATCH 3	/* one being filled, two queued or being written */
+
+enum { B_RESULT, B_CURSOR };
+
+/* One line to apply: strings are offsets into its batch's bytes. */
+struct bop {
+	unsigned char what, opi, sti, diff;	/* diff: changed from the base */
+	size_t type, key, rev, hash, fields, changed, code, message, line;
+	size_t typelen, keylen, revlen, fieldslen, changedlen, codelen;
+	size_t messagelen, linelen;
+};
+
+struct batch {
+	struct sb bytes;
+	struct bop *ops;
+	size_t n, cap;
+	int final;
+	unsigned long counts[ST_NSTATUS];	/* the run's, after this batch */
+	struct batch *next;
+};
+
 struct recorder {
 	char *scope, *flow;
-	long run, seq, savedseq;
-	int intx;		/* a batch transaction is open */
-	int committed;		/* a batch committed: the run and scope exist */
-	int outbox;		/* the outbox may hold entries */
-	unsigned long counts[ST_NSTATUS], saved[ST_NSTATUS];
+	long run, seq;
+	unsigned long counts[ST_NSTATUS];	/* caller: lines parsed so far */
+	unsigned long consumed;	/* caller: result and cursor lines */
+	unsigned long saved[ST_NSTATUS];	/* writer: as last committed */
+	int committed;		/* writer: a batch committed, the run exists */
+	uint64_t *oset;		/* writer: hashes of the outbox's keys */
+	size_t ocap, on;
 	char now[32];
 	sqlite3_stmt *st[R_NSTMT];
-	struct sb canon, fields, changed, line;
-	struct arena a;
+	struct sb canon;	/* caller's scratch for hashing */
+	struct arena a;		/* writer's, for diffing old fields */
+	struct sb changed;	/* writer's */
+
+	struct batch pool[NBATCH];
+	struct batch *fill;		/* caller's */
+	struct batch *queue, *tail, *free;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t th;
+	int started, stop;
+	_Atomic int failed;	/* writer stopped on an error */
+	int errstatus;
+	char errmsg[1024];
 };
 
 struct state {
@@ -180,6 +234,16 @@ exec(struct state *s, const char *sql)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Finalizing repeats the error of the statement's last step, which the
+ * caller has checked already: nothing new to learn from it.
+ */
+static void
+finalize(sqlite3_stmt *st)
+{
+	(void)sqlite3_finalize(st);
 }
 
 static int
@@ -292,7 +356,7 @@ pragma_int(struct state *s, const char *sql, int *out)
 	r = step_row(s, st);
 	if (r == 1)
 		*out = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+	finalize(st);
 	if (r == 0) {
 		rd_seterr(RD_EXIT_RUNTIME, "%s: %s: no result", s->path, sql);
 		return -1;
@@ -376,6 +440,20 @@ newer_msg(struct state *s, struct sb *out)
 }
 
 static int
+refuse_newer(struct state *s)
+{
+	struct sb m;
+
+	s->newer = 1;
+	sb_init(&m, 128);
+	newer_msg(s, &m);
+	m.buf[--m.len] = '\0';
+	rd_seterr(RD_EXIT_REFUSED, "%s", m.buf);
+	sb_release(&m);
+	return -1;
+}
+
+static int
 has_tables(struct state *s, int *yes)
 {
 	return pragma_int(s, "SELECT count(*) FROM sqlite_schema"
@@ -401,17 +479,9 @@ migrate(struct state *s)
 	if (pragma_int(s, "PRAGMA user_version", &v) < 0)
 		goto fail;
 	if (v > STATE_SCHEMA) {
-		struct sb m;
-
 		s->version = v;
-		s->newer = 1;
 		tx_rollback(s);
-		sb_init(&m, 128);
-		newer_msg(s, &m);
-		m.buf[--m.len] = '\0';
-		rd_seterr(RD_EXIT_REFUSED, "%s", m.buf);
-		sb_release(&m);
-		return -1;
+		return refuse_newer(s);
 	}
 	if (v == 0) {
 		if (has_tables(s, &tables) < 0)
@@ -420,6 +490,11 @@ migrate(struct state *s)
 			tx_rollback(s);
 			return not_ours(s);
 		}
+	}
+	if (v == STATE_SCHEMA) {
+		/* Another process migrated it since we looked. */
+		s->version = v;
+		return tx_commit(s);
 	}
 	for (i = v; i < STATE_SCHEMA; i++)
 		if (exec(s, migrations[i]) < 0)
@@ -450,7 +525,8 @@ mkparent(const char *path)
 		return 0;
 	dir = xmemdup(path, (size_t)(slash - path));
 	if (stat(dir, &st) < 0) {
-		if (errno != ENOENT || mkdir(dir, 0777) < 0) {
+		/* Another process may be making it too. */
+		if (errno != ENOENT || (mkdir(dir, 0777) < 0 && errno != EEXIST)) {
 			rd_seterr(RD_EXIT_RUNTIME, "%s: cannot create the state "
 			    "directory: %s", dir, strerror(errno));
 			ret = -1;
@@ -464,71 +540,123 @@ mkparent(const char *path)
 	return ret;
 }
 
+/* Whether the file (or its directory, to create it) can be written. */
 static int
-open_db(struct state *s, int flags)
+writable(const char *path, int exists)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = NULL;
+	int r;
+
+	if (exists) {
+		r = access(path, W_OK);
+	} else {
+		dir = slash ? xmemdup(path, slash == path ? 1 :
+		    (size_t)(slash - path)) : xstrdup(".");
+		r = access(dir, W_OK);
+	}
+	if (r < 0)
+		rd_seterr(RD_EXIT_RUNTIME, "%s: cannot %s the state database: %s%s%s",
+		    path, exists ? "write" : "create", dir ? dir : "",
+		    dir ? ": " : "", strerror(errno));
+	free(dir);
+	return r;
+}
+
+static int
+openerr(struct state *s)
+{
+	rd_seterr(RD_EXIT_RUNTIME, "%s: cannot open the state database: %s",
+	    s->path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+	return -1;
+}
+
+/*
+ * Everything between opening and migrating: reads, then WAL mode.  Changing
+ * the journal mode, or reading while another process does, may fail busy
+ * without waiting (SQLite will not wait while holding a read lock), so the
+ * caller retries this part.
+ */
+static int
+setup(struct state *s, int flags)
 {
 	int rc, appid, tables;
 	const char *mode;
 	sqlite3_stmt *st;
 
+	/* Reads only, until the version is known to be one this build knows. */
+	if (pragma_int(s, "PRAGMA application_id", &appid) < 0 ||
+	    pragma_int(s, "PRAGMA user_version", &s->version) < 0)
+		return openerr(s);
+	if (appid != 0 && appid != STATE_APP_ID)
+		return not_ours(s);
+	if (s->version > STATE_SCHEMA) {
+		s->newer = 1;
+		return flags & STATE_PROBE ? 0 : refuse_newer(s);
+	}
+	if (s->version == 0) {
+		if (has_tables(s, &tables) < 0)
+			return openerr(s);
+		if (tables)
+			return not_ours(s);
+	}
+	if (s->exists || (flags & STATE_WRITE)) {
+		/*
+		 * Only a database not yet written takes a page size; larger
+		 * pages than the default 4096 make recording a third cheaper.
+		 */
+		if (!s->exists && exec(s, "PRAGMA page_size = 16384") < 0)
+			return openerr(s);
+		if (prep(s, &st, "PRAGMA journal_mode", 0) < 0)
+			return openerr(s);
+		rc = step_row(s, st);
+		mode = rc == 1 ? col(st, 0, NULL) : NULL;
+		rc = rc < 0 ? -1 : mode && strcmp(mode, "wal") == 0;
+		finalize(st);
+		if (rc < 0 || (!rc && exec(s, "PRAGMA journal_mode = WAL") < 0))
+			return openerr(s);
+	}
+	if (exec(s, "PRAGMA synchronous = NORMAL") < 0)
+		return openerr(s);
+	return 0;
+}
+
+static int
+open_db(struct state *s, int flags)
+{
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	int rc, waited;
+
+	/*
+	 * Memory statistics take a global mutex on every allocation; this
+	 * process does not read them.  Too late once SQLite is initialised.
+	 */
+	rc = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	if (rc != SQLITE_OK && rc != SQLITE_MISUSE) {
+		rd_seterr(RD_EXIT_RUNTIME, "sqlite3_config: %s", sqlite3_errstr(rc));
+		return -1;
+	}
 	if (!s->exists && !(flags & STATE_WRITE))
 		rc = sqlite3_open_v2(":memory:", &s->db, SQLITE_OPEN_READWRITE,
 		    NULL);
 	else
 		rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE |
+		    SQLITE_OPEN_NOMUTEX |
 		    (flags & STATE_WRITE ? SQLITE_OPEN_CREATE : 0), NULL);
-	if (rc != SQLITE_OK) {
-		rd_seterr(RD_EXIT_RUNTIME, "%s: cannot open the state database: "
-		    "%s", s->path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-		return -1;
-	}
+	if (rc != SQLITE_OK)
+		return openerr(s);
 	if ((rc = sqlite3_extended_result_codes(s->db, 1)) != SQLITE_OK ||
 	    (rc = sqlite3_busy_timeout(s->db, BUSY_MS)) != SQLITE_OK) {
 		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", s->path, sqlite3_errstr(rc));
 		return -1;
 	}
-	/* Reads only, until the version is known to be one this build knows. */
-	if (pragma_int(s, "PRAGMA application_id", &appid) < 0 ||
-	    pragma_int(s, "PRAGMA user_version", &s->version) < 0) {
-		rd_prefixerr("cannot open the state database: ");
-		return -1;
-	}
-	if (appid != 0 && appid != STATE_APP_ID)
-		return not_ours(s);
-	if (s->version > STATE_SCHEMA) {
-		struct sb m;
-
-		s->newer = 1;
-		if (flags & STATE_PROBE)
-			return 0;
-		sb_init(&m, 128);
-		newer_msg(s, &m);
-		m.buf[--m.len] = '\0';
-		rd_seterr(RD_EXIT_REFUSED, "%s", m.buf);
-		sb_release(&m);
-		return -1;
-	}
-	if (s->version == 0) {
-		if (has_tables(s, &tables) < 0)
+	for (waited = 0; setup(s, flags) < 0; waited += 20) {
+		rc = sqlite3_errcode(s->db) & 0xff;
+		if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || waited >= BUSY_MS)
 			return -1;
-		if (tables)
-			return not_ours(s);
+		nanosleep(&ts, NULL);
 	}
-	if (s->exists || (flags & STATE_WRITE)) {
-		if (prep(s, &st, "PRAGMA journal_mode", 0) < 0)
-			return -1;
-		rc = step_row(s, st);
-		mode = rc == 1 ? col(st, 0, NULL) : NULL;
-		rc = rc < 0 ? -1 : mode && strcmp(mode, "wal") == 0;
-		sqlite3_finalize(st);
-		if (rc < 0)
-			return -1;
-		if (!rc && exec(s, "PRAGMA journal_mode = WAL") < 0)
-			return -1;
-	}
-	if (exec(s, "PRAGMA synchronous = NORMAL") < 0)
-		return -1;
-	if (s->version < STATE_SCHEMA && migrate(s) < 0)
+	if (!s->newer && s->version < STATE_SCHEMA && migrate(s) < 0)
 		return -1;
 	return 0;
 }
@@ -575,6 +703,9 @@ state_open(struct state **sp, const char *path, int flags)
 	}
 	if (!s->exists && (flags & STATE_WRITE) && mkparent(path) < 0)
 		goto fail;
+	/* SQLite would open it read-only without a word, and fail later. */
+	if ((flags & STATE_WRITE) && writable(path, s->exists) < 0)
+		goto fail;
 	if (open_db(s, flags) < 0)
 		goto fail;
 	*sp = s;
@@ -585,6 +716,7 @@ fail:
 }
 
 static void recorder_free(struct recorder *r);
+static void writer_join(struct recorder *r);
 
 void
 state_close(struct state *s)
@@ -592,6 +724,11 @@ state_close(struct state *s)
 	if (!s)
 		return;
 	if (s->rec) {
+		/* Not finished nor aborted: what was handed over is dropped. */
+		pthread_mutex_lock(&s->rec->mu);
+		s->rec->failed = 1;
+		pthread_mutex_unlock(&s->rec->mu);
+		writer_join(s->rec);
 		tx_rollback(s);
 		recorder_free(s->rec);
 	}
@@ -632,7 +769,7 @@ state_scope(struct state *s, char **scope)
 		return -1;
 	if ((r = step_row(s, st)) == 1)
 		*scope = coldup(st, 0);
-	sqlite3_finalize(st);
+	finalize(st);
 	return r < 0 ? -1 : 0;
 }
 
@@ -646,7 +783,7 @@ set_scope(struct state *s, const char *scope)
 	    0) < 0)
 		return -1;
 	r = binds(s, st, 1, scope) < 0 ? -1 : step_done(s, st);
-	sqlite3_finalize(st);
+	finalize(st);
 	return r;
 }
 
@@ -724,7 +861,7 @@ state_lock_owner(struct state *s, struct state_owner *o)
 			o->alive = o->here ? pid_alive(o->pid) : 1;
 		}
 	}
-	sqlite3_finalize(st);
+	finalize(st);
 	return r;
 }
 
@@ -768,8 +905,9 @@ state_check(struct state *s, const char *scope, long pid, struct sb *msg,
 		sb_addf(msg, "refused: the outbox holds %ld undelivered change%s "
 		    "for scope \"%s\"\n", n, n == 1 ? "" : "s",
 		    scope ? rd_quote(scope, strlen(scope)) : "");
-		sb_addf(msg, "  replay them first: %s outbox | recdelta-push "
-		    "TARGET | %s record --scope ", s->fixcmd, s->fixcmd);
+		sb_addf(msg, "  replay %s first: %s outbox | recdelta-push "
+		    "TARGET | %s record --scope ", n == 1 ? "it" : "them",
+		    s->fixcmd, s->fixcmd);
 		shquote(msg, scope ? scope : "SCOPE");
 		sb_addc(msg, '\n');
 		refused = 1;
@@ -798,7 +936,7 @@ insert_lock(struct state *s, const char *scope, long pid)
 	    binds(s, st, 3, now) == 0 && binds(s, st, 4, RD_VERSION) == 0 &&
 	    binds(s, st, 5, scope) == 0)
 		r = step_done(s, st);
-	sqlite3_finalize(st);
+	finalize(st);
 	return r;
 }
 
@@ -888,21 +1026,20 @@ recorder_free(struct recorder *r)
 	int i;
 
 	for (i = 0; i < R_NSTMT; i++)
-		sqlite3_finalize(r->st[i]);
+		finalize(r->st[i]);
+	for (i = 0; i < NBATCH; i++) {
+		sb_release(&r->pool[i].bytes);
+		free(r->pool[i].ops);
+	}
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	free(r->oset);
 	free(r->scope);
 	free(r->flow);
 	sb_release(&r->canon);
-	sb_release(&r->fields);
 	sb_release(&r->changed);
-	sb_release(&r->line);
 	arena_release(&r->a);
 	free(r);
-}
-
-long
-state_record_run(const struct state *s)
-{
-	return s->rec ? s->rec->run : 0;
 }
 
 /* Load the counts and the last change number of a run to continue. */
@@ -917,16 +1054,369 @@ load_run(struct state *s, struct recorder *r)
 	    " FROM runs WHERE id = ?1", 0) < 0)
 		return -1;
 	if (bindi(s, st, 1, r->run) < 0) {
-		sqlite3_finalize(st);
+		finalize(st);
 		return -1;
 	}
 	if ((k = step_row(s, st)) == 1) {
 		for (i = 0; i < ST_NSTATUS; i++)
 			r->counts[i] = (unsigned long)sqlite3_column_int64(st, i);
 		r->seq = (long)sqlite3_column_int64(st, ST_NSTATUS);
+		(void)sqlite3_reset(st);
 	}
-	sqlite3_finalize(st);
+	finalize(st);
 	return k < 0 ? -1 : 0;
+}
+
+static int
+refuse_scope(struct state *s, const char *own, const char *scope)
+{
+	struct sb m;
+
+	sb_init(&m, 256);
+	scope_refusal(s, own, scope, "record", &m);
+	m.buf[--m.len] = '\0';
+	rd_seterr(RD_EXIT_REFUSED, "%s", m.buf);
+	sb_release(&m);
+	return -1;
+}
+
+/*
+ * The outbox's keys, as a set of hashes, so that a result is looked up in
+ * the outbox only when it may be there.  A false match costs one DELETE
+ * that deletes nothing; a key is never missing, for every key put in the
+ * outbox is added.
+ */
+static uint64_t
+keyhash(const char *t, size_t tn, const char *k, size_t kn)
+{
+	uint64_t h = 1469598103934665603ULL;
+	size_t i;
+
+	for (i = 0; i < tn; i++)
+		h = (h ^ (unsigned char)t[i]) * 1099511628211ULL;
+	h = (h ^ 0xff) * 1099511628211ULL;
+	for (i = 0; i < kn; i++)
+		h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
+	h ^= h >> 31;
+	return h ? h : 1;
+}
+
+static void
+oset_add(struct recorder *r, uint64_t h)
+{
+	size_t i;
+
+	if (2 * (r->on + 1) > r->ocap) {
+		uint64_t *old = r->oset;
+		size_t ocap = r->ocap;
+
+		r->ocap = r->ocap ? 2 * r->ocap : 64;
+		r->oset = xcalloc(r->ocap, sizeof *r->oset);
+		r->on = 0;
+		for (i = 0; i < ocap; i++)
+			if (old[i])
+				oset_add(r, old[i]);
+		free(old);
+	}
+	for (i = h & (r->ocap - 1); r->oset[i]; i = (i + 1) & (r->ocap - 1))
+		if (r->oset[i] == h)
+			return;
+	r->oset[i] = h;
+	r->on++;
+}
+
+static int
+oset_has(const struct recorder *r, uint64_t h)
+{
+	size_t i;
+
+	if (!r->on)
+		return 0;
+	for (i = h & (r->ocap - 1); r->oset[i]; i = (i + 1) & (r->ocap - 1))
+		if (r->oset[i] == h)
+			return 1;
+	return 0;
+}
+
+static int
+load_outbox(struct state *s, struct recorder *r)
+{
+	sqlite3_stmt *st;
+	const char *t, *k;
+	size_t tn, kn;
+	int rc;
+
+	if (prep(s, &st, "SELECT type, key FROM outbox", 0) < 0)
+		return -1;
+	while ((rc = step_row(s, st)) == 1) {
+		t = col(st, 0, &tn);
+		k = col(st, 1, &kn);
+		if (t && k)
+			oset_add(r, keyhash(t, tn, k, kn));
+	}
+	finalize(st);
+	return rc;
+}
+
+/* The writer's side */
+
+static const char *
+bstr(const struct batch *b, size_t off)
+{
+	return off == NOSTR ? NULL : b->bytes.buf + off;
+}
+
+/* The names of the fields an ok update changed, from the base's old fields. */
+static int
+diff_old(struct state *s, struct recorder *r, const struct batch *b,
+    const struct bop *o)
+{
+	sqlite3_stmt *st = r->st[R_GETFIELDS];
+	struct ruleview rv = { 0 };
+	struct json old, new;
+	const char *p;
+	size_t n;
+	int k;
+
+	if (bindt(s, st, 1, bstr(b, o->type), o->typelen) < 0 ||
+	    bindt(s, st, 2, bstr(b, o->key), o->keylen) < 0 ||
+	    (k = step_row(s, st)) < 0)
+		return -1;
+	if (k == 0)
+		return 0;
+	p = col(st, 0, &n);
+	arena_reset(&r->a);
+	if (p && json_parse(&r->a, p, n, &old, NULL) == 0 &&
+	    old.type == JSON_OBJECT && json_parse(&r->a, bstr(b, o->fields),
+	    o->fieldslen, &new, NULL) == 0)
+		record_compare(&rv, &old, &new, &r->changed);
+	(void)sqlite3_reset(st);
+	return 0;
+}
+
+static int
+apply_op(struct state *s, struct recorder *r, const struct batch *b,
+    const struct bop *o)
+{
+	const char *type = bstr(b, o->type), *key = bstr(b, o->key);
+	sqlite3_stmt *st;
+
+	if (o->what == B_CURSOR) {
+		st = r->st[R_CURSOR];
+		return bindt(s, st, 1, key, o->keylen) < 0 ||
+		    bindt(s, st, 2, bstr(b, o->fields), o->fieldslen) < 0 ||
+		    binds(s, st, 3, r->now) < 0 ? -1 : step_done(s, st);
+	}
+	sb_reset(&r->changed);
+	switch (o->sti) {
+	case ST_OK:
+		if (o->opi == OP_DELETE) {
+			st = r->st[R_DELBASE];
+			if (bindt(s, st, 1, type, o->typelen) < 0 ||
+			    bindt(s, st, 2, key, o->keylen) < 0 ||
+			    step_done(s, st) < 0)
+				return -1;
+		} else if (o->fields != NOSTR) {
+			if (o->diff && diff_old(s, r, b, o) < 0)
+				return -1;
+			st = r->st[R_UPSERT];
+			if (bindt(s, st, 1, type, o->typelen) < 0 ||
+			    bindt(s, st, 2, key, o->keylen) < 0 ||
+			    bindt(s, st, 3, bstr(b, o->rev), o->revlen) < 0 ||
+			    bindt(s, st, 4, bstr(b, o->hash), 2 * RD_HASH_LEN) < 0 ||
+			    bindt(s, st, 5, bstr(b, o->fields), o->fieldslen) < 0 ||
+			    step_done(s, st) < 0)
+				return -1;
+		} else {
+			/* Written without saying what: keep the fields known. */
+			st = r->st[R_SETREV];
+			if (bindt(s, st, 1, type, o->typelen) < 0 ||
+			    bindt(s, st, 2, key, o->keylen) < 0 ||
+			    bindt(s, st, 3, bstr(b, o->rev), o->revlen) < 0 ||
+			    step_done(s, st) < 0)
+				return -1;
+		}
+		/* FALLTHROUGH */
+	case ST_SKIPPED:
+		if (o->sti == ST_SKIPPED && o->opi == OP_SAME && o->fields != NOSTR) {
+			/* Found in step: the base learns its rev and fields. */
+			st = r->st[R_UPSERT];
+			if (bindt(s, st, 1, type, o->typelen) < 0 ||
+			    bindt(s, st, 2, key, o->keylen) < 0 ||
+			    bindt(s, st, 3, bstr(b, o->rev), o->revlen) < 0 ||
+			    bindt(s, st, 4, bstr(b, o->hash), 2 * RD_HASH_LEN) < 0 ||
+			    bindt(s, st, 5, bstr(b, o->fields), o->fieldslen) < 0 ||
+			    step_done(s, st) < 0)
+				return -1;
+		} else if (o->sti == ST_SKIPPED && o->opi == OP_DELETE &&
+		    o->codelen == 4 && memcmp(bstr(b, o->code), "gone", 4) == 0) {
+			/* Deleted by someone else: gone from the base too. */
+			st = r->st[R_DELBASE];
+			if (bindt(s, st, 1, type, o->typelen) < 0 ||
+			    bindt(s, st, 2, key, o->keylen) < 0 ||
+			    step_done(s, st) < 0)
+				return -1;
+		}
+		/* FALLTHROUGH */
+	case ST_CONFLICT:
+	case ST_FAILED:
+		/* A definite answer settles the change the outbox held. */
+		if (oset_has(r, keyhash(type, o->typelen, key, o->keylen))) {
+			st = r->st[R_OUTDEL];
+			if (bindt(s, st, 1, type, o->typelen) < 0 ||
+			    bindt(s, st, 2, key, o->keylen) < 0 ||
+			    step_done(s, st) < 0)
+				return -1;
+		}
+		break;
+	case ST_DEFERRED:
+		st = r->st[R_OUTPUT];
+		if (bindt(s, st, 1, type, o->typelen) < 0 ||
+		    bindt(s, st, 2, key, o->keylen) < 0 ||
+		    binds(s, st, 3, op_names[o->opi]) < 0 ||
+		    bindt(s, st, 4, bstr(b, o->line), o->linelen) < 0 ||
+		    binds(s, st, 5, r->now) < 0 || step_done(s, st) < 0)
+			return -1;
+		oset_add(r, keyhash(type, o->typelen, key, o->keylen));
+		break;
+	default:
+		return 0;
+	}
+	if (o->sti == ST_SKIPPED)
+		return 0;
+	/* The change log. */
+	st = r->st[R_LOG];
+	if (o->changed != NOSTR) {
+		sb_reset(&r->changed);
+		sb_add(&r->changed, bstr(b, o->changed), o->changedlen);
+	}
+	r->seq++;
+	return bindi(s, st, 1, r->run) < 0 || bindi(s, st, 2, r->seq) < 0 ||
+	    binds(s, st, 3, op_names[o->opi]) < 0 ||
+	    bindt(s, st, 4, type, o->typelen) < 0 ||
+	    bindt(s, st, 5, key, o->keylen) < 0 ||
+	    binds(s, st, 6, state_status_names[o->sti]) < 0 ||
+	    bindt(s, st, 7, bstr(b, o->rev), o->revlen) < 0 ||
+	    bindt(s, st, 8, r->changed.len ? r->changed.buf : NULL,
+	    r->changed.len) < 0 ||
+	    bindt(s, st, 9, bstr(b, o->code), o->codelen) < 0 ||
+	    bindt(s, st, 10, bstr(b, o->message), o->messagelen) < 0 ?
+	    -1 : step_done(s, st);
+}
+
+/* One batch, one transaction; the first also claims the scope and run. */
+static int
+write_batch(struct state *s, struct recorder *r, const struct batch *b)
+{
+	sqlite3_stmt *st;
+	char *own = NULL;
+	size_t i;
+
+	if (tx_begin(s) < 0)
+		return -1;
+	state_now(r->now, sizeof r->now);
+	if (!r->committed) {
+		st = r->st[R_RUNOPEN];
+		if (state_scope(s, &own) < 0)
+			return -1;
+		if (own && strcmp(own, r->scope) != 0) {
+			refuse_scope(s, own, r->scope);
+			free(own);
+			return -1;
+		}
+		if (!own && set_scope(s, r->scope) < 0)
+			return -1;
+		free(own);
+		if ((r->run ? bindi(s, st, 1, r->run) :
+		    bindt(s, st, 1, NULL, 0)) < 0 ||
+		    binds(s, st, 2, r->scope) < 0 ||
+		    binds(s, st, 3, r->flow) < 0 ||
+		    bindi(s, st, 4, (long long)getpid()) < 0 ||
+		    binds(s, st, 5, s->host) < 0 || binds(s, st, 6, r->now) < 0 ||
+		    step_done(s, st) < 0)
+			return -1;
+		if (!r->run)
+			r->run = (long)sqlite3_last_insert_rowid(s->db);
+	}
+	for (i = 0; i < b->n; i++)
+		if (apply_op(s, r, b, &b->ops[i]) < 0)
+			return -1;
+	st = r->st[R_RUNUPD];
+	for (i = 0; i < ST_NSTATUS; i++)
+		if (bindi(s, st, (int)i + 1, (long long)b->counts[i]) < 0)
+			return -1;
+	if (binds(s, st, 7, b->final ? r->now : NULL) < 0 ||
+	    binds(s, st, 8, !b->final ? "running" :
+	    b->counts[ST_CONFLICT] || b->counts[ST_DEFERRED] ||
+	    b->counts[ST_FAILED] ? "partial" : "done") < 0 ||
+	    bindi(s, st, 9, r->run) < 0 || step_done(s, st) < 0 ||
+	    tx_commit(s) < 0)
+		return -1;
+	r->committed = 1;
+	memcpy(r->saved, b->counts, sizeof r->saved);
+	return 0;
+}
+
+static void *
+writer(void *arg)
+{
+	struct state *s = arg;
+	struct recorder *r = s->rec;
+	struct batch *b;
+
+	for (;;) {
+		pthread_mutex_lock(&r->mu);
+		while (!r->queue && !r->stop)
+			pthread_cond_wait(&r->cv, &r->mu);
+		if (!(b = r->queue)) {
+			pthread_mutex_unlock(&r->mu);
+			break;
+		}
+		r->queue = b->next;
+		if (!r->queue)
+			r->tail = NULL;
+		pthread_mutex_unlock(&r->mu);
+
+		if (!r->failed && write_batch(s, r, b) < 0) {
+			tx_rollback(s);
+			pthread_mutex_lock(&r->mu);
+			r->failed = 1;
+			r->errstatus = rd_errstatus();
+			snprintf(r->errmsg, sizeof r->errmsg, "%s", rd_errmsg());
+			pthread_mutex_unlock(&r->mu);
+		}
+
+		pthread_mutex_lock(&r->mu);
+		b->n = 0;
+		sb_reset(&b->bytes);
+		b->next = r->free;
+		r->free = b;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+	}
+	return NULL;
+}
+
+/* The writer's error, in the caller's thread. */
+static int
+writer_failed(struct recorder *r)
+{
+	rd_seterr(r->errstatus, "%s", r->errmsg);
+	return -1;
+}
+
+/* Stop the writer once it has written what was handed over, and wait. */
+static void
+writer_join(struct recorder *r)
+{
+	if (!r->started)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->stop = 1;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	pthread_join(r->th, NULL);
+	r->started = 0;
 }
 
 int
@@ -935,127 +1425,106 @@ state_record_start(struct state *s, const char *scope, long run,
 {
 	struct recorder *r = xcalloc(1, sizeof *r);
 	char *own = NULL;
-	long n;
 	int i;
 
 	r->scope = xstrdup(scope);
 	r->flow = flow ? xstrdup(flow) : NULL;
 	r->run = run;
 	sb_init(&r->canon, 4096);
-	sb_init(&r->fields, 4096);
 	sb_init(&r->changed, 256);
-	sb_init(&r->line, 4096);
 	arena_init(&r->a);
+	for (i = 0; i < NBATCH; i++) {
+		sb_init(&r->pool[i].bytes, 64 * 1024);
+		r->pool[i].next = i > 1 ? &r->pool[i - 1] : NULL;
+	}
+	r->fill = &r->pool[0];
+	r->free = &r->pool[NBATCH - 1];
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
 	s->rec = r;
+
 	if (state_scope(s, &own) < 0)
 		return -1;
 	if (own && strcmp(own, scope) != 0) {
-		struct sb m;
-
-		sb_init(&m, 256);
-		scope_refusal(s, own, scope, "record", &m);
-		m.buf[--m.len] = '\0';
-		rd_seterr(RD_EXIT_REFUSED, "%s", m.buf);
-		sb_release(&m);
+		refuse_scope(s, own, scope);
 		free(own);
 		return -1;
 	}
 	free(own);
 	if (run && load_run(s, r) < 0)
 		return -1;
-	if ((n = state_outbox_count(s)) < 0)
+	if (load_outbox(s, r) < 0)
 		return -1;
-	r->outbox = n > 0;
+	/*
+	 * A long stream writes many pages: a larger cache and fewer, larger
+	 * checkpoints write each page fewer times.
+	 */
+	if (exec(s, "PRAGMA cache_size = -65536") < 0 ||
+	    exec(s, "PRAGMA wal_autocheckpoint = 4096") < 0)
+		return -1;
 	for (i = 0; i < R_NSTMT; i++)
 		if (prep(s, &r->st[i], rec_sql[i], 1) < 0)
 			return -1;
 	memcpy(r->saved, r->counts, sizeof r->saved);
-	r->savedseq = r->seq;
+	if ((errno = pthread_create(&r->th, NULL, writer, s)) != 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "cannot start a thread: %s",
+		    strerror(errno));
+		return -1;
+	}
+	r->started = 1;
 	return 0;
 }
 
-/* Begin the batch's transaction; the first also claims the scope and run. */
+/* Hand the batch being filled to the writer and take an empty one. */
 static int
-batch_begin(struct state *s, struct recorder *r)
+handoff(struct recorder *r, int final)
 {
-	sqlite3_stmt *st = r->st[R_RUNOPEN];
-	char *own = NULL;
+	struct batch *b = r->fill;
 
-	if (r->intx)
-		return 0;
-	if (tx_begin(s) < 0)
-		return -1;
-	r->intx = 1;
-	state_now(r->now, sizeof r->now);
-	if (r->committed)
-		return 0;
-	if (state_scope(s, &own) < 0)
-		return -1;
-	if (own && strcmp(own, r->scope) != 0) {
-		struct sb m;
-
-		sb_init(&m, 256);
-		scope_refusal(s, own, r->scope, "record", &m);
-		m.buf[--m.len] = '\0';
-		rd_seterr(RD_EXIT_REFUSED, "%s", m.buf);
-		sb_release(&m);
-		free(own);
-		return -1;
+	b->final = final;
+	memcpy(b->counts, r->counts, sizeof b->counts);
+	pthread_mutex_lock(&r->mu);
+	b->next = NULL;
+	if (r->tail)
+		r->tail->next = b;
+	else
+		r->queue = b;
+	r->tail = b;
+	pthread_cond_broadcast(&r->cv);
+	while (!r->free && !r->failed)
+		pthread_cond_wait(&r->cv, &r->mu);
+	if (r->free) {
+		r->fill = r->free;
+		r->free = r->fill->next;
+	} else {
+		r->fill = NULL;
 	}
-	if (!own && set_scope(s, r->scope) < 0)
-		return -1;
-	free(own);
-	if ((r->run ? bindi(s, st, 1, r->run) : bindt(s, st, 1, NULL, 0)) < 0 ||
-	    binds(s, st, 2, r->scope) < 0 || binds(s, st, 3, r->flow) < 0 ||
-	    bindi(s, st, 4, (long long)getpid()) < 0 ||
-	    binds(s, st, 5, s->host) < 0 || binds(s, st, 6, r->now) < 0 ||
-	    step_done(s, st) < 0)
-		return -1;
-	if (!r->run)
-		r->run = (long)sqlite3_last_insert_rowid(s->db);
-	return 0;
-}
-
-static int
-batch_commit(struct state *s, struct recorder *r, int final)
-{
-	sqlite3_stmt *st = r->st[R_RUNUPD];
-	const char *status = "running";
-	int i;
-
-	if (!r->intx && !final)
-		return 0;
-	if (batch_begin(s, r) < 0)
-		return -1;
-	if (final) {
-		status = r->counts[ST_CONFLICT] || r->counts[ST_DEFERRED] ||
-		    r->counts[ST_FAILED] ? "partial" : "done";
-		state_now(r->now, sizeof r->now);
-	}
-	for (i = 0; i < ST_NSTATUS; i++)
-		if (bindi(s, st, i + 1, (long long)r->counts[i]) < 0)
-			return -1;
-	if (binds(s, st, 7, final ? r->now : NULL) < 0 ||
-	    binds(s, st, 8, status) < 0 || bindi(s, st, 9, r->run) < 0 ||
-	    step_done(s, st) < 0 || tx_commit(s) < 0)
-		return -1;
-	r->intx = 0;
-	r->committed = 1;
-	memcpy(r->saved, r->counts, sizeof r->saved);
-	r->savedseq = r->seq;
-	return 0;
+	pthread_mutex_unlock(&r->mu);
+	return r->failed ? writer_failed(r) : 0;
 }
 
 int
 state_record_commit(struct state *s)
 {
-	return batch_commit(s, s->rec, 0);
+	struct recorder *r = s->rec;
+
+	if (r->failed)
+		return writer_failed(r);
+	if (!r->fill->n)
+		return 0;
+	return handoff(r, 0);
 }
 
 int
 state_record_finish(struct state *s)
 {
-	return batch_commit(s, s->rec, 1);
+	struct recorder *r = s->rec;
+
+	/* Nothing to record is no run: the state is left as it was. */
+	if (r->consumed && handoff(r, 1) < 0)
+		return -1;
+	writer_join(r);
+	return r->failed ? writer_failed(r) : 0;
 }
 
 void
@@ -1068,8 +1537,8 @@ state_record_abort(struct state *s)
 
 	if (!r)
 		return;
-	tx_rollback(s);
-	r->intx = 0;
+	/* The batch being filled is dropped; those handed over are written. */
+	writer_join(r);
 	if (!r->committed)
 		return;
 	/* Quietly: the caller is about to report the error that led here. */
@@ -1088,6 +1557,8 @@ state_record_abort(struct state *s)
 	if (!ok)
 		tx_rollback(s);
 }
+
+/* The caller's side */
 
 /* A string member: 0 and set (NULL when absent and not required), or -1. */
 static int
@@ -1150,7 +1621,7 @@ parse_result(const struct json *obj, struct result *res)
 		return -1;
 	if ((res->opi = lookup(op_names, OP_N, res->op, res->oplen)) < 0) {
 		rd_seterr(RD_EXIT_DATA, "unknown op \"%s\" (expected create, "
-		    "update or delete)", rd_quote(res->op, res->oplen));
+		    "update, delete or same)", rd_quote(res->op, res->oplen));
 		return -1;
 	}
 	if ((res->sti = lookup(state_status_names, ST_NSTATUS, res->status,
@@ -1197,59 +1668,50 @@ parse_result(const struct json *obj, struct result *res)
 	return 0;
 }
 
-/*
- * The names of the fields an ok update changed, from the base's old fields,
- * into r->changed; left empty when the base has no old fields to compare.
- */
-static int
-diff_old(struct state *s, struct recorder *r, const struct result *res)
+static struct bop *
+new_op(struct batch *b, int what)
 {
-	sqlite3_stmt *st = r->st[R_GETFIELDS];
-	const char *old;
-	size_t n;
-	struct json v;
-	struct ruleview rv = { 0 };
-	int k;
+	struct bop *o;
 
-	if (bindt(s, st, 1, res->type, res->typelen) < 0 ||
-	    bindt(s, st, 2, res->key, res->keylen) < 0 ||
-	    (k = step_row(s, st)) < 0)
-		return -1;
-	if (k == 0)
-		return 0;
-	old = col(st, 0, &n);
-	arena_reset(&r->a);
-	if (old && json_parse(&r->a, old, n, &v, NULL) == 0 &&
-	    v.type == JSON_OBJECT)
-		record_compare(&rv, &v, res->fields, &r->changed);
-	(void)sqlite3_reset(st);
-	return 0;
+	if (b->n == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 1024;
+		b->ops = xreallocarray(b->ops, b->cap, sizeof *b->ops);
+	}
+	o = &b->ops[b->n++];
+	memset(o, 0, sizeof *o);
+	o->what = (unsigned char)what;
+	o->type = o->key = o->rev = o->hash = o->fields = o->changed = NOSTR;
+	o->code = o->message = o->line = NOSTR;
+	return o;
 }
 
-static int
-log_change(struct state *s, struct recorder *r, const struct result *res)
+/* Copy bytes into the batch: their offset, or NOSTR for NULL. */
+static size_t
+put(struct batch *b, const char *p, size_t n)
 {
-	sqlite3_stmt *st = r->st[R_LOG];
+	size_t off = b->bytes.len;
 
-	r->seq++;
-	return bindi(s, st, 1, r->run) < 0 || bindi(s, st, 2, r->seq) < 0 ||
-	    binds(s, st, 3, op_names[res->opi]) < 0 ||
-	    bindt(s, st, 4, res->type, res->typelen) < 0 ||
-	    bindt(s, st, 5, res->key, res->keylen) < 0 ||
-	    binds(s, st, 6, state_status_names[res->sti]) < 0 ||
-	    bindt(s, st, 7, res->rev, res->revlen) < 0 ||
-	    bindt(s, st, 8, r->changed.len ? r->changed.buf : NULL,
-	    r->changed.len) < 0 ||
-	    bindt(s, st, 9, res->code, res->codelen) < 0 ||
-	    bindt(s, st, 10, res->message, res->messagelen) < 0 ?
-	    -1 : step_done(s, st);
+	if (!p)
+		return NOSTR;
+	sb_add(&b->bytes, p, n);
+	return off;
+}
+
+static void
+put_json(struct batch *b, const struct json *v, size_t *off, size_t *len)
+{
+	*off = b->bytes.len;
+	json_write(&b->bytes, v, 0);
+	*len = b->bytes.len - *off;
 }
 
 /* The change to replay, rebuilt from a deferred result. */
 static void
-change_line(struct sb *out, const struct result *res)
+put_change(struct batch *b, const struct result *res, struct bop *o)
 {
-	sb_reset(out);
+	struct sb *out = &b->bytes;
+
+	o->line = out->len;
 	sb_adds(out, "{\"kind\":\"change\",\"op\":\"");
 	sb_adds(out, op_names[res->opi]);
 	sb_adds(out, "\",\"type\":");
@@ -1269,103 +1731,60 @@ change_line(struct sb *out, const struct result *res)
 		json_write(out, res->changed, 0);
 	}
 	sb_addc(out, '}');
+	o->linelen = out->len - o->line;
 }
 
 static int
-apply_result(struct state *s, const struct json *obj)
+add_result(struct recorder *r, const struct json *obj)
 {
-	struct recorder *r = s->rec;
+	struct batch *b = r->fill;
 	struct result res;
 	struct ruleview rv = { 0 };
 	unsigned char h[RD_HASH_LEN];
 	char hex[2 * RD_HASH_LEN + 1];
-	sqlite3_stmt *st;
+	struct bop *o;
+	int confirms;
 
 	if (parse_result(obj, &res) < 0)
 		return -1;
-	sb_reset(&r->changed);
-	if (res.sti == ST_OK && res.opi != OP_DELETE && res.fields) {
+	confirms = res.fields && res.opi != OP_DELETE && (res.sti == ST_OK ||
+	    (res.sti == ST_SKIPPED && res.opi == OP_SAME && res.rev));
+	if (confirms) {
 		if (record_hash(&rv, res.fields, h, &r->canon) < 0)
 			return -1;
 		hex_encode(hex, h, RD_HASH_LEN);
-		sb_reset(&r->fields);
-		json_write(&r->fields, res.fields, 0);
 	}
-	if (batch_begin(s, r) < 0)
-		return -1;
 	r->counts[res.sti]++;
+	if (res.sti == ST_PLANNED)
+		return 0;
+	o = new_op(b, B_RESULT);
+	o->opi = (unsigned char)res.opi;
+	o->sti = (unsigned char)res.sti;
+	o->type = put(b, res.type, o->typelen = res.typelen);
+	o->key = put(b, res.key, o->keylen = res.keylen);
+	o->rev = put(b, res.rev, o->revlen = res.revlen);
+	o->code = put(b, res.code, o->codelen = res.codelen);
+	o->message = put(b, res.message, o->messagelen = res.messagelen);
 	if (res.changed)
-		json_write(&r->changed, res.changed, 0);
-	switch (res.sti) {
-	case ST_OK:
-		if (res.opi == OP_DELETE) {
-			st = r->st[R_DELBASE];
-			if (bindt(s, st, 1, res.type, res.typelen) < 0 ||
-			    bindt(s, st, 2, res.key, res.keylen) < 0 ||
-			    step_done(s, st) < 0)
-				return -1;
-		} else if (res.fields) {
-			if (!res.changed && res.opi == OP_UPDATE &&
-			    diff_old(s, r, &res) < 0)
-				return -1;
-			st = r->st[R_UPSERT];
-			if (bindt(s, st, 1, res.type, res.typelen) < 0 ||
-			    bindt(s, st, 2, res.key, res.keylen) < 0 ||
-			    bindt(s, st, 3, res.rev, res.revlen) < 0 ||
-			    bindt(s, st, 4, hex, 2 * RD_HASH_LEN) < 0 ||
-			    bindt(s, st, 5, r->fields.buf, r->fields.len) < 0 ||
-			    step_done(s, st) < 0)
-				return -1;
-		} else {
-			/* Written without telling what: keep the fields known. */
-			st = r->st[R_SETREV];
-			if (bindt(s, st, 1, res.type, res.typelen) < 0 ||
-			    bindt(s, st, 2, res.key, res.keylen) < 0 ||
-			    bindt(s, st, 3, res.rev, res.revlen) < 0 ||
-			    step_done(s, st) < 0)
-				return -1;
-		}
-		/* FALLTHROUGH */
-	case ST_SKIPPED:
-	case ST_CONFLICT:
-	case ST_FAILED:
-		/* A definite answer settles the change the outbox held. */
-		if (r->outbox) {
-			st = r->st[R_OUTDEL];
-			if (bindt(s, st, 1, res.type, res.typelen) < 0 ||
-			    bindt(s, st, 2, res.key, res.keylen) < 0 ||
-			    step_done(s, st) < 0)
-				return -1;
-		}
-		break;
-	case ST_DEFERRED:
-		change_line(&r->line, &res);
-		st = r->st[R_OUTPUT];
-		if (bindt(s, st, 1, res.type, res.typelen) < 0 ||
-		    bindt(s, st, 2, res.key, res.keylen) < 0 ||
-		    binds(s, st, 3, op_names[res.opi]) < 0 ||
-		    bindt(s, st, 4, r->line.buf, r->line.len) < 0 ||
-		    binds(s, st, 5, r->now) < 0 || step_done(s, st) < 0)
-			return -1;
-		r->outbox = 1;
-		break;
-	case ST_PLANNED:
-		return 0;
+		put_json(b, res.changed, &o->changed, &o->changedlen);
+	if (confirms) {
+		o->hash = put(b, hex, 2 * RD_HASH_LEN);
+		put_json(b, res.fields, &o->fields, &o->fieldslen);
+		o->diff = res.opi == OP_UPDATE && !res.changed;
 	}
-	if (res.sti == ST_SKIPPED)
-		return 0;
-	return log_change(s, r, &res);
+	if (res.sti == ST_DEFERRED)
+		put_change(b, &res, o);
+	return 0;
 }
 
 static int
-apply_cursor(struct state *s, const struct json *obj)
+add_cursor(struct recorder *r, const struct json *obj)
 {
-	struct recorder *r = s->rec;
+	struct batch *b = r->fill;
 	const struct json *v;
 	const char *src, *name;
 	size_t srclen, namelen;
-	sqlite3_stmt *st = r->st[R_CURSOR];
-	struct sb *id = &r->line, *val = &r->fields;
+	struct bop *o;
 
 	if (member(obj, "source", 0, &src, &srclen) < 0 ||
 	    member(obj, "name", 1, &name, &namelen) < 0)
@@ -1374,33 +1793,41 @@ apply_cursor(struct state *s, const struct json *obj)
 		rd_seterr(RD_EXIT_DATA, "missing \"value\"");
 		return -1;
 	}
-	sb_reset(id);
+	/* The cursor's name is "SOURCE/NAME", or NAME without a source. */
+	o = new_op(b, B_CURSOR);
+	o->key = b->bytes.len;
 	if (src && srclen) {
-		sb_add(id, src, srclen);
-		sb_addc(id, '/');
+		sb_add(&b->bytes, src, srclen);
+		sb_addc(&b->bytes, '/');
 	}
-	sb_add(id, name, namelen);
-	sb_reset(val);
+	sb_add(&b->bytes, name, namelen);
+	o->keylen = b->bytes.len - o->key;
 	if (v->type == JSON_STRING)
-		sb_add(val, v->u.s, v->len);
+		o->fields = put(b, v->u.s, o->fieldslen = v->len);
 	else
-		json_write(val, v, 0);
-	if (batch_begin(s, r) < 0)
-		return -1;
-	return bindt(s, st, 1, id->buf, id->len) < 0 ||
-	    bindt(s, st, 2, val->buf, val->len) < 0 ||
-	    binds(s, st, 3, r->now) < 0 ? -1 : step_done(s, st);
+		put_json(b, v, &o->fields, &o->fieldslen);
+	return 0;
 }
 
 int
 state_record_line(struct state *s, const struct json *obj, const char *kind,
     size_t kindlen)
 {
-	if (kindlen == 6 && memcmp(kind, "result", 6) == 0)
-		return apply_result(s, obj) < 0 ? -1 : 1;
-	if (kindlen == 6 && memcmp(kind, "cursor", 6) == 0)
-		return apply_cursor(s, obj) < 0 ? -1 : 1;
-	return 0;
+	struct recorder *r = s->rec;
+
+	if (r->failed)
+		return writer_failed(r);
+	if (kindlen == 6 && memcmp(kind, "result", 6) == 0) {
+		if (add_result(r, obj) < 0)
+			return -1;
+	} else if (kindlen == 6 && memcmp(kind, "cursor", 6) == 0) {
+		if (add_cursor(r, obj) < 0)
+			return -1;
+	} else {
+		return 0;
+	}
+	r->consumed++;
+	return 1;
 }
 
 /* Queries */
@@ -1420,7 +1847,7 @@ state_base_each(struct state *s, const char *type,
 	    0) < 0)
 		return -1;
 	if (type && binds(s, st, 1, type) < 0) {
-		sqlite3_finalize(st);
+		finalize(st);
 		return -1;
 	}
 	while ((k = step_row(s, st)) == 1) {
@@ -1438,7 +1865,7 @@ state_base_each(struct state *s, const char *type,
 		if ((ret = fn(ctx, &row)) < 0)
 			break;
 	}
-	sqlite3_finalize(st);
+	finalize(st);
 	return k < 0 || ret < 0 ? -1 : 0;
 }
 
@@ -1453,7 +1880,7 @@ state_cursor_get(struct state *s, const char *name, char **value)
 		return -1;
 	if (binds(s, st, 1, name) == 0 && (k = step_row(s, st)) == 1)
 		*value = coldup(st, 0);
-	sqlite3_finalize(st);
+	finalize(st);
 	return k;
 }
 
@@ -1472,7 +1899,7 @@ state_cursor_set(struct state *s, const char *name, const char *value)
 	if (binds(s, st, 1, name) == 0 && binds(s, st, 2, value) == 0 &&
 	    binds(s, st, 3, now) == 0 && step_done(s, st) == 0)
 		r = 0;
-	sqlite3_finalize(st);
+	finalize(st);
 	if (r == 0)
 		r = tx_commit(s);
 out:
@@ -1535,8 +1962,8 @@ state_windows_plan(struct state *s, long long from, long long to,
 	}
 	ret = tx_commit(s);
 out:
-	sqlite3_finalize(near);
-	sqlite3_finalize(ins);
+	finalize(near);
+	finalize(ins);
 	if (ret < 0)
 		tx_rollback(s);
 	return ret;
@@ -1573,7 +2000,7 @@ state_windows_each(struct state *s, int pending_only,
 		if ((ret = fn(ctx, &w)) < 0)
 			break;
 	}
-	sqlite3_finalize(st);
+	finalize(st);
 	return k < 0 || ret < 0 ? -1 : 0;
 }
 
@@ -1602,7 +2029,7 @@ state_window_mark(struct state *s, const char *start, int done,
 		else
 			r = 0;
 	}
-	sqlite3_finalize(st);
+	finalize(st);
 	if (r == 0)
 		r = tx_commit(s);
 out:
@@ -1703,7 +2130,7 @@ state_runs_each(struct state *s, long id, int last,
 	if (prep(s, &st, sql, 0) < 0)
 		return -1;
 	if (id && bindi(s, st, 1, id) < 0) {
-		sqlite3_finalize(st);
+		finalize(st);
 		return -1;
 	}
 	while ((k = step_row(s, st)) == 1) {
@@ -1729,7 +2156,7 @@ state_runs_each(struct state *s, long id, int last,
 		if ((ret = fn(ctx, &r)) < 0)
 			break;
 	}
-	sqlite3_finalize(st);
+	finalize(st);
 	return k < 0 || ret < 0 ? -1 : 0;
 }
 
@@ -1746,7 +2173,7 @@ state_changes_each(struct state *s, long run,
 	    " ORDER BY seq", 0) < 0)
 		return -1;
 	if (bindi(s, st, 1, run) < 0) {
-		sqlite3_finalize(st);
+		finalize(st);
 		return -1;
 	}
 	while ((k = step_row(s, st)) == 1) {
@@ -1767,7 +2194,7 @@ state_changes_each(struct state *s, long run,
 		if ((ret = fn(ctx, &c)) < 0)
 			break;
 	}
-	sqlite3_finalize(st);
+	finalize(st);
 	return k < 0 || ret < 0 ? -1 : 0;
 }
 
@@ -1798,6 +2225,56 @@ state_outbox_each(struct state *s,
 		if ((ret = fn(ctx, line, n)) < 0)
 			break;
 	}
-	sqlite3_finalize(st);
+	finalize(st);
 	return k < 0 || ret < 0 ? -1 : 0;
+}
+
+/* Pruning the base */
+
+static sqlite3_stmt *prune_add;
+
+int
+state_prune_begin(struct state *s)
+{
+	if (exec(s, "CREATE TEMP TABLE IF NOT EXISTS prune_seen (type TEXT, "
+	    "key TEXT, PRIMARY KEY (type, key)) WITHOUT ROWID") < 0 ||
+	    exec(s, "DELETE FROM prune_seen") < 0 || tx_begin(s) < 0)
+		return -1;
+	if (prep(s, &prune_add, "INSERT OR IGNORE INTO prune_seen (type, key) "
+	    "VALUES (?1, ?2)", 0) < 0) {
+		tx_rollback(s);
+		return -1;
+	}
+	return 0;
+}
+
+int
+state_prune_add(struct state *s, const char *type, size_t typelen,
+    const char *key, size_t keylen)
+{
+	return bindt(s, prune_add, 1, type, typelen) < 0 ||
+	    bindt(s, prune_add, 2, key, keylen) < 0 ? -1 :
+	    step_done(s, prune_add);
+}
+
+int
+state_prune_finish(struct state *s, long long *removed)
+{
+	finalize(prune_add);
+	prune_add = NULL;
+	if (exec(s, "DELETE FROM base WHERE NOT EXISTS (SELECT 1 FROM "
+	    "prune_seen p WHERE p.type = base.type AND p.key = base.key)") < 0) {
+		tx_rollback(s);
+		return -1;
+	}
+	*removed = sqlite3_changes(s->db);
+	return tx_commit(s);
+}
+
+void
+state_prune_abort(struct state *s)
+{
+	finalize(prune_add);
+	prune_add = NULL;
+	tx_rollback(s);
 }

@@ -20,9 +20,9 @@
  * process being killed.  Values are always bound, never spliced into SQL.
  *
  * Recording (state_record_*) is what keeps the base from running ahead of
- * the stream: the caller applies a line only once it has read the whole line
- * and commits a batch only after writing its lines on; a batch not committed
- * is rolled back, so the base holds only what was confirmed.
+ * the stream: the caller adds a line only once it has read the whole line
+ * and hands a batch over only after writing its lines on; a batch not
+ * handed over is never applied, so the base holds only what was confirmed.
  *
  * Ownership.  A struct state is owned by its opener and released with
  * state_close().  Rows handed to callbacks borrow from SQLite and are valid
@@ -104,13 +104,21 @@ int state_unlock(struct state *s, long pid, int force, struct sb *msg,
 /*
  * Recording a stream of results.  state_record_start() refuses (status 5)
  * when the state belongs to another scope; run 0 starts a new run, another
- * number continues (or creates) that run.  state_record_line() applies one
- * parsed line of kind "result" or "cursor" inside the open batch (begun when
- * needed) and returns 1, or 0 for a kind it does not consume, -1 when the line
- * is bad (status 3) or the database fails.  state_record_commit() commits the
- * batch; state_record_finish() commits and closes the run; after a failure
- * state_record_abort() rolls the batch back and marks the run failed if an
- * earlier batch created it.
+ * number continues (or creates) that run.  It starts a writer thread, which
+ * has the connection to itself until state_record_finish() or
+ * state_record_abort(): call nothing else on s in between.
+ *
+ * state_record_line() checks one parsed line of kind "result" or "cursor"
+ * and adds it to the batch being filled: 1, or 0 for a kind it does not
+ * consume, -1 when the line is bad (status 3).  state_record_commit() hands
+ * the batch to the writer, which commits it in one transaction while the
+ * caller goes on: call it only once the batch's lines are passed on.
+ * state_record_finish() hands over the last batch, closes the run and waits
+ * for the writer; a stream without result or cursor lines is no run, and
+ * leaves the state untouched.  A failure of the writer is returned by the next of these
+ * calls.  state_record_abort() drops the batch being filled, waits for the
+ * writer to commit those handed over, and marks the run failed if a batch
+ * of it was committed.
  */
 int state_record_start(struct state *s, const char *scope, long run,
     const char *flow);
@@ -119,7 +127,6 @@ int state_record_line(struct state *s, const struct json *obj,
 int state_record_commit(struct state *s);
 int state_record_finish(struct state *s);
 void state_record_abort(struct state *s);
-long state_record_run(const struct state *s);
 
 /* The base snapshot, in (type, key) order; type NULL for every type. */
 struct state_baserow {
@@ -194,6 +201,19 @@ int state_outbox_each(struct state *s,
     int (*fn)(void *ctx, const char *line, size_t len), void *ctx);
 
 /* The current time as "YYYY-MM-DDTHH:MM:SSZ" into buf (at least 21 bytes). */
+/*
+ * Prune the base snapshot to the records a complete result stream named
+ * (every record of a full run has a result, "same" ones included): begin,
+ * add each result's type and key, then finish deletes every other base row,
+ * in one transaction, and says how many.  Only for a stream known complete:
+ * a flow calls it when push ended normally, never after a kill.
+ */
+int state_prune_begin(struct state *s);
+int state_prune_add(struct state *s, const char *type, size_t typelen,
+    const char *key, size_t keylen);
+int state_prune_finish(struct state *s, long long *removed);
+void state_prune_abort(struct state *s);
+
 void state_now(char *buf, size_t size);
 /* Format an instant as a date (dates) or a UTC date-time. */
 void state_fmt_time(char *buf, size_t size, long long t, int dates);

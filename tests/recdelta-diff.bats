@@ -67,14 +67,14 @@ EOF
 	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --all
 	assert_success
 	assert_output - <<'EOF'
-{"kind":"change","op":"same","type":"T","key":"a","rev":"3"}
+{"kind":"change","op":"same","type":"T","key":"a","rev":"3","fields":{"n":1}}
 {"kind":"change","op":"update","type":"T","key":"b","rev":"7","fields":{"n":2,"m":"x"},"changed":["m"]}
 {"kind":"change","op":"create","type":"T","key":"c","fields":{"n":3}}
 {"kind":"change","op":"delete","type":"T","key":"d","rev":"4"}
 EOF
 	run --separate-stderr recdelta-diff -a -l "$L" -r "$R"
 	assert_success
-	assert_line --index 0 '{"kind":"change","op":"same","type":"T","key":"a","rev":"3"}'
+	assert_line --index 0 '{"kind":"change","op":"same","type":"T","key":"a","rev":"3","fields":{"n":1}}'
 	assert_equal "${#lines[@]}" 4
 }
 
@@ -83,7 +83,7 @@ EOF
 	rec T a '{"m":2,"keep":0,"only_remote":null,"a":2,"z":2}' 9 > remote.ndjson
 	run --separate-stderr recdelta-diff --local "$L" --remote "$R"
 	assert_success
-	assert_output '{"kind":"change","op":"update","type":"T","key":"a","rev":"9","fields":{"z":1,"keep":0,"a":1,"only_local":true,"m":1},"changed":["a","m","only_local","only_remote","z"]}'
+	assert_output '{"kind":"change","op":"update","type":"T","key":"a","rev":"9","fields":{"z":1,"keep":0,"a":1,"only_local":true,"m":1},"changed":["a","m","only_local","z"]}'
 }
 
 @test "order: remote pass-through lines first, then local order with its pass-through lines in place, then deletes in remote order" {
@@ -147,7 +147,7 @@ EOF
 	assert_success
 	assert_output - <<'EOF'
 {"kind":"change","op":"update","type":"T","key":"a","fields":{"n":1},"changed":["n"]}
-{"kind":"change","op":"same","type":"T","key":"b"}
+{"kind":"change","op":"same","type":"T","key":"b","fields":{"n":1}}
 {"kind":"change","op":"delete","type":"T","key":"c"}
 EOF
 }
@@ -171,7 +171,7 @@ EOF
 	assert_success
 	assert_output - <<'EOF'
 {"kind":"change","op":"create","type":"T","key":"gone_there","fields":{"n":1}}
-{"kind":"change","op":"same","type":"T","key":"live","rev":"6"}
+{"kind":"change","op":"same","type":"T","key":"live","rev":"6","fields":{"n":1}}
 {"kind":"change","op":"delete","type":"T","key":"gone_here","rev":"1"}
 {"kind":"change","op":"delete","type":"T","key":"gone_here_too","rev":"2"}
 EOF
@@ -200,7 +200,7 @@ EOF
 	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --all --ignore seen -i p --ignore q -i only_local
 	assert_success
 	assert_output - <<'EOF'
-{"kind":"change","op":"same","type":"T","key":"a","rev":"1"}
+{"kind":"change","op":"same","type":"T","key":"a","rev":"1","fields":{"n":1,"seen":"tuesday"}}
 {"kind":"change","op":"update","type":"T","key":"b","rev":"2","fields":{"n":1,"p":1,"q":1,"only_local":1},"changed":["n"]}
 EOF
 	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --all
@@ -226,13 +226,13 @@ EOF
 	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --all --tolerance price=0.05 --tolerance v=0.05
 	assert_success
 	assert_output - <<'EOF'
-{"kind":"change","op":"same","type":"T","key":"in","rev":"1"}
-{"kind":"change","op":"same","type":"T","key":"edge","rev":"2"}
+{"kind":"change","op":"same","type":"T","key":"in","rev":"1","fields":{"price":10.04}}
+{"kind":"change","op":"same","type":"T","key":"edge","rev":"2","fields":{"price":9.95}}
 {"kind":"change","op":"update","type":"T","key":"out","rev":"3","fields":{"price":10.0},"changed":["price"]}
 {"kind":"change","op":"update","type":"T","key":"arr_in","rev":"4","fields":{"v":[1.0,2.0,{"w":3.0}],"exact":[1.0]},"changed":["exact"]}
 {"kind":"change","op":"update","type":"T","key":"arr_out","rev":"5","fields":{"v":[1.0,2.0,{"w":3.0}]},"changed":["v"]}
 {"kind":"change","op":"update","type":"T","key":"nested_out","rev":"6","fields":{"v":[1.0,2.0,{"w":3.0}]},"changed":["v"]}
-{"kind":"change","op":"same","type":"T","key":"int_in","rev":"7"}
+{"kind":"change","op":"same","type":"T","key":"int_in","rev":"7","fields":{"v":100.04}}
 EOF
 }
 
@@ -254,7 +254,7 @@ EOF
 	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --all
 	assert_success
 	assert_output - <<'EOF'
-{"kind":"change","op":"same","type":"T","key":"near","rev":"1"}
+{"kind":"change","op":"same","type":"T","key":"near","rev":"1","fields":{"at":{"$loc":{"lng":2,"lat":1.0}}}}
 {"kind":"change","op":"update","type":"T","key":"far","rev":"2","fields":{"at":{"$loc":{"lat":1.0002,"lng":2.0}}},"changed":["at"]}
 EOF
 	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --all --tolerance at=0.00001
@@ -266,8 +266,8 @@ EOF
 	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --all --tolerance at=0.001
 	assert_success
 	assert_output - <<'EOF'
-{"kind":"change","op":"same","type":"T","key":"near","rev":"1"}
-{"kind":"change","op":"same","type":"T","key":"far","rev":"2"}
+{"kind":"change","op":"same","type":"T","key":"near","rev":"1","fields":{"at":{"$loc":{"lng":2,"lat":1.0}}}}
+{"kind":"change","op":"same","type":"T","key":"far","rev":"2","fields":{"at":{"$loc":{"lng":2,"lat":1.0}}}}
 EOF
 }
 
@@ -283,9 +283,9 @@ EOF
 	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --all
 	assert_success
 	assert_output - <<'EOF'
-{"kind":"change","op":"same","type":"T","key":"ref_same","rev":"1"}
+{"kind":"change","op":"same","type":"T","key":"ref_same","rev":"1","fields":{"team":{"action":"NONE","$ref":"t1"}}}
 {"kind":"change","op":"update","type":"T","key":"ref_other","rev":"2","fields":{"team":{"$ref":"t1"}},"changed":["team"]}
-{"kind":"change","op":"same","type":"T","key":"ts_same","rev":"3"}
+{"kind":"change","op":"same","type":"T","key":"ts_same","rev":"3","fields":{"t":{"$ts":"2026-01-10T16:02:53.000Z"},"u":{"$ts":"2026-01-10T17:02:53+01:00"}}}
 {"kind":"change","op":"update","type":"T","key":"ts_other","rev":"4","fields":{"t":{"$ts":"2026-01-10T16:02:53Z"}},"changed":["t"]}
 EOF
 }
@@ -302,11 +302,59 @@ EOF
 	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --all
 	assert_success
 	assert_output - <<'EOF'
-{"kind":"change","op":"same","type":"T","key":"order","rev":"1"}
+{"kind":"change","op":"same","type":"T","key":"order","rev":"1","fields":{"z":0,"o":{"b":{"d":"s","c":[{"y":{"q":2,"p":1},"x":1}]},"a":1}}}
 {"kind":"change","op":"update","type":"T","key":"order_other","rev":"2","fields":{"o":{"a":1,"b":{"c":[{"x":1,"y":2}]}}},"changed":["o"]}
-{"kind":"change","op":"same","type":"T","key":"num","rev":"3"}
+{"kind":"change","op":"same","type":"T","key":"num","rev":"3","fields":{"p":1.0,"q":1e0,"r":10e-1,"s":1e2,"t":5E-1,"u":0.0}}
 {"kind":"change","op":"update","type":"T","key":"num_other","rev":"4","fields":{"p":1,"q":100},"changed":["p","q"]}
 EOF
+}
+
+@test "a top-level null field equals an absent one, in the hash and in the comparison; a nested null is a value" {
+	rec T null_local '{"a":1,"b":null}' > local.ndjson
+	rec T null_remote '{"a":1}' >> local.ndjson
+	rec T null_vs_value '{"a":1,"b":null}' >> local.ndjson
+	rec T nested '{"o":{"x":null}}' >> local.ndjson
+	rec T nested_arr '{"v":[null]}' >> local.ndjson
+	rec T null_local '{"a":1}' 1 > remote.ndjson
+	rec T null_remote '{"b":null,"a":1}' 2 >> remote.ndjson
+	rec T null_vs_value '{"a":1,"b":2}' 3 >> remote.ndjson
+	rec T nested '{"o":{}}' 4 >> remote.ndjson
+	rec T nested_arr '{"v":[]}' 5 >> remote.ndjson
+	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --all
+	assert_success
+	assert_equal "$stderr" ''
+	assert_output - <<'EOF'
+{"kind":"change","op":"same","type":"T","key":"null_local","rev":"1","fields":{"a":1}}
+{"kind":"change","op":"same","type":"T","key":"null_remote","rev":"2","fields":{"b":null,"a":1}}
+{"kind":"change","op":"update","type":"T","key":"null_vs_value","rev":"3","fields":{"a":1,"b":null},"changed":["b"]}
+{"kind":"change","op":"update","type":"T","key":"nested","rev":"4","fields":{"o":{"x":null}},"changed":["o"]}
+{"kind":"change","op":"update","type":"T","key":"nested_arr","rev":"5","fields":{"v":[null]},"changed":["v"]}
+EOF
+	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --summary
+	assert_success
+	assert_output 'Ts: 2 unchanged, 0 new, 3 updated, 0 deleted'
+
+	# The comparison, not only the hash: the numbers differ within a
+	# tolerance, so the records are compared field by field.
+	rec T a '{"p":1.0,"b":null,"c":null}' > local.ndjson
+	rec T b '{"p":1.0}' >> local.ndjson
+	rec T c '{"p":1.0,"b":null}' >> local.ndjson
+	rec T a '{"p":1.01}' 1 > remote.ndjson
+	rec T b '{"p":1.01,"b":null}' 2 >> remote.ndjson
+	rec T c '{"p":1.01,"b":false}' 3 >> remote.ndjson
+	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --all --tolerance p=0.1
+	assert_success
+	assert_output - <<'EOF'
+{"kind":"change","op":"same","type":"T","key":"a","rev":"1","fields":{"p":1.01}}
+{"kind":"change","op":"same","type":"T","key":"b","rev":"2","fields":{"p":1.01,"b":null}}
+{"kind":"change","op":"update","type":"T","key":"c","rev":"3","fields":{"p":1.0,"b":null},"changed":["b"]}
+EOF
+	# Nothing differs: --exit-code says so.
+	rec T a '{"a":1,"b":null}' > local.ndjson
+	rec T a '{"a":1}' 1 > remote.ndjson
+	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --exit-code
+	assert_success
+	assert_output ''
 }
 
 @test "integers are exact: \$int equals the plain number, 2^53+1 differs from 2^53, 20 digits survive byte for byte" {
@@ -322,8 +370,8 @@ EOF
 	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --all
 	assert_success
 	assert_output - <<'EOF'
-{"kind":"change","op":"same","type":"T","key":"tagged","rev":"1"}
-{"kind":"change","op":"same","type":"T","key":"plain","rev":"2"}
+{"kind":"change","op":"same","type":"T","key":"tagged","rev":"1","fields":{"n":9007199254740993}}
+{"kind":"change","op":"same","type":"T","key":"plain","rev":"2","fields":{"n":{"$int":"9007199254740993"}}}
 {"kind":"change","op":"update","type":"T","key":"near","rev":"3","fields":{"n":9007199254740993},"changed":["n"]}
 {"kind":"change","op":"create","type":"T","key":"big","fields":{"big":12345678901234567890,"neg":-98765432109876543210,"f":1.50,"e":1E+2}}
 {"kind":"change","op":"update","type":"T","key":"big2","rev":"4","fields":{"big":12345678901234567890,"x":1},"changed":["x"]}
@@ -342,7 +390,7 @@ EOF
 	assert_output ''
 	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --all
 	assert_success
-	assert_output '{"kind":"change","op":"same","type":"T","key":"a","rev":"99"}'
+	assert_output '{"kind":"change","op":"same","type":"T","key":"a","rev":"99","fields":{"n":1}}'
 }
 
 @test "--rules: per-type ignore and tolerance, * for every type, comments; a Stadium rule does not apply to Team" {
@@ -362,7 +410,7 @@ EOF
 	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --rules rules --all
 	assert_success
 	assert_output - <<'EOF'
-{"kind":"change","op":"same","type":"Stadium","key":"s1","rev":"1"}
+{"kind":"change","op":"same","type":"Stadium","key":"s1","rev":"1","fields":{"name":"A","capacity":100.4,"note":"y","updated":"2"}}
 {"kind":"change","op":"update","type":"Stadium","key":"s2","rev":"2","fields":{"name":"B","capacity":100.0,"note":"x","updated":"1"},"changed":["capacity"]}
 {"kind":"change","op":"update","type":"Team","key":"t1","rev":"3","fields":{"capacity":100.0,"note":"x","updated":"1"},"changed":["capacity","note"]}
 EOF
@@ -483,7 +531,7 @@ EOF
 	assert_success
 	assert_output - <<'EOF'
 {"kind":"cursor","value":"x"}
-{"kind":"change","op":"same","type":"T","key":"a","rev":"3"}
+{"kind":"change","op":"same","type":"T","key":"a","rev":"3","fields":{"n":1}}
 EOF
 }
 
@@ -587,7 +635,7 @@ EOF
 	assert_success
 	assert_equal "$stderr" ''
 	assert_output - <<'EOF'
-{"kind":"change","op":"same","type":"Stadium","key":"ari","rev":"7"}
+{"kind":"change","op":"same","type":"Stadium","key":"ari","rev":"7","fields":{"name":"State Farm Stadium","capacity":63400,"location":{"$loc":{"lat":33.5276,"lng":-112.2626}},"ratio":0.5}}
 {"kind":"change","op":"update","type":"Stadium","key":"atl","rev":"3","fields":{"name":"Mercedes-Benz Stadium","capacity":75000,"location":{"$loc":{"lat":33.7554,"lng":-84.4008}},"ratio":0.25},"changed":["capacity"]}
 {"kind":"change","op":"create","type":"Stadium","key":"new","fields":{"name":"New"}}
 {"kind":"change","op":"delete","type":"Stadium","key":"old","rev":"2"}
@@ -601,7 +649,7 @@ EOF
 	run --separate-stderr recdelta-diff --local 'sqlite:db.sqlite?table=t&key=id&type=Stadium' --remote "$R" --all
 	assert_success
 	assert_output - <<'EOF'
-{"kind":"change","op":"same","type":"Stadium","key":"a","rev":"1"}
+{"kind":"change","op":"same","type":"Stadium","key":"a","rev":"1","fields":{"tags":[1.0,{"$ref":"x"}],"n":{"$int":"9007199254740993"}}}
 {"kind":"change","op":"update","type":"Stadium","key":"b","rev":"2","fields":{"n":2,"tags":{"z":1,"a":2}},"changed":["n"]}
 {"kind":"change","op":"delete","type":"t","key":"a","rev":"3"}
 EOF
@@ -624,7 +672,7 @@ EOF
 	assert_success
 	assert_equal "$stderr" ''
 	assert_output - <<'EOF'
-{"kind":"change","op":"same","type":"Stadium","key":"ari","rev":"3"}
+{"kind":"change","op":"same","type":"Stadium","key":"ari","rev":"3","fields":{"capacity":63400,"name":"A"}}
 {"kind":"change","op":"update","type":"Stadium","key":"atl","rev":"1","fields":{"name":"B","capacity":200},"changed":["capacity"]}
 {"kind":"change","op":"create","type":"Stadium","key":"gone","fields":{"name":"G"}}
 {"kind":"change","op":"delete","type":"Stadium","key":"a/b","rev":"2"}
@@ -641,7 +689,7 @@ EOF
 	awk 'BEGIN { for (j = 0; j < 2000; j++) { i = (j * 7919) % 2000 + 1
 		printf "{\"fields\":{\"o\":{\"b\":[%d.0,\"x\",{\"$ref\":\"r%d\"}],\"a\":%de0},\"s\":\"item %d\",\"n\":%d},\"rev\":\"r%d\",\"key\":\"k%04d\",\"type\":\"Item\",\"kind\":\"record\"}\n", i, i, i, i, i, i, i } }' > remote.ndjson
 	awk 'BEGIN { for (i = 1; i <= 2000; i++)
-		printf "{\"kind\":\"change\",\"op\":\"same\",\"type\":\"Item\",\"key\":\"k%04d\",\"rev\":\"r%d\"}\n", i, i }' > expected
+		printf "{\"kind\":\"change\",\"op\":\"same\",\"type\":\"Item\",\"key\":\"k%04d\",\"rev\":\"r%d\",\"fields\":{\"o\":{\"b\":[%d.0,\"x\",{\"$ref\":\"r%d\"}],\"a\":%de0},\"s\":\"item %d\",\"n\":%d}}\n", i, i, i, i, i, i, i }' > expected
 	# The shuffle really is a permutation of the keys, and not the identity.
 	grep -o '"key":"k[0-9]*"' local.ndjson > local.keys
 	grep -o '"key":"k[0-9]*"' remote.ndjson > remote.keys
@@ -654,6 +702,7 @@ EOF
 	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --all
 	assert_success
 	assert_equal "${#lines[@]}" 2000
+	assert_equal "${lines[0]}" "$(head -n 1 expected)"
 	assert_output "$(cat expected)"
 	run --separate-stderr recdelta-diff --local "$L" --remote "$R" --summary
 	assert_success

@@ -375,17 +375,26 @@ EOF
 	assert_output '{"kind":"record","type":"u","key":"42","fields":{"x":"y"}}'
 }
 
-@test "sqlite: a missing table, key column or rev= column is a runtime failure" {
+@test "sqlite: a missing table is an empty store; a missing key column or rev= column is a runtime failure" {
 	make_db
+	before=$(sha256 t.db)
+	run -0 --separate-stderr recdelta-fetch 'sqlite:t.db?table=nope&key=id'
+	assert_output ""
+	assert_stderr ""
+	assert_equal "$(sha256 t.db)" "$before"
+	assert_equal "$(sqlite3 t.db "SELECT name FROM sqlite_master WHERE type = 'table'")" games
 	run -4 --separate-stderr recdelta-fetch 'sqlite:t.db?table=games&key=id&rev=nope'
 	assert_output ""
 	assert_stderr 'recdelta-fetch: t.db: table "games" has no column "nope"'
-	run -4 --separate-stderr recdelta-fetch 'sqlite:t.db?table=nope&key=id'
-	assert_output ""
-	assert_stderr "recdelta-fetch: t.db: no such table: nope"
 	run -4 --separate-stderr recdelta-fetch 'sqlite:t.db?table=games&key=nope'
 	assert_output ""
 	assert_stderr 'recdelta-fetch: t.db: table "games" has no column "nope"'
+	# An empty file is an empty database.
+	: > empty.db
+	run -0 --separate-stderr recdelta-fetch 'sqlite:empty.db?table=games&key=id'
+	assert_output ""
+	assert_stderr ""
+	[ ! -s empty.db ]
 }
 
 @test "sqlite: a NULL key is bad data" {
@@ -411,12 +420,23 @@ EOF
 	assert_stderr 'recdelta-fetch: "sqlite:t.db?table=games&key=id&color=red": unknown or empty parameter "color=red" (expected table, key, rev, type)'
 }
 
-@test "sqlite: a database is only read: a missing one is not created, a present one not written" {
+@test "sqlite: a database is only read: a missing one is an empty store and is not created, a present one not written" {
 	mkdir w && cd w
-	run -4 --separate-stderr recdelta-fetch 'sqlite:none.db?table=t&key=id'
+	run -0 --separate-stderr recdelta-fetch 'sqlite:none.db?table=t&key=id'
 	assert_output ""
-	assert_stderr "recdelta-fetch: none.db: unable to open database file"
+	assert_stderr ""
 	[ -z "$(ls -A)" ]
+	run -0 --separate-stderr recdelta-fetch 'sqlite:no/such/dir/none.db?table=t&key=id'
+	assert_output ""
+	assert_stderr ""
+	[ -z "$(ls -A)" ]
+	# A file that is not a database is no empty store.
+	echo garbage > junk.db
+	run -4 --separate-stderr recdelta-fetch 'sqlite:junk.db?table=t&key=id'
+	assert_output ""
+	assert_stderr "recdelta-fetch: junk.db: file is not a database"
+	assert_equal "$(cat junk.db)" garbage
+	rm junk.db
 	make_db
 	before=$(sha256 t.db)
 	run -0 --separate-stderr recdelta-fetch 'sqlite:t.db?table=games&key=id'

@@ -1,0 +1,1359 @@
+/*
+ * recdelta-checkpoint - run state: base snapshot, cursors, windows, history,
+ * lock, outbox and the preflight, in one SQLite database per scope.
+ *
+ * `record` reads a stream on standard input and writes every line of it on
+ * standard output unchanged and in order, while it records the result and
+ * cursor lines in the state, one transaction per batch; a batch's lines are
+ * flushed before it commits, so the state never holds a confirmation that
+ * was not both read and passed on.  `base`, `outbox`, `windows pending
+ * --json`, `history --json` and `show --json` write NDJSON lines; the other
+ * subcommands write short reports for people.  Messages, notices and
+ * refusals go to standard error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/record.h"
+#include "../lib/log.h"
+#include "../lib/state.h"
+#include "../lib/stream.h"
+
+#define DEFAULT_BATCH 1000
+
+static const char *state_opt;	/* --state, or NULL */
+static const char *scope_opt;	/* --scope, or NULL */
+
+/* The synopsis alone after a usage error, all of it for --help. */
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: recdelta-checkpoint [--state PATH] [--scope SCOPE] SUBCOMMAND [options]\n"
+	    "       recdelta-checkpoint record --scope SCOPE [--run ID] [--flow NAME] [--batch N]\n"
+	    "       recdelta-checkpoint base [-t TYPE]...\n"
+	    "       recdelta-checkpoint cursor get NAME\n"
+	    "       recdelta-checkpoint cursor set NAME VALUE\n"
+	    "       recdelta-checkpoint windows plan --from DATE --to DATE [--step STEP]\n"
+	    "       recdelta-checkpoint windows pending [--json]\n"
+	    "       recdelta-checkpoint windows done START\n"
+	    "       recdelta-checkpoint windows fail START --reason TEXT\n"
+	    "       recdelta-checkpoint windows coverage [--json]\n"
+	    "       recdelta-checkpoint status [--json] [--check] [--pid PID]\n"
+	    "       recdelta-checkpoint preflight --scope SCOPE [--pid PID]\n"
+	    "       recdelta-checkpoint lock --scope SCOPE [--pid PID]\n"
+	    "       recdelta-checkpoint unlock [--pid PID] [--force]\n"
+	    "       recdelta-checkpoint history [--json]\n"
+	    "       recdelta-checkpoint show [--json] RUN\n"
+	    "       recdelta-checkpoint outbox\n"
+	    "       recdelta-checkpoint prune\n");
+	if (fp == stderr)
+		return;
+	fprintf(fp,
+	    "\n"
+	    "      --state PATH   the state database (default $RECDELTA_STATE,\n"
+	    "                     else .recdelta/state.db)\n"
+	    "      --scope SCOPE  the remote's identity plus the data set\n"
+	    "      --run ID       continue run ID instead of starting a new one\n"
+	    "      --flow NAME    the flow the run belongs to\n"
+	    "      --batch N      lines per transaction (default 1000)\n"
+	    "  -t, --type TYPE    only records of TYPE\n"
+	    "      --step STEP    window length: Nd or Nh (default 1d)\n"
+	    "      --pid PID      the run's owner (default: the parent process)\n"
+	    "      --check        exit 1 when the preflight would refuse\n"
+	    "      --force        release a lock held by another process\n"
+	    "      --json         write NDJSON\n"
+	    "  -h, --help         print this help and exit\n"
+	    "  -V, --version      print the version and exit\n");
+}
+
+static _Noreturn void
+badusage(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (fmt) {
+		fflush(stdout);
+		fprintf(stderr, "%s: ", rd_progname);
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+		fputc('\n', stderr);
+	}
+	usage(stderr);
+	exit(RD_EXIT_USAGE);
+}
+
+/*
+ * Options every subcommand takes, then its own.  Parsing starts at argv[1],
+ * argv[0] being the subcommand; the GNU getopt is reset with optind 0.
+ */
+enum {
+	O_STATE = 256, O_SCOPE, O_RUN, O_FLOW, O_BATCH, O_FROM, O_TO, O_STEP,
+	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE
+};
+
+struct subopts {
+	long run, pid;
+	const char *flow, *from, *to, *step, *reason;
+	size_t batch;
+	int json, check, force;
+	char **types;
+	size_t ntypes;
+};
+
+static long
+number(const char *opt, const char *s, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > max)
+		badusage("%s: \"%s\" is not a number from 1 to %ld", opt,
+		    rd_quote(s, strlen(s)), max);
+	return v;
+}
+
+/* Parse argv, allowing the common options and those of allowed (0-ended). */
+static int
+parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
+{
+	static const struct option longopts[] = {
+		{ "state", required_argument, NULL, O_STATE },
+		{ "scope", required_argument, NULL, O_SCOPE },
+		{ "run", required_argument, NULL, O_RUN },
+		{ "flow", required_argument, NULL, O_FLOW },
+		{ "batch", required_argument, NULL, O_BATCH },
+		{ "type", required_argument, NULL, 't' },
+		{ "from", required_argument, NULL, O_FROM },
+		{ "to", required_argument, NULL, O_TO },
+		{ "step", required_argument, NULL, O_STEP },
+		{ "reason", required_argument, NULL, O_REASON },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "check", no_argument, NULL, O_CHECK },
+		{ "pid", required_argument, NULL, O_PID },
+		{ "force", no_argument, NULL, O_FORCE },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const int *a;
+	int c, ok;
+
+	memset(o, 0, sizeof *o);
+	o->batch = DEFAULT_BATCH;
+	argv[0] = (char *)rd_progname;	/* getopt's messages use it */
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "t:hV", longopts, NULL)) != -1) {
+		for (ok = 0, a = allowed; *a; a++)
+			ok |= *a == c;
+		if (c == O_STATE || c == O_SCOPE || c == 'h' || c == 'V')
+			ok = 1;
+		if (c == '?')
+			badusage(NULL);
+		if (!ok)
+			badusage("option \"%s\" does not go with this subcommand",
+			    argv[optind - 1]);
+		switch (c) {
+		case O_STATE:
+			state_opt = optarg;
+			break;
+		case O_SCOPE:
+			scope_opt = optarg;
+			break;
+		case O_RUN:
+			o->run = number("--run", optarg, LONG_MAX);
+			break;
+		case O_FLOW:
+			o->flow = optarg;
+			break;
+		case O_BATCH:
+			o->batch = (size_t)number("--batch", optarg, 10000000);
+			break;
+		case 't':
+			o->types = xreallocarray(o->types, o->ntypes + 1,
+			    sizeof *o->types);
+			o->types[o->ntypes++] = optarg;
+			break;
+		case O_FROM:
+			o->from = optarg;
+			break;
+		case O_TO:
+			o->to = optarg;
+			break;
+		case O_STEP:
+			o->step = optarg;
+			break;
+		case O_REASON:
+			o->reason = optarg;
+			break;
+		case O_JSON:
+			o->json = 1;
+			break;
+		case O_CHECK:
+			o->check = 1;
+			break;
+		case O_PID:
+			o->pid = number("--pid", optarg, INT_MAX);
+			break;
+		case O_FORCE:
+			o->force = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(RD_EXIT_OK);
+		case 'V':
+			printf("recdelta-checkpoint %s\n", RD_VERSION);
+			exit(RD_EXIT_OK);
+		}
+	}
+	if (!o->pid)
+		o->pid = (long)getppid();
+	return optind;
+}
+
+static void
+need_args(int have, int want, const char *what)
+{
+	if (have < want)
+		badusage("missing %s", what);
+	if (have > want)
+		badusage("too many arguments");
+}
+
+static const char *
+need_scope(void)
+{
+	if (!scope_opt)
+		badusage("--scope is required");
+	if (!*scope_opt)
+		badusage("--scope: empty scope");
+	return scope_opt;
+}
+
+static struct state *
+open_state(int flags)
+{
+	struct state *s;
+
+	if (state_open(&s, state_opt, flags) < 0)
+		rd_die_pending();
+	return s;
+}
+
+/* Print the pending error after releasing the state, and exit. */
+static _Noreturn void
+die_state(struct state *s)
+{
+	char msg[1024];
+	int status = rd_errstatus();
+
+	snprintf(msg, sizeof msg, "%s", rd_errmsg());
+	state_close(s);
+	rd_die(status, "%s", msg);
+}
+
+/* Print a refusal or notice: the program name before each unindented line. */
+static void
+print_lines(const struct sb *m)
+{
+	const char *p = m->buf, *nl;
+
+	fflush(stdout);
+	while (*p) {
+		nl = strchr(p, '\n');
+		if (!nl)
+			nl = p + strlen(p);
+		if (*p != ' ')
+			fprintf(stderr, "%s: ", rd_progname);
+		fprintf(stderr, "%.*s\n", (int)(nl - p), p);
+		p = *nl ? nl + 1 : nl;
+	}
+}
+
+static void
+finish_out(struct state *s)
+{
+	if (stream_out_close() < 0) {
+		state_close(s);
+		rd_die_pending();
+	}
+	state_close(s);
+}
+
+/* Append bytes for a report line, control characters escaped. */
+static void
+add_text(struct sb *out, const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c < 0x20 || c == 0x7f)
+			sb_addf(out, "\\x%02x", c);
+		else
+			sb_addc(out, (char)c);
+	}
+}
+
+/* record */
+
+/*
+ * True when the reader holds no whole line and nothing waits on its input:
+ * the writer has paused, so what was read is confirmed now rather than at
+ * the end of a batch that may be long in coming.
+ */
+static int
+input_idle(const struct lreader *r)
+{
+	struct pollfd p;
+
+	if (r->eof || memchr(r->buf + r->start, '\n', r->end - r->start))
+		return 0;
+	p.fd = r->fd;
+	p.events = POLLIN;
+	p.revents = 0;
+	return poll(&p, 1, 0) == 0;
+}
+
+static int
+cmd_record(int argc, char **argv)
+{
+	static const int allowed[] = { O_RUN, O_FLOW, O_BATCH, 0 };
+	struct subopts o;
+	struct state *s;
+	struct lreader r;
+	struct arena a;
+	struct json obj;
+	struct record rec;
+	const char *line, *kind, *scope;
+	size_t len, kindlen, n = 0;
+	int k;
+
+	argc -= parse_opts(argc, argv, allowed, &o);
+	need_args(argc, 0, "");
+	scope = need_scope();
+
+	s = open_state(STATE_WRITE);
+	if (state_record_start(s, scope, o.run, o.flow) < 0)
+		die_state(s);
+	if (lreader_open(&r, "-") < 0)
+		die_state(s);
+	arena_init(&a);
+	stream_out_init();
+	while ((k = lreader_next(&r, &line, &len)) > 0) {
+		arena_reset(&a);
+		k = stream_parse_line(&a, line, len, &obj, &rec, &kind, &kindlen);
+		if (k == 0)
+			k = state_record_line(s, &obj, kind, kindlen);
+		if (k < 0) {
+			if (rd_errstatus() == RD_EXIT_DATA)
+				rd_prefixerr("%s:%lu: ", r.name, r.lineno);
+			break;
+		}
+		stream_out_line(line, len);
+		if (++n < o.batch && !input_idle(&r))
+			continue;
+		n = 0;
+		if (fflush(stdout) != 0) {
+			rd_seterr(RD_EXIT_RUNTIME, "write error: %s",
+			    strerror(errno));
+			k = -1;
+			break;
+		}
+		if ((k = state_record_commit(s)) < 0)
+			break;
+	}
+	arena_release(&a);
+	lreader_close(&r);
+	if (k == 0 && fflush(stdout) != 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "write error: %s", strerror(errno));
+		k = -1;
+	}
+	if (k == 0 && state_record_finish(s) < 0)
+		k = -1;
+	if (k < 0) {
+		state_record_abort(s);
+		fflush(stdout);
+		die_state(s);
+	}
+	finish_out(s);
+	return RD_EXIT_OK;
+}
+
+/* base */
+
+static int
+typecmp(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static int
+base_row(void *ctx, const struct state_baserow *row)
+{
+	struct sb *b = ctx;
+
+	sb_reset(b);
+	sb_adds(b, "{\"kind\":\"record\",\"type\":");
+	json_write_string(b, row->type, row->typelen);
+	sb_adds(b, ",\"key\":");
+	json_write_string(b, row->key, row->keylen);
+	if (row->rev) {
+		sb_adds(b, ",\"rev\":");
+		json_write_string(b, row->rev, row->revlen);
+	}
+	sb_adds(b, ",\"fields\":");
+	sb_add(b, row->fields, row->fieldslen);
+	sb_addc(b, '}');
+	stream_out_line(b->buf, b->len);
+	return 0;
+}
+
+static int
+cmd_base(int argc, char **argv)
+{
+	static const int allowed[] = { 't', 0 };
+	struct subopts o;
+	struct state *s;
+	struct sb b;
+	size_t i;
+	int ret = 0;
+
+	argc -= parse_opts(argc, argv, allowed, &o);
+	need_args(argc, 0, "");
+	s = open_state(0);
+	stream_out_init();
+	sb_init(&b, 4096);
+	if (o.ntypes)
+		qsort(o.types, o.ntypes, sizeof *o.types, typecmp);
+	else
+		ret = state_base_each(s, NULL, base_row, &b);
+	for (i = 0; i < o.ntypes && ret == 0; i++)
+		if (i == 0 || strcmp(o.types[i], o.types[i - 1]) != 0)
+			ret = state_base_each(s, o.types[i], base_row, &b);
+	sb_release(&b);
+	free(o.types);
+	if (ret < 0)
+		die_state(s);
+	finish_out(s);
+	return RD_EXIT_OK;
+}
+
+/* cursor */
+
+static int
+cmd_cursor(int argc, char **argv)
+{
+	struct subopts o;
+	struct state *s;
+	const char *verb;
+	char *value;
+	int k;
+
+	argc -= parse_opts(argc, argv, (const int[]){ 0 }, &o);
+	argv += optind;
+	if (argc < 1)
+		badusage("cursor: missing get or set");
+	verb = argv[0];
+	if (strcmp(verb, "get") == 0) {
+		need_args(argc - 1, 1, "NAME");
+		s = open_state(0);
+		if ((k = state_cursor_get(s, argv[1], &value)) < 0)
+			die_state(s);
+		state_close(s);
+		if (k == 0)
+			return RD_EXIT_FOUND;
+		stream_out_init();
+		stream_out_line(value, strlen(value));
+		free(value);
+		if (stream_out_close() < 0)
+			rd_die_pending();
+		return RD_EXIT_OK;
+	}
+	if (strcmp(verb, "set") == 0) {
+		need_args(argc - 1, 2, "NAME VALUE");
+		s = open_state(STATE_WRITE);
+		if (state_cursor_set(s, argv[1], argv[2]) < 0)
+			die_state(s);
+		state_close(s);
+		return RD_EXIT_OK;
+	}
+	badusage("cursor: unknown verb \"%s\" (expected get or set)",
+	    rd_quote(verb, strlen(verb)));
+}
+
+/* windows */
+
+/* A date (the day's start, or its end with end set) or a date-time. */
+static long long
+parse_when(const char *opt, const char *s, int end)
+{
+	char buf[32];
+	long long sec;
+	long nsec;
+
+	if (strlen(s) == 10) {
+		snprintf(buf, sizeof buf, "%sT00:00:00Z", s);
+		if (rd_parse_iso8601(buf, strlen(buf), &sec, &nsec) == 0)
+			return sec + (end ? 86400 : 0);
+	} else if (rd_parse_iso8601(s, strlen(s), &sec, &nsec) == 0) {
+		return sec;
+	}
+	badusage("%s: \"%s\" is not a date (YYYY-MM-DD) or a date-time "
+	    "(YYYY-MM-DDTHH:MM:SSZ)", opt, rd_quote(s, strlen(s)));
+}
+
+static long long
+parse_step(const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || v < 1 || v > 100000 ||
+	    (strcmp(end, "d") != 0 && strcmp(end, "h") != 0))
+		badusage("--step: \"%s\" is not a step (Nd or Nh)",
+		    rd_quote(s, strlen(s)));
+	return (long long)v * (*end == 'd' ? 86400 : 3600);
+}
+
+static int
+window_line(void *ctx, const struct state_window *w)
+{
+	struct sb *b = ctx;
+
+	sb_reset(b);
+	sb_adds(b, "{\"kind\":\"window\",\"start\":");
+	json_write_string(b, w->start, strlen(w->start));
+	sb_adds(b, ",\"end\":");
+	json_write_string(b, w->end, strlen(w->end));
+	sb_adds(b, ",\"status\":");
+	json_write_string(b, w->status, strlen(w->status));
+	if (w->reason) {
+		sb_adds(b, ",\"reason\":");
+		json_write_string(b, w->reason, strlen(w->reason));
+	}
+	sb_adds(b, ",\"updated\":");
+	json_write_string(b, w->updated, strlen(w->updated));
+	sb_addc(b, '}');
+	stream_out_line(b->buf, b->len);
+	return 0;
+}
+
+static int
+window_start(void *ctx, const struct state_window *w)
+{
+	(void)ctx;
+	stream_out_line(w->start, strlen(w->start));
+	return 0;
+}
+
+struct gaps {
+	struct state_gap *g;
+	size_t n;
+	char **names;	/* start and end of each */
+};
+
+static int
+gap_add(void *ctx, const struct state_gap *g)
+{
+	struct gaps *gs = ctx;
+
+	gs->g = xreallocarray(gs->g, gs->n + 1, sizeof *gs->g);
+	gs->names = xreallocarray(gs->names, 2 * (gs->n + 1), sizeof *gs->names);
+	gs->g[gs->n] = *g;
+	gs->names[2 * gs->n] = xstrdup(g->start);
+	gs->names[2 * gs->n + 1] = xstrdup(g->end);
+	gs->g[gs->n].start = gs->names[2 * gs->n];
+	gs->g[gs->n].end = gs->names[2 * gs->n + 1];
+	gs->n++;
+	return 0;
+}
+
+static void
+gaps_release(struct gaps *gs)
+{
+	size_t i;
+
+	for (i = 0; i < 2 * gs->n; i++)
+		free(gs->names[i]);
+	free(gs->names);
+	free(gs->g);
+}
+
+/*
+ * A gap as people read it: days named by date run to their last day
+ * inclusive ("2025-01-03..2025-01-05", or one date alone); anything else is
+ * START..END with END exclusive.
+ */
+static void
+gap_text(struct sb *out, const struct state_coverage *c,
+    const struct state_gap *g)
+{
+	char last[32];
+	long long n = (g->t1 - g->t0) / c->unitsec;
+
+	if (c->unitsec == 86400 && strlen(g->start) == 10) {
+		state_fmt_time(last, sizeof last, g->t1 - 86400, 1);
+		if (strcmp(last, g->start) == 0)
+			sb_adds(out, g->start);
+		else
+			sb_addf(out, "%s..%s", g->start, last);
+	} else {
+		sb_addf(out, "%s..%s", g->start, g->end);
+	}
+	sb_addf(out, " (%lld %.*s)", n, (int)strlen(c->unit) - (n == 1),
+	    c->unit);
+}
+
+/* Rounded, but 100% only when all is done. */
+static long long
+percent(const struct state_coverage *c)
+{
+	long long p;
+
+	if (!c->total)
+		return 0;
+	p = (c->done * 200 + c->total) / (2 * c->total);
+	return p == 100 && c->done < c->total ? 99 : p;
+}
+
+static void
+coverage_text(struct sb *out, const struct state_coverage *c)
+{
+	if (!c->windows) {
+		sb_adds(out, "no windows planned");
+		return;
+	}
+	sb_addf(out, "%lld%% complete (%lld/%lld %s)", percent(c), c->done,
+	    c->total, c->unit);
+}
+
+static void
+coverage_json(struct sb *out, const struct state_coverage *c,
+    const struct gaps *gs)
+{
+	size_t i;
+
+	sb_addf(out, "{\"percent\":%lld,\"done\":%lld,\"total\":%lld,"
+	    "\"unit\":\"%s\",\"windows\":%lu,\"windows_done\":%lu,\"gaps\":[",
+	    percent(c), c->done, c->total, c->unit, c->windows,
+	    c->windows_done);
+	for (i = 0; i < gs->n; i++) {
+		if (i)
+			sb_addc(out, ',');
+		sb_adds(out, "{\"start\":");
+		json_write_string(out, gs->g[i].start, strlen(gs->g[i].start));
+		sb_adds(out, ",\"end\":");
+		json_write_string(out, gs->g[i].end, strlen(gs->g[i].end));
+		sb_addf(out, ",\"windows\":%lu}", gs->g[i].windows);
+	}
+	sb_adds(out, "]}");
+}
+
+static int
+cmd_windows(int argc, char **argv)
+{
+	static const int allowed[] = { O_FROM, O_TO, O_STEP, O_REASON, O_JSON, 0 };
+	struct subopts o;
+	struct state *s;
+	const char *verb;
+	struct sb b;
+	int ret;
+
+	argc -= parse_opts(argc, argv, allowed, &o);
+	argv += optind;
+	if (argc < 1)
+		badusage("windows: missing plan, pending, done, fail or coverage");
+	verb = argv[0];
+	argc--;
+	argv++;
+	if ((o.from || o.to || o.step) && strcmp(verb, "plan") != 0)
+		badusage("--from, --to and --step go with windows plan");
+	if (o.reason && strcmp(verb, "fail") != 0)
+		badusage("--reason goes with windows fail");
+	if (o.json && strcmp(verb, "pending") != 0 &&
+	    strcmp(verb, "coverage") != 0)
+		badusage("--json goes with windows pending or coverage");
+
+	if (strcmp(verb, "plan") == 0) {
+		long long from, to, step;
+		unsigned long added;
+
+		need_args(argc, 0, "");
+		if (!o.from || !o.to)
+			badusage("windows plan: --from and --to are required");
+		from = parse_when("--from", o.from, 0);
+		to = parse_when("--to", o.to, 1);
+		step = parse_step(o.step ? o.step : "1d");
+		if (to <= from)
+			badusage("windows plan: --to is not after --from");
+		if ((to - from) / step > 1000000)
+			badusage("windows plan: more than 1000000 windows");
+		s = open_state(STATE_WRITE);
+		if (state_windows_plan(s, from, to, step,
+		    step % 86400 == 0 && from % 86400 == 0, &added) < 0)
+			die_state(s);
+		state_close(s);
+		return RD_EXIT_OK;
+	}
+	if (strcmp(verb, "pending") == 0) {
+		need_args(argc, 0, "");
+		s = open_state(0);
+		stream_out_init();
+		memset(&b, 0, sizeof b);
+		if (o.json)
+			sb_init(&b, 256);
+		ret = state_windows_each(s, 1, o.json ? window_line :
+		    window_start, &b);
+		if (o.json)
+			sb_release(&b);
+		if (ret < 0)
+			die_state(s);
+		finish_out(s);
+		return RD_EXIT_OK;
+	}
+	if (strcmp(verb, "done") == 0 || strcmp(verb, "fail") == 0) {
+		int done = verb[0] == 'd';
+
+		need_args(argc, 1, "START");
+		if (!done && !o.reason)
+			badusage("windows fail: --reason is required");
+		s = open_state(0);
+		if (state_window_mark(s, argv[0], done, o.reason) < 0)
+			die_state(s);
+		state_close(s);
+		return RD_EXIT_OK;
+	}
+	if (strcmp(verb, "coverage") == 0) {
+		struct state_coverage c;
+		struct gaps gs = { NULL, 0, NULL };
+		size_t i;
+
+		need_args(argc, 0, "");
+		s = open_state(0);
+		if (state_coverage(s, &c, gap_add, &gs) < 0)
+			die_state(s);
+		stream_out_init();
+		sb_init(&b, 256);
+		if (o.json) {
+			sb_adds(&b, "{\"kind\":\"coverage\",\"coverage\":");
+			coverage_json(&b, &c, &gs);
+			sb_addc(&b, '}');
+		} else {
+			coverage_text(&b, &c);
+			for (i = 0; i < gs.n; i++) {
+				sb_adds(&b, "\ngap: ");
+				gap_text(&b, &c, &gs.g[i]);
+			}
+		}
+		stream_out_line(b.buf, b.len);
+		sb_release(&b);
+		gaps_release(&gs);
+		finish_out(s);
+		return RD_EXIT_OK;
+	}
+	badusage("windows: unknown verb \"%s\" (expected plan, pending, done, "
+	    "fail or coverage)", rd_quote(verb, strlen(verb)));
+}
+
+/* status, preflight, lock, unlock */
+
+static void
+counts_text(struct sb *out, const unsigned long *counts)
+{
+	int i, any = 0;
+
+	for (i = 0; i < ST_NSTATUS; i++) {
+		if (!counts[i])
+			continue;
+		sb_addf(out, "%s%lu %s", any ? ", " : "", counts[i],
+		    state_status_names[i]);
+		any = 1;
+	}
+	if (!any)
+		sb_adds(out, "no results");
+}
+
+static void
+counts_json(struct sb *out, const unsigned long *counts)
+{
+	int i;
+
+	sb_addc(out, '{');
+	for (i = 0; i < ST_NSTATUS; i++)
+		sb_addf(out, "%s\"%s\":%lu", i ? "," : "", state_status_names[i],
+		    counts[i]);
+	sb_addc(out, '}');
+}
+
+/* A run's status as shown: a running run whose process is gone was killed. */
+static const char *
+run_status(const struct state_run *r)
+{
+	if (strcmp(r->status, "running") == 0 && !r->live && r->host)
+		return "interrupted";
+	return r->status;
+}
+
+static void
+jstr(struct sb *out, const char *name, const char *v)
+{
+	sb_addf(out, ",\"%s\":", name);
+	if (v)
+		json_write_string(out, v, strlen(v));
+	else
+		sb_adds(out, "null");
+}
+
+static void
+run_json(struct sb *out, const struct state_run *r)
+{
+	sb_addf(out, "{\"kind\":\"run\",\"id\":%ld", r->id);
+	jstr(out, "scope", r->scope);
+	jstr(out, "flow", r->flow);
+	jstr(out, "started", r->started);
+	jstr(out, "ended", r->ended);
+	jstr(out, "status", run_status(r));
+	sb_adds(out, ",\"counts\":");
+	counts_json(out, r->counts);
+	sb_addc(out, '}');
+}
+
+static int
+last_run(void *ctx, const struct state_run *r)
+{
+	sb_reset(ctx);
+	run_json(ctx, r);
+	return 0;
+}
+
+static int
+last_run_text(void *ctx, const struct state_run *r)
+{
+	struct sb *b = ctx;
+
+	sb_reset(b);
+	sb_addf(b, "%ld", r->id);
+	if (r->flow)
+		sb_addf(b, " (%s)", r->flow);
+	sb_addf(b, " %s, %s..%s: ", run_status(r), r->started,
+	    r->ended ? r->ended : "");
+	counts_text(b, r->counts);
+	return 0;
+}
+
+static void
+owner_text(struct sb *out, const struct state_owner *ow)
+{
+	sb_addf(out, "held by pid %ld on host \"%s\" since %s (recdelta %s, "
+	    "scope \"%s\")", ow->pid, rd_quote(ow->host, strlen(ow->host)),
+	    ow->started, ow->version, rd_quote(ow->scope, strlen(ow->scope)));
+	if (ow->here && !ow->alive)
+		sb_adds(out, ", an orphan: its process is gone");
+}
+
+static int
+cmd_status(int argc, char **argv)
+{
+	static const int allowed[] = { O_JSON, O_CHECK, O_PID, 0 };
+	struct subopts o;
+	struct state *s;
+	struct sb out, run, msg, notice;
+	struct state_coverage c;
+	struct state_owner ow;
+	struct gaps gs = { NULL, 0, NULL };
+	char *scope = NULL;
+	long nout = 0;
+	int held = 0, refused = 0;
+	size_t i;
+
+	argc -= parse_opts(argc, argv, allowed, &o);
+	need_args(argc, 0, "");
+	s = open_state(STATE_PROBE);
+	sb_init(&out, 1024);
+	sb_init(&run, 256);
+	sb_init(&msg, 256);
+	sb_init(&notice, 256);
+	memset(&c, 0, sizeof c);
+	memset(&ow, 0, sizeof ow);
+	if (state_version(s) <= STATE_SCHEMA) {
+		if (state_scope(s, &scope) < 0 ||
+		    state_runs_each(s, 0, 1, o.json ? last_run : last_run_text,
+		    &run) < 0 ||
+		    state_coverage(s, &c, gap_add, &gs) < 0 ||
+		    (nout = state_outbox_count(s)) < 0 ||
+		    (held = state_lock_owner(s, &ow)) < 0)
+			die_state(s);
+	}
+	if (o.check && (refused = state_check(s, scope_opt, o.pid, &msg,
+	    &notice)) < 0)
+		die_state(s);
+
+	if (o.json) {
+		sb_adds(&out, "{\"kind\":\"status\"");
+		jstr(&out, "state", state_path(s));
+		sb_addf(&out, ",\"exists\":%s,\"schema\":%d",
+		    state_exists(s) ? "true" : "false", state_version(s));
+		jstr(&out, "scope", scope);
+		sb_adds(&out, ",\"last_run\":");
+		sb_adds(&out, run.len ? run.buf : "null");
+		sb_adds(&out, ",\"coverage\":");
+		coverage_json(&out, &c, &gs);
+		sb_addf(&out, ",\"outbox\":%ld,\"lock\":", nout);
+		if (held == 1) {
+			sb_addf(&out, "{\"pid\":%ld", ow.pid);
+			jstr(&out, "host", ow.host);
+			jstr(&out, "started", ow.started);
+			jstr(&out, "version", ow.version);
+			jstr(&out, "scope", ow.scope);
+			sb_addf(&out, ",\"orphan\":%s}",
+			    ow.here && !ow.alive ? "true" : "false");
+		} else {
+			sb_adds(&out, "null");
+		}
+		if (o.check)
+			sb_addf(&out, ",\"refused\":%s", refused ? "true" : "false");
+		sb_addc(&out, '}');
+	} else {
+		sb_addf(&out, "state: %s", state_path(s));
+		if (!state_exists(s))
+			sb_adds(&out, " (not created yet)");
+		else
+			sb_addf(&out, " (schema %d)", state_version(s));
+		if (scope)
+			sb_addf(&out, "\nscope: \"%s\"", rd_quote(scope,
+			    strlen(scope)));
+		else
+			sb_adds(&out, "\nscope: none yet");
+		sb_addf(&out, "\nlast run: %s", run.len ? run.buf : "none");
+		sb_adds(&out, "\ncoverage: ");
+		coverage_text(&out, &c);
+		for (i = 0; i < gs.n && i < 10; i++) {
+			sb_adds(&out, i ? ", " : "\ngaps: ");
+			gap_text(&out, &c, &gs.g[i]);
+		}
+		if (gs.n > 10)
+			sb_addf(&out, ", and %zu more", gs.n - 10);
+		if (nout)
+			sb_addf(&out, "\noutbox: %ld undelivered change%s", nout,
+			    nout == 1 ? "" : "s");
+		else
+			sb_adds(&out, "\noutbox: empty");
+		sb_adds(&out, "\nlock: ");
+		if (held == 1)
+			owner_text(&out, &ow);
+		else
+			sb_adds(&out, "free");
+	}
+	stream_out_init();
+	stream_out_line(out.buf, out.len);
+	if (held == 1)
+		state_owner_release(&ow);
+	free(scope);
+	gaps_release(&gs);
+	sb_release(&out);
+	sb_release(&run);
+	finish_out(s);
+	if (notice.len)
+		print_lines(&notice);
+	if (refused)
+		print_lines(&msg);
+	sb_release(&msg);
+	sb_release(&notice);
+	return refused ? RD_EXIT_FOUND : RD_EXIT_OK;
+}
+
+static int
+cmd_preflight(int argc, char **argv)
+{
+	static const int allowed[] = { O_PID, 0 };
+	struct subopts o;
+	struct state *s;
+	struct sb msg, notice;
+	int r;
+
+	argc -= parse_opts(argc, argv, allowed, &o);
+	need_args(argc, 0, "");
+	need_scope();
+	s = open_state(STATE_PROBE);
+	sb_init(&msg, 256);
+	sb_init(&notice, 256);
+	if ((r = state_check(s, scope_opt, o.pid, &msg, &notice)) < 0)
+		die_state(s);
+	state_close(s);
+	print_lines(&notice);
+	print_lines(&msg);
+	sb_release(&msg);
+	sb_release(&notice);
+	return r ? RD_EXIT_REFUSED : RD_EXIT_OK;
+}
+
+static int
+cmd_lock(int argc, char **argv)
+{
+	static const int allowed[] = { O_PID, O_FORCE, 0 };
+	struct subopts o;
+	struct state *s;
+	struct sb msg, notice;
+	int r, lock = strcmp(argv[0], "lock") == 0;
+
+	argc -= parse_opts(argc, argv, allowed, &o);
+	need_args(argc, 0, "");
+	if (lock && o.force)
+		badusage("--force goes with unlock");
+	s = open_state(lock ? STATE_WRITE : 0);
+	sb_init(&msg, 256);
+	sb_init(&notice, 256);
+	r = lock ? state_lock(s, need_scope(), o.pid, &msg, &notice) :
+	    state_unlock(s, o.pid, o.force, &msg, &notice);
+	if (r < 0)
+		die_state(s);
+	state_close(s);
+	print_lines(&notice);
+	print_lines(&msg);
+	sb_release(&msg);
+	sb_release(&notice);
+	return r ? RD_EXIT_REFUSED : RD_EXIT_OK;
+}
+
+/* history, show, outbox */
+
+struct histctx {
+	struct sb b;
+	int json;
+};
+
+static int
+history_row(void *ctx, const struct state_run *r)
+{
+	struct histctx *h = ctx;
+
+	sb_reset(&h->b);
+	if (h->json) {
+		run_json(&h->b, r);
+	} else {
+		sb_addf(&h->b, "%ld\t%s\t%s\t%s\t", r->id, r->started,
+		    r->ended ? r->ended : "-", r->flow ? r->flow : "-");
+		counts_text(&h->b, r->counts);
+		sb_addf(&h->b, "\t%s", run_status(r));
+	}
+	stream_out_line(h->b.buf, h->b.len);
+	return 0;
+}
+
+static int
+cmd_history(int argc, char **argv)
+{
+	static const int allowed[] = { O_JSON, 0 };
+	struct subopts o;
+	struct state *s;
+	struct histctx h;
+	int ret;
+
+	argc -= parse_opts(argc, argv, allowed, &o);
+	need_args(argc, 0, "");
+	s = open_state(0);
+	stream_out_init();
+	sb_init(&h.b, 256);
+	h.json = o.json;
+	ret = state_runs_each(s, 0, 0, history_row, &h);
+	sb_release(&h.b);
+	if (ret < 0)
+		die_state(s);
+	finish_out(s);
+	return RD_EXIT_OK;
+}
+
+struct showctx {
+	struct sb b;
+	struct arena a;
+	long run;
+	int json;
+};
+
+static int
+found_run(void *ctx, const struct state_run *r)
+{
+	(void)r;
+	*(int *)ctx = 1;
+	return 0;
+}
+
+static int
+show_row(void *ctx, const struct state_change *c)
+{
+	struct showctx *sc = ctx;
+	struct sb *b = &sc->b;
+	struct json v;
+	size_t i;
+
+	sb_reset(b);
+	if (sc->json) {
+		sb_addf(b, "{\"kind\":\"logentry\",\"run\":%ld", sc->run);
+		jstr(b, "op", c->op);
+		sb_adds(b, ",\"type\":");
+		json_write_string(b, c->type, c->typelen);
+		sb_adds(b, ",\"key\":");
+		json_write_string(b, c->key, c->keylen);
+		jstr(b, "status", c->status);
+		if (c->rev)
+			jstr(b, "rev", c->rev);
+		if (c->changed)
+			sb_addf(b, ",\"changed\":%s", c->changed);
+		if (c->code || c->message) {
+			sb_adds(b, ",\"error\":{");
+			if (c->code) {
+				sb_adds(b, "\"code\":");
+				json_write_string(b, c->code, strlen(c->code));
+			}
+			if (c->message) {
+				sb_adds(b, c->code ? ",\"message\":" :
+				    "\"message\":");
+				json_write_string(b, c->message,
+				    strlen(c->message));
+			}
+			sb_addc(b, '}');
+		}
+		sb_addc(b, '}');
+		stream_out_line(b->buf, b->len);
+		return 0;
+	}
+	sb_addf(b, "%s %s ", c->status, c->op);
+	add_text(b, c->type, c->typelen);
+	sb_addc(b, ' ');
+	add_text(b, c->key, c->keylen);
+	if (c->rev) {
+		sb_adds(b, " rev ");
+		add_text(b, c->rev, strlen(c->rev));
+	}
+	arena_reset(&sc->a);
+	if (c->changed && json_parse(&sc->a, c->changed, strlen(c->changed),
+	    &v, NULL) == 0 && v.type == JSON_ARRAY && v.len) {
+		sb_adds(b, " changed: ");
+		for (i = 0; i < v.len; i++) {
+			if (i)
+				sb_adds(b, ", ");
+			if (v.u.items[i].type == JSON_STRING)
+				add_text(b, v.u.items[i].u.s, v.u.items[i].len);
+		}
+	} else if (strcmp(c->op, "create") == 0 && !strcmp(c->status, "ok")) {
+		sb_adds(b, " (new record)");
+	}
+	if (c->code || c->message) {
+		sb_adds(b, " error");
+		if (c->code) {
+			sb_addc(b, ' ');
+			add_text(b, c->code, strlen(c->code));
+		}
+		if (c->message) {
+			sb_adds(b, ": ");
+			add_text(b, c->message, strlen(c->message));
+		}
+	}
+	stream_out_line(b->buf, b->len);
+	return 0;
+}
+
+static int
+cmd_show(int argc, char **argv)
+{
+	static const int allowed[] = { O_JSON, 0 };
+	struct subopts o;
+	struct state *s;
+	struct showctx sc;
+	int found = 0, ret;
+
+	argc -= parse_opts(argc, argv, allowed, &o);
+	argv += optind;
+	need_args(argc, 1, "RUN");
+	sc.run = number("show", argv[0], LONG_MAX);
+	sc.json = o.json;
+	s = open_state(0);
+	if (state_runs_each(s, sc.run, 0, found_run, &found) < 0)
+		die_state(s);
+	if (!found) {
+		state_close(s);
+		rd_die(RD_EXIT_USAGE, "show: no run %ld; see: recdelta-checkpoint "
+		    "history", sc.run);
+	}
+	stream_out_init();
+	sb_init(&sc.b, 256);
+	arena_init(&sc.a);
+	ret = state_changes_each(s, sc.run, show_row, &sc);
+	sb_release(&sc.b);
+	arena_release(&sc.a);
+	if (ret < 0)
+		die_state(s);
+	finish_out(s);
+	return RD_EXIT_OK;
+}
+
+static int
+outbox_line(void *ctx, const char *line, size_t len)
+{
+	(void)ctx;
+	stream_out_line(line, len);
+	return 0;
+}
+
+static int
+cmd_outbox(int argc, char **argv)
+{
+	struct subopts o;
+	struct state *s;
+
+	argc -= parse_opts(argc, argv, (const int[]){ 0 }, &o);
+	need_args(argc, 0, "");
+	s = open_state(0);
+	stream_out_init();
+	if (state_outbox_each(s, outbox_line, NULL) < 0)
+		die_state(s);
+	finish_out(s);
+	return RD_EXIT_OK;
+}
+
+/*
+ * prune: read a complete result stream on standard input; keep in the base
+ * only the records it names.
+ */
+static int
+cmd_prune(int argc, char **argv)
+{
+	struct subopts o;
+	struct state *s;
+	struct lreader r;
+	struct arena a;
+	struct json obj;
+	const struct json *kind, *t, *k;
+	const char *line;
+	size_t len;
+	long long removed = 0;
+	int n;
+
+	argc -= parse_opts(argc, argv, (const int[]){ 0 }, &o);
+	need_args(argc, 0, "");
+	s = open_state(STATE_WRITE);
+	if (lreader_open(&r, "-") < 0)
+		die_state(s);
+	arena_init(&a);
+	if (state_prune_begin(s) < 0)
+		die_state(s);
+	while ((n = lreader_next(&r, &line, &len)) > 0) {
+		arena_reset(&a);
+		if (json_parse(&a, line, len, &obj, NULL) < 0 ||
+		    !(kind = json_get(&obj, "kind")) || kind->type != JSON_STRING) {
+			if (!json_get(&obj, "kind"))
+				rd_seterr(RD_EXIT_DATA, "missing \"kind\"");
+			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
+			n = -1;
+			break;
+		}
+		if (kind->len != 6 || memcmp(kind->u.s, "result", 6) != 0)
+			continue;
+		t = json_get(&obj, "type");
+		k = json_get(&obj, "key");
+		if (!t || !k || t->type != JSON_STRING || k->type != JSON_STRING) {
+			rd_seterr(RD_EXIT_DATA, "%s:%lu: a result without \"type\" "
+			    "and \"key\"", r.name, r.lineno);
+			n = -1;
+			break;
+		}
+		if (state_prune_add(s, t->u.s, t->len, k->u.s, k->len) < 0) {
+			n = -1;
+			break;
+		}
+	}
+	arena_release(&a);
+	lreader_close(&r);
+	if (n < 0) {
+		state_prune_abort(s);
+		die_state(s);
+	}
+	if (state_prune_finish(s, &removed) < 0)
+		die_state(s);
+	state_close(s);
+	if (removed) {
+		char ctx[64];
+
+		snprintf(ctx, sizeof ctx, "\"removed\":%lld", removed);
+		if (rd_log_open(NULL) == 0) {
+			rd_log("info", "base pruned", ctx);
+			rd_log_close();
+		}
+	}
+	return RD_EXIT_OK;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+} cmds[] = {
+	{ "record", cmd_record },
+	{ "base", cmd_base },
+	{ "cursor", cmd_cursor },
+	{ "windows", cmd_windows },
+	{ "status", cmd_status },
+	{ "preflight", cmd_preflight },
+	{ "lock", cmd_lock },
+	{ "unlock", cmd_lock },
+	{ "history", cmd_history },
+	{ "show", cmd_show },
+	{ "outbox", cmd_outbox },
+	{ "prune", cmd_prune },
+};
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "state", required_argument, NULL, O_STATE },
+		{ "scope", required_argument, NULL, O_SCOPE },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	size_t i;
+	int c;
+
+	rd_setprogname(argv[0]);
+	argv[0] = (char *)rd_progname;	/* getopt's messages use it */
+	while ((c = getopt_long(argc, argv, "+hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_STATE:
+			state_opt = optarg;
+			break;
+		case O_SCOPE:
+			scope_opt = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return RD_EXIT_OK;
+		case 'V':
+			printf("recdelta-checkpoint %s\n", RD_VERSION);
+			return RD_EXIT_OK;
+		default:
+			usage(stderr);
+			return RD_EXIT_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		badusage("missing SUBCOMMAND");
+	for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+		if (strcmp(argv[0], cmds[i].name) == 0)
+			return cmds[i].fn(argc, argv);
+	badusage("unknown subcommand \"%s\"", rd_quote(argv[0], strlen(argv[0])));
+}

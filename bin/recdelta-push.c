@@ -1,0 +1,798 @@
+/*
+ * recdelta-push - apply change lines to a store, guarded by their revs.
+ *
+ * Reads change lines (recdelta-diff's output) on standard input and writes
+ * one result line per change on standard output; lines of other kinds pass
+ * through in order.  The whole input is read and checked before the first
+ * write: bad input, or more deletes than --max-delete allows, writes nothing.
+ * Changes are then applied in batches.  Every update and delete carries the
+ * rev it was computed against, so a record someone else changed meanwhile is
+ * refused by the store as a conflict; it is then looked up alone, the change
+ * recomputed under the same rules (now equal: skipped; else retried with the
+ * new rev, at most --retries times).  Deletes are applied only with
+ * --delete-orphans.  A summary goes to standard error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/log.h"
+#include "../lib/record.h"
+#include "../lib/store.h"
+
+enum kind { K_PASS, K_CREATE, K_UPDATE, K_DELETE, K_SAME };
+
+struct line {
+	off_t off;
+	size_t len;
+	unsigned long lineno;
+	enum kind kind;
+};
+
+struct opts {
+	int dry_run, delete_orphans, quiet, progress;
+	size_t batch;
+	int retries;
+	long long max_delete;	/* -1: no budget */
+	int max_delete_pct;
+	const struct rules *rules;
+};
+
+struct counts {
+	unsigned long created, updated, deleted, skipped, conflicts, failed,
+	    deferred, orphans, planned[3];
+};
+
+static struct counts cnt;
+
+static FILE *spool;
+static struct line *lines;
+static size_t nlines, caplines;
+static struct rules *rules;
+static struct store st;
+
+/* Release what main holds and return status: every exit of main goes here. */
+static int
+finish(int status)
+{
+	if (st.ops)
+		store_close(&st);
+	if (spool)
+		fclose(spool);
+	spool = NULL;
+	free(lines);
+	lines = NULL;
+	rules_free(rules);
+	rules = NULL;
+	rd_log_close();
+	return status;
+}
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: recdelta-push [-n] [-b N] [--delete-orphans] [--max-delete N[%%]]\n"
+	    "                     [--retries N] [-i FIELD]... [--tolerance FIELD=EPS]...\n"
+	    "                     [--rules FILE] [-q] [--log FILE] TARGET\n"
+	    "\n"
+	    "  -n, --dry-run            plan only: results \"planned\", nothing written\n"
+	    "  -b, --batch N            changes per write (default: the store's)\n"
+	    "      --delete-orphans     apply deletes (without it they are skipped)\n"
+	    "      --max-delete N[%%]    refuse to run if more deletes than N (or N%%)\n"
+	    "      --retries N          conflict retries per change (default 3)\n"
+	    "  -i, --ignore FIELD       never compare FIELD (when recomputing)\n"
+	    "      --tolerance FIELD=EPS  numbers in FIELD equal within EPS\n"
+	    "      --rules FILE         per-type rules (TYPE ignore|tolerance ARG)\n"
+	    "  -q, --quiet              no progress and no summary\n"
+	    "      --log FILE           append NDJSON log lines to FILE\n"
+	    "  -h, --help               print this help and exit\n"
+	    "  -V, --version            print the version and exit\n"
+	    "\n"
+	    "TARGET: sqlite:DB?table=T&key=COL[&rev=COL][&type=T] | dir:PATH\n");
+}
+
+static enum kind
+op_kind(const struct json *op)
+{
+	static const struct { const char *s; enum kind k; } ops[] = {
+		{ "create", K_CREATE }, { "update", K_UPDATE },
+		{ "delete", K_DELETE }, { "same", K_SAME },
+	};
+	size_t i;
+
+	if (op && op->type == JSON_STRING)
+		for (i = 0; i < sizeof ops / sizeof ops[0]; i++)
+			if (op->len == strlen(ops[i].s) &&
+			    memcmp(op->u.s, ops[i].s, op->len) == 0)
+				return ops[i].k;
+	return K_PASS;
+}
+
+static int
+str_member(const struct json *obj, const char *name, int required,
+    const char **s, size_t *n)
+{
+	const struct json *v = json_get(obj, name);
+
+	*s = NULL;
+	*n = 0;
+	if (!v) {
+		if (!required)
+			return 0;
+		rd_seterr(RD_EXIT_DATA, "missing \"%s\"", name);
+		return -1;
+	}
+	if (v->type != JSON_STRING || (required && v->len == 0)) {
+		rd_seterr(RD_EXIT_DATA, "\"%s\" is not a non-empty string", name);
+		return -1;
+	}
+	*s = v->u.s;
+	*n = v->len;
+	return 0;
+}
+
+/*
+ * Parse a change line into c (strings borrow from the line's value).
+ * Returns its kind, or -1 with a message.
+ */
+static int
+parse_change(struct arena *a, const char *text, size_t len, struct change *c)
+{
+	struct json obj;
+	const struct json *kind, *f;
+	enum kind k;
+
+	memset(c, 0, sizeof *c);
+	if (json_parse(a, text, len, &obj, NULL) < 0)
+		return -1;
+	if (obj.type != JSON_OBJECT) {
+		rd_seterr(RD_EXIT_DATA, "line is not a JSON object");
+		return -1;
+	}
+	kind = json_get(&obj, "kind");
+	if (!kind || kind->type != JSON_STRING) {
+		rd_seterr(RD_EXIT_DATA, "missing \"kind\"");
+		return -1;
+	}
+	if (kind->len != 6 || memcmp(kind->u.s, "change", 6) != 0)
+		return K_PASS;
+	if ((k = op_kind(json_get(&obj, "op"))) == K_PASS) {
+		rd_seterr(RD_EXIT_DATA, "\"op\" is not create, update, delete or same");
+		return -1;
+	}
+	if (str_member(&obj, "type", 1, &c->type, &c->typelen) < 0 ||
+	    str_member(&obj, "key", 1, &c->key, &c->keylen) < 0 ||
+	    str_member(&obj, "rev", k == K_UPDATE || k == K_DELETE, &c->rev,
+	    &c->revlen) < 0)
+		return -1;
+	f = json_get(&obj, "fields");
+	if (f && f->type != JSON_OBJECT) {
+		rd_seterr(RD_EXIT_DATA, "\"fields\" is not an object");
+		return -1;
+	}
+	if (!f && (k == K_CREATE || k == K_UPDATE)) {
+		rd_seterr(RD_EXIT_DATA, "missing \"fields\"");
+		return -1;
+	}
+	c->fields = f;
+	c->op = k == K_CREATE ? CH_CREATE : k == K_DELETE ? CH_DELETE : CH_UPDATE;
+	return (int)k;
+}
+
+/*
+ * The fields of a change must be storable: a malformed tagged value would
+ * leave a record no later diff could read.
+ */
+static int
+check_fields(const struct change *c, struct sb *canon)
+{
+	struct ruleview none = { 0 };
+
+	sb_reset(canon);
+	return record_canon(&none, c->fields, canon);
+}
+
+/* Phase one: read and check everything, keep the lines in a spool file. */
+static int
+read_plan(void)
+{
+	struct lreader r;
+	struct arena a;
+	struct change c;
+	struct sb canon;
+	const char *text;
+	size_t len;
+	off_t off = 0;
+	int n, k, ret = -1;
+
+	if (lreader_open(&r, "-") < 0)
+		return -1;
+	arena_init(&a);
+	sb_init(&canon, 1024);
+	if (!(spool = tmpfile())) {
+		rd_seterr(RD_EXIT_RUNTIME, "spool file: %s", strerror(errno));
+		goto out;
+	}
+	while ((n = lreader_next(&r, &text, &len)) > 0) {
+		arena_reset(&a);
+		if ((k = parse_change(&a, text, len, &c)) < 0 ||
+		    (c.fields && check_fields(&c, &canon) < 0)) {
+			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
+			goto out;
+		}
+		if (nlines == caplines) {
+			caplines = caplines ? caplines * 2 : 1024;
+			lines = xreallocarray(lines, caplines, sizeof *lines);
+		}
+		lines[nlines].off = off;
+		lines[nlines].len = len;
+		lines[nlines].lineno = r.lineno;
+		lines[nlines].kind = (enum kind)k;
+		nlines++;
+		if (fwrite(text, 1, len, spool) != len) {
+			rd_seterr(RD_EXIT_RUNTIME, "spool file: %s", strerror(errno));
+			goto out;
+		}
+		off += (off_t)len;
+	}
+	if (n < 0)
+		goto out;
+	if (fflush(spool) != 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "spool file: %s", strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	sb_release(&canon);
+	arena_release(&a);
+	lreader_close(&r);
+	return ret;
+}
+
+static int
+reread(const struct line *l, struct sb *buf)
+{
+	size_t got = 0;
+
+	sb_reset(buf);
+	sb_grow(buf, l->len);
+	while (got < l->len) {
+		ssize_t n = pread(fileno(spool), buf->buf + got, l->len - got,
+		    l->off + (off_t)got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rd_seterr(RD_EXIT_RUNTIME, "spool file: %s",
+			    n < 0 ? strerror(errno) : "short read");
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	buf->len = l->len;
+	buf->buf[buf->len] = '\0';
+	return 0;
+}
+
+static const char *const opnames[] = { "create", "update", "delete" };
+
+static void
+result(const char *op, const struct change *c, const char *status,
+    const char *rev, size_t revlen, const struct json *fields,
+    const char *code, const char *msg)
+{
+	struct sb out;
+
+	sb_init(&out, 256);
+	sb_adds(&out, "{\"kind\":\"result\",\"op\":\"");
+	sb_adds(&out, op);
+	sb_adds(&out, "\",\"type\":");
+	json_write_string(&out, c->type, c->typelen);
+	sb_adds(&out, ",\"key\":");
+	json_write_string(&out, c->key, c->keylen);
+	sb_adds(&out, ",\"status\":\"");
+	sb_adds(&out, status);
+	sb_addc(&out, '"');
+	if (rev && revlen) {
+		sb_adds(&out, ",\"rev\":");
+		json_write_string(&out, rev, revlen);
+	}
+	if (fields) {
+		sb_adds(&out, ",\"fields\":");
+		json_write(&out, fields, 0);
+	}
+	if (code) {
+		sb_adds(&out, ",\"error\":{\"code\":");
+		json_write_string(&out, code, strlen(code));
+		sb_adds(&out, ",\"message\":");
+		json_write_string(&out, msg, strlen(msg));
+		sb_addc(&out, '}');
+	}
+	sb_addc(&out, '}');
+	stream_out_line(out.buf, out.len);
+	sb_release(&out);
+}
+
+static void
+log_change(const char *msg, const struct change *c)
+{
+	struct sb ctx;
+
+	sb_init(&ctx, 128);
+	sb_adds(&ctx, "\"type\":");
+	json_write_string(&ctx, c->type, c->typelen);
+	sb_adds(&ctx, ",\"key\":");
+	json_write_string(&ctx, c->key, c->keylen);
+	rd_log("info", msg, ctx.buf);
+	sb_release(&ctx);
+}
+
+/*
+ * A change the store refused as a conflict: look the record up, recompute,
+ * retry.  Writes the final result line.
+ */
+static int
+resolve(struct store *st, struct change *c, const struct opts *o)
+{
+	struct arena a;
+	struct record cur;
+	struct change retry;
+	struct ruleview rv;
+	int attempt, found, ret = -1;
+
+	arena_init(&a);
+	log_change("conflict", c);
+	for (attempt = 0; attempt < o->retries; attempt++) {
+		arena_reset(&a);
+		if ((found = store_get(st, c->type, c->typelen, c->key, c->keylen,
+		    &a, &cur)) < 0)
+			goto out;
+		retry = *c;
+		if (c->op == CH_DELETE) {
+			if (!found) {
+				/* Someone else deleted it: what we wanted. */
+				result("delete", c, "skipped", NULL, 0, NULL, "gone",
+				    "already deleted");
+				cnt.skipped++;
+				ret = 0;
+				goto out;
+			}
+		} else if (!found) {
+			retry.op = CH_CREATE;
+		} else {
+			rv = rules_view(o->rules, c->type, c->typelen);
+			if (record_compare(&rv, c->fields, cur.fields, NULL) == 0) {
+				result("same", c, "skipped", cur.rev, cur.revlen,
+				    cur.fields, NULL, NULL);
+				cnt.skipped++;
+				log_change("conflict resolved: now equal", c);
+				ret = 0;
+				goto out;
+			}
+			retry.op = CH_UPDATE;
+		}
+		if (found) {
+			retry.rev = cur.rev;
+			retry.revlen = cur.revlen;
+		} else {
+			retry.rev = NULL;
+			retry.revlen = 0;
+		}
+		if (store_apply(st, &retry, 1) < 0)
+			goto out;
+		if (retry.status == RS_OK) {
+			result(opnames[retry.op], c, "ok", retry.newrev,
+			    strlen(retry.newrev), retry.op == CH_DELETE ? NULL :
+			    c->fields, NULL, NULL);
+			if (retry.op == CH_CREATE)
+				cnt.created++;
+			else if (retry.op == CH_UPDATE)
+				cnt.updated++;
+			else
+				cnt.deleted++;
+			log_change("conflict resolved: retried", c);
+			ret = 0;
+			goto out;
+		}
+		if (retry.status == RS_FAILED) {
+			result(opnames[retry.op], c, "failed", NULL, 0, NULL,
+			    retry.errcode, retry.errmsg);
+			cnt.failed++;
+			ret = 0;
+			goto out;
+		}
+	}
+	result(opnames[c->op], c, "conflict", NULL, 0, NULL, "conflict",
+	    "the record kept changing; retries exhausted");
+	cnt.conflicts++;
+	ret = 0;
+out:
+	arena_release(&a);
+	return ret;
+}
+
+static void
+progress(size_t done, size_t total, time_t start, int last)
+{
+	double el = difftime(time(NULL), start);
+	double rate = el > 0 ? done / el : 0;
+
+	fprintf(stderr, "\r%s: %zu/%zu changes", rd_progname, done, total);
+	if (rate > 0)
+		fprintf(stderr, " (%.0f/s, ETA %.0fs)   ", rate,
+		    (total - done) / rate);
+	if (last)
+		fputc('\n', stderr);
+}
+
+/* Apply one batch: lines[from..to) with n writable changes among them. */
+static int
+apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
+    struct arena *a, struct sb **bufs, size_t *nbufs)
+{
+	struct change *v = xcalloc(to - from, sizeof *v);
+	size_t *which = xcalloc(to - from, sizeof *which);
+	size_t i, n = 0;
+	int failed = 0, ret = -1;
+
+	/* Parse each line into its own buffer: the changes borrow from them. */
+	if (to - from > *nbufs) {
+		*bufs = xreallocarray(*bufs, to - from, sizeof **bufs);
+		for (i = *nbufs; i < to - from; i++)
+			sb_init(&(*bufs)[i], 256);
+		*nbufs = to - from;
+	}
+	for (i = from; i < to; i++) {
+		struct change c;
+		int k;
+
+		if (lines[i].kind == K_PASS || lines[i].kind == K_SAME ||
+		    (lines[i].kind == K_DELETE && !o->delete_orphans))
+			continue;
+		if (reread(&lines[i], &(*bufs)[i - from]) < 0)
+			goto out;
+		k = parse_change(a, (*bufs)[i - from].buf, (*bufs)[i - from].len, &c);
+		if (k < 0)
+			goto out;
+		v[n] = c;
+		which[n] = i;
+		n++;
+	}
+	if (n && !o->dry_run && store_apply(st, v, n) < 0) {
+		char msg[256];
+
+		/* The store could not be written: the batch is deferred. */
+		snprintf(msg, sizeof msg, "%s", rd_errmsg());
+		rd_warn("%s", msg);
+		for (i = 0; i < n; i++) {
+			result(opnames[v[i].op], &v[i], "deferred", v[i].rev,
+			    v[i].revlen, v[i].fields, "unreachable", msg);
+			cnt.deferred++;
+		}
+		failed = 1;
+	}
+	/* Results in input order, pass-through lines in place. */
+	{
+		size_t j = 0;
+		struct sb tmp;
+		struct arena ta;
+
+		sb_init(&tmp, 256);
+		arena_init(&ta);
+		for (i = from; i < to; i++) {
+			struct change c;
+
+			if (j < n && which[j] == i) {
+				struct change *x = &v[j++];
+
+				if (failed)
+					continue;
+				if (o->dry_run) {
+					result(opnames[x->op], x, "planned", x->rev,
+					    x->revlen, x->fields, NULL, NULL);
+					cnt.planned[x->op]++;
+				} else if (x->status == RS_OK) {
+					result(opnames[x->op], x, "ok", x->newrev,
+					    strlen(x->newrev), x->op == CH_DELETE ?
+					    NULL : x->fields, NULL, NULL);
+					if (x->op == CH_CREATE)
+						cnt.created++;
+					else if (x->op == CH_UPDATE)
+						cnt.updated++;
+					else
+						cnt.deleted++;
+				} else if (x->status == RS_CONFLICT) {
+					if (resolve(st, x, o) < 0) {
+						char msg[256];
+
+						/* Unresolved for now: kept for replay. */
+						snprintf(msg, sizeof msg, "%s", rd_errmsg());
+						rd_warn("%s", msg);
+						result(opnames[x->op], x, "deferred", x->rev,
+						    x->revlen, x->fields, "unreachable", msg);
+						cnt.deferred++;
+					}
+				} else {
+					result(opnames[x->op], x, "failed", NULL, 0,
+					    NULL, x->errcode, x->errmsg);
+					cnt.failed++;
+				}
+				continue;
+			}
+			if (reread(&lines[i], &tmp) < 0)
+				goto out2;
+			if (lines[i].kind == K_PASS) {
+				stream_out_line(tmp.buf, tmp.len);
+				continue;
+			}
+			arena_reset(&ta);
+			if (parse_change(&ta, tmp.buf, tmp.len, &c) < 0)
+				goto out2;
+			if (lines[i].kind == K_SAME) {
+				/* In step already: said so, for the checkpoint. */
+				result("same", &c, "skipped", c.rev, c.revlen,
+				    c.fields, NULL, NULL);
+				cnt.skipped++;
+			} else {
+				result("delete", &c, "skipped", c.rev, c.revlen, NULL,
+				    "orphan", "not deleted without --delete-orphans");
+				cnt.orphans++;
+			}
+		}
+		ret = 0;
+out2:
+		arena_release(&ta);
+		sb_release(&tmp);
+	}
+out:
+	free(v);
+	free(which);
+	return ret;
+}
+
+static long long
+parse_budget(const char *s, int *pct)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	*pct = 0;
+	if (end != s && *end == '%' && end[1] == '\0') {
+		*pct = 1;
+		end++;
+	}
+	if (errno || end == s || *end || v < 0 || (*pct && v > 100))
+		return -1;
+	return v;
+}
+
+int
+main(int argc, char *argv[])
+{
+	enum { OPT_DELETE = 256, OPT_MAXDEL, OPT_RETRIES, OPT_TOL, OPT_RULES,
+	    OPT_LOG };
+	static const struct option longopts[] = {
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "delete-orphans", no_argument, NULL, OPT_DELETE },
+		{ "max-delete", required_argument, NULL, OPT_MAXDEL },
+		{ "retries", required_argument, NULL, OPT_RETRIES },
+		{ "ignore", required_argument, NULL, 'i' },
+		{ "tolerance", required_argument, NULL, OPT_TOL },
+		{ "rules", required_argument, NULL, OPT_RULES },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "log", required_argument, NULL, OPT_LOG },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct opts o;
+	struct arena a;
+	struct sb *bufs = NULL;
+	size_t nbufs = 0;
+	const char *rulesfile = NULL, *logpath = NULL;
+	char *end;
+	size_t i, from, nwrite = 0, ndelete = 0, done = 0;
+	long long total;
+	time_t start = time(NULL);
+	int c, status;
+
+	rd_setprogname(argv[0]);
+	argv[0] = (char *)rd_progname;
+	rules = rules_new();
+	memset(&o, 0, sizeof o);
+	o.retries = 3;
+	o.max_delete = -1;
+	while ((c = getopt_long(argc, argv, "nb:i:qhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			o.dry_run = 1;
+			break;
+		case 'b':
+			errno = 0;
+			o.batch = strtoul(optarg, &end, 10);
+			if (errno || *end || o.batch == 0 || o.batch > 100000)
+				rd_die(RD_EXIT_USAGE, "--batch: \"%s\": expected 1 to "
+				    "100000", optarg);
+			break;
+		case OPT_DELETE:
+			o.delete_orphans = 1;
+			break;
+		case OPT_MAXDEL:
+			if ((o.max_delete = parse_budget(optarg,
+			    &o.max_delete_pct)) < 0)
+				rd_die(RD_EXIT_USAGE, "--max-delete: \"%s\": expected "
+				    "N or N%%", optarg);
+			break;
+		case OPT_RETRIES:
+			errno = 0;
+			o.retries = (int)strtol(optarg, &end, 10);
+			if (errno || *end || o.retries < 0 || o.retries > 100)
+				rd_die(RD_EXIT_USAGE, "--retries: \"%s\": expected 0 "
+				    "to 100", optarg);
+			break;
+		case 'i':
+			if (rules_add_ignore(rules, NULL, optarg) < 0)
+				rd_die(RD_EXIT_USAGE, "%s", rd_errmsg());
+			break;
+		case OPT_TOL:
+			if (rules_add_tolerance(rules, NULL, optarg) < 0)
+				rd_die(RD_EXIT_USAGE, "%s", rd_errmsg());
+			break;
+		case OPT_RULES:
+			rulesfile = optarg;
+			break;
+		case 'q':
+			o.quiet = 1;
+			break;
+		case OPT_LOG:
+			logpath = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return finish(RD_EXIT_OK);
+		case 'V':
+			printf("recdelta-push %s\n", RD_VERSION);
+			return finish(RD_EXIT_OK);
+		default:
+			usage(stderr);
+			return finish(RD_EXIT_USAGE);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 1) {
+		rd_warn(argc ? "too many arguments" : "missing TARGET");
+		usage(stderr);
+		return finish(RD_EXIT_USAGE);
+	}
+	if (rulesfile && rules_load(rules, rulesfile) < 0)
+		rd_die_pending();
+	o.rules = rules;
+	o.progress = !o.quiet && isatty(STDERR_FILENO);
+	if (rd_log_open(logpath) < 0)
+		rd_die_pending();
+	if (store_open(&st, argv[0]) < 0)
+		rd_die_pending();
+	if (!st.ops->apply)
+		rd_die(RD_EXIT_USAGE, "%s: the %s: store cannot be written",
+		    argv[0], st.ops->scheme);
+	if (!o.batch)
+		o.batch = store_batch(&st);
+
+	if (read_plan() < 0)
+		rd_die_pending();
+	for (i = 0; i < nlines; i++) {
+		if (lines[i].kind == K_CREATE || lines[i].kind == K_UPDATE)
+			nwrite++;
+		else if (lines[i].kind == K_DELETE)
+			ndelete++;
+	}
+	if (o.delete_orphans) {
+		nwrite += ndelete;
+		if (o.max_delete >= 0) {
+			long long budget = o.max_delete;
+
+			if (o.max_delete_pct) {
+				if ((total = store_count(&st)) < 0)
+					rd_die_pending();
+				budget = total * o.max_delete / 100;
+			}
+			if ((long long)ndelete > budget) {
+				rd_warn("refused: %zu delete%s exceed%s the budget of "
+				    "%lld (--max-delete %lld%s)", ndelete,
+				    ndelete == 1 ? "" : "s", ndelete == 1 ? "s" : "", budget,
+				    o.max_delete, o.max_delete_pct ? "%" : "");
+				rd_warn("nothing was written; to allow them, raise "
+				    "--max-delete or check the local data");
+				return finish(RD_EXIT_REFUSED);
+			}
+		}
+	}
+	{
+		struct sb ctx;
+
+		sb_init(&ctx, 128);
+		sb_adds(&ctx, "\"target\":");
+		json_write_string(&ctx, argv[0], strlen(argv[0]));
+		sb_addf(&ctx, ",\"changes\":%zu,\"deletes\":%zu,\"dry_run\":%s",
+		    nwrite, ndelete, o.dry_run ? "true" : "false");
+		rd_log("info", "push start", ctx.buf);
+		sb_release(&ctx);
+	}
+
+	stream_out_init();
+	arena_init(&a);
+	/* Batches of o.batch writable changes, pass-through lines between. */
+	for (from = 0; from < nlines; ) {
+		size_t to = from, k = 0;
+
+		/* A batch is o.batch writes; other lines ride along. */
+		while (to < nlines) {
+			enum kind kd = lines[to].kind;
+			int w = kd == K_CREATE || kd == K_UPDATE ||
+			    (kd == K_DELETE && o.delete_orphans);
+
+			if (w && k == o.batch)
+				break;
+			k += w;
+			to++;
+		}
+		arena_reset(&a);
+		if (apply_batch(&st, from, to, &o, &a, &bufs, &nbufs) < 0)
+			rd_die_pending();
+		/* What is written is said at once: a checkpoint may record it. */
+		if (fflush(stdout) != 0)
+			rd_die(RD_EXIT_RUNTIME, "write error: %s", strerror(errno));
+		done += k;
+		if (o.progress && nwrite)
+			progress(done, nwrite, start, 0);
+		from = to;
+	}
+	if (o.progress && nwrite)
+		progress(done, nwrite, start, 1);
+	for (i = 0; i < nbufs; i++)
+		sb_release(&bufs[i]);
+	free(bufs);
+	arena_release(&a);
+	if (stream_out_close() < 0)
+		rd_die_pending();
+
+	if (!o.quiet) {
+		if (o.dry_run)
+			fprintf(stderr, "Dry run: would create %lu, update %lu, "
+			    "delete %lu; %lu unchanged; nothing written\n",
+			    cnt.planned[CH_CREATE], cnt.planned[CH_UPDATE],
+			    cnt.planned[CH_DELETE], cnt.skipped);
+		else
+			fprintf(stderr, "Created %lu, Updated %lu, Skipped %lu "
+			    "unchanged, Deleted %lu, Conflicts %lu\n", cnt.created,
+			    cnt.updated, cnt.skipped, cnt.deleted, cnt.conflicts);
+		if (cnt.failed || cnt.deferred)
+			fprintf(stderr, "Failed %lu, Deferred %lu (kept for "
+			    "replay)\n", cnt.failed, cnt.deferred);
+		if (cnt.orphans)
+			fprintf(stderr, "Would delete %lu orphan records (use "
+			    "--delete-orphans to confirm)\n", cnt.orphans);
+	}
+	{
+		char ctx[256];
+
+		snprintf(ctx, sizeof ctx, "\"created\":%lu,\"updated\":%lu,"
+		    "\"skipped\":%lu,\"deleted\":%lu,\"conflicts\":%lu,"
+		    "\"failed\":%lu,\"deferred\":%lu,\"orphans\":%lu",
+		    cnt.created, cnt.updated, cnt.skipped, cnt.deleted,
+		    cnt.conflicts, cnt.failed, cnt.deferred, cnt.orphans);
+		rd_log("info", "push done", ctx);
+	}
+	status = cnt.conflicts || cnt.failed || cnt.deferred ? RD_EXIT_PARTIAL :
+	    RD_EXIT_OK;
+	return finish(status);
+}
