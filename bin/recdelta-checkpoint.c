@@ -337,11 +337,14 @@ cmd_record(int argc, char **argv)
 	struct record rec;
 	const char *line, *kind, *scope;
 	size_t len, kindlen, n = 0;
+	unsigned long lines = 0;
 	int k;
 
 	argc -= parse_opts(argc, argv, allowed, &o);
 	need_args(argc, 0, "");
 	scope = need_scope();
+	if (rd_log_open(NULL) < 0)
+		rd_die_pending();
 
 	s = open_state(STATE_WRITE);
 	if (state_record_start(s, scope, o.run, o.flow) < 0)
@@ -361,6 +364,7 @@ cmd_record(int argc, char **argv)
 			break;
 		}
 		stream_out_line(line, len);
+		lines++;
 		if (++n < o.batch && !input_idle(&r))
 			continue;
 		n = 0;
@@ -382,10 +386,18 @@ cmd_record(int argc, char **argv)
 	if (k == 0 && state_record_finish(s) < 0)
 		k = -1;
 	if (k < 0) {
+		rd_log("error", "record failed", NULL);
 		state_record_abort(s);
 		fflush(stdout);
 		die_state(s);
 	}
+	{
+		char ctx[64];
+
+		snprintf(ctx, sizeof ctx, "\"lines\":%lu", lines);
+		rd_log("info", "record done", ctx);
+	}
+	rd_log_close();
 	finish_out(s);
 	return RD_EXIT_OK;
 }

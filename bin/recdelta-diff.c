@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/log.h"
 #include "../lib/record.h"
 #include "../lib/store.h"
 
@@ -784,6 +785,8 @@ main(int argc, char *argv[])
 	}
 	if (rulesfile && rules_load(rules, rulesfile) < 0)
 		rd_die_pending();
+	if (rd_log_open(NULL) < 0)
+		rd_die_pending();
 
 	local.label = "local";
 	local.spec = lspec;
@@ -833,6 +836,13 @@ main(int argc, char *argv[])
 	if (stream_out_close() < 0)
 		rd_die_pending();
 	status = exitcode && ndiff ? RD_EXIT_FOUND : RD_EXIT_OK;
+	{
+		char ctx[160];
+
+		snprintf(ctx, sizeof ctx, "\"local\":%zu,\"remote\":%zu,"
+		    "\"differ\":%lu", local.nrec, remote.nrec, ndiff);
+		rd_log("info", "diff done", ctx);
+	}
 	sb_release(&o.line);
 out:
 	for (i = 0; i < 2; i++)
@@ -842,6 +852,7 @@ out:
 	free(counts);
 	free(fo.types);
 	rules_free(rules);
+	rd_log_close();
 	return status;
 badrule:
 	rd_warn("%s", rd_errmsg());

@@ -525,3 +525,17 @@ crash_mid_commit() {
 		[ "$reclaimed" -ge 1 ] || fail "no run was killed while it held the lock"
 	done
 }
+
+@test "--log: every stage of the flow appends NDJSON lines to one private log" {
+	enter dir
+	run -0 --separate-stderr smart_sync -q --log "$PWD/run.log"
+	assert_equal "$(stat -c %a run.log)" 600
+	# Each line is one JSON object with ts, level, prog and msg.
+	run -0 jq -e -s 'all(.[]; (.ts|type) == "string" and (.level|type) == "string" and (.prog|type) == "string" and (.msg|type) == "string")' run.log
+	assert_equal "$(jq -r .prog run.log | sort -u | tr '\n' ' ')" \
+	    'recdelta-checkpoint recdelta-diff recdelta-push recdelta-smart-sync '
+	assert_equal "$(jq -r 'select(.msg == "push done") | .created' run.log)" 200
+	# No field value reaches the log.
+	run grep -c '"\$ref"' run.log
+	assert_output 0
+}
