@@ -67,22 +67,6 @@ struct side {
 	char *err;
 };
 
-static uint64_t
-idhash(const char *t, size_t tn, const char *k, size_t kn)
-{
-	uint64_t h = 1469598103934665603ULL;
-	size_t i;
-
-	for (i = 0; i < tn; i++)
-		h = (h ^ (unsigned char)t[i]) * 1099511628211ULL;
-	h = (h ^ 0xff) * 1099511628211ULL;
-	for (i = 0; i < kn; i++)
-		h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
-	h ^= h >> 31;
-	h *= 0x9e3779b97f4a7c15ULL;
-	return h ^ (h >> 29);
-}
-
 static const char *
 ent_type(const struct side *s, const struct ent *e)
 {
@@ -114,7 +98,7 @@ table_grow(struct side *s)
 
 		if (e->flags & E_PASS)
 			continue;
-		hv = idhash(ent_type(s, e), e->typelen, ent_key(s, e), e->keylen);
+		hv = rd_idhash(ent_type(s, e), e->typelen, ent_key(s, e), e->keylen);
 		h = hv & (ncap - 1);
 		while (nt[h])
 			h = (h + 1) & (ncap - 1);
@@ -138,7 +122,7 @@ lookup(const struct side *s, const char *t, size_t tn, const char *k, size_t kn,
 
 	if (!s->tcap)
 		return NULL;
-	hv = idhash(t, tn, k, kn);
+	hv = rd_idhash(t, tn, k, kn);
 	tag = hv >> 32;
 	h = hv & (s->tcap - 1);
 	while (s->table[h]) {

@@ -343,8 +343,8 @@ parse_number(struct parser *ps, struct json *out)
 	return 0;
 }
 
-static int
-membercmp(const void *x, const void *y)
+int
+json_member_ptrcmp(const void *x, const void *y)
 {
 	const struct json_member *a = *(struct json_member *const *)x;
 	const struct json_member *b = *(struct json_member *const *)y;
@@ -374,9 +374,9 @@ check_duplicates(struct parser *ps, struct json_member *m, size_t n)
 
 		for (i = 0; i < n; i++)
 			v[i] = &m[i];
-		qsort(v, n, sizeof *v, membercmp);
+		qsort(v, n, sizeof *v, json_member_ptrcmp);
 		for (i = 1; i < n && !bad; i++)
-			if (membercmp(&v[i - 1], &v[i]) == 0) {
+			if (json_member_ptrcmp(&v[i - 1], &v[i]) == 0) {
 				bad = 1;
 				j = (size_t)(v[i] - m);
 			}
@@ -648,7 +648,7 @@ sorted_members(const struct json *v, const struct json_member **stackbuf,
 	m = v->len <= stackn ? stackbuf : xreallocarray(NULL, v->len, sizeof *m);
 	for (i = 0; i < v->len; i++)
 		m[i] = &v->u.members[i];
-	qsort(m, v->len, sizeof *m, membercmp);
+	qsort(m, v->len, sizeof *m, json_member_ptrcmp);
 	return m;
 }
 

@@ -82,6 +82,12 @@ int json_parse(struct arena *a, const char *buf, size_t len, struct json *out,
 const struct json *json_get(const struct json *obj, const char *name);
 const struct json *json_getn(const struct json *obj, const char *name, size_t n);
 
+/*
+ * qsort comparator for an array of pointers to members: by name bytes, a
+ * shorter name first when one is a prefix of the other (canonical order).
+ */
+int json_member_ptrcmp(const void *a, const void *b);
+
 /* Writers append compact JSON; JSON_SORTED orders members by name bytes. */
 enum { JSON_SORTED = 1 };
 void json_write(struct sb *out, const struct json *v, int flags);

@@ -358,19 +358,6 @@ tag_of(const struct json *v, const struct json **payload)
 	return TAG_NONE;
 }
 
-static int
-memberptrcmp(const void *x, const void *y)
-{
-	const struct json_member *a = *(struct json_member *const *)x;
-	const struct json_member *b = *(struct json_member *const *)y;
-	size_t n = a->namelen < b->namelen ? a->namelen : b->namelen;
-	int c = memcmp(a->name, b->name, n);
-
-	if (c)
-		return c;
-	return a->namelen < b->namelen ? -1 : a->namelen > b->namelen;
-}
-
 /* Members sorted by name; returns buf or an allocation the caller frees. */
 static const struct json_member **
 sort_members(const struct json *v, const struct json_member **buf, size_t nbuf)
@@ -382,7 +369,7 @@ sort_members(const struct json *v, const struct json_member **buf, size_t nbuf)
 	for (i = 0; i < v->len; i++)
 		m[i] = &v->u.members[i];
 	if (v->len > 1)
-		qsort(m, v->len, sizeof *m, memberptrcmp);
+		qsort(m, v->len, sizeof *m, json_member_ptrcmp);
 	return m;
 }
 
@@ -710,7 +697,7 @@ record_compare(const struct ruleview *v, const struct json *a,
 		else if (j == b->len)
 			c = -1;
 		else
-			c = memberptrcmp(&ma[i], &mb[j]);
+			c = json_member_ptrcmp(&ma[i], &mb[j]);
 		m = c <= 0 ? ma[i] : mb[j];
 		if (rules_ignored(v, m->name, m->namelen)) {
 			differ = 0;

@@ -1089,16 +1089,9 @@ refuse_scope(struct state *s, const char *own, const char *scope)
 static uint64_t
 keyhash(const char *t, size_t tn, const char *k, size_t kn)
 {
-	uint64_t h = 1469598103934665603ULL;
-	size_t i;
+	uint64_t h = rd_idhash(t, tn, k, kn);
 
-	for (i = 0; i < tn; i++)
-		h = (h ^ (unsigned char)t[i]) * 1099511628211ULL;
-	h = (h ^ 0xff) * 1099511628211ULL;
-	for (i = 0; i < kn; i++)
-		h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
-	h ^= h >> 31;
-	return h ? h : 1;
+	return h ? h : 1;	/* 0 marks a free slot */
 }
 
 static void

@@ -87,19 +87,6 @@ is_hex64(const struct json *v)
 	return 1;
 }
 
-static int
-memcmp_members(const void *x, const void *y)
-{
-	const struct json_member *a = *(struct json_member *const *)x;
-	const struct json_member *b = *(struct json_member *const *)y;
-	size_t n = a->namelen < b->namelen ? a->namelen : b->namelen;
-	int c = memcmp(a->name, b->name, n);
-
-	if (c)
-		return c;
-	return a->namelen < b->namelen ? -1 : a->namelen > b->namelen;
-}
-
 static const struct json_member **
 sorted(const struct json *obj)
 {
@@ -108,7 +95,7 @@ sorted(const struct json *obj)
 
 	for (i = 0; i < obj->len; i++)
 		m[i] = &obj->u.members[i];
-	qsort(m, obj->len, sizeof *m, memcmp_members);
+	qsort(m, obj->len, sizeof *m, json_member_ptrcmp);
 	return m;
 }
 
@@ -427,22 +414,6 @@ struct dindex {
 	int exists;		/* meta.json was there */
 };
 
-static uint64_t
-dhash(const char *t, size_t tn, const char *k, size_t kn)
-{
-	uint64_t h = 1469598103934665603ULL;
-	size_t i;
-
-	for (i = 0; i < tn; i++)
-		h = (h ^ (unsigned char)t[i]) * 1099511628211ULL;
-	h = (h ^ 0xff) * 1099511628211ULL;
-	for (i = 0; i < kn; i++)
-		h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
-	h ^= h >> 31;
-	h *= 0x9e3779b97f4a7c15ULL;
-	return h ^ (h >> 29);
-}
-
 static struct dent *
 dindex_find(struct dindex *x, const char *t, size_t tn, const char *k,
     size_t kn, size_t *slot)
@@ -451,7 +422,7 @@ dindex_find(struct dindex *x, const char *t, size_t tn, const char *k,
 
 	if (!x->tcap)
 		return NULL;
-	h = dhash(t, tn, k, kn) & (x->tcap - 1);
+	h = rd_idhash(t, tn, k, kn) & (x->tcap - 1);
 	while (x->table[h]) {
 		struct dent *e = &x->e[x->table[h] - 1];
 
@@ -477,7 +448,7 @@ dindex_rehash(struct dindex *x)
 	x->table = xcalloc(x->tcap, sizeof *x->table);
 	for (i = 0; i < x->n; i++) {
 		struct dent *e = &x->e[i];
-		size_t h = dhash(e->type, e->typelen, e->key, e->keylen) &
+		size_t h = rd_idhash(e->type, e->typelen, e->key, e->keylen) &
 		    (x->tcap - 1);
 
 		while (x->table[h])

@@ -331,6 +331,22 @@ base64_decode(struct sb *out, const char *in, size_t n)
 	return 0;
 }
 
+uint64_t
+rd_idhash(const char *t, size_t tn, const char *k, size_t kn)
+{
+	uint64_t h = 1469598103934665603ULL;	/* FNV-1a, then a final mix */
+	size_t i;
+
+	for (i = 0; i < tn; i++)
+		h = (h ^ (unsigned char)t[i]) * 1099511628211ULL;
+	h = (h ^ 0xff) * 1099511628211ULL;
+	for (i = 0; i < kn; i++)
+		h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
+	h ^= h >> 31;
+	h *= 0x9e3779b97f4a7c15ULL;
+	return h ^ (h >> 29);
+}
+
 void
 hex_encode(char *out, const unsigned char *p, size_t n)
 {

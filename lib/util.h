@@ -91,6 +91,13 @@ void base64_encode(struct sb *out, const unsigned char *p, size_t n);
 /* Returns 0, or -1 if in is not canonical padded base64. */
 int base64_decode(struct sb *out, const char *in, size_t n);
 
+/*
+ * A well-mixed 64-bit hash of a record's identity (type, key), for the
+ * in-memory tables of diff, the dir: store and the checkpoint; never stored.
+ */
+uint64_t rd_idhash(const char *type, size_t typelen, const char *key,
+    size_t keylen);
+
 /* Hex of n bytes into out (2n+1 bytes). */
 void hex_encode(char *out, const unsigned char *p, size_t n);
 
