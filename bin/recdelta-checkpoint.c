@@ -37,6 +37,7 @@ usage(FILE *fp)
 	fprintf(fp,
 	    "usage: recdelta-checkpoint [--state PATH] [--scope SCOPE] SUBCOMMAND [options]\n"
 	    "       recdelta-checkpoint record --scope SCOPE [--run ID] [--flow NAME] [--batch N]\n"
+	    "                                  [--window START]\n"
 	    "       recdelta-checkpoint base [-t TYPE]...\n"
 	    "       recdelta-checkpoint cursor get NAME\n"
 	    "       recdelta-checkpoint cursor set NAME VALUE\n"
@@ -45,6 +46,7 @@ usage(FILE *fp)
 	    "       recdelta-checkpoint windows done START\n"
 	    "       recdelta-checkpoint windows fail START --reason TEXT\n"
 	    "       recdelta-checkpoint windows coverage [--json]\n"
+	    "       recdelta-checkpoint windows calendar\n"
 	    "       recdelta-checkpoint status [--json] [--check] [--pid PID]\n"
 	    "       recdelta-checkpoint preflight --scope SCOPE [--pid PID]\n"
 	    "       recdelta-checkpoint lock --scope SCOPE [--pid PID]\n"
@@ -63,6 +65,7 @@ usage(FILE *fp)
 	    "      --run ID       continue run ID instead of starting a new one\n"
 	    "      --flow NAME    the flow the run belongs to\n"
 	    "      --batch N      lines per transaction (default 1000)\n"
+	    "      --window START mark the window done with the last results\n"
 	    "  -t, --type TYPE    only records of TYPE\n"
 	    "      --step STEP    window length: Nd or Nh (default 1d)\n"
 	    "      --pid PID      the run's owner (default: the parent process)\n"
@@ -95,13 +98,13 @@ badusage(const char *fmt, ...)
  * argv[0] being the subcommand; the GNU getopt is reset with optind 0.
  */
 enum {
-	O_STATE = 256, O_SCOPE, O_RUN, O_FLOW, O_BATCH, O_FROM, O_TO, O_STEP,
+	O_STATE = 256, O_SCOPE, O_RUN, O_FLOW, O_BATCH, O_WINDOW, O_FROM, O_TO, O_STEP,
 	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE
 };
 
 struct subopts {
 	long run, pid;
-	const char *flow, *from, *to, *step, *reason;
+	const char *flow, *from, *to, *step, *reason, *window;
 	size_t batch;
 	int json, check, force;
 	char **types;
@@ -132,6 +135,7 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 		{ "run", required_argument, NULL, O_RUN },
 		{ "flow", required_argument, NULL, O_FLOW },
 		{ "batch", required_argument, NULL, O_BATCH },
+		{ "window", required_argument, NULL, O_WINDOW },
 		{ "type", required_argument, NULL, 't' },
 		{ "from", required_argument, NULL, O_FROM },
 		{ "to", required_argument, NULL, O_TO },
@@ -177,6 +181,9 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 			break;
 		case O_BATCH:
 			o->batch = (size_t)number("--batch", optarg, 10000000);
+			break;
+		case O_WINDOW:
+			o->window = optarg;
 			break;
 		case 't':
 			o->types = xreallocarray(o->types, o->ntypes + 1,
@@ -328,7 +335,7 @@ input_idle(const struct lreader *r)
 static int
 cmd_record(int argc, char **argv)
 {
-	static const int allowed[] = { O_RUN, O_FLOW, O_BATCH, 0 };
+	static const int allowed[] = { O_RUN, O_FLOW, O_BATCH, O_WINDOW, 0 };
 	struct subopts o;
 	struct state *s;
 	struct lreader r;
@@ -347,7 +354,8 @@ cmd_record(int argc, char **argv)
 		rd_die_pending();
 
 	s = open_state(STATE_WRITE);
-	if (state_record_start(s, scope, o.run, o.flow) < 0)
+	if (state_record_start(s, scope, o.run, o.flow) < 0 ||
+	    (o.window && state_record_window(s, o.window) < 0))
 		die_state(s);
 	if (lreader_open(&r, "-") < 0)
 		die_state(s);
@@ -674,6 +682,103 @@ coverage_json(struct sb *out, const struct state_coverage *c,
 	sb_adds(out, "]}");
 }
 
+/*
+ * The calendar: a cell a day, a line a month ("2025-01 ##x..."), the day
+ * done when all its windows are, failed when one of them failed, else
+ * pending.  Colours (green, red, grey) on a terminal unless NO_COLOR is set;
+ * letters otherwise.
+ */
+struct cal {
+	struct sb *out;
+	int color, state, any;	/* state: 0 done, 1 pending, 2 failed */
+	char day[11], month[8];
+};
+
+static void
+cal_flush(struct cal *c)
+{
+	static const char *const cells[2][3] = {
+		{ "#", ".", "x" },
+		{ "\033[42m \033[0m", "\033[100m \033[0m", "\033[41m \033[0m" },
+	};
+
+	if (!c->any)
+		return;
+	if (strncmp(c->day, c->month, 7) != 0 || !c->month[0]) {
+		if (c->month[0])
+			sb_addc(c->out, '\n');
+		memcpy(c->month, c->day, 7);
+		c->month[7] = '\0';
+		sb_addf(c->out, "%s ", c->month);
+	}
+	sb_adds(c->out, cells[c->color][c->state]);
+}
+
+static int
+cal_window(void *ctx, const struct state_window *w)
+{
+	struct cal *c = ctx;
+	int st = strcmp(w->status, "done") == 0 ? 0 :
+	    strcmp(w->status, "failed") == 0 ? 2 : 1;
+
+	if (!c->any || strncmp(c->day, w->start, 10) != 0) {
+		cal_flush(c);
+		snprintf(c->day, sizeof c->day, "%.10s", w->start);
+		c->state = st;
+		c->any = 1;
+	} else if (st > c->state) {
+		c->state = st;
+	}
+	return 0;
+}
+
+static int
+calendar_text(struct state *s, struct sb *out, int color)
+{
+	struct cal c;
+
+	memset(&c, 0, sizeof c);
+	c.out = out;
+	c.color = color;
+	if (state_windows_each(s, 0, cal_window, &c) < 0)
+		return -1;
+	cal_flush(&c);
+	if (c.any)
+		sb_adds(out, color ? "\n\033[42m \033[0m done  \033[41m \033[0m "
+		    "failed  \033[100m \033[0m pending" :
+		    "\n# done  x failed  . pending");
+	return 0;
+}
+
+static int
+use_color(void)
+{
+	const char *nc = getenv("NO_COLOR");
+
+	return isatty(STDOUT_FILENO) && !(nc && *nc);
+}
+
+/* The failed windows and why, one a line, at most ten. */
+struct failed {
+	struct sb *out;
+	size_t n;
+};
+
+static int
+failed_window(void *ctx, const struct state_window *w)
+{
+	struct failed *f = ctx;
+
+	if (strcmp(w->status, "failed") != 0)
+		return 0;
+	if (f->n++ < 10) {
+		sb_addf(f->out, "\nfailed: %s: ", w->start);
+		add_text(f->out, w->reason ? w->reason : "no reason given",
+		    strlen(w->reason ? w->reason : "no reason given"));
+	}
+	return 0;
+}
+
 static int
 cmd_windows(int argc, char **argv)
 {
@@ -687,7 +792,7 @@ cmd_windows(int argc, char **argv)
 	argc -= parse_opts(argc, argv, allowed, &o);
 	argv += optind;
 	if (argc < 1)
-		badusage("windows: missing plan, pending, done, fail or coverage");
+		badusage("windows: missing plan, pending, done, fail, coverage or calendar");
 	verb = argv[0];
 	argc--;
 	argv++;
@@ -748,6 +853,21 @@ cmd_windows(int argc, char **argv)
 		state_close(s);
 		return RD_EXIT_OK;
 	}
+	if (strcmp(verb, "calendar") == 0) {
+		struct sb cal;
+
+		need_args(argc, 0, "");
+		s = open_state(0);
+		sb_init(&cal, 1024);
+		if (calendar_text(s, &cal, use_color()) < 0)
+			die_state(s);
+		stream_out_init();
+		if (cal.len)
+			stream_out_line(cal.buf, cal.len);
+		sb_release(&cal);
+		finish_out(s);
+		return RD_EXIT_OK;
+	}
 	if (strcmp(verb, "coverage") == 0) {
 		struct state_coverage c;
 		struct gaps gs = { NULL, 0, NULL };
@@ -777,7 +897,7 @@ cmd_windows(int argc, char **argv)
 		return RD_EXIT_OK;
 	}
 	badusage("windows: unknown verb \"%s\" (expected plan, pending, done, "
-	    "fail or coverage)", rd_quote(verb, strlen(verb)));
+	    "fail, coverage or calendar)", rd_quote(verb, strlen(verb)));
 }
 
 /* status, preflight, lock, unlock */
@@ -958,6 +1078,17 @@ cmd_status(int argc, char **argv)
 		}
 		if (gs.n > 10)
 			sb_addf(&out, ", and %zu more", gs.n - 10);
+		if (c.windows) {
+			struct failed f = { &out, 0 };
+
+			if (state_windows_each(s, 1, failed_window, &f) < 0)
+				die_state(s);
+			if (f.n > 10)
+				sb_addf(&out, "\nfailed: and %zu more", f.n - 10);
+			sb_addc(&out, '\n');
+			if (calendar_text(s, &out, use_color()) < 0)
+				die_state(s);
+		}
 		if (nout)
 			sb_addf(&out, "\noutbox: %ld undelivered change%s", nout,
 			    nout == 1 ? "" : "s");

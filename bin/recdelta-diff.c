@@ -388,13 +388,19 @@ tcountcmp(const void *x, const void *y)
 	return a->len < b->len ? -1 : a->len > b->len;
 }
 
-/* "Stadium" -> "Stadiums", "Match" -> "Matches", "City" -> "Cities". */
+/*
+ * "Stadium" -> "Stadiums", "Match" -> "Matches", "City" -> "Cities",
+ * "Bus" -> "Buses"; a name that ends in another "s" ("games") is taken to be
+ * plural already.
+ */
 static void
 plural(struct sb *out, const char *t, size_t n)
 {
 	char last = n ? t[n - 1] : 0, prev = n > 1 ? t[n - 2] : 0;
 
-	if (last == 's' || last == 'x' || last == 'z' ||
+	if (last == 's' && prev != 's' && prev != 'u') {
+		sb_add(out, t, n);
+	} else if (last == 's' || last == 'x' || last == 'z' ||
 	    (last == 'h' && (prev == 'c' || prev == 's'))) {
 		sb_add(out, t, n);
 		sb_adds(out, "es");
@@ -631,7 +637,7 @@ usage(FILE *fp)
 	    "usage: recdelta-diff --local SRC --remote SRC [-a] [-i FIELD]...\n"
 	    "                     [--tolerance FIELD=EPS]... [--rules FILE]\n"
 	    "                     [-t TYPE]... [--summary[=text|json]] [-o FILE]\n"
-	    "                     [--exit-code] [--allow-empty]\n"
+	    "                     [--window FIELD=FROM..TO] [--exit-code] [--allow-empty]\n"
 	    "\n"
 	    "  -l, --local SRC          the data as it should be\n"
 	    "  -r, --remote SRC         the data as it is\n"
@@ -642,6 +648,8 @@ usage(FILE *fp)
 	    "  -t, --type TYPE          only records of TYPE (sqlite: the record type)\n"
 	    "      --summary[=FORMAT]   write a per-type report (text or json)\n"
 	    "  -o, --output FILE        write the change lines to FILE\n"
+	    "      --window FIELD=FROM..TO  only records whose FIELD is an instant\n"
+	    "                           from FROM up to, not including, TO\n"
 	    "      --exit-code          exit 1 when anything differs\n"
 	    "      --allow-empty        accept an ndjson input with no lines\n"
 	    "  -h, --help               print this help and exit\n"
@@ -654,7 +662,8 @@ usage(FILE *fp)
 int
 main(int argc, char *argv[])
 {
-	enum { OPT_TOL = 256, OPT_RULES, OPT_EXIT, OPT_EMPTY, OPT_SUMMARY };
+	enum { OPT_TOL = 256, OPT_RULES, OPT_EXIT, OPT_EMPTY, OPT_SUMMARY,
+	    OPT_WINDOW };
 	static const struct option longopts[] = {
 		{ "local", required_argument, NULL, 'l' },
 		{ "remote", required_argument, NULL, 'r' },
@@ -667,12 +676,13 @@ main(int argc, char *argv[])
 		{ "output", required_argument, NULL, 'o' },
 		{ "exit-code", no_argument, NULL, OPT_EXIT },
 		{ "allow-empty", no_argument, NULL, OPT_EMPTY },
+		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct side local, remote, *sides[2] = { &local, &remote };
-	struct fetch_opts fo = { NULL, 0, 0 };
+	struct fetch_opts fo = { 0 };
 	struct rules *rules = rules_new();
 	const char *lspec = NULL, *rspec = NULL, *outpath = NULL;
 	const char *rulesfile = NULL;
@@ -735,6 +745,13 @@ main(int argc, char *argv[])
 			break;
 		case OPT_EMPTY:
 			fo.allow_empty = 1;
+			break;
+		case OPT_WINDOW:
+			if (fetch_window(&fo, optarg) < 0) {
+				rd_warn("%s", rd_errmsg());
+				status = RD_EXIT_USAGE;
+				goto out;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -835,6 +852,7 @@ out:
 		free(counts[i].type);
 	free(counts);
 	free(fo.types);
+	free(fo.wfield);
 	rules_free(rules);
 	rd_log_close();
 	return status;

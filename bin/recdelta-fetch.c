@@ -17,9 +17,12 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: recdelta-fetch [-t TYPE]... [--allow-empty] SOURCE\n"
+	    "usage: recdelta-fetch [-t TYPE]... [--window FIELD=FROM..TO] [--allow-empty]\n"
+	    "                      SOURCE\n"
 	    "\n"
 	    "  -t, --type TYPE   only records of TYPE (sqlite: the record type)\n"
+	    "      --window FIELD=FROM..TO  only records whose FIELD is an instant\n"
+	    "                    from FROM up to, not including, TO\n"
 	    "      --allow-empty accept an ndjson input with no lines\n"
 	    "  -h, --help        print this help and exit\n"
 	    "  -V, --version     print the version and exit\n"
@@ -42,11 +45,12 @@ main(int argc, char *argv[])
 	static const struct option longopts[] = {
 		{ "type", required_argument, NULL, 't' },
 		{ "allow-empty", no_argument, NULL, 'E' },
+		{ "window", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct fetch_opts fo = { NULL, 0, 0 };
+	struct fetch_opts fo = { 0 };
 	struct store_sink sink = { put, NULL };
 	struct store st;
 	int c, ret;
@@ -62,6 +66,10 @@ main(int argc, char *argv[])
 			break;
 		case 'E':
 			fo.allow_empty = 1;
+			break;
+		case 'W':
+			if (fetch_window(&fo, optarg) < 0)
+				rd_die_pending();
 			break;
 		case 'h':
 			usage(stdout);
@@ -88,6 +96,7 @@ main(int argc, char *argv[])
 	ret = store_fetch(&st, &fo, &sink);
 	store_close(&st);
 	free(fo.types);
+	free(fo.wfield);
 	if (ret < 0) {
 		fflush(stdout);
 		rd_die_pending();

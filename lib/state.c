@@ -178,7 +178,7 @@ struct batch {
 };
 
 struct recorder {
-	char *scope, *flow;
+	char *scope, *flow, *window;
 	long run, seq;
 	unsigned long counts[ST_NSTATUS];	/* caller: lines parsed so far */
 	unsigned long consumed;	/* caller: result and cursor lines */
@@ -1036,6 +1036,7 @@ recorder_free(struct recorder *r)
 	free(r->oset);
 	free(r->scope);
 	free(r->flow);
+	free(r->window);
 	sb_release(&r->canon);
 	sb_release(&r->changed);
 	arena_release(&r->a);
@@ -1297,6 +1298,36 @@ apply_op(struct state *s, struct recorder *r, const struct batch *b,
 	    -1 : step_done(s, st);
 }
 
+/* The window of the run is done, in the transaction of its last results. */
+static int
+mark_window(struct state *s, struct recorder *r)
+{
+	sqlite3_stmt *st;
+	int ret = -1;
+
+	if (prep(s, &st, "UPDATE windows SET status = 'done', reason = NULL,"
+	    " updated = ?2 WHERE start = ?1", 0) < 0)
+		return -1;
+	if (binds(s, st, 1, r->window) == 0 && binds(s, st, 2, r->now) == 0 &&
+	    step_done(s, st) == 0) {
+		if (sqlite3_changes(s->db) == 0)
+			rd_seterr(RD_EXIT_USAGE, "no planned window starts at "
+			    "\"%s\"", rd_quote(r->window, strlen(r->window)));
+		else
+			ret = 0;
+	}
+	finalize(st);
+	return ret;
+}
+
+int
+state_record_window(struct state *s, const char *start)
+{
+	free(s->rec->window);
+	s->rec->window = xstrdup(start);
+	return 0;
+}
+
 /* One batch, one transaction; the first also claims the scope and run. */
 static int
 write_batch(struct state *s, struct recorder *r, const struct batch *b)
@@ -1334,6 +1365,8 @@ write_batch(struct state *s, struct recorder *r, const struct batch *b)
 	for (i = 0; i < b->n; i++)
 		if (apply_op(s, r, b, &b->ops[i]) < 0)
 			return -1;
+	if (b->final && r->window && mark_window(s, r) < 0)
+		return -1;
 	st = r->st[R_RUNUPD];
 	for (i = 0; i < ST_NSTATUS; i++)
 		if (bindi(s, st, (int)i + 1, (long long)b->counts[i]) < 0)
@@ -1517,7 +1550,12 @@ state_record_finish(struct state *s)
 	if (r->consumed && handoff(r, 1) < 0)
 		return -1;
 	writer_join(r);
-	return r->failed ? writer_failed(r) : 0;
+	if (r->failed)
+		return writer_failed(r);
+	/* A window with no results is done all the same, and must exist. */
+	if (!r->consumed && r->window)
+		return state_window_mark(s, r->window, 1, NULL);
+	return 0;
 }
 
 void

@@ -124,6 +124,11 @@ int state_record_start(struct state *s, const char *scope, long run,
     const char *flow);
 int state_record_line(struct state *s, const struct json *obj,
     const char *kind, size_t kindlen);
+/*
+ * Mark window START done in the transaction of the last batch, so that the
+ * window is done exactly when its results are recorded.  Call after start.
+ */
+int state_record_window(struct state *s, const char *start);
 int state_record_commit(struct state *s);
 int state_record_finish(struct state *s);
 void state_record_abort(struct state *s);

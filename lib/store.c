@@ -1,4 +1,5 @@
 /* store.c - naming stores, and the ndjson: store. */
+#include "record.h"
 #include "store.h"
 
 #include <stdlib.h>
@@ -124,18 +125,75 @@ store_is_stdin(const char *spec)
 	return strcmp(spec, "-") == 0 || strcmp(spec, "ndjson:-") == 0;
 }
 
+/* An ISO-8601 instant, or a date alone (midnight UTC), in seconds. */
+static int
+instant(const char *s, size_t n, long long *sec)
+{
+	char buf[40];
+	long nsec;
+
+	if (n == 10) {
+		if (n >= sizeof buf - 10)
+			return -1;
+		memcpy(buf, s, n);
+		memcpy(buf + n, "T00:00:00Z", 11);
+		s = buf;
+		n += 10;
+	}
+	return rd_parse_iso8601(s, n, sec, &nsec);
+}
+
 int
-fetch_wants(const struct fetch_opts *o, const struct record *rec)
+fetch_window(struct fetch_opts *o, const char *spec)
+{
+	const char *eq = strchr(spec, '='), *dots;
+
+	if (!eq || eq == spec || !(dots = strstr(eq + 1, "..")) ||
+	    instant(eq + 1, (size_t)(dots - eq - 1), &o->wfrom) < 0 ||
+	    instant(dots + 2, strlen(dots + 2), &o->wto) < 0 ||
+	    o->wto <= o->wfrom) {
+		rd_seterr(RD_EXIT_USAGE, "--window: \"%s\": expected FIELD=FROM..TO "
+		    "with ISO-8601 dates, FROM before TO", rd_quote(spec,
+		    strlen(spec)));
+		return -1;
+	}
+	o->wfield = xmemdup(spec, (size_t)(eq - spec));
+	return 0;
+}
+
+static int
+in_window(const struct fetch_opts *o, const struct record *rec)
+{
+	const struct json *v = rec->fields ? json_get(rec->fields, o->wfield) :
+	    NULL;
+	long long t;
+
+	if (v && v->type == JSON_OBJECT && v->len == 1)
+		v = json_get(v, "$ts");
+	if (!v || v->type != JSON_STRING || instant(v->u.s, v->len, &t) < 0)
+		return 0;
+	return t >= o->wfrom && t < o->wto;
+}
+
+int
+fetch_wants_type(const struct fetch_opts *o, const char *type, size_t n)
 {
 	size_t i;
 
 	if (!o || o->ntypes == 0)
 		return 1;
 	for (i = 0; i < o->ntypes; i++)
-		if (strlen(o->types[i]) == rec->typelen &&
-		    memcmp(o->types[i], rec->type, rec->typelen) == 0)
+		if (strlen(o->types[i]) == n && memcmp(o->types[i], type, n) == 0)
 			return 1;
 	return 0;
+}
+
+int
+fetch_wants(const struct fetch_opts *o, const struct record *rec)
+{
+	if (o && o->wfield && !in_window(o, rec))
+		return 0;
+	return fetch_wants_type(o, rec->type, rec->typelen);
 }
 
 void

@@ -36,7 +36,21 @@ struct fetch_opts {
 	char **types;		/* only these types (sqlite: the type) */
 	size_t ntypes;
 	int allow_empty;	/* accept an ndjson input with no lines */
+	/*
+	 * A window: only records whose field wfield holds an instant in
+	 * [wfrom, wto) (seconds since the epoch), when wfield is set.
+	 */
+	char *wfield;
+	long long wfrom, wto;
 };
+
+/*
+ * Parse "FIELD=FROM..TO" (FROM and TO ISO-8601 dates or instants, TO not
+ * included) into o.  The field may hold an ISO-8601 string, a date
+ * "YYYY-MM-DD" or {"$ts":ISO}; a record without such a value is outside
+ * every window.  -1 with a message (status 2).
+ */
+int fetch_window(struct fetch_opts *o, const char *spec);
 
 /*
  * Writing.  A change is what push asks of a store: create, update or delete
@@ -112,8 +126,10 @@ size_t store_batch(const struct store *s);
 /* True when the word names standard input ("-" or "ndjson:-"). */
 int store_is_stdin(const char *spec);
 
-/* True when the record's type passes the filter of o. */
+/* True when the record passes the filters of o: its type, its window. */
 int fetch_wants(const struct fetch_opts *o, const struct record *rec);
+/* True when records of this type may pass (the window is not looked at). */
+int fetch_wants_type(const struct fetch_opts *o, const char *type, size_t n);
 
 /* Percent-encoding of a type or key for a file name (webdav.md section 4). */
 void store_enc(struct sb *out, const char *s, size_t n);

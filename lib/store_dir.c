@@ -14,8 +14,10 @@
  * index, create each new version's file exclusively, make them durable, then
  * commit by writing meta.json.tmp and renaming it over meta.json; only then
  * remove the superseded version files.  A writer killed at any point leaves
- * the last committed index intact, plus at most unreferenced version files
- * that the next writer overwrites.  Readers take a shared lock, so a version
+ * the last committed index intact, plus at most unreferenced version files:
+ * uncommitted ones the next writer overwrites, superseded ones the next
+ * writer removes through the collect journal (collect_recover).  Readers
+ * take a shared lock, so a version
  * file is never removed under a fetch.  (No name enc() makes starts with '.',
  * so .lock and meta.json.tmp cannot collide with a type.)
  */
@@ -118,6 +120,7 @@ entry_version(const struct json *v, char *buf, size_t size)
 
 struct dirfetch {
 	struct dirstore *d;
+	const struct fetch_opts *o;
 	int basefd;
 	struct sb path, data, line, msgname;
 	struct arena a;		/* meta.json, for the whole fetch */
@@ -199,6 +202,8 @@ emit_entity(struct dirfetch *f, int typefd, const struct json_member *tm,
 		rec.mtimelen = mtime->len;
 	}
 	rec.fields = fields;
+	if (!fetch_wants(f->o, &rec))
+		return 0;
 	sb_reset(&f->line);
 	stream_write_record(&f->line, &rec);
 	l.text = f->line.buf;
@@ -231,6 +236,9 @@ emit_tombstone(struct dirfetch *f, const struct json_member *tm,
 		rec.mtime = mtime->u.s;
 		rec.mtimelen = mtime->len;
 	}
+	/* A tombstone has no fields to place it in a window. */
+	if (f->o && f->o->wfield)
+		return 0;
 	sb_reset(&f->line);
 	stream_write_record(&f->line, &rec);
 	l.text = f->line.buf;
@@ -257,6 +265,7 @@ dir_fetch(struct store *s, const struct fetch_opts *o,
 
 	memset(&f, 0, sizeof f);
 	f.d = s->priv;
+	f.o = o;
 	sb_init(&meta, 0);
 	sb_init(&name, 64);
 	sb_init(&f.path, 256);
@@ -320,13 +329,9 @@ dir_fetch(struct store *s, const struct fetch_opts *o,
 	for (i = 0; i < ents->len; i++) {
 		const struct json_member *tm = types[i];
 		const struct json_member **keys;
-		struct record probe;
 		int typefd = -1;
 
-		memset(&probe, 0, sizeof probe);
-		probe.type = tm->name;
-		probe.typelen = tm->namelen;
-		if (!fetch_wants(o, &probe))
+		if (!fetch_wants_type(o, tm->name, tm->namelen))
 			continue;
 		if (tm->value.type != JSON_OBJECT || tm->namelen == 0) {
 			damaged(&f, "meta.json", "a type is not an object");
@@ -763,6 +768,88 @@ open_base(struct dirstore *d, int create, int *basefd, int *lockfd)
 	return 1;
 }
 
+/*
+ * The collect journal.  Before the commit, .collect lists the version files
+ * the new index supersedes; after the commit they are removed and so is
+ * .collect.  A writer killed in between leaves .collect behind, and the next
+ * writer, under the lock, removes each listed file that the index it just
+ * read does not name (a kill before the rename leaves them named: kept).
+ * A line is acted on only if it is exactly what store_enc() makes of the
+ * type and key it decodes to, so the journal cannot name a path outside.
+ */
+static int
+unhex(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	return c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static void
+pct_decode(struct sb *out, const char *s, size_t n)
+{
+	size_t i;
+
+	sb_reset(out);
+	for (i = 0; i < n; i++)
+		if (s[i] == '%' && i + 2 < n && unhex(s[i + 1]) >= 0 &&
+		    unhex(s[i + 2]) >= 0) {
+			sb_addc(out, unhex(s[i + 1]) << 4 | unhex(s[i + 2]));
+			i += 2;
+		} else {
+			sb_addc(out, s[i]);
+		}
+}
+
+static void
+collect_recover(int basefd, struct dindex *x)
+{
+	struct sb data, type, key, check;
+	char *line, *next;
+	int fd = openat(basefd, ".collect", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	sb_init(&data, 4096);
+	sb_init(&type, 64);
+	sb_init(&key, 64);
+	sb_init(&check, 128);
+	if (read_all(fd, &data) < 0)
+		data.len = 0;
+	close(fd);
+	data.buf[data.len] = '\0';
+	for (line = data.buf; *line; line = next) {
+		char *slash, *tilde, *end;
+		struct dent *e;
+		unsigned long long v;
+
+		next = strchr(line, '\n');
+		next = next ? (*next = '\0', next + 1) : line + strlen(line);
+		if (!(slash = strchr(line, '/')) || !(tilde = strrchr(slash, '~')))
+			continue;
+		v = strtoull(tilde + 1, &end, 10);
+		if (strcmp(end, ".json") != 0)
+			continue;
+		pct_decode(&type, line, (size_t)(slash - line));
+		pct_decode(&key, slash + 1, (size_t)(tilde - slash - 1));
+		sb_reset(&check);
+		store_enc(&check, type.buf, type.len);
+		sb_addc(&check, '/');
+		store_enc(&check, key.buf, key.len);
+		sb_addf(&check, "~%llu.json", v);
+		if (strcmp(check.buf, line) != 0 || !type.len || !key.len)
+			continue;
+		e = dindex_find(x, type.buf, type.len, key.buf, key.len, NULL);
+		if (!e || e->deleted || e->v != v)
+			unlinkat(basefd, line, 0);
+	}
+	unlinkat(basefd, ".collect", 0);
+	sb_release(&data);
+	sb_release(&type);
+	sb_release(&key);
+	sb_release(&check);
+}
+
 static int
 dir_apply(struct store *s, struct change *v, size_t n)
 {
@@ -785,6 +872,7 @@ dir_apply(struct store *s, struct change *v, size_t n)
 	dindex_release(&x);
 	if (dindex_load(&x, d->path, basefd) < 0)
 		goto out;
+	collect_recover(basefd, &x);
 	now_iso(now);
 	for (i = 0; i < n; i++) {
 		struct change *c = &v[i];
@@ -875,6 +963,17 @@ dir_apply(struct store *s, struct change *v, size_t n)
 		goto out;
 	}
 	x.generation++;
+	sb_reset(&body);
+	for (i = 0; i < x.n; i++)
+		if (x.e[i].oldfile) {
+			sb_adds(&body, x.e[i].oldfile);
+			sb_addc(&body, '\n');
+		}
+	if (body.len && write_file(basefd, ".collect", body.buf, body.len, 0) < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s/.collect: %s", d->path,
+		    strerror(errno));
+		goto out;
+	}
 	dindex_write(&x, &meta);
 	if (write_file(basefd, "meta.json.tmp", meta.buf, meta.len, 0) < 0 ||
 	    fsync_at(basefd, "meta.json.tmp") < 0 ||
@@ -888,6 +987,8 @@ dir_apply(struct store *s, struct change *v, size_t n)
 	for (i = 0; i < x.n; i++)
 		if (x.e[i].oldfile)
 			unlinkat(basefd, x.e[i].oldfile, 0);
+	if (body.len)
+		unlinkat(basefd, ".collect", 0);
 	ret = 0;
 out:
 	if (ret < 0)

@@ -502,6 +502,8 @@ sql_fetch(struct store *s, const struct fetch_opts *o,
 			goto out;
 		rec.type = type;
 		rec.typelen = strlen(type);
+		if (!fetch_wants(o, &rec))
+			continue;
 		sb_reset(&line);
 		stream_write_record(&line, &rec);
 		l.text = line.buf;

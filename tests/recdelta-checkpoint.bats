@@ -696,3 +696,16 @@ EOF
 	assert_equal "$stderr" ''
 	assert_equal "$(sqlite3 p.db 'select key from base order by key' | tr '\n' ' ')" 'a c '
 }
+
+@test "record --window with no results marks the window done and checks that it is planned" {
+	export RECDELTA_STATE="$PWD/w.db"
+	recdelta-checkpoint windows plan --from 2025-01-01 --to 2025-01-02
+	run -2 --separate-stderr recdelta-checkpoint record --scope S --window 2029-01-01 < /dev/null
+	assert_equal "$stderr" 'recdelta-checkpoint: no planned window starts at "2029-01-01"; see: recdelta-checkpoint windows pending'
+	run -0 --separate-stderr recdelta-checkpoint record --scope S --window 2025-01-01 < /dev/null
+	assert_output ''
+	run -0 recdelta-checkpoint windows pending
+	assert_output '2025-01-02'
+	run -0 recdelta-checkpoint history
+	assert_output ''
+}

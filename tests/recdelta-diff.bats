@@ -469,9 +469,9 @@ EOF
 	assert_refused 'recdelta-diff: --summary: "bogus": expected text or json'
 }
 
-@test "--summary names types in the plural: Matches, Cities, Keys, Boxes, Buses" {
+@test "--summary names types in the plural: Matches, Cities, Keys, Boxes, Buses, Classes; games stays games" {
 	: > local.ndjson
-	for t in Match City Key Box Bus Stadium; do
+	for t in Match City Key Box Bus Stadium Class games; do
 		rec "$t" k '{}' >> local.ndjson
 	done
 	cp local.ndjson remote.ndjson
@@ -481,9 +481,11 @@ EOF
 Boxes: 1 unchanged, 0 new, 0 updated, 0 deleted
 Buses: 1 unchanged, 0 new, 0 updated, 0 deleted
 Cities: 1 unchanged, 0 new, 0 updated, 0 deleted
+Classes: 1 unchanged, 0 new, 0 updated, 0 deleted
 Keys: 1 unchanged, 0 new, 0 updated, 0 deleted
 Matches: 1 unchanged, 0 new, 0 updated, 0 deleted
 Stadiums: 1 unchanged, 0 new, 0 updated, 0 deleted
+games: 1 unchanged, 0 new, 0 updated, 0 deleted
 EOF
 }
 

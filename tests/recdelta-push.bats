@@ -973,3 +973,19 @@ converge() {
 	[ "$version" -ge 2 ]
 	converge
 }
+
+@test "dir: a writer killed between commit and collect leaves superseded files that the next writer removes, and nothing else" {
+	mkdir outside && echo keep > outside/victim.json
+	printf '%s\n' '{"kind":"change","op":"create","type":"T","key":"a","fields":{"n":1}}' | recdelta-push -q dir:S > /dev/null
+	printf '%s\n' '{"kind":"change","op":"update","type":"T","key":"a","rev":"1","fields":{"n":2}}' | recdelta-push -q dir:S > /dev/null
+	# As a writer killed after renaming meta.json would leave it: the old
+	# version still there, the journal naming it, and (tampered) lines that
+	# must never be acted on.
+	echo '{"fields":{"n":1},"key":"a","type":"T"}' > S/T/a~1.json
+	printf '%s\n' 'T/a~1.json' 'T/a~2.json' '../outside/victim.json' 'T/../../outside/victim.json' > S/.collect
+	printf '%s\n' '{"kind":"change","op":"create","type":"T","key":"b","fields":{"n":3}}' | recdelta-push -q dir:S > /dev/null
+	assert_equal "$(cd S/T && ls | tr '\n' ' ')" 'a~2.json b~1.json '
+	[ ! -e S/.collect ]
+	assert_equal "$(cat outside/victim.json)" keep
+	run -0 recdelta-diff -l dir:S -r dir:S --exit-code
+}

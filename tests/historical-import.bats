@@ -1,0 +1,239 @@
+#!/usr/bin/env bats
+# The historical-import flow: a date range backfilled window by window from
+# an sqlite: source into a dir: target, with the windows in the checkpoint
+# ($PWD/state.db).  The source: 120 games over the 35 days from 2024-01-01
+# to 2024-02-04, one window a day.
+
+bats_require_minimum_version 1.5.0
+
+load helpers/common
+
+FROM=2024-01-01
+TO=2024-02-04
+
+# mksource DB [EXTRA-DAY]: the 120 games, plus one dated EXTRA-DAY.
+mksource() {
+	{
+		echo "create table games(id text primary key, day text, score integer);"
+		echo "begin;"
+		for n in $(seq 0 119); do
+			printf "insert into games values('g%03d','%s',%d);\n" "$n" \
+			    "$(date -u -d "$FROM + $((n * 35 / 120)) days" +%F)" "$n"
+		done
+		[ -z "${2:-}" ] || echo "insert into games values('today','$2',1);"
+		echo "commit;"
+	} | sqlite3 "$1"
+}
+
+# The uninterrupted reference run, made once: its target, stderr and state.
+setup_file() {
+	mkdir -p "$BATS_FILE_TMPDIR/ref/tmp"
+	cd "$BATS_FILE_TMPDIR/ref" || return 1
+	mksource src.db
+	RECDELTA_STATE=$PWD/state.db TMPDIR=$PWD/tmp \
+	    "$TOP/pipelines/historical-import" --source "sqlite:$PWD/src.db?table=games&key=id" \
+	    --target "dir:$PWD/target" --from "$FROM" --to "$TO" --window-field day \
+	    --log "$PWD/log.ndjson" 2> stderr
+	echo $? > status
+}
+
+suite_setup() {
+	mkdir -p tmp
+	export TMPDIR=$PWD/tmp
+	export RECDELTA_STATE=$PWD/state.db
+	cp "$BATS_FILE_TMPDIR/ref/src.db" src.db
+	SRC="sqlite:$PWD/src.db?table=games&key=id"
+	T="dir:$PWD/target"
+	REF="$BATS_FILE_TMPDIR/ref"
+}
+
+# import [OPTION]...: the flow script itself (not through recdelta(1), which
+# would put its own bin first on PATH, ahead of a test's shims).
+import() {
+	"$TOP/pipelines/historical-import" --source "$SRC" --target "$T" \
+	    --window-field day "$@"
+}
+
+# The calendar lines of the report: 35 days, all of them in STATE's letter.
+calendar_all() {
+	printf '2024-01 %s\n2024-02 %s\n# done  x failed  . pending' \
+	    "$(printf "%31s" | tr ' ' "$1")" "$(printf "%4s" | tr ' ' "$1")"
+}
+
+@test "an import of 35 windows from sqlite: into dir: copies every row and reports full coverage" {
+	assert_equal "$(cat "$REF/status")" 0
+	export RECDELTA_STATE=$REF/state.db
+	run -0 recdelta-diff --exit-code --local "$SRC" --remote "dir:$REF/target"
+	assert_output ""
+	assert_equal "$(recdelta-fetch "dir:$REF/target" | wc -l)" 120
+	assert_equal "$(sqlite3 src.db 'select count(*) from games')" 120
+	run -0 recdelta-checkpoint windows coverage
+	assert_line --index 0 "100% complete (35/35 days)"
+	run -0 recdelta-checkpoint windows pending
+	assert_output ""
+	# Progress lines, then the report ending with the calendar.
+	grep -qx 'Historical import: 3% complete (1/35 days).*' "$REF/stderr"
+	grep -q '^Historical import: 100% complete (35/35 days)' "$REF/stderr"
+	grep -qx '100% complete (35/35 days)' "$REF/stderr"
+	assert_equal "$(tail -n 3 "$REF/stderr")" "$(calendar_all '#')"
+	# 35 windows started and done, each once.
+	assert_equal "$(jq -r 'select(.msg == "window done") | .window' "$REF/log.ndjson" | sort -u | wc -l)" 35
+	assert_equal "$(grep -c '"msg":"window start"' "$REF/log.ndjson")" 35
+	# A second run has nothing left to do, and says so the same way.
+	run -0 --separate-stderr env NO_COLOR=1 "$TOP/pipelines/historical-import" \
+	    --source "sqlite:$REF/src.db?table=games&key=id" --target "dir:$REF/target" \
+	    --window-field day --from "$FROM" --to "$TO"
+	assert_output ""
+	assert_equal "$(tail -n 3 <<< "$stderr")" "$(calendar_all '#')"
+	! grep -q 'Historical import:' <<< "$stderr"
+}
+
+@test "kill -9 at 20 random moments: each restart redoes at most one window, and the target equals an uninterrupted run's" {
+	kills=0
+	i=0
+	while :; do
+		i=$((i + 1))
+		[ "$i" -le 80 ] || fail "not finished after $i runs"
+		if [ "$kills" -lt 20 ]; then
+			# setsid: the flow leads a process group of its own, so
+			# that one kill reaches every stage of it.
+			setsid "$TOP/pipelines/historical-import" --source "$SRC" --target "$T" \
+			    --window-field day --from "$FROM" --to "$TO" --log "$PWD/log.ndjson" \
+			    -q > /dev/null 2> "run.$i" 3>&- &
+			pid=$!
+			delay=$(( 50 + RANDOM % 351 ))
+			sleep "$(printf '0.%03d' "$delay")"
+			if kill -9 -- "-$pid" 2>/dev/null; then
+				wait "$pid" 2>/dev/null || true
+				kills=$((kills + 1))
+				echo "run $i: killed after $delay ms"
+				continue
+			fi
+			st=0
+			wait "$pid" || st=$?
+		else
+			import --from "$FROM" --to "$TO" --log "$PWD/log.ndjson" -q > /dev/null 2> "run.$i"
+			st=$?
+		fi
+		[ "$st" -eq 0 ] || fail "run $i: status $st: $(cat "run.$i")"
+		break
+	done
+	echo "$kills kills, $i runs"
+	[ "$kills" -ge 20 ]
+	# The same records as an uninterrupted run, none doubled or missing.
+	run -0 recdelta-diff --exit-code --local "dir:$REF/target" --remote "$T"
+	assert_output ""
+	run -0 recdelta-diff --exit-code --local "$SRC" --remote "$T"
+	assert_equal "$(recdelta-fetch "$T" | wc -l)" "$(recdelta-fetch "dir:$REF/target" | wc -l)"
+	assert_equal "$(recdelta-fetch "$T" | jq -r .key | sort | uniq -d)" ""
+	run -0 recdelta-checkpoint windows coverage
+	assert_line --index 0 "100% complete (35/35 days)"
+	# The log, cut in segments at each "import start": no segment starts
+	# a window an earlier one finished, and at most one window of a
+	# segment is started and not finished.
+	run -0 jq -rs '
+	    reduce (.[] | select(.prog == "recdelta-historical-import")) as $l
+	        ({seg: -1, done: {}, bad: [], open: {}};
+	         if $l.msg == "import start" then .seg += 1 | .open[.seg | tostring] = {}
+	         elif $l.msg == "window start" then
+	             (if .done[$l.window] then .bad += ["segment \(.seg) redid \($l.window)"] else . end)
+	             | .open[.seg | tostring][$l.window] = true
+	         elif $l.msg == "window done" then
+	             .done[$l.window] = true | del(.open[.seg | tostring][$l.window])
+	         else . end)
+	    | .bad + [.open | to_entries[] | select((.value | length) > 1)
+	              | "segment \(.key) left \(.value | keys | join(" ")) unfinished"]
+	    | .[]' log.ndjson
+	assert_output ""
+	assert_equal "$(jq -r 'select(.msg == "window done") | .window' log.ndjson | sort | uniq -d)" ""
+	# (A kill between the commit and its log line leaves a window done
+	# without its "window done" line, so that count may fall short of 35.)
+}
+
+@test "a failing window is reported as a gap and a failure, and the next run fills it" {
+	# The credential command fails for the 5th window (2024-01-05) while
+	# the file "broken" exists.
+	cat > auth <<'SH'
+#!/bin/sh
+echo x >> calls
+[ -e broken ] && [ "$(wc -l < calls)" -eq 5 ] && { echo "session refused" >&2; exit 1; }
+echo token
+SH
+	chmod +x auth
+	touch broken
+	run -6 --separate-stderr import --from "$FROM" --to "$TO" --auth-cmd "$PWD/auth"
+	assert_output ""
+	grep -qx '97% complete (34/35 days)' <<< "$stderr" || fail "$stderr"
+	grep -q '^gap: 2024-01-05' <<< "$stderr" || fail "no gap line: $stderr"
+	grep -qx 'failed: 2024-01-05: --auth-cmd failed' <<< "$stderr" || fail "no failed line: $stderr"
+	assert_equal "$(tail -n 3 <<< "$stderr")" \
+	    "$(printf '2024-01 ####x##########################\n2024-02 ####\n# done  x failed  . pending')"
+	run -0 recdelta-checkpoint windows pending
+	assert_output --partial 2024-01-05
+	assert_equal "$(recdelta-fetch "$T" | wc -l)" \
+	    "$(sqlite3 src.db "select count(*) from games where day <> '2024-01-05'")"
+	# The next run, with the session back, does that window only.
+	rm broken
+	: > calls
+	run -0 --separate-stderr env NO_COLOR=1 "$TOP/pipelines/historical-import" --source "$SRC" \
+	    --target "$T" --window-field day --from "$FROM" --to "$TO" --auth-cmd "$PWD/auth"
+	assert_equal "$(wc -l < calls)" 1
+	grep -qx '100% complete (35/35 days)' <<< "$stderr"
+	! grep -q '^gap:\|^failed:' <<< "$stderr"
+	assert_equal "$(tail -n 3 <<< "$stderr")" "$(calendar_all '#')"
+	run -0 recdelta-diff --exit-code --local "$SRC" --remote "$T"
+	run -0 recdelta-checkpoint windows coverage
+	assert_line --index 0 "100% complete (35/35 days)"
+}
+
+@test "--auth-cmd runs once per window, its output reaches the stages, and never a log or a message" {
+	cat > auth <<'SH'
+#!/bin/sh
+t="tok-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+echo "$t" >> printed
+echo "$t"
+SH
+	chmod +x auth
+	mkdir shim
+	cat > shim/recdelta-push <<SH
+#!/bin/sh
+printf '%s\n' "\$RECDELTA_AUTH_TOKEN" >> "$PWD/seen"
+exec "$TOP/bin/recdelta-push" "\$@"
+SH
+	chmod +x shim/recdelta-push
+	PATH="$PWD/shim:$PATH" run -0 --separate-stderr \
+	    import --from 2024-01-01 --to 2024-01-06 --auth-cmd "$PWD/auth" --log "$PWD/log.ndjson"
+	assert_equal "$(wc -l < printed)" 6
+	assert_equal "$(sort -u printed | wc -l)" 6
+	assert_equal "$(cat seen)" "$(cat printed)"
+	! grep -qF -f printed log.ndjson || fail "a token in the log"
+	! grep -qF -f printed <<< "$stderr" || fail "a token on stderr"
+	! grep -qF -f printed <<< "$output" || fail "a token on stdout"
+	! grep -qF tok- "$RECDELTA_STATE" || fail "a token in the state"
+}
+
+@test "--since 7d plans the 7 days ending today" {
+	today=$(date -u +%F)
+	rm src.db
+	mksource src.db "$today"
+	run -0 --separate-stderr env NO_COLOR=1 "$TOP/pipelines/historical-import" \
+	    --source "$SRC" --target "$T" --window-field day --since 7d
+	grep -qx '100% complete (7/7 days)' <<< "$stderr" || fail "$stderr"
+	run -0 recdelta-checkpoint windows coverage
+	assert_line --index 0 "100% complete (7/7 days)"
+	run -0 recdelta-fetch "$T"
+	assert_equal "${#lines[@]}" 1
+	assert_output --partial '"key":"today"'
+}
+
+@test "bad usage exits 2" {
+	run -2 --separate-stderr import --from "$FROM" --to "$TO" --bogus
+	assert_equal "${stderr_lines[0]}" 'recdelta-historical-import: unknown option "--bogus"'
+	run -2 --separate-stderr "$TOP/pipelines/historical-import" --source "$SRC" \
+	    --target "$T" --from "$FROM" --to "$TO"
+	assert_equal "${stderr_lines[0]}" 'recdelta-historical-import: --window-field is required'
+	run -2 --separate-stderr import --since 7
+	run -2 --separate-stderr import --since 7d --from "$FROM"
+	[ ! -e state.db ]
+	[ ! -e target ]
+}
