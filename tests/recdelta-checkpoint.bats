@@ -318,6 +318,16 @@ scope: \"S\"
 last run: 1 \(smart-sync\) partial, [0-9T:Z-]+\.\.[0-9T:Z-]+: 1 ok, 1 deferred
 coverage: 45% complete \(120/267 days\)
 gaps: 2025-05-01\.\.2025-09-24 \(147 days\)
+2025-01 #{31}
+2025-02 #{28}
+2025-03 #{31}
+2025-04 #{30}
+2025-05 \.{31}
+2025-06 \.{30}
+2025-07 \.{31}
+2025-08 \.{31}
+2025-09 \.{24}
+# done  x failed  \. pending
 outbox: 1 undelivered change
 lock: held by pid $p on host \"$(hostname)\" since $started \(recdelta [0-9.]+, scope \"S\"\)\$"
 	run -0 recdelta-checkpoint status --json
@@ -591,7 +601,7 @@ EOF
 	run -2 --separate-stderr recdelta-checkpoint history extra
 	assert_equal "${stderr_lines[0]}" 'recdelta-checkpoint: too many arguments'
 	run -2 --separate-stderr recdelta-checkpoint windows
-	assert_equal "${stderr_lines[0]}" 'recdelta-checkpoint: windows: missing plan, pending, done, fail or coverage'
+	assert_equal "${stderr_lines[0]}" 'recdelta-checkpoint: windows: missing plan, pending, done, fail, coverage or calendar'
 	[ ! -e .recdelta ]
 	run -0 recdelta-checkpoint record --help
 	assert_line --index 0 --partial 'usage: recdelta-checkpoint '
