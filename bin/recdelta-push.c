@@ -438,6 +438,7 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 	struct change *v = xcalloc(to - from, sizeof *v);
 	size_t *which = xcalloc(to - from, sizeof *which);
 	size_t i, n = 0;
+	char failmsg[256] = "";
 	int failed = 0, ret = -1;
 
 	/* Parse each line into its own buffer: the changes borrow from them. */
@@ -464,16 +465,9 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 		n++;
 	}
 	if (n && !o->dry_run && store_apply(st, v, n) < 0) {
-		char msg[256];
-
 		/* The store could not be written: the batch is deferred. */
-		snprintf(msg, sizeof msg, "%s", rd_errmsg());
-		rd_warn("%s", msg);
-		for (i = 0; i < n; i++) {
-			result(opnames[v[i].op], &v[i], "deferred", v[i].rev,
-			    v[i].revlen, v[i].fields, "unreachable", msg);
-			cnt.deferred++;
-		}
+		snprintf(failmsg, sizeof failmsg, "%s", rd_errmsg());
+		rd_warn("%s", failmsg);
 		failed = 1;
 	}
 	/* Results in input order, pass-through lines in place. */
@@ -490,9 +484,11 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 			if (j < n && which[j] == i) {
 				struct change *x = &v[j++];
 
-				if (failed)
-					continue;
-				if (o->dry_run) {
+				if (failed) {
+					result(opnames[x->op], x, "deferred", x->rev,
+					    x->revlen, x->fields, "unreachable", failmsg);
+					cnt.deferred++;
+				} else if (o->dry_run) {
 					result(opnames[x->op], x, "planned", x->rev,
 					    x->revlen, x->fields, NULL, NULL);
 					cnt.planned[x->op]++;
