@@ -12,17 +12,19 @@ BIN = \
 
 LIBOBJ = \
 	lib/digest.o \
+	lib/http.o \
 	lib/json.o \
 	lib/log.o \
 	lib/record.o \
 	lib/state.o \
 	lib/store.o \
+	lib/store_cloudkit.o \
 	lib/store_dir.o \
 	lib/store_sqlite.o \
 	lib/stream.o \
 	lib/util.o
 
-LIBHDR = lib/digest.h lib/json.h lib/log.h lib/record.h lib/state.h lib/store.h lib/stream.h lib/util.h
+LIBHDR = lib/digest.h lib/http.h lib/json.h lib/log.h lib/record.h lib/state.h lib/store.h lib/stream.h lib/util.h
 
 FLOWS = pipelines/diff-only pipelines/historical-import pipelines/smart-sync
 

@@ -4,7 +4,9 @@
  * Reads the store SOURCE names and writes one record line per record on
  * standard output (tombstones with "deleted":true); an ndjson: source's lines
  * of other kinds pass through unchanged and in order.  Nothing else is
- * written to standard output; messages go to standard error.
+ * written to standard output; messages go to standard error.  A store read
+ * page by page (cloudkit:) also writes a cursor line after each page, from
+ * which --resume goes on.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -18,17 +20,20 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: recdelta-fetch [-t TYPE]... [--window FIELD=FROM..TO] [--allow-empty]\n"
-	    "                      SOURCE\n"
+	    "                      [--changes] [--resume CURSOR] SOURCE\n"
 	    "\n"
-	    "  -t, --type TYPE   only records of TYPE (sqlite: the record type)\n"
+	    "  -t, --type TYPE   only records of TYPE (sqlite: the record type;\n"
+	    "                    cloudkit: the types to read, in this order)\n"
 	    "      --window FIELD=FROM..TO  only records whose FIELD is an instant\n"
 	    "                    from FROM up to, not including, TO\n"
 	    "      --allow-empty accept an ndjson input with no lines\n"
+	    "      --changes     read the change feed (cloudkit: private zones)\n"
+	    "      --resume CURSOR  go on from the value of a cursor line\n"
 	    "  -h, --help        print this help and exit\n"
 	    "  -V, --version     print the version and exit\n"
 	    "\n"
 	    "SOURCE: ndjson:PATH | - | sqlite:DB?table=T&key=COL[&rev=COL][&type=T]\n"
-	    "        | dir:PATH\n");
+	    "        | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n");
 }
 
 static int
@@ -46,6 +51,8 @@ main(int argc, char *argv[])
 		{ "type", required_argument, NULL, 't' },
 		{ "allow-empty", no_argument, NULL, 'E' },
 		{ "window", required_argument, NULL, 'W' },
+		{ "changes", no_argument, NULL, 'C' },
+		{ "resume", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -71,6 +78,12 @@ main(int argc, char *argv[])
 			if (fetch_window(&fo, optarg) < 0)
 				rd_die_pending();
 			break;
+		case 'C':
+			fo.changes = 1;
+			break;
+		case 'R':
+			fo.resume = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return RD_EXIT_OK;
@@ -92,6 +105,11 @@ main(int argc, char *argv[])
 
 	if (store_open(&st, argv[0]) < 0)
 		rd_die_pending();
+	if ((fo.changes || fo.resume) && strcmp(st.ops->scheme, "cloudkit") != 0)
+		rd_die(RD_EXIT_USAGE, "%s: the %s: store has no %s",
+		    argv[0], st.ops->scheme, fo.changes ? "change feed (--changes)" :
+		    "cursors (--resume)");
+	fo.cursors = 1;
 	stream_out_init();
 	ret = store_fetch(&st, &fo, &sink);
 	store_close(&st);

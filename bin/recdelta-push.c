@@ -34,7 +34,7 @@ struct line {
 };
 
 struct opts {
-	int dry_run, delete_orphans, quiet, progress;
+	int dry_run, delete_orphans, quiet, progress, force;
 	size_t batch;
 	int retries;
 	long long max_delete;	/* -1: no budget */
@@ -77,13 +77,16 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: recdelta-push [-n] [-b N] [--delete-orphans] [--max-delete N[%%]]\n"
-	    "                     [--retries N] [-i FIELD]... [--tolerance FIELD=EPS]...\n"
-	    "                     [--rules FILE] [-q] [--log FILE] TARGET\n"
+	    "                     [--force] [--retries N] [-i FIELD]...\n"
+	    "                     [--tolerance FIELD=EPS]... [--rules FILE] [-q]\n"
+	    "                     [--log FILE] TARGET\n"
 	    "\n"
 	    "  -n, --dry-run            plan only: results \"planned\", nothing written\n"
 	    "  -b, --batch N            changes per write (default: the store's)\n"
 	    "      --delete-orphans     apply deletes (without it they are skipped)\n"
 	    "      --max-delete N[%%]    refuse to run if more deletes than N (or N%%)\n"
+	    "      --force              write without the rev guard (cloudkit:\n"
+	    "                           forceReplace and forceDelete)\n"
 	    "      --retries N          conflict retries per change (default 3)\n"
 	    "  -i, --ignore FIELD       never compare FIELD (when recomputing)\n"
 	    "      --tolerance FIELD=EPS  numbers in FIELD equal within EPS\n"
@@ -93,7 +96,8 @@ usage(FILE *fp)
 	    "  -h, --help               print this help and exit\n"
 	    "  -V, --version            print the version and exit\n"
 	    "\n"
-	    "TARGET: sqlite:DB?table=T&key=COL[&rev=COL][&type=T] | dir:PATH\n");
+	    "TARGET: sqlite:DB?table=T&key=COL[&rev=COL][&type=T] | dir:PATH\n"
+	    "        | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n");
 }
 
 static enum kind
@@ -180,6 +184,12 @@ parse_change(struct arena *a, const char *text, size_t len, struct change *c)
 		return -1;
 	}
 	c->fields = f;
+	f = json_get(&obj, "changed");
+	if (f && f->type != JSON_ARRAY) {
+		rd_seterr(RD_EXIT_DATA, "\"changed\" is not an array");
+		return -1;
+	}
+	c->changed = f;
 	c->op = k == K_CREATE ? CH_CREATE : k == K_DELETE ? CH_DELETE : CH_UPDATE;
 	return (int)k;
 }
@@ -343,9 +353,11 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 	struct record cur;
 	struct change retry;
 	struct ruleview rv;
+	struct sb diffs;
 	int attempt, found, ret = -1;
 
 	arena_init(&a);
+	sb_init(&diffs, 64);
 	log_change("conflict", c);
 	for (attempt = 0; attempt < o->retries; attempt++) {
 		arena_reset(&a);
@@ -366,7 +378,8 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 			retry.op = CH_CREATE;
 		} else {
 			rv = rules_view(o->rules, c->type, c->typelen);
-			if (record_compare(&rv, c->fields, cur.fields, NULL) == 0) {
+			sb_reset(&diffs);
+			if (record_compare(&rv, c->fields, cur.fields, &diffs) == 0) {
 				result("same", c, "skipped", cur.rev, cur.revlen,
 				    cur.fields, NULL, NULL);
 				cnt.skipped++;
@@ -375,6 +388,14 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 				goto out;
 			}
 			retry.op = CH_UPDATE;
+			/* What differs now, as diff would have said. */
+			{
+				struct json *ch = arena_alloc(&a, sizeof *ch);
+
+				retry.changed = json_parse(&a, arena_memdup(&a,
+				    diffs.buf, diffs.len), diffs.len, ch, NULL) == 0 ?
+				    ch : NULL;
+			}
 		}
 		if (found) {
 			retry.rev = cur.rev;
@@ -385,6 +406,10 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 		}
 		if (store_apply(st, &retry, 1) < 0)
 			goto out;
+		if (retry.status == RS_DEFERRED) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s", retry.errmsg);
+			goto out;
+		}
 		if (retry.status == RS_OK) {
 			result(opnames[retry.op], c, "ok", retry.newrev,
 			    strlen(retry.newrev), retry.op == CH_DELETE ? NULL :
@@ -412,6 +437,7 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 	cnt.conflicts++;
 	ret = 0;
 out:
+	sb_release(&diffs);
 	arena_release(&a);
 	return ret;
 }
@@ -439,7 +465,7 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 	size_t *which = xcalloc(to - from, sizeof *which);
 	size_t i, n = 0;
 	char failmsg[256] = "";
-	int failed = 0, ret = -1;
+	int failed = 0, warned = 0, r, ret = -1;
 
 	/* Parse each line into its own buffer: the changes borrow from them. */
 	if (to - from > *nbufs) {
@@ -460,11 +486,15 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 		k = parse_change(a, (*bufs)[i - from].buf, (*bufs)[i - from].len, &c);
 		if (k < 0)
 			goto out;
+		c.force = o->force;
 		v[n] = c;
 		which[n] = i;
 		n++;
 	}
-	if (n && !o->dry_run && store_apply(st, v, n) < 0) {
+	if (n && !o->dry_run && (r = store_apply(st, v, n)) < 0) {
+		/* Refused for good (credentials, say): stop, nothing applied. */
+		if (r == -2)
+			goto out;
 		/* The store could not be written: the batch is deferred. */
 		snprintf(failmsg, sizeof failmsg, "%s", rd_errmsg());
 		rd_warn("%s", failmsg);
@@ -502,6 +532,12 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 						cnt.updated++;
 					else
 						cnt.deleted++;
+				} else if (x->status == RS_DEFERRED) {
+					if (!warned++)
+						rd_warn("%s", x->errmsg);
+					result(opnames[x->op], x, "deferred", x->rev,
+					    x->revlen, x->fields, x->errcode, x->errmsg);
+					cnt.deferred++;
 				} else if (x->status == RS_CONFLICT) {
 					if (resolve(st, x, o) < 0) {
 						char msg[256];
@@ -573,12 +609,13 @@ int
 main(int argc, char *argv[])
 {
 	enum { OPT_DELETE = 256, OPT_MAXDEL, OPT_RETRIES, OPT_TOL, OPT_RULES,
-	    OPT_LOG };
+	    OPT_LOG, OPT_FORCE };
 	static const struct option longopts[] = {
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "delete-orphans", no_argument, NULL, OPT_DELETE },
 		{ "max-delete", required_argument, NULL, OPT_MAXDEL },
+		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "retries", required_argument, NULL, OPT_RETRIES },
 		{ "ignore", required_argument, NULL, 'i' },
 		{ "tolerance", required_argument, NULL, OPT_TOL },
@@ -620,6 +657,9 @@ main(int argc, char *argv[])
 			break;
 		case OPT_DELETE:
 			o.delete_orphans = 1;
+			break;
+		case OPT_FORCE:
+			o.force = 1;
 			break;
 		case OPT_MAXDEL:
 			if ((o.max_delete = parse_budget(optarg,
@@ -677,6 +717,9 @@ main(int argc, char *argv[])
 		rd_die_pending();
 	if (store_open(&st, argv[0]) < 0)
 		rd_die_pending();
+	if (o.force && strcmp(st.ops->scheme, "cloudkit") != 0)
+		rd_die(RD_EXIT_USAGE, "--force: %s: the %s: store has no forced "
+		    "writes", argv[0], st.ops->scheme);
 	if (!st.ops->apply)
 		rd_die(RD_EXIT_USAGE, "%s: the %s: store cannot be written",
 		    argv[0], st.ops->scheme);

@@ -6,10 +6,10 @@
 #include <string.h>
 
 static const struct store_ops *const schemes[] = {
-	&store_ndjson_ops, &store_sqlite_ops, &store_dir_ops,
+	&store_ndjson_ops, &store_sqlite_ops, &store_dir_ops, &store_cloudkit_ops,
 };
 
-static const char *const later[] = { "webdav", "couchdb", "cloudkit" };
+static const char *const later[] = { "webdav", "couchdb" };
 
 int
 store_open(struct store *s, const char *spec)
@@ -27,7 +27,8 @@ store_open(struct store *s, const char *spec)
 	}
 	if (!colon) {
 		rd_seterr(RD_EXIT_USAGE, "\"%s\": not a store (expected ndjson:PATH, "
-		    "-, sqlite:DB?table=T&key=COL or dir:PATH)",
+		    "-, sqlite:DB?table=T&key=COL, dir:PATH or "
+		    "cloudkit:CONTAINER/ENV/DB)",
 		    rd_quote(spec, strlen(spec)));
 		return -1;
 	}
@@ -95,7 +96,13 @@ store_get(struct store *s, const char *type, size_t typelen, const char *key,
 long long
 store_count(struct store *s)
 {
-	return s->ops->count ? s->ops->count(s) : -1;
+	if (!s->ops->count) {
+		rd_seterr(RD_EXIT_USAGE, "%s: the %s: store cannot count its "
+		    "records; give --max-delete a number, not a percentage",
+		    s->spec, s->ops->scheme);
+		return -1;
+	}
+	return s->ops->count(s);
 }
 
 size_t

@@ -4,11 +4,12 @@
  * A store is named by a word: "ndjson:PATH" or "-" (a file or standard
  * input), "sqlite:DB?table=T&key=COL[&rev=COL][&type=TYPE]" (a table of a
  * SQLite database), "dir:PATH" (a folder of entity files plus meta.json, the
- * embedded default remote).  Only lib/store*.c knows a scheme's format.
+ * embedded default remote), "cloudkit:CONTAINER/ENV/DB[/ZONE]" (CloudKit
+ * Web Services).  Only lib/store*.c knows a scheme's format.
  *
  * Fetching hands every line of the store, in order, to a sink: a record line
  * with its parsed parts, or (ndjson: only) a line of another kind to pass
- * through.  What the sink receives is valid only during the call.  A sink
+ * through (and, when asked, cursor lines).  What the sink receives is valid only during the call.  A sink
  * that returns -1 stops the fetch, which then returns -1 with the sink's
  * message.  Stores are independent: two may be fetched from two threads.
  */
@@ -42,6 +43,10 @@ struct fetch_opts {
 	 */
 	char *wfield;
 	long long wfrom, wto;
+	/* Stores that read page by page (cloudkit:). */
+	int cursors;		/* hand a cursor line to the sink after each page */
+	const char *resume;	/* start at this cursor's value */
+	int changes;		/* read the change feed instead of listing */
 };
 
 /*
@@ -63,13 +68,15 @@ int fetch_window(struct fetch_opts *o, const char *spec);
  * record whose rev moved.
  */
 enum change_op { CH_CREATE, CH_UPDATE, CH_DELETE };
-enum result_status { RS_NONE, RS_OK, RS_CONFLICT, RS_FAILED };
+enum result_status { RS_NONE, RS_OK, RS_CONFLICT, RS_FAILED, RS_DEFERRED };
 
 struct change {
 	enum change_op op;
 	const char *type, *key, *rev;	/* rev NULL for a create */
 	size_t typelen, keylen, revlen;
 	const struct json *fields;	/* desired fields; NULL for a delete */
+	const struct json *changed;	/* names of the fields that differ, or NULL */
+	int force;			/* write without the guard (--force) */
 	/* Set by apply. */
 	enum result_status status;
 	char newrev[48];
@@ -88,7 +95,11 @@ struct store_ops {
 	/*
 	 * Apply n changes as one batch; outcomes in each change.  Returns 0, or
 	 * -1 when the store could not be written at all (then no change of the
-	 * batch was applied and the caller may defer them).  NULL: read-only.
+	 * batch was applied and the caller may defer them), or -2 when the
+	 * store refused the batch for a reason no retry can mend (credentials,
+	 * a malformed request; nothing was applied).  A store that gives up
+	 * after part of a batch went through sets RS_DEFERRED (or RS_FAILED)
+	 * on the rest and returns 0.  NULL: read-only.
 	 */
 	int (*apply)(struct store *s, struct change *v, size_t n);
 	/*
@@ -134,6 +145,7 @@ int fetch_wants_type(const struct fetch_opts *o, const char *type, size_t n);
 /* Percent-encoding of a type or key for a file name (webdav.md section 4). */
 void store_enc(struct sb *out, const char *s, size_t n);
 
-extern const struct store_ops store_ndjson_ops, store_sqlite_ops, store_dir_ops;
+extern const struct store_ops store_ndjson_ops, store_sqlite_ops, store_dir_ops,
+    store_cloudkit_ops;
 
 #endif
