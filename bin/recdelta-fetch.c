@@ -8,11 +8,13 @@
  * page by page (cloudkit:) also writes a cursor line after each page, from
  * which --resume goes on.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/log.h"
 #include "../lib/store.h"
 
 static void
@@ -39,8 +41,14 @@ usage(FILE *fp)
 static int
 put(void *ctx, const struct rline *l)
 {
-	(void)ctx;
+	const int *paged = ctx;
+
 	stream_out_line(l->text, l->len);
+	/* A cursor is said at once: a reader may keep it and resume from it. */
+	if (*paged && !l->rec && fflush(stdout) != 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "write error: %s", strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
@@ -58,7 +66,8 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	struct fetch_opts fo = { 0 };
-	struct store_sink sink = { put, NULL };
+	int paged = 0;
+	struct store_sink sink = { put, &paged };
 	struct store st;
 	int c, ret;
 
@@ -103,6 +112,8 @@ main(int argc, char *argv[])
 		return RD_EXIT_USAGE;
 	}
 
+	if (rd_log_open(NULL) < 0)
+		rd_die_pending();
 	if (store_open(&st, argv[0]) < 0)
 		rd_die_pending();
 	if ((fo.changes || fo.resume) && strcmp(st.ops->scheme, "cloudkit") != 0)
@@ -110,6 +121,7 @@ main(int argc, char *argv[])
 		    argv[0], st.ops->scheme, fo.changes ? "change feed (--changes)" :
 		    "cursors (--resume)");
 	fo.cursors = 1;
+	paged = strcmp(st.ops->scheme, "cloudkit") == 0;
 	stream_out_init();
 	ret = store_fetch(&st, &fo, &sink);
 	store_close(&st);

@@ -534,7 +534,10 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 						cnt.deleted++;
 				} else if (x->status == RS_DEFERRED) {
 					if (!warned++)
-						rd_warn("%s", x->errmsg);
+						rd_warn("%s \"%s\" deferred: %s: %s",
+						    rd_quote(x->type, x->typelen),
+						    rd_quote(x->key, x->keylen),
+						    x->errcode, x->errmsg);
 					result(opnames[x->op], x, "deferred", x->rev,
 					    x->revlen, x->fields, x->errcode, x->errmsg);
 					cnt.deferred++;

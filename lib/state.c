@@ -906,7 +906,8 @@ state_check(struct state *s, const char *scope, long pid, struct sb *msg,
 		    "for scope \"%s\"\n", n, n == 1 ? "" : "s",
 		    scope ? rd_quote(scope, strlen(scope)) : "");
 		sb_addf(msg, "  replay %s first: %s outbox | recdelta-push "
-		    "TARGET | %s record --scope ", n == 1 ? "it" : "them",
+		    "--delete-orphans TARGET | %s record --scope ",
+		    n == 1 ? "it" : "them",
 		    s->fixcmd, s->fixcmd);
 		shquote(msg, scope ? scope : "SCOPE");
 		sb_addc(msg, '\n');

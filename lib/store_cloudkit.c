@@ -226,6 +226,25 @@ name_ok(const char *s, size_t n, const char *extra)
 	return 1;
 }
 
+static int
+loopback_http(const char *url)
+{
+	static const char *const hosts[] = { "127.0.0.1", "[::1]", "localhost" };
+	const char *h = url + 7;
+	size_t i, n;
+
+	if (strncmp(url, "http://", 7) != 0)
+		return 0;
+	n = strcspn(h, ":/");
+	if (h[0] == '[')
+		n = strcspn(h, "]") + 1;
+	for (i = 0; i < sizeof hosts / sizeof hosts[0]; i++)
+		if (strlen(hosts[i]) == n && memcmp(h, hosts[i], n) == 0 &&
+		    (h[n] == '\0' || h[n] == ':' || h[n] == '/'))
+			return 1;
+	return 0;
+}
+
 static void ck_free(struct ck *ck);
 
 static int
@@ -310,9 +329,11 @@ ck_open(struct store *s, const char *arg)
 	}
 	if (!url)
 		url = xstrdup(CK_BASE_URL);
-	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) {
+	if (strncmp(url, "https://", 8) != 0 && !loopback_http(url)) {
+		/* Plain http only to this machine, an emulator in tests. */
 		rd_seterr(RD_EXIT_USAGE, "cloudkit: \"%s\": the URL must start "
-		    "with https://", rd_quote(url, strlen(url)));
+		    "with https:// (http:// only to 127.0.0.1, [::1] or localhost)",
+		    rd_quote(url, strlen(url)));
 		goto fail;
 	}
 	while (*url && url[strlen(url) - 1] == '/')
@@ -507,8 +528,13 @@ call(struct ck *ck, const char *op, struct json *reply, long *status)
 				wait = 3600;
 		}
 		if (attempt >= ck->set.retries) {
-			if (attempt)
-				rd_prefixerr("%d attempts: ", attempt + 1);
+			if (attempt) {
+				char *m = xstrdup(rd_errmsg());
+
+				rd_seterr(RD_EXIT_RUNTIME, "%s; gave up after %d "
+				    "attempts", m, attempt + 1);
+				free(m);
+			}
 			goto out;
 		}
 		{
@@ -971,9 +997,13 @@ feed(struct emit *e, const char *resume)
 			goto out;
 		if (status != 200) {
 			set_reply_error("records/changes", status, &reply);
-			if (is_code(&reply, "CHANGE_TOKEN_EXPIRED"))
-				rd_prefixerr("the sync token is too old, read the "
-				    "zone again without --resume: ");
+			if (is_code(&reply, "CHANGE_TOKEN_EXPIRED")) {
+				char *m = xstrdup(rd_errmsg());
+
+				rd_seterr(RD_EXIT_RUNTIME, "%s; the sync token is "
+				    "too old: read the zone again without --resume", m);
+				free(m);
+			}
 			goto out;
 		}
 		recs = json_get(&reply, "records");
@@ -1239,6 +1269,12 @@ raw_in(struct sb *out, enum vk k, const struct json *v, const struct json *p,
 static int
 kind_refusal(const struct json *v, struct refusal *rf)
 {
+	const struct json *p;
+
+	if (v->type == JSON_OBJECT && v->len > 1 && kind_of(v, &p) == VK_BAD &&
+	    p)
+		return refuse(rf, "type", "members beside a tagged value, which "
+		    "CloudKit would not keep");
 	switch (v->type) {
 	case JSON_TRUE:
 	case JSON_FALSE:
@@ -1527,12 +1563,12 @@ ck_apply(struct store *s, struct change *v, size_t n)
 		i = j;
 		if (cnt == 0)
 			continue;
+		status = 0;
 		if (call(ck, "records/modify", &reply, &status) < 0 ||
 		    (status == 413 && is_code(&reply, "QUOTA_EXCEEDED"))) {
+			/* Kept for replay; what was refused here stays refused. */
 			if (status == 413)
 				set_reply_error("records/modify", status, &reply);
-			if (!sent)
-				return -1;
 			give_up(v, idx, cnt, i, n, RS_DEFERRED, "unreachable");
 			return 0;
 		}

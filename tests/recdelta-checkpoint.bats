@@ -386,10 +386,10 @@ EOF
 	record 'dir:remote x'
 	run -5 --separate-stderr recdelta-checkpoint preflight --scope 'dir:remote x'
 	assert_equal "$stderr" "recdelta-checkpoint: refused: the outbox holds 3 undelivered changes for scope \"dir:remote x\"
-  replay them first: recdelta-checkpoint outbox | recdelta-push TARGET | recdelta-checkpoint record --scope 'dir:remote x'"
+  replay them first: recdelta-checkpoint outbox | recdelta-push --delete-orphans TARGET | recdelta-checkpoint record --scope 'dir:remote x'"
 	run -1 --separate-stderr recdelta-checkpoint status --check
 	assert_equal "$stderr" "recdelta-checkpoint: refused: the outbox holds 3 undelivered changes for scope \"dir:remote x\"
-  replay them first: recdelta-checkpoint outbox | recdelta-push TARGET | recdelta-checkpoint record --scope 'dir:remote x'"
+  replay them first: recdelta-checkpoint outbox | recdelta-push --delete-orphans TARGET | recdelta-checkpoint record --scope 'dir:remote x'"
 }
 
 @test "a newer schema is refused by every subcommand with exit 5, and the file is left unchanged" {
