@@ -92,6 +92,10 @@ bench/recgen: bench/recgen.c
 bench: all bench/recgen
 	sh bench/run
 
+# Requests a CloudKit sync spends, against the emulator (needs node).
+bench-cloudkit: all bench/recgen
+	bash bench/cloudkit-requests
+
 install: all
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)
 	mkdir -p $(DESTDIR)$(MANPREFIX)/man1 $(DESTDIR)$(MANPREFIX)/man5
@@ -111,4 +115,4 @@ clean:
 	rm -f $(BIN) $(LIBOBJ) lib/librecdelta.a bench/recgen
 	rm -rf build
 
-.PHONY: all check check-valgrind check-san demo bench install uninstall clean
+.PHONY: all check check-valgrind check-san demo bench bench-cloudkit install uninstall clean

@@ -54,6 +54,8 @@ static struct line *lines;
 static size_t nlines, caplines;
 static struct rules *rules;
 static struct store st;
+static char **ptypes;		/* the record types the changes name */
+static size_t nptypes;
 
 /* Release what main holds and return status: every exit of main goes here. */
 static int
@@ -66,6 +68,10 @@ finish(int status)
 	spool = NULL;
 	free(lines);
 	lines = NULL;
+	while (nptypes)
+		free(ptypes[--nptypes]);
+	free(ptypes);
+	ptypes = NULL;
 	rules_free(rules);
 	rules = NULL;
 	rd_log_close();
@@ -207,6 +213,18 @@ check_fields(const struct change *c, struct sb *canon)
 	return record_canon(&none, c->fields, canon);
 }
 
+static void
+note_type(const char *type, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < nptypes; i++)
+		if (strlen(ptypes[i]) == n && memcmp(ptypes[i], type, n) == 0)
+			return;
+	ptypes = xreallocarray(ptypes, nptypes + 1, sizeof *ptypes);
+	ptypes[nptypes++] = xmemdup(type, n);
+}
+
 /* Phase one: read and check everything, keep the lines in a spool file. */
 static int
 read_plan(void)
@@ -235,6 +253,8 @@ read_plan(void)
 			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
 			goto out;
 		}
+		if (k != K_PASS)
+			note_type(c.type, c.typelen);
 		if (nlines == caplines) {
 			caplines = caplines ? caplines * 2 : 1024;
 			lines = xreallocarray(lines, caplines, sizeof *lines);
@@ -743,7 +763,7 @@ main(int argc, char *argv[])
 			long long budget = o.max_delete;
 
 			if (o.max_delete_pct) {
-				if ((total = store_count(&st)) < 0)
+				if ((total = store_count(&st, ptypes, nptypes)) < 0)
 					rd_die_pending();
 				budget = total * o.max_delete / 100;
 			}

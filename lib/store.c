@@ -94,7 +94,7 @@ store_get(struct store *s, const char *type, size_t typelen, const char *key,
 }
 
 long long
-store_count(struct store *s)
+store_count(struct store *s, char *const *types, size_t ntypes)
 {
 	if (!s->ops->count) {
 		rd_seterr(RD_EXIT_USAGE, "%s: the %s: store cannot count its "
@@ -102,7 +102,7 @@ store_count(struct store *s)
 		    s->spec, s->ops->scheme);
 		return -1;
 	}
-	return s->ops->count(s);
+	return s->ops->count(s, types, ntypes);
 }
 
 size_t

@@ -108,8 +108,12 @@ struct store_ops {
 	 */
 	int (*get)(struct store *s, const char *type, size_t typelen,
 	    const char *key, size_t keylen, struct arena *a, struct record *out);
-	/* How many live records the store holds (for delete budgets), or -1. */
-	long long (*count)(struct store *s);
+	/*
+	 * How many live records the store holds (for delete budgets), or -1.
+	 * types names the record types in play, for a store that cannot
+	 * count without them (cloudkit:); the others count every record.
+	 */
+	long long (*count)(struct store *s, char *const *types, size_t ntypes);
 };
 
 struct store {
@@ -129,7 +133,7 @@ void store_close(struct store *s);
 int store_apply(struct store *s, struct change *v, size_t n);
 int store_get(struct store *s, const char *type, size_t typelen,
     const char *key, size_t keylen, struct arena *a, struct record *out);
-long long store_count(struct store *s);
+long long store_count(struct store *s, char *const *types, size_t ntypes);
 
 /* Default batch size of a store's writes. */
 size_t store_batch(const struct store *s);

@@ -1668,6 +1668,29 @@ out:
 	return ret;
 }
 
+/* Count by listing: every record of each type, one page of 200 a request. */
+static int
+count_put(void *ctx, const struct rline *l)
+{
+	if (l->rec && !l->rec->deleted)
+		(*(long long *)ctx)++;
+	return 0;
+}
+
+static long long
+ck_count(struct store *s, char *const *types, size_t ntypes)
+{
+	struct fetch_opts o = { 0 };
+	long long n = 0;
+	struct store_sink sink = { count_put, &n };
+
+	if (ntypes == 0)
+		return 0;
+	o.types = (char **)types;
+	o.ntypes = ntypes;
+	return ck_fetch(s, &o, &sink) < 0 ? -1 : n;
+}
+
 const struct store_ops store_cloudkit_ops = {
 	.scheme = "cloudkit",
 	.open = ck_open,
@@ -1675,5 +1698,5 @@ const struct store_ops store_cloudkit_ops = {
 	.close = ck_close,
 	.apply = ck_apply,
 	.get = ck_get,
-	.count = NULL,
+	.count = ck_count,
 };

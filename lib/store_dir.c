@@ -1117,7 +1117,7 @@ out:
 }
 
 static long long
-dir_count(struct store *s)
+dir_count(struct store *s, char *const *types, size_t ntypes)
 {
 	struct dirstore *d = s->priv;
 	struct dindex x;
@@ -1125,6 +1125,7 @@ dir_count(struct store *s)
 	size_t i;
 	int basefd, lockfd, r;
 
+	(void)types, (void)ntypes;
 	memset(&x, 0, sizeof x);
 	arena_init(&x.a);
 	sb_init(&x.meta, 0);

@@ -1742,7 +1742,7 @@ out:
 }
 
 static long long
-sql_count(struct store *s)
+sql_count(struct store *s, char *const *types, size_t ntypes)
 {
 	struct sqlstore *q = s->priv;
 	sqlite3_stmt *st = NULL;
@@ -1750,6 +1750,7 @@ sql_count(struct store *s)
 	long long n = -1;
 	int r;
 
+	(void)types, (void)ntypes;
 	if ((r = conn(q, 0)) <= 0)
 		return r;
 	if (load_cols(q) < 0)

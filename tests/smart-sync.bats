@@ -1,13 +1,19 @@
 #!/usr/bin/env bats
-# The smart-sync flow, one suite for both writable stores: every test runs
-# its scenario against a dir: target and against an sqlite: target, each in
-# a folder of its own with its own state ($PWD/state.db).  A concurrent
-# writer is played through the flow's RECDELTA_HOOK_BEFORE_PUSH seam, which
-# runs between the plan and the push.
+# The smart-sync flow, one suite for every writable store: every test runs
+# its scenario against a dir: target, an sqlite: target and a cloudkit:
+# target (the emulator of tests/servers, one per test, started when the test
+# first needs it), each in a folder of its own with its own state
+# ($PWD/state.db).  A concurrent writer is played through the flow's
+# RECDELTA_HOOK_BEFORE_PUSH seam, which runs between the plan and the push.
 
 bats_require_minimum_version 1.5.0
 
 load helpers/common
+load helpers/cloudkit
+
+teardown() {
+	ck_stop
+}
 
 # The data: games of examples/mksample, one type, since an sqlite: table
 # holds one.  200 for most tests, 400 for the kill test.
@@ -22,42 +28,109 @@ setup_file() {
 }
 
 # RECDELTA_TEST_KINDS=sqlite runs one kind only, when debugging.
-KINDS=${RECDELTA_TEST_KINDS:-dir sqlite}
+KINDS=${RECDELTA_TEST_KINDS:-dir sqlite cloudkit}
 
 # target_word KIND: the store word of the test's target, in $PWD.
 target_word() {
 	case $1 in
 	dir) printf 'dir:%s/remote' "$PWD" ;;
 	sqlite) printf 'sqlite:%s/r.db?table=games&key=id&type=Game' "$PWD" ;;
+	cloudkit) printf 'cloudkit:%s/%s/%s' "$CK_CONTAINER" "$CK_ENVIRONMENT" "$CK_DATABASE" ;;
 	*) return 1 ;;
 	esac
 }
 
 # enter KIND: work in a folder of KIND's own, with its own state and
-# temporary folder, and the 200 games as the local data.
+# temporary folder, and the 200 games as the local data.  cloudkit: an
+# empty emulator.
 enter() {
 	KIND=$1
 	mkdir -p "$BATS_TEST_TMPDIR/$KIND/tmp"
 	cd "$BATS_TEST_TMPDIR/$KIND" || return 1
 	export RECDELTA_STATE=$PWD/state.db
 	export TMPDIR=$PWD/tmp
+	if [ "$KIND" = cloudkit ]; then
+		if [ -n "${CK_PID:-}" ]; then
+			ck_control POST reset > /dev/null || return 1
+		else
+			ck_begin || return 1
+		fi
+	fi
 	T=$(target_word "$KIND")
 	cp "$GAMES" local.ndjson
 	echo "--- $KIND"
 }
 
+# ck_begin [EMULATOR-OPTION]...: start the emulator and point recdelta's
+# client at it, with a key file only its owner reads (else a warning on
+# stderr), no config file, and short waits between retries.
+ck_begin() {
+	ck_start "$@" || return 1
+	chmod 600 "$CK_KEY_FILE"
+	export RECDELTA_CLOUDKIT_KEY_ID=$CK_KEY_ID
+	export RECDELTA_CLOUDKIT_KEY_FILE=$CK_KEY_FILE
+	export RECDELTA_CLOUDKIT_URL=$CK_URL
+	export RECDELTA_CLOUDKIT_CONFIG=$BATS_TEST_TMPDIR/ck/none.conf
+	export RECDELTA_HTTP_BACKOFF=0.05
+}
+
+# save_target, restore_target: keep the target with the folder, so that a
+# copy of the folder is a copy of the target, and bring it back after the
+# folder was put back.  dir: and sqlite: targets live in the folder already;
+# the emulator's records go to ck-state.json, and come back by a restart of
+# the emulator from that file (keys and port are new, the records and their
+# change tags as they were).
+save_target() {
+	[ "$KIND" = cloudkit ] || return 0
+	ck_control GET state > ck-state.json
+}
+restore_target() {
+	[ "$KIND" = cloudkit ] || return 0
+	ck_stop
+	cp ck-state.json "$BATS_TEST_TMPDIR/ck/state.json" || return 1
+	unset CK_KEYS_JSON
+	ck_begin --state-file "$BATS_TEST_TMPDIR/ck/state.json"
+}
+
 # smart_sync [OPTION]...: the flow from local.ndjson to the target.
 smart_sync() {
-	recdelta smart-sync -l ndjson:local.ndjson -r "$T" "$@"
+	recdelta smart-sync -t Game -l ndjson:local.ndjson -r "$T" "$@"
 }
 
 # The target's bytes: every file of the dir: store, the database file of
 # the sqlite: one, stricter than its .dump ("absent" when there is none).
+# cloudkit: the emulator's records and tombstones, and the number of write
+# requests it received: a request that wrote nothing is still a write
+# ("absent" when there were none and it holds nothing).
 target_digest() {
 	case $KIND in
 	dir) if [ -e remote ]; then tree_digest remote; else echo absent; fi ;;
 	sqlite) if [ -e r.db ]; then cat r.db r.db-* 2>/dev/null | sha256sum |
 	    cut -d' ' -f1; else echo absent; fi ;;
+	cloudkit)
+		local recs
+		recs=$(ck_control GET state | jq -cS '[.dbs[][] |
+		    select((.records | length) + (.tombstones | length) > 0) |
+		    {records, tombstones}]')
+		if [ "$recs" = '[]' ] && [ "$(writes)" = 0 ]; then
+			echo absent
+		else
+			printf '%s\n%s writes\n' "$recs" "$(writes)" | sha256sum | cut -d' ' -f1
+		fi
+		;;
+	esac
+}
+
+# writes: a count of the target's writes, where it keeps one: dir:'s commit
+# counter (meta.json's generation), the number of records/modify (and
+# zones/modify) requests the emulator received for cloudkit:; sqlite: keeps
+# none ("-").
+writes() {
+	case $KIND in
+	dir) jq .generation remote/meta.json ;;
+	sqlite) echo - ;;
+	cloudkit) ck_control GET 'log?format=ndjson' |
+	    jq -s 'map(select(.op | strings | endswith("/modify"))) | length' ;;
 	esac
 }
 
@@ -74,18 +147,46 @@ state_digest() {
 
 # The target's live records, without mtime (the time of the write).
 fetch_live() {
-	recdelta-fetch "$T" | grep -v '"deleted":true' |
+	recdelta-fetch -t Game "$T" | grep '^{"kind":"record"' | grep -v '"deleted":true' |
 	    sed -E 's/,"mtime":"[^"]*"//' | LC_ALL=C sort
 }
 
 # rev_of KEY: the target's rev of a record.
 rev_of() {
-	recdelta-fetch "$T" | grep -F "\"key\":\"$1\"" | sed -E 's/.*"rev":"([^"]*)".*/\1/'
+	recdelta-fetch -t Game "$T" | grep -F "\"key\":\"$1\"" | sed -E 's/.*"rev":"([^"]*)".*/\1/'
 }
 
-# generation: meta.json's commit counter (dir:).
-generation() {
-	jq .generation remote/meta.json
+# rev_order REV: a number that orders a record's revs by the time of their
+# write.  dir: and sqlite: revs are such numbers; the emulator's change tags
+# are its global write counter in base 36 (real CloudKit tags are opaque).
+rev_order() {
+	case $KIND in
+	cloudkit) echo $((36#$1)) ;;
+	*) echo "$1" ;;
+	esac
+}
+
+# rev_regexp: what a rev looks like (an extended regular expression).
+rev_regexp() {
+	case $KIND in
+	cloudkit) echo '[0-9a-z]+' ;;
+	*) echo '[0-9]+' ;;
+	esac
+}
+
+# writer: the command line, for sh, of another writer that applies the
+# change lines on its stdin to the target and prints a result line for each:
+# recdelta-push for dir: and sqlite:; for cloudkit: helpers/ck-modify, a
+# client of its own that signs with openssl (it finds the emulator through
+# what ck_start exported).  other_writer: run it.
+writer() {
+	case $KIND in
+	cloudkit) printf "'%s/tests/helpers/ck-modify'" "$TOP" ;;
+	*) printf "recdelta-push -q --delete-orphans '%s'" "$T" ;;
+	esac
+}
+other_writer() {
+	eval "$(writer)"
 }
 
 # The base snapshot as "type key rev" lines, and the target's live records
@@ -94,7 +195,8 @@ base_keys() {
 	recdelta-checkpoint base | jq -r '[.type, .key, .rev] | @tsv' | LC_ALL=C sort
 }
 target_keys() {
-	recdelta-fetch "$T" | jq -r 'select(.deleted != true) | [.type, .key, .rev] | @tsv' |
+	recdelta-fetch -t Game "$T" |
+	    jq -r 'select(.kind == "record" and .deleted != true) | [.type, .key, .rev] | @tsv' |
 	    LC_ALL=C sort
 }
 
@@ -106,7 +208,7 @@ set_score() {
 
 # An empty diff between the local data and the target.
 assert_in_step() {
-	run -0 --separate-stderr recdelta-diff --exit-code -l ndjson:local.ndjson -r "$T"
+	run -0 --separate-stderr recdelta-diff --exit-code -t Game -l ndjson:local.ndjson -r "$T"
 	assert_output ""
 	assert_equal "$(fetch_live | wc -l)" "$(wc -l < local.ndjson)"
 }
@@ -130,13 +232,13 @@ key_at() {
 		assert_in_step
 		# The state holds what the target holds, version for version.
 		assert_equal "$(base_keys)" "$(target_keys)"
-		[ "$KIND" != dir ] || gen=$(generation)
+		gen=$(writes)
 		before=$(target_digest)
 		run -0 --separate-stderr smart_sync
 		assert_output ""
 		assert_equal "$stderr" "$(summary 0 0 200 0 0)"
 		assert_equal "$(target_digest)" "$before"
-		[ "$KIND" != dir ] || assert_equal "$(generation)" "$gen"
+		assert_equal "$(writes)" "$gen"
 		assert_equal "$(base_keys)" "$(target_keys)"
 		run -0 recdelta-checkpoint history --json
 		assert_equal "$(jq -r .status <<<"$output" | tr '\n' ' ')" "done done "
@@ -152,11 +254,11 @@ key_at() {
 		set_score "$k" 99
 		# Another writer changes the record after the plan was made,
 		# through its own guard: the plan's rev is then stale.
-		recdelta-fetch "$T" | grep -F "\"key\":\"$k\"" |
+		recdelta-fetch -t Game "$T" | grep -F "\"key\":\"$k\"" |
 		    sed -E -e 's/"kind":"record"/"kind":"change","op":"update"/' \
 		    -e 's/,"mtime":"[^"]*"//' -e 's/"attendance":[0-9]+/"attendance":1/' \
 		    > edit.ndjson
-		RECDELTA_HOOK_BEFORE_PUSH="recdelta-push -q '$T' < '$PWD/edit.ndjson' > '$PWD/hook.ndjson'" \
+		RECDELTA_HOOK_BEFORE_PUSH="$(writer) < '$PWD/edit.ndjson' > '$PWD/hook.ndjson'" \
 		    run -0 --separate-stderr smart_sync --log "$PWD/log.ndjson"
 		assert_output ""
 		assert_equal "$stderr" "$(summary 0 1 199 0 0)"
@@ -166,7 +268,8 @@ key_at() {
 		    [.msg, .key] | @tsv' log.ndjson
 		assert_output "$(printf 'conflict\t%s\nconflict resolved: retried\t%s' "$k" "$k")"
 		r1=$(jq -r 'select(.status == "ok") | .rev' hook.ndjson)
-		[ "$r1" -gt "$r0" ] && [ "$(rev_of "$k")" -gt "$r1" ] ||
+		[ "$(rev_order "$r1")" -gt "$(rev_order "$r0")" ] &&
+		    [ "$(rev_order "$(rev_of "$k")")" -gt "$(rev_order "$r1")" ] ||
 		    fail "revs: $r0 before, $r1 the other writer's, $(rev_of "$k") after"
 		assert_in_step
 		assert_equal "$(base_keys)" "$(target_keys)"
@@ -174,12 +277,12 @@ key_at() {
 		# Another writer that makes the record what the local data wants:
 		# the conflict resolves as unchanged, with no write of ours.
 		set_score "$k" 77
-		recdelta-fetch "$T" | grep -F "\"key\":\"$k\"" |
+		recdelta-fetch -t Game "$T" | grep -F "\"key\":\"$k\"" |
 		    sed -E -e 's/"kind":"record"/"kind":"change","op":"update"/' \
 		    -e 's/,"mtime":"[^"]*"//' -e 's/"home_score":[0-9]+/"home_score":77/' \
 		    > edit.ndjson
 		: > log.ndjson
-		RECDELTA_HOOK_BEFORE_PUSH="recdelta-push -q '$T' < '$PWD/edit.ndjson' > '$PWD/hook.ndjson'" \
+		RECDELTA_HOOK_BEFORE_PUSH="$(writer) < '$PWD/edit.ndjson' > '$PWD/hook.ndjson'" \
 		    run -0 --separate-stderr smart_sync --log "$PWD/log.ndjson"
 		assert_equal "$stderr" "$(summary 0 0 200 0 0)"
 		run -0 jq -r 'select(.prog == "recdelta-push" and (.msg | startswith("conflict"))) |
@@ -199,7 +302,7 @@ key_at() {
 		set_score "$k" 99
 		printf '{"kind":"change","op":"delete","type":"Game","key":"%s","rev":"%s"}\n' \
 		    "$k" "$(rev_of "$k")" > delete.ndjson
-		RECDELTA_HOOK_BEFORE_PUSH="recdelta-push -q --delete-orphans '$T' < '$PWD/delete.ndjson' > /dev/null" \
+		RECDELTA_HOOK_BEFORE_PUSH="$(writer) < '$PWD/delete.ndjson' > /dev/null" \
 		    run -0 --separate-stderr smart_sync --log "$PWD/log.ndjson"
 		assert_output ""
 		assert_equal "$stderr" "$(summary 1 0 199 0 0)"
@@ -288,7 +391,7 @@ SHIM
 		target=$(target_digest)
 		state=$(state_digest)
 		RESULTS=$PWD/planned.ndjson run -0 --separate-stderr "$RECDELTA_PIPELINES/smart-sync" \
-		    -l ndjson:local.ndjson -r "$T" -n --delete-orphans
+		    -t Game -l ndjson:local.ndjson -r "$T" -n --delete-orphans
 		assert_output ""
 		assert_equal "$stderr" "Dry run: would create 20, update 5, delete 10; 165 unchanged; nothing written"
 		assert_equal "$(target_digest)" "$target"
@@ -299,7 +402,7 @@ SHIM
 		refute_output --regexp $'^[^p]'
 
 		RESULTS=$PWD/results.ndjson run -0 --separate-stderr "$RECDELTA_PIPELINES/smart-sync" \
-		    -l ndjson:local.ndjson -r "$T" --delete-orphans
+		    -t Game -l ndjson:local.ndjson -r "$T" --delete-orphans
 		assert_equal "$stderr" "$(summary 20 5 165 10 0)"
 		run -0 jq -r 'select(.status != "skipped") | [.status, .op, .type, .key] | @tsv' results.ndjson
 		refute_output --regexp $'^[^o]'
@@ -318,29 +421,31 @@ SHIM
 		run -0 --separate-stderr smart_sync --incremental
 		assert_equal "$stderr" "recdelta-smart-sync: no base snapshot yet: reading the whole remote
 $(summary 200 0 0 0 0)"
-		[ "$KIND" != dir ] || gen=$(generation)
+		gen=$(writes)
 		before=$(target_digest)
 		run -0 --separate-stderr smart_sync --incremental --log "$PWD/log.ndjson"
 		assert_equal "$stderr" "$(summary 0 0 200 0 0)"
 		grep -qF '"msg":"incremental: diff against the base snapshot"' log.ndjson
 		assert_equal "$(target_digest)" "$before"
-		[ "$KIND" != dir ] || assert_equal "$(generation)" "$gen"
+		assert_equal "$(writes)" "$gen"
 
 		# One change: one write, and the same end as a full run.
 		k=$(key_at 100)
 		set_score "$k" 99
 		revs=$(target_keys)
+		save_target
 		cp -a . ../"$KIND.bak"
 		run -0 --separate-stderr smart_sync --incremental
 		assert_equal "$stderr" "$(summary 0 1 199 0 0)"
 		run -1 diff <(echo "$revs") <(target_keys)
 		assert_equal "$(grep -c '^[<>]' <<<"$output")" 2
-		assert_line --regexp "^< Game	$k	[0-9]+\$"
-		assert_line --regexp "^> Game	$k	[0-9]+\$"
-		[ "$KIND" != dir ] || assert_equal "$(generation)" "$((gen + 1))"
+		assert_line --regexp "^< Game	$k	$(rev_regexp)\$"
+		assert_line --regexp "^> Game	$k	$(rev_regexp)\$"
+		[ "$gen" = - ] || assert_equal "$(writes)" "$((gen + 1))"
 		incremental=$(fetch_live)
 		assert_in_step
 		cd .. && rm -rf "$KIND" && mv "$KIND.bak" "$KIND" && cd "$KIND"
+		restore_target
 		run -0 --separate-stderr smart_sync
 		assert_equal "$stderr" "$(summary 0 1 199 0 0)"
 		assert_equal "$(fetch_live)" "$incremental"
@@ -348,7 +453,7 @@ $(summary 200 0 0 0 0)"
 		# A record deleted by another writer is seen only by a full read.
 		k=$(key_at 7)
 		printf '{"kind":"change","op":"delete","type":"Game","key":"%s","rev":"%s"}\n' \
-		    "$k" "$(rev_of "$k")" | recdelta-push -q --delete-orphans "$T" > /dev/null
+		    "$k" "$(rev_of "$k")" | other_writer > /dev/null
 		run -0 --separate-stderr smart_sync --incremental
 		assert_equal "$stderr" "$(summary 0 0 200 0 0)"
 		assert_equal "$(fetch_live | wc -l)" 199
@@ -367,7 +472,7 @@ $(summary 200 0 0 0 0)"
 		# no side has it, so the base must not keep it either.
 		k=$(key_at 9)
 		printf '{"kind":"change","op":"delete","type":"Game","key":"%s","rev":"%s"}\n' \
-		    "$k" "$(rev_of "$k")" | recdelta-push -q --delete-orphans "$T" > /dev/null
+		    "$k" "$(rev_of "$k")" | other_writer > /dev/null
 		sed -i 9d local.ndjson
 		run -0 --separate-stderr smart_sync
 		assert_equal "$stderr" "$(summary 0 0 199 0 0)"
@@ -436,7 +541,15 @@ crash_mid_commit() {
 }
 
 @test "a writer killed in the middle of a commit: the next run reads the target and repairs it" {
+	skipped=
 	for kind in $KINDS; do
+		if [ "$kind" = cloudkit ]; then
+			skipped="cloudkit: no client-side commit to interrupt: the server"
+			skipped+=" applies each operation of a records/modify whole or not at"
+			skipped+=" all, so a killed writer leaves no half-written files or hot"
+			skipped+=" journal (a push killed mid-request is in the kill -9 test)"
+			continue
+		fi
 		enter "$kind"
 		smart_sync -q
 		k=$(key_at 12)
@@ -454,15 +567,21 @@ crash_mid_commit() {
 			    sed "s|/$k~1.json|/$k~2.json|"; } | LC_ALL=C sort)"
 		fi
 	done
+	# The kinds that ran have passed; say which one did not run, and why.
+	[ -z "$skipped" ] || skip "$skipped"
 }
 
 # Kill the whole flow, every stage of it, with SIGKILL at a random moment,
 # then run it again: the target must end as an uninterrupted run leaves it,
-# and the state agree with it.  Five kills per kind, ten in all, the first
-# while the flow surely holds its lock; RECDELTA_KILL_ITERATIONS=N for more.
+# and the state agree with it.  Five kills for dir: and sqlite:, three for
+# cloudkit: (each start again restarts the emulator from its saved records;
+# the emulator itself outlives the kills, as a remote server does), the
+# first while the flow surely holds its lock; RECDELTA_KILL_ITERATIONS=N
+# for more.
 @test "kill -9 at random points: the next run converges, nothing lost or doubled" {
-	iterations=${RECDELTA_KILL_ITERATIONS:-5}
 	for kind in $KINDS; do
+		iterations=${RECDELTA_KILL_ITERATIONS:-5}
+		[ "$kind" != cloudkit ] || iterations=${RECDELTA_KILL_ITERATIONS:-3}
 		enter "$kind"
 		# The start: an older copy of 400 games, without the last 40,
 		# with 20 that are no longer local, and 40 other scores.
@@ -472,7 +591,8 @@ crash_mid_commit() {
 		awk 'NR % 9 == 5 && NR <= 360 { sub(/"home_score":[0-9]+/, "\"home_score\":99") } 1' \
 		    new.ndjson > local.ndjson
 		mkdir start
-		cp -a remote r.db state.db* start/ 2>/dev/null || true
+		save_target
+		cp -a remote r.db ck-state.json state.db* start/ 2>/dev/null || true
 		# The end an uninterrupted run reaches, and how long it takes.
 		t0=$(date +%s%N)
 		run -0 --separate-stderr smart_sync --delete-orphans -b 50
@@ -481,8 +601,9 @@ crash_mid_commit() {
 		expected=$(fetch_live)
 		reclaimed=0
 		for i in $(seq "$iterations"); do
-			rm -rf remote r.db r.db-* state.db state.db-* tmp/*
+			rm -rf remote r.db r.db-* ck-state.json state.db state.db-* tmp/*
 			cp -a start/. .
+			restore_target
 			if [ "$i" = 1 ]; then
 				# Once with the lock surely held: in the hook.
 				export RECDELTA_HOOK_BEFORE_PUSH='sleep 30'
@@ -491,7 +612,7 @@ crash_mid_commit() {
 			fi
 			# setsid: the flow leads a process group of its own, so
 			# that one kill reaches every stage of it.
-			setsid recdelta smart-sync -l ndjson:local.ndjson -r "$T" \
+			setsid recdelta smart-sync -t Game -l ndjson:local.ndjson -r "$T" \
 			    --delete-orphans -b 50 > /dev/null 2> "killed.$i" 3>&- &
 			pid=$!
 			if [ "$i" = 1 ]; then
@@ -527,15 +648,21 @@ crash_mid_commit() {
 }
 
 @test "--log: every stage of the flow appends NDJSON lines to one private log" {
-	enter dir
-	run -0 --separate-stderr smart_sync -q --log "$PWD/run.log"
-	assert_equal "$(stat -c %a run.log)" 600
-	# Each line is one JSON object with ts, level, prog and msg.
-	run -0 jq -e -s 'all(.[]; (.ts|type) == "string" and (.level|type) == "string" and (.prog|type) == "string" and (.msg|type) == "string")' run.log
-	assert_equal "$(jq -r .prog run.log | sort -u | tr '\n' ' ')" \
-	    'recdelta-checkpoint recdelta-diff recdelta-push recdelta-smart-sync '
-	assert_equal "$(jq -r 'select(.msg == "push done") | .created' run.log)" 200
-	# No field value reaches the log.
-	run grep -c '"\$ref"' run.log
-	assert_output 0
+	for kind in $KINDS; do
+		enter "$kind"
+		run -0 --separate-stderr smart_sync -q --log "$PWD/run.log"
+		assert_equal "$(stat -c %a run.log)" 600
+		# Each line is one JSON object with ts, level, prog and msg.
+		run -0 jq -e -s 'all(.[]; (.ts|type) == "string" and (.level|type) == "string" and (.prog|type) == "string" and (.msg|type) == "string")' run.log
+		assert_equal "$(jq -r .prog run.log | sort -u | tr '\n' ' ')" \
+		    'recdelta-checkpoint recdelta-diff recdelta-push recdelta-smart-sync '
+		assert_equal "$(jq -r 'select(.msg == "push done") | .created' run.log)" 200
+		# No field value reaches the log, nor a line of the private key.
+		run grep -c '"\$ref"' run.log
+		assert_output 0
+		if [ "$KIND" = cloudkit ]; then
+			run grep -cFf <(grep -v -- '-----' "$CK_KEY_FILE") run.log
+			assert_output 0
+		fi
+	done
 }
