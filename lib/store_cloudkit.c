@@ -1047,8 +1047,8 @@ ck_fetch(struct store *s, const struct fetch_opts *o,
 		goto out;
 	}
 	if (o->ntypes == 0) {
-		rd_seterr(RD_EXIT_USAGE, "%s: name the record types to read with "
-		    "-t TYPE (a CloudKit database does not list them)", ck->source);
+		rd_seterr(RD_EXIT_USAGE, "%s: name the record types with -t "
+		    "TYPE (a CloudKit database does not list them)", ck->source);
 		goto out;
 	}
 	if (o->resume) {

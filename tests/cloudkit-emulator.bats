@@ -92,6 +92,36 @@ creates() {
 	[ "$CK_STATUS" = 401 ]
 }
 
+@test "--clock-offset moves the clock that request dates are checked against" {
+	# The emulator's clock 600 s ahead: a date of now is 10 minutes off,
+	# one 600 s ahead is on time, and the ±300 s window moves with it.
+	ck_start --clock-offset 600
+	ck_request records/query '{"query":{"recordType":"Item"}}' > r.json
+	[ "$CK_STATUS" = 401 ]
+	run jq -r .serverErrorCode r.json
+	assert_output AUTHENTICATION_FAILED
+	run jq -r '.[-1].why' <(ck_control GET log)
+	assert_output 'date outside allowed skew'
+	CK_DATE_OFFSET=600 ck_request records/query '{"query":{"recordType":"Item"}}' > r.json
+	[ "$CK_STATUS" = 200 ]
+	CK_DATE_OFFSET=420 ck_request records/query '{"query":{"recordType":"Item"}}' > r.json
+	[ "$CK_STATUS" = 200 ]
+	CK_DATE_OFFSET=1200 ck_request records/query '{"query":{"recordType":"Item"}}' > r.json
+	[ "$CK_STATUS" = 401 ]
+	ck_stop
+	# behind (a new key pair, so a new keys file), and a value that is not
+	# a number
+	unset CK_KEYS_JSON
+	ck_start --clock-offset -600
+	CK_DATE_OFFSET=-600 ck_request records/query '{"query":{"recordType":"Item"}}' > r.json
+	[ "$CK_STATUS" = 200 ]
+	ck_request records/query '{"query":{"recordType":"Item"}}' > r.json
+	[ "$CK_STATUS" = 401 ]
+	ck_stop
+	run -2 node "$TOP/tests/servers/cloudkit-emulator.js" --port 0 --keys "$CK_KEYS_JSON" --clock-offset soon
+	assert_output --partial 'cloudkit-emulator: bad number'
+}
+
 @test "the brief's §2 test vector verifies" {
 	cat > vector.pem <<'EOF'
 -----BEGIN PUBLIC KEY-----

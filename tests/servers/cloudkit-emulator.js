@@ -3,7 +3,10 @@
 // ../shared/protocols/cloudkit.md (§10).  Node built-ins only (Node >= 18).
 //
 //   node cloudkit-emulator.js --port 0 --keys KEYS.json [--skew 300]
-//        [--state-file F] [--private-zones]
+//        [--state-file F] [--private-zones] [--clock-offset SECONDS]
+//
+// --clock-offset: the clock against which request dates are checked runs
+// SECONDS ahead (negative: behind) of the host's, to test clock skew.
 //
 // KEYS.json: {"KEYID":{"publicKey":"PEM","container":"iCloud.x",
 //             "environment":"development"}}
@@ -29,10 +32,10 @@ const fs = require('fs');
 // ---------------------------------------------------------------- arguments
 function usage(msg) {
 	process.stderr.write(`cloudkit-emulator: ${msg}\n` +
-	    'usage: cloudkit-emulator.js --port N --keys KEYS.json [--skew S] [--state-file F] [--private-zones]\n');
+	    'usage: cloudkit-emulator.js --port N --keys KEYS.json [--skew S] [--state-file F] [--private-zones] [--clock-offset S]\n');
 	process.exit(2);
 }
-const args = { port: 0, keys: null, skew: 300, stateFile: null, privateZones: false };
+const args = { port: 0, keys: null, skew: 300, stateFile: null, privateZones: false, clockOffset: 0 };
 {
 	const a = process.argv.slice(2);
 	for (let i = 0; i < a.length; i++) {
@@ -43,11 +46,12 @@ const args = { port: 0, keys: null, skew: 300, stateFile: null, privateZones: fa
 		case '--skew': args.skew = Number(need()); break;
 		case '--state-file': args.stateFile = need(); break;
 		case '--private-zones': args.privateZones = true; break;
+		case '--clock-offset': args.clockOffset = Number(need()); break;
 		default: usage(`unknown argument ${a[i]}`);
 		}
 	}
 	if (!args.keys) usage('--keys is required');
-	if (!Number.isFinite(args.port) || !Number.isFinite(args.skew)) usage('bad number');
+	if (!Number.isFinite(args.port) || !Number.isFinite(args.skew) || !Number.isFinite(args.clockOffset)) usage('bad number');
 }
 
 let KEYS;
@@ -204,7 +208,7 @@ function authenticate(req, rawBody, path, fullPath) {
 	if (!m) throw fail('bad date format');
 	const t = Date.parse(date);
 	if (!Number.isFinite(t) || new Date(t).toISOString().replace('.000Z', 'Z') !== date) throw fail('bad date');
-	if (Math.abs(Date.now() - t) > args.skew * 1000) throw fail('date outside allowed skew');
+	if (Math.abs(Date.now() + args.clockOffset * 1000 - t) > args.skew * 1000) throw fail('date outside allowed skew');
 	if (!B64_RE.test(sig) || sig.length === 0) throw fail('bad signature base64');
 	const sigBuf = Buffer.from(sig, 'base64');
 	const bodyHash = crypto.createHash('sha256').update(rawBody).digest('base64');
