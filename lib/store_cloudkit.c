@@ -528,13 +528,9 @@ call(struct ck *ck, const char *op, struct json *reply, long *status)
 				wait = 3600;
 		}
 		if (attempt >= ck->set.retries) {
-			if (attempt) {
-				char *m = xstrdup(rd_errmsg());
-
-				rd_seterr(RD_EXIT_RUNTIME, "%s; gave up after %d "
-				    "attempts", m, attempt + 1);
-				free(m);
-			}
+			if (attempt)
+				rd_suffixerr("; gave up after %d attempts",
+				    attempt + 1);
 			goto out;
 		}
 		{
@@ -604,19 +600,26 @@ ms_iso(long long ms, char *buf, size_t size)
 
 /* An integer literal's value; -1 if it is not one or out of range. */
 static int
-int_lit(const struct json *v, long long *out)
+parse_int(const char *s, size_t n, long long *out)
 {
 	char buf[32];
 	char *end;
 
-	if (v->type != JSON_NUMBER || !json_number_is_integer(v->u.s, v->len) ||
-	    v->len >= sizeof buf)
+	if (n == 0 || n >= sizeof buf)
 		return -1;
-	memcpy(buf, v->u.s, v->len);
-	buf[v->len] = '\0';
+	memcpy(buf, s, n);
+	buf[n] = '\0';
 	errno = 0;
 	*out = strtoll(buf, &end, 10);
-	return errno || *end ? -1 : 0;
+	return errno || *end || end == buf ? -1 : 0;
+}
+
+static int
+int_lit(const struct json *v, long long *out)
+{
+	if (v->type != JSON_NUMBER || !json_number_is_integer(v->u.s, v->len))
+		return -1;
+	return parse_int(v->u.s, v->len, out);
 }
 
 static int
@@ -997,13 +1000,9 @@ feed(struct emit *e, const char *resume)
 			goto out;
 		if (status != 200) {
 			set_reply_error("records/changes", status, &reply);
-			if (is_code(&reply, "CHANGE_TOKEN_EXPIRED")) {
-				char *m = xstrdup(rd_errmsg());
-
-				rd_seterr(RD_EXIT_RUNTIME, "%s; the sync token is "
-				    "too old: read the zone again without --resume", m);
-				free(m);
-			}
+			if (is_code(&reply, "CHANGE_TOKEN_EXPIRED"))
+				rd_suffixerr("; the sync token is too old: read the "
+				    "zone again without --resume");
 			goto out;
 		}
 		recs = json_get(&reply, "records");
@@ -1179,18 +1178,9 @@ raw_in(struct sb *out, enum vk k, const struct json *v, const struct json *p,
 	case VK_INT64:
 		if (p->type != JSON_STRING || p->len == 0 || p->len > 20)
 			return refuse(rf, "type", "bad $int value");
-		{
-			char d[24], *end;
-
-			memcpy(d, p->u.s, p->len);
-			d[p->len] = '\0';
-			errno = 0;
-			n = strtoll(d, &end, 10);
-			if (errno || *end || (d[0] == '-' && !d[1]))
-				return refuse(rf, "inexact", "%s is beyond the "
-				    "64-bit integers CloudKit holds",
-				    rd_quote(p->u.s, p->len));
-		}
+		if (parse_int(p->u.s, p->len, &n) < 0)
+			return refuse(rf, "inexact", "%s is beyond the 64-bit "
+			    "integers CloudKit holds", rd_quote(p->u.s, p->len));
 		sb_addf(out, "%lld", n);
 		return 0;
 	case VK_TS:

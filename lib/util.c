@@ -50,6 +50,17 @@ rd_prefixerr(const char *fmt, ...)
 	errbuf[pl + ol] = '\0';
 }
 
+void
+rd_suffixerr(const char *fmt, ...)
+{
+	size_t ol = strnlen(errbuf, sizeof errbuf - 1);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(errbuf + ol, sizeof errbuf - ol, fmt, ap);
+	va_end(ap);
+}
+
 const char *
 rd_errmsg(void)
 {

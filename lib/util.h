@@ -37,6 +37,8 @@ void rd_seterr(int status, const char *fmt, ...)
 const char *rd_errmsg(void);
 /* Prefix the pending message, e.g. with "file:12: ". */
 void rd_prefixerr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Append to the pending message, e.g. "; gave up after 5 attempts". */
+void rd_suffixerr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int rd_errstatus(void);
 
 /* Print "prog: message" on stderr. */
