@@ -29,7 +29,7 @@ LIBHDR = lib/digest.h lib/http.h lib/json.h lib/log.h lib/record.h lib/state.h l
 FLOWS = pipelines/diff-only pipelines/historical-import pipelines/smart-sync
 
 MAN1 = man/man1/recdelta.1 man/man1/recdelta-checkpoint.1 man/man1/recdelta-diff.1 \
-	man/man1/recdelta-fetch.1
+	man/man1/recdelta-fetch.1 man/man1/recdelta-push.1
 MAN5 = man/man5/recdelta-stream.5
 MAN7 = man/man7/recdelta-flows.7
 

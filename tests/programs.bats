@@ -128,3 +128,23 @@ options() {
 	done
 	[ -z "$errors" ] || fail "$errors"
 }
+
+@test "make install puts every program, flow and man page in place, and an installed flow runs" {
+	p=$BATS_TEST_TMPDIR/prefix
+	run -0 make -s -C "$TOP" install PREFIX="$p"
+	for b in $(programs); do
+		[ -x "$p/bin/$b" ] || fail "make install left out bin/$b"
+	done
+	for m in "$TOP"/man/man*/*.[1-9]; do
+		s=${m#"$TOP"/man/}
+		[ -f "$p/share/man/$s" ] || fail "make install left out man/$s"
+	done
+	for f in "$TOP"/pipelines/*; do
+		[ -f "$p/libexec/recdelta/${f##*/}" ] || fail "make install left out pipelines/${f##*/}"
+	done
+	printf '{"kind":"record","type":"T","key":"a","fields":{"n":1}}\n' > l.ndjson
+	printf '{"kind":"record","type":"T","key":"a","fields":{"n":2}}\n' > r.ndjson
+	run -0 --separate-stderr env -u RECDELTA_PIPELINES PATH="$p/bin:/usr/bin:/bin" \
+	    recdelta diff-only -l ndjson:l.ndjson -r ndjson:r.ndjson
+	assert_output 'Ts: 0 unchanged, 0 new, 1 updated, 0 deleted'
+}
