@@ -111,12 +111,13 @@ fuzz-build: $(FUZZBIN)
 
 $(FUZZLIB): $(LIBOBJ:.o=.c) $(LIBHDR) config.mk
 	mkdir -p build/fuzz/lib
-	for f in $(LIBOBJ:.o=); do \
+	rm -f $@
+	objs=; for f in $(LIBOBJ:.o=); do \
 		$(FUZZCC) $(CPPFLAGS) $(FUZZCFLAGS) -fsanitize=fuzzer-no-link \
 		    -c $$f.c -o build/fuzz/$$f.o || exit 1; \
-	done
-	rm -f $@
-	$(AR) rcs $@ $(LIBOBJ:%=build/fuzz/%)
+		objs="$$objs build/fuzz/$$f.o"; \
+	done; \
+	$(AR) rcs $@ $$objs
 
 $(FUZZBIN): $(FUZZLIB) $(LIBHDR) config.mk
 build/fuzz/json: fuzz/json.c
