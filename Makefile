@@ -24,7 +24,8 @@ LIBOBJ = \
 	lib/stream.o \
 	lib/util.o
 
-LIBHDR = lib/digest.h lib/http.h lib/json.h lib/log.h lib/record.h lib/state.h lib/store.h lib/stream.h lib/util.h
+LIBHDR = lib/digest.h lib/http.h lib/json.h lib/log.h lib/record.h lib/state.h lib/store.h \
+	lib/store_cloudkit.h lib/stream.h lib/util.h
 
 FLOWS = pipelines/diff-only pipelines/historical-import pipelines/smart-sync
 
@@ -96,6 +97,53 @@ bench: all bench/recgen
 bench-cloudkit: all bench/recgen
 	bash bench/cloudkit-requests
 
+# libFuzzer harnesses (fuzz/README): the lib objects built again with clang
+# and the sanitizers under build/fuzz, apart from the normal build's.
+FUZZ = json record dirmeta cloudkit
+FUZZ_SECONDS = 60
+FUZZCC = clang
+FUZZCFLAGS = $(CFLAGS) -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=all
+FUZZLIB = build/fuzz/librecdelta.a
+FUZZBIN = build/fuzz/json build/fuzz/record build/fuzz/dirmeta build/fuzz/cloudkit
+
+fuzz-build: $(FUZZBIN)
+
+$(FUZZLIB): $(LIBOBJ:.o=.c) $(LIBHDR) config.mk
+	mkdir -p build/fuzz/lib
+	rm -f $@
+	objs=; for f in $(LIBOBJ:.o=); do \
+		$(FUZZCC) $(CPPFLAGS) $(FUZZCFLAGS) -fsanitize=fuzzer-no-link \
+		    -c $$f.c -o build/fuzz/$$f.o || exit 1; \
+		objs="$$objs build/fuzz/$$f.o"; \
+	done; \
+	$(AR) rcs $@ $$objs
+
+$(FUZZBIN): $(FUZZLIB) $(LIBHDR) config.mk
+build/fuzz/json: fuzz/json.c
+build/fuzz/record: fuzz/record.c
+build/fuzz/dirmeta: fuzz/dirmeta.c
+build/fuzz/cloudkit: fuzz/cloudkit.c
+
+$(FUZZBIN):
+	$(FUZZCC) $(CPPFLAGS) $(FUZZCFLAGS) -fsanitize=fuzzer -o $@ \
+	    fuzz/$(@F).c $(FUZZLIB) $(LDLIBS)
+
+# Each harness for FUZZ_SECONDS on a scratch copy of its corpus; crash-*,
+# leak-* and timeout-* files land in build/fuzz.  Fails if any was found.
+fuzz: fuzz-build
+	@failed=; for f in $(FUZZ); do \
+		rm -rf build/fuzz/corpus/$$f; mkdir -p build/fuzz/corpus/$$f; \
+		cp fuzz/corpus/$$f/* build/fuzz/corpus/$$f/; \
+		dict=; [ -f fuzz/$$f.dict ] && dict=-dict=fuzz/$$f.dict; \
+		echo "fuzz: $$f for $(FUZZ_SECONDS)s"; \
+		ASAN_OPTIONS=detect_leaks=1 build/fuzz/$$f $$dict \
+		    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+		    -print_final_stats=1 -artifact_prefix=build/fuzz/$$f- \
+		    build/fuzz/corpus/$$f || failed="$$failed $$f"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed" >&2; exit 1; fi
+
 install: all
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR)
 	mkdir -p $(DESTDIR)$(MANPREFIX)/man1 $(DESTDIR)$(MANPREFIX)/man5
@@ -115,4 +163,5 @@ clean:
 	rm -f $(BIN) $(LIBOBJ) lib/librecdelta.a bench/recgen
 	rm -rf build
 
-.PHONY: all check check-valgrind check-san demo bench bench-cloudkit install uninstall clean
+.PHONY: all check check-valgrind check-san demo bench bench-cloudkit fuzz fuzz-build \
+	install uninstall clean

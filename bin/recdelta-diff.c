@@ -420,7 +420,8 @@ write_summary(FILE *fp, int json)
 	struct sb out;
 	size_t i;
 
-	qsort(counts, ncounts, sizeof *counts, tcountcmp);
+	if (ncounts)	/* counts is NULL when no type matched */
+		qsort(counts, ncounts, sizeof *counts, tcountcmp);
 	sb_init(&out, 256);
 	if (json) {
 		sb_adds(&out, "{\"kind\":\"summary\",\"stage\":\"diff\",\"counts\":{");

@@ -486,7 +486,8 @@ parse_object(struct parser *ps, struct json *out)
 	}
 done:
 	n = ps->nmems - base;
-	if (check_duplicates(ps, ps->mems + base, n) < 0)
+	/* mems is still NULL when the first object parsed in an arena is empty. */
+	if (n && check_duplicates(ps, ps->mems + base, n) < 0)
 		return -1;
 	out->type = JSON_OBJECT;
 	out->len = n;

@@ -59,6 +59,7 @@
 #include "log.h"
 #include "record.h"
 #include "store.h"
+#include "store_cloudkit.h"
 
 #define CK_BASE_URL "https://api.apple-cloudkit.com"
 #define CK_DEFAULT_ZONE "_defaultZone"
@@ -1690,3 +1691,19 @@ const struct store_ops store_cloudkit_ops = {
 	.get = ck_get,
 	.count = ck_count,
 };
+
+int
+cloudkit_record_line(const char *zone, const struct json *r, struct sb *out)
+{
+	struct ck ck;
+
+	memset(&ck, 0, sizeof ck);
+	ck.zone = (char *)zone;
+	return record_out(&ck, r, out);
+}
+
+void
+cloudkit_outcome(struct change *c, const struct json *e)
+{
+	outcome(c, e);
+}

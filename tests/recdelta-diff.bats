@@ -469,6 +469,16 @@ EOF
 	assert_refused 'recdelta-diff: --summary: "bogus": expected text or json'
 }
 
+@test "--summary when no record has a given type: no report lines, and json counts that are empty" {
+	rec A a '{"n":1}' > local.ndjson
+	run -0 --separate-stderr recdelta-diff --local "$L" --remote dir:nonexistent -t Nope --summary
+	assert_equal "$stderr" ''
+	assert_output ''
+	run -0 --separate-stderr recdelta-diff --local "$L" --remote dir:nonexistent -t Nope --summary=json
+	assert_equal "$stderr" ''
+	assert_output '{"kind":"summary","stage":"diff","counts":{}}'
+}
+
 @test "--summary names types in the plural: Matches, Cities, Keys, Boxes, Buses, Classes; games stays games" {
 	: > local.ndjson
 	for t in Match City Key Box Bus Stadium Class games; do

@@ -130,6 +130,17 @@ EOF
 	assert_output true
 }
 
+@test "dir: a record with empty fields comes back with fields {}" {
+	rec T k '{}' 3 | make_dir_store S
+	run -0 --separate-stderr recdelta-fetch dir:S
+	assert_stderr ""
+	assert_output '{"kind":"record","type":"T","key":"k","rev":"3","mtime":"2026-01-01T00:00:00Z","fields":{}}'
+	rec T k '{}' > local.ndjson
+	run -0 --separate-stderr recdelta-diff --all --local ndjson:local.ndjson --remote dir:S
+	assert_stderr ""
+	assert_output '{"kind":"change","op":"same","type":"T","key":"k","rev":"3","fields":{}}'
+}
+
 @test "dir: a tombstone comes out deleted, with its rev and no fields" {
 	{
 		rec Stadium live '{"x":1}' 2
