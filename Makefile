@@ -132,15 +132,20 @@ $(FUZZBIN):
 # Each harness for FUZZ_SECONDS on a scratch copy of its corpus; crash-*,
 # leak-* and timeout-* files land in build/fuzz.  Fails if any was found.
 fuzz: fuzz-build
-	@failed=; for f in $(FUZZ); do \
+	@failed=; n=0; for f in $(FUZZ); do \
+		n=$$((n + 1)); \
 		rm -rf build/fuzz/corpus/$$f; mkdir -p build/fuzz/corpus/$$f; \
 		cp fuzz/corpus/$$f/* build/fuzz/corpus/$$f/; \
 		dict=; [ -f fuzz/$$f.dict ] && dict=-dict=fuzz/$$f.dict; \
 		echo "fuzz: $$f for $(FUZZ_SECONDS)s"; \
-		ASAN_OPTIONS=detect_leaks=1 build/fuzz/$$f $$dict \
+		if ASAN_OPTIONS=detect_leaks=1 build/fuzz/$$f $$dict \
 		    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
 		    -print_final_stats=1 -artifact_prefix=build/fuzz/$$f- \
-		    build/fuzz/corpus/$$f || failed="$$failed $$f"; \
+		    build/fuzz/corpus/$$f; then \
+			echo "ok $$n fuzz $$f"; \
+		else \
+			echo "not ok $$n fuzz $$f"; failed="$$failed $$f"; \
+		fi; \
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed" >&2; exit 1; fi
 

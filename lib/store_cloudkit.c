@@ -704,6 +704,10 @@ value_out(struct ck *ck, struct sb *out, const struct json *v,
 		    y->type != JSON_NUMBER)
 			return bad_value("without latitude and longitude", type,
 			    typelen);
+		/* Written back, "lat" and "lng" would become the coordinates. */
+		if (json_get(v, "lat") || json_get(v, "lng"))
+			return bad_value("ambiguous (a member lat or lng)", type,
+			    typelen);
 		sb_adds(out, "{\"$loc\":{\"lat\":");
 		sb_add(out, x->u.s, x->len);
 		sb_adds(out, ",\"lng\":");

@@ -1103,3 +1103,11 @@ EOF
 	run -0 --separate-stderr recdelta-fetch --changes --resume "$t3" "$P"
 	assert_output "$(cursor "$t3" syncToken "$P")"
 }
+
+@test "a LOCATION with a member lat or lng besides its coordinates is refused, not read as a record that would write back other coordinates" {
+	ck_request records/modify '{"operations":[{"operationType":"create","record":{"recordName":"odd","recordType":"Place","fields":{"loc":{"value":{"latitude":1,"longitude":2,"lat":3},"type":"LOCATION"}}}}]}' > r.json
+	[ "$CK_STATUS" = 200 ]
+	run -3 --separate-stderr recdelta-fetch -t Place "$T"
+	assert_output ''
+	assert_stderr 'recdelta-fetch: cloudkit: records/query: Place/odd: field "loc": a LOCATION value that is ambiguous (a member lat or lng)'
+}
