@@ -15,9 +15,11 @@
 // Control endpoints (no signature):
 //   POST /_emulator/reset                    forget records, faults, log, options
 //   POST /_emulator/faults  {path,count,status,serverErrorCode,reason,retryAfter,
-//                            retryAfterHeader,drop,delayMs,recordName}
+//                            retryAfterHeader,drop,delayMs,hold,recordName}
+//                           (hold: the request waits for POST /_emulator/release)
 //                           (an array of these is accepted too; DELETE clears)
 //   GET  /_emulator/faults
+//   POST /_emulator/release lets every held request go on
 //   GET  /_emulator/log     JSON array of {method,path,op,status,ops,ts,...}
 //                           (?format=ndjson for NDJSON); DELETE clears
 //   POST /_emulator/options {conflictTopLevel, createExistsCode, indexLagMs,
@@ -699,12 +701,21 @@ function errorBody(e) {
 	return b;
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Requests held by a fault with "hold", until /_emulator/release.
+let held = [];
+const holdUntilReleased = () => new Promise((r) => held.push(r));
 
 function control(req, res, url, raw) {
 	const p = url.pathname;
 	let body = {};
 	if (raw.length) {
 		try { body = parseJSON(raw.toString('utf8')); } catch (e) { return send(res, 400, { uuid: uuid(), serverErrorCode: 'BAD_REQUEST', reason: e.message }); }
+	}
+	if (p === '/_emulator/release' && req.method === 'POST') {
+		const n = held.length;
+		held.forEach((r) => r());
+		held = [];
+		return send(res, 200, { released: n });
 	}
 	if (p === '/_emulator/reset' && req.method === 'POST') { resetAll(); saveState(); return send(res, 200, { ok: true }); }
 	if (p === '/_emulator/faults') {
@@ -777,6 +788,7 @@ async function handle(req, res, raw) {
 		if (f) {
 			entry.fault = f.drop ? 'drop' : f.status ? f.serverErrorCode : 'delay';
 			if (f.delayMs) await sleep(Number(f.delayMs));
+			if (f.hold) await holdUntilReleased();
 			if (f.drop) { entry.status = 0; log.push(entry); req.socket.destroy(); return; }
 			if (f.status) {
 				const extra = {};
