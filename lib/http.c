@@ -1,8 +1,10 @@
 /*
  * http.c - HTTP exchanges on libcurl; see http.h.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,8 @@
 struct http {
 	CURL *curl;
 	struct http_settings set;
+	struct http_url base;
+	struct sb url;		/* the request's: base and path */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -107,8 +111,121 @@ on_header(char *p, size_t size, size_t n, void *ctx)
 	return len;
 }
 
+/* localhost, 127.0.0.0/8 or [::1], as curl writes a parsed host. */
+static int
+loopback_host(const char *host)
+{
+	char buf[INET6_ADDRSTRLEN];
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t n = strlen(host);
+
+	if (strcasecmp(host, "localhost") == 0)
+		return 1;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return ntohl(a4.s_addr) >> 24 == 127;
+	if (n < 2 || host[0] != '[' || host[n - 1] != ']' ||
+	    n - 2 >= sizeof buf)
+		return 0;
+	memcpy(buf, host + 1, n - 2);
+	buf[n - 2] = '\0';
+	return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+static int
+has_part(CURLU *h, CURLUPart what)
+{
+	char *p = NULL;
+	int r = curl_url_get(h, what, &p, 0) == CURLUE_OK;
+
+	curl_free(p);
+	return r;
+}
+
+/* The URL as curl writes it, final slashes dropped; NULL if out of memory. */
+static char *
+url_text(CURLU *h)
+{
+	char *p = NULL, *s;
+	size_t n;
+
+	if (curl_url_get(h, CURLUPART_URL, &p, 0) != CURLUE_OK)
+		return NULL;
+	for (n = strlen(p); n > 0 && p[n - 1] == '/'; n--)
+		;
+	s = xmemdup(p, n);
+	curl_free(p);
+	return s;
+}
+
+int
+http_url_parse(struct http_url *u, const char *url, int flags)
+{
+	char *scheme = NULL, *host = NULL;
+	CURLUcode rc;
+	CURLU *h;
+	int ret = -1;
+
+	memset(u, 0, sizeof *u);
+	if (!(h = curl_url())) {
+		rd_seterr(RD_EXIT_RUNTIME, "out of memory");
+		return -1;
+	}
+	if ((rc = curl_url_set(h, CURLUPART_URL, url, 0)) != CURLUE_OK) {
+		rd_seterr(RD_EXIT_USAGE, "not a URL: %s", curl_url_strerror(rc));
+		goto out;
+	}
+	if (curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		rd_seterr(RD_EXIT_USAGE, "not a URL with a scheme and a host");
+		goto out;
+	}
+	if ((flags & HTTP_URL_NO_USERINFO) && (has_part(h, CURLUPART_USER) ||
+	    has_part(h, CURLUPART_PASSWORD) || has_part(h, CURLUPART_OPTIONS))) {
+		rd_seterr(RD_EXIT_USAGE, "the URL may not hold a user name or "
+		    "password (nor an @ before the host)");
+		goto out;
+	}
+	if (has_part(h, CURLUPART_QUERY) || has_part(h, CURLUPART_FRAGMENT)) {
+		rd_seterr(RD_EXIT_USAGE, "the URL may not hold a query or "
+		    "fragment");
+		goto out;
+	}
+	u->loopback = loopback_host(host);
+	if (strcmp(scheme, "https") != 0 &&
+	    (strcmp(scheme, "http") != 0 || !u->loopback)) {
+		rd_seterr(RD_EXIT_USAGE, "the URL must start with https:// "
+		    "(http:// only to localhost, 127.0.0.0/8 or [::1])");
+		goto out;
+	}
+	if (!(u->url = url_text(h)) ||
+	    curl_url_set(h, CURLUPART_USER, NULL, 0) != CURLUE_OK ||
+	    curl_url_set(h, CURLUPART_PASSWORD, NULL, 0) != CURLUE_OK ||
+	    curl_url_set(h, CURLUPART_OPTIONS, NULL, 0) != CURLUE_OK ||
+	    !(u->shown = url_text(h))) {
+		rd_seterr(RD_EXIT_RUNTIME, "out of memory");
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret < 0)
+		http_url_release(u);
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(h);
+	return ret;
+}
+
+void
+http_url_release(struct http_url *u)
+{
+	free(u->url);
+	free(u->shown);
+	u->url = u->shown = NULL;
+}
+
 struct http *
-http_open(const struct http_settings *s)
+http_open(const struct http_settings *s, const struct http_url *base)
 {
 	struct http *h;
 
@@ -124,6 +241,10 @@ http_open(const struct http_settings *s)
 		rd_seterr(RD_EXIT_RUNTIME, "cannot initialise libcurl");
 		return NULL;
 	}
+	h->base.url = xstrdup(base->url);
+	h->base.shown = xstrdup(base->shown);
+	h->base.loopback = base->loopback;
+	sb_init(&h->url, 256);
 	return h;
 }
 
@@ -133,11 +254,19 @@ http_close(struct http *h)
 	if (!h)
 		return;
 	curl_easy_cleanup(h->curl);
+	http_url_release(&h->base);
+	sb_release(&h->url);
 	free(h);
 }
 
+const char *
+http_base(const struct http *h)
+{
+	return h->base.shown;
+}
+
 int
-http_do(struct http *h, const char *method, const char *url,
+http_do(struct http *h, const char *method, const char *path,
     const char *const *headers, const char *body, size_t len,
     struct http_resp *r)
 {
@@ -161,10 +290,21 @@ http_do(struct http *h, const char *method, const char *url,
 	if ((tmp = curl_slist_append(list, "Expect:")))
 		list = tmp;
 
+	sb_reset(&h->url);
+	sb_adds(&h->url, h->base.url);
+	sb_adds(&h->url, path);
+
 	curl_easy_reset(c);
 	h->errbuf[0] = '\0';
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
-	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_URL, h->url.buf);
+	/* A proxy from the environment is for the way out, not this machine. */
+	if (h->base.loopback &&
+	    curl_easy_setopt(c, CURLOPT_NOPROXY, "*") != CURLE_OK) {
+		curl_slist_free_all(list);
+		rd_seterr(RD_EXIT_RUNTIME, "cannot turn the proxy off");
+		return -1;
+	}
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);

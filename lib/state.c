@@ -2,6 +2,7 @@
 #include "state.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -512,7 +513,11 @@ fail:
 	return -1;
 }
 
-/* Make the directory that will hold path, one level, when it is missing. */
+/*
+ * Make the directory that will hold path, one level, when it is missing:
+ * private, since the base holds every record's fields.  One that exists is
+ * left as it is.
+ */
 static int
 mkparent(const char *path)
 {
@@ -526,7 +531,7 @@ mkparent(const char *path)
 	dir = xmemdup(path, (size_t)(slash - path));
 	if (stat(dir, &st) < 0) {
 		/* Another process may be making it too. */
-		if (errno != ENOENT || (mkdir(dir, 0777) < 0 && errno != EEXIST)) {
+		if (errno != ENOENT || (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
 			rd_seterr(RD_EXIT_RUNTIME, "%s: cannot create the state "
 			    "directory: %s", dir, strerror(errno));
 			ret = -1;
@@ -538,6 +543,26 @@ mkparent(const char *path)
 	}
 	free(dir);
 	return ret;
+}
+
+/*
+ * Create the database file empty and 0600 before SQLite opens it, which
+ * would make it 0644; its -wal and -shm files take its mode.  A file another
+ * process made meanwhile is left to it.
+ */
+static int
+create_private(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd < 0 && errno != EEXIST) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: cannot create the state database: "
+		    "%s", path, strerror(errno));
+		return -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	return 0;
 }
 
 /* Whether the file (or its directory, to create it) can be written. */
@@ -705,6 +730,8 @@ state_open(struct state **sp, const char *path, int flags)
 		goto fail;
 	/* SQLite would open it read-only without a word, and fail later. */
 	if ((flags & STATE_WRITE) && writable(path, s->exists) < 0)
+		goto fail;
+	if (!s->exists && (flags & STATE_WRITE) && create_private(path) < 0)
 		goto fail;
 	if (open_db(s, flags) < 0)
 		goto fail;

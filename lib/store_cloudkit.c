@@ -14,7 +14,8 @@
  * PEM private key) and RECDELTA_CLOUDKIT_URL (the base, by default Apple's),
  * or key_id, key_file and url in RECDELTA_CLOUDKIT_CONFIG (by default
  * ~/.config/recdelta/cloudkit.conf).  A file that others may read is
- * warned about.  No message names anything but the key file's path.
+ * warned about.  No message names anything but the key file's path.  The
+ * URL is checked by http_url_parse() and may hold no user name or password.
  *
  * Reading lists each record type with records/query, 200 records a page in
  * recordName order, and hands a cursor line to the sink after each page
@@ -69,14 +70,13 @@ struct ck {
 	char *db;		/* "CONTAINER/ENV/DB" */
 	char *zone;
 	char *source;		/* the store word, for cursor lines */
-	char *base;		/* URL base, no trailing slash */
 	char *keyid;
 	EVP_PKEY *key;
 	struct http_settings set;
 	struct http *http;
 	struct http_resp resp;
 	struct arena a;		/* the last reply */
-	struct sb body, url, path;
+	struct sb body, path;
 };
 
 /* Configuration */
@@ -227,25 +227,6 @@ name_ok(const char *s, size_t n, const char *extra)
 	return 1;
 }
 
-static int
-loopback_http(const char *url)
-{
-	static const char *const hosts[] = { "127.0.0.1", "[::1]", "localhost" };
-	const char *h = url + 7;
-	size_t i, n;
-
-	if (strncmp(url, "http://", 7) != 0)
-		return 0;
-	n = strcspn(h, ":/");
-	if (h[0] == '[')
-		n = strcspn(h, "]") + 1;
-	for (i = 0; i < sizeof hosts / sizeof hosts[0]; i++)
-		if (strlen(hosts[i]) == n && memcmp(h, hosts[i], n) == 0 &&
-		    (h[n] == '\0' || h[n] == ':' || h[n] == '/'))
-			return 1;
-	return 0;
-}
-
 static void ck_free(struct ck *ck);
 
 static int
@@ -258,6 +239,8 @@ ck_open(struct store *s, const char *arg)
 	size_t len[4], i, np = 0;
 	const char *q = arg;
 	char *keyid = NULL, *keyfile = NULL, *url = NULL, *v;
+	const char *urlfrom = "RECDELTA_CLOUDKIT_URL";
+	struct http_url base = { NULL, NULL, 0 };
 	int ok;
 
 	/* CONTAINER/ENV/DB[/ZONE] */
@@ -303,7 +286,6 @@ ck_open(struct store *s, const char *arg)
 	arena_init(&ck->a);
 	sb_init(&ck->resp.body, 4096);
 	sb_init(&ck->body, 4096);
-	sb_init(&ck->url, 256);
 	sb_init(&ck->path, 256);
 	s->priv = ck;
 
@@ -313,6 +295,8 @@ ck_open(struct store *s, const char *arg)
 		keyfile = xstrdup(v);
 	if ((v = getenv("RECDELTA_CLOUDKIT_URL")) && *v)
 		url = xstrdup(v);
+	else
+		urlfrom = "url in the configuration file";
 	if ((!keyid || !keyfile || !url) && read_config(&keyid, &keyfile, &url) < 0)
 		goto fail;
 	if (!keyid || !keyfile) {
@@ -328,30 +312,28 @@ ck_open(struct store *s, const char *arg)
 		    "letters, digits, dots, dashes and underscores");
 		goto fail;
 	}
-	if (!url)
-		url = xstrdup(CK_BASE_URL);
-	if (strncmp(url, "https://", 8) != 0 && !loopback_http(url)) {
-		/* Plain http only to this machine, an emulator in tests. */
-		rd_seterr(RD_EXIT_USAGE, "cloudkit: \"%s\": the URL must start "
-		    "with https:// (http:// only to 127.0.0.1, [::1] or localhost)",
-		    rd_quote(url, strlen(url)));
+	/* The requests are signed: no credentials in the URL. */
+	if (http_url_parse(&base, url ? url : CK_BASE_URL,
+	    HTTP_URL_NO_USERINFO) < 0) {
+		rd_prefixerr("cloudkit: %s: ", urlfrom);
 		goto fail;
 	}
-	while (*url && url[strlen(url) - 1] == '/')
-		url[strlen(url) - 1] = '\0';
 	ck->keyid = keyid;
-	ck->base = url;
-	keyid = url = NULL;
+	keyid = NULL;
 	if (!(ck->key = load_key(keyfile)))
 		goto fail;
-	if (http_settings(&ck->set) < 0 || !(ck->http = http_open(&ck->set)))
+	if (http_settings(&ck->set) < 0 ||
+	    !(ck->http = http_open(&ck->set, &base)))
 		goto fail;
 	free(keyfile);
+	free(url);
+	http_url_release(&base);
 	return 0;
 fail:
 	free(keyid);
 	free(keyfile);
 	free(url);
+	http_url_release(&base);
 	ck_free(ck);
 	s->priv = NULL;
 	return -1;
@@ -367,12 +349,10 @@ ck_free(struct ck *ck)
 	arena_release(&ck->a);
 	sb_release(&ck->resp.body);
 	sb_release(&ck->body);
-	sb_release(&ck->url);
 	sb_release(&ck->path);
 	free(ck->db);
 	free(ck->zone);
 	free(ck->source);
-	free(ck->base);
 	free(ck->keyid);
 	free(ck);
 }
@@ -473,8 +453,6 @@ call(struct ck *ck, const char *op, struct json *reply, long *status)
 
 	sb_reset(&ck->path);
 	sb_addf(&ck->path, "/database/1/%s/%s", ck->db, op);
-	sb_reset(&ck->url);
-	sb_addf(&ck->url, "%s%s", ck->base, ck->path.buf);
 	sb_init(&sig, 128);
 	for (attempt = 0;; attempt++) {
 		time_t now = time(NULL);
@@ -499,9 +477,9 @@ call(struct ck *ck, const char *op, struct json *reply, long *status)
 		headers[4] = NULL;
 		arena_reset(&ck->a);
 		reply->type = JSON_NULL;
-		if (http_do(ck->http, "POST", ck->url.buf, headers, ck->body.buf,
+		if (http_do(ck->http, "POST", ck->path.buf, headers, ck->body.buf,
 		    ck->body.len, &ck->resp) < 0) {
-			rd_prefixerr("cloudkit: %s: %s: ", op, ck->base);
+			rd_prefixerr("cloudkit: %s: %s: ", op, http_base(ck->http));
 		} else {
 			*status = ck->resp.status;
 			if (ck->resp.body.len && json_parse(&ck->a, ck->resp.body.buf,

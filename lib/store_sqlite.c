@@ -3,12 +3,16 @@
  *
  * One table is one record type (TYPE, or --type, or the table's name).  The
  * key column gives the record key, the rev column (default "rev", when the
- * table has one) its version; every other column is a field of the same
- * name: INTEGER a number (exact, 64 bits), REAL the shortest number that reads
- * back as the same double, TEXT a string, BLOB {"$bytes":BASE64}, NULL null,
- * and a column declared JSON, or with a type beginning "JSON " such as
- * "JSON TEXT", holds a JSON value as text (how objects, arrays and tagged
- * values are kept).
+ * table has one) its version, "0" when NULL or when there is no rev column
+ * (a row recdelta never wrote), so that a change can name it.  The table
+ * and the columns are named in any ASCII case, as SQLite resolves names, by
+ * reading and writing alike; a parameter that holds a NUL byte or is not
+ * UTF-8 once %XX are decoded is refused.  Every other column is a field of
+ * the same name: INTEGER a number (exact, 64 bits), REAL the shortest
+ * number that reads back as the same double, TEXT a string, BLOB
+ * {"$bytes":BASE64}, NULL null, and a column declared JSON, or with a type
+ * beginning "JSON " such as "JSON TEXT", holds a JSON value as text (how
+ * objects, arrays and tagged values are kept).
  *
  * Writing keeps that mapping exact: a change is stored so that a fetch gives
  * back values equal to its fields (numbers by decimal value), or it is
@@ -17,9 +21,8 @@
  * - A batch is one transaction, BEGIN IMMEDIATE ... COMMIT, waiting up to 5 s
  *   for the lock.  The database file is created if missing, and so is the
  *   table: ("KEY" TEXT PRIMARY KEY, "REV" INTEGER NOT NULL), REV the rev=
- *   column or "rev".  A table without its rev column gets one, INTEGER NOT
- *   NULL DEFAULT 1: its rows start at rev 1, so a change computed from a fetch
- *   made before (which showed no rev) conflicts once, and is re-fetched.
+ *   column or "rev".  A table without its rev column gets one, INTEGER,
+ *   NULL in its rows (rev "0") until they are written.
  * - A field without a column gets one.  Objects other than {"$bytes":...},
  *   arrays and booleans get a JSON column, declared JSON TEXT (TEXT affinity
  *   keeps the text as bound); anything else a column with no declared type,
@@ -44,12 +47,12 @@
  * - Guards: a change of another type than the store's fails "type".  A create
  *   conflicts when the key exists.  An update or a delete conflicts unless
  *   the row exists with its rev, as decimal text, equal to the change's (a
- *   row whose rev is NULL matches a change without one).  A create or update
- *   writes the next rev of the table's sequence (see seq_load), above the
- *   row's own (a stored rev that is not an integer fails "rev"); a delete
- *   reports rev "".  An empty key fails "key"; a key that matches
- *   several rows fails "duplicate"; a table without the key column fails
- *   every change "schema".
+ *   row whose rev is NULL matches rev "0", or a change without one).  A
+ *   create or update writes the next rev of the table's sequence (see
+ *   seq_load), above the row's own (a stored rev that is not an integer
+ *   fails "rev"); a delete reports rev "".  An empty key fails "key"; a key
+ *   that matches several rows fails "duplicate"; a table without the key
+ *   column fails every change "schema".
  * - A change SQLite itself refuses (a constraint, a view) fails "sqlite" with
  *   SQLite's message, inside a savepoint so that nothing of it stays (nor the
  *   columns it added), and the batch goes on.  An error that ends the
@@ -70,6 +73,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+
+/* The rev of a row whose rev is NULL, or of a table without a rev column. */
+#define NO_REV "0"
 
 /* SQLite's column affinities (datatype3.html section 3.1). */
 enum { AFF_NONE, AFF_TEXT, AFF_NUMERIC, AFF_INTEGER, AFF_REAL };
@@ -114,9 +120,12 @@ hexdigit(int c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* A parameter value with %XX decoded, so names may hold '&' or '='. */
+/*
+ * A parameter value with %XX decoded, so names may hold '&' or '=': a
+ * NUL-terminated copy, its length in *len.
+ */
 static char *
-pct_decode(const char *s, size_t n)
+pct_decode(const char *s, size_t n, size_t *len)
 {
 	char *out = xmalloc(n + 1), *o = out;
 	size_t i;
@@ -131,6 +140,7 @@ pct_decode(const char *s, size_t n)
 		}
 	}
 	*o = '\0';
+	*len = (size_t)(o - out);
 	return out;
 }
 
@@ -169,7 +179,7 @@ sql_open(struct store *s, const char *arg)
 	q->db = xmemdup(arg, (size_t)(qm - arg));
 	for (p = qm + 1; *p; ) {
 		const char *amp = strchr(p, '&'), *eq;
-		size_t n = amp ? (size_t)(amp - p) : strlen(p);
+		size_t n = amp ? (size_t)(amp - p) : strlen(p), dlen;
 		char **slot = NULL;
 
 		eq = memchr(p, '=', n);
@@ -189,7 +199,16 @@ sql_open(struct store *s, const char *arg)
 			return -1;
 		}
 		free(*slot);
-		*slot = pct_decode(eq + 1, (size_t)(p + n - eq - 1));
+		*slot = pct_decode(eq + 1, (size_t)(p + n - eq - 1), &dlen);
+		/* A NUL would cut the name SQLite sees short. */
+		if (strlen(*slot) != dlen || !utf8_valid(*slot, dlen)) {
+			rd_seterr(RD_EXIT_USAGE, "\"%s\": parameter \"%.*s\" holds "
+			    "%s once decoded", rd_quote(s->spec, strlen(s->spec)),
+			    (int)(eq - p), p, strlen(*slot) != dlen ? "a NUL byte" :
+			    "bytes that are not UTF-8");
+			sql_free(q);
+			return -1;
+		}
 		p += n + (amp ? 1 : 0);
 	}
 	if (!q->table || !q->key) {
@@ -236,17 +255,6 @@ store_type(const struct sqlstore *q)
 	return q->type ? q->type : q->table;
 }
 
-static int
-column_index(sqlite3_stmt *st, const char *name)
-{
-	int i, n = sqlite3_column_count(st);
-
-	for (i = 0; i < n; i++)
-		if (strcmp(sqlite3_column_name(st, i), name) == 0)
-			return i;
-	return -1;
-}
-
 /* Equal under SQLite's identifier rule: ASCII letters fold, nothing else. */
 static int
 ascii_ieq(const char *a, size_t an, const char *b, size_t bn)
@@ -266,6 +274,21 @@ ascii_ieq(const char *a, size_t an, const char *b, size_t bn)
 			return 0;
 	}
 	return 1;
+}
+
+/* Column name as SQLite resolves it: in any ASCII case. */
+static int
+column_index(sqlite3_stmt *st, const char *name)
+{
+	int i, n = sqlite3_column_count(st);
+	const char *cn;
+
+	for (i = 0; i < n; i++) {
+		cn = sqlite3_column_name(st, i);
+		if (ascii_ieq(cn, strlen(cn), name, strlen(name)))
+			return i;
+	}
+	return -1;
 }
 
 /* "JSON", or a type that begins with the word JSON ("JSON TEXT"). */
@@ -384,8 +407,11 @@ row_record(const struct sqlstore *q, struct arena *a, sqlite3_stmt *st,
 		    "non-empty text or integer", q->db, q->table, where);
 		return -1;
 	}
-	if (rc >= 0 && sqlite3_column_type(st, rc) != SQLITE_NULL &&
-	    text_of(a, st, rc, &rec->rev, &rec->revlen) < 0) {
+	if (rc < 0 || sqlite3_column_type(st, rc) == SQLITE_NULL) {
+		/* A row recdelta never wrote: a rev a change can name. */
+		rec->rev = NO_REV;
+		rec->revlen = strlen(NO_REV);
+	} else if (text_of(a, st, rc, &rec->rev, &rec->revlen) < 0) {
 		rd_seterr(RD_EXIT_DATA, "%s: table \"%s\" %s: rev is not text "
 		    "or an integer", q->db, q->table, where);
 		return -1;
@@ -456,8 +482,10 @@ sql_fetch(struct store *s, const struct fetch_opts *o,
 		    db ? sqlite3_errmsg(db) : "cannot open");
 		goto out;
 	}
+	/* As SQLite resolves a table's name: in any ASCII case. */
 	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name = ?1 "
-	    "AND type IN ('table', 'view')", -1, &st, NULL) != SQLITE_OK ||
+	    "COLLATE NOCASE AND type IN ('table', 'view')", -1, &st, NULL) !=
+	    SQLITE_OK ||
 	    sqlite3_bind_text(st, 1, q->table, -1, SQLITE_STATIC) != SQLITE_OK) {
 		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", q->db, sqlite3_errmsg(db));
 		goto out;
@@ -679,9 +707,9 @@ cols_add(struct sqlstore *q, const char *name, size_t n, const char *decl,
 	c->json = is_json_decl(decl);
 	c->aff = affinity(decl);
 	c->generated = generated;
-	if (strcmp(c->name, q->key) == 0)
+	if (ascii_ieq(c->name, n, q->key, strlen(q->key)))
 		q->kc = (int)q->ncols;
-	if (strcmp(c->name, rev) == 0)
+	if (ascii_ieq(c->name, n, rev, strlen(rev)))
 		q->rc = (int)q->ncols;
 	q->ncols++;
 	return c;
@@ -1520,7 +1548,9 @@ apply_one(struct sqlstore *q, struct wctx *w, struct change *v, size_t n,
 			return 0;
 		}
 		if (g.revtype == SQLITE_NULL)
-			same = !c->rev || c->revlen == 0;
+			same = !c->rev || c->revlen == 0 ||
+			    (c->revlen == strlen(NO_REV) &&
+			    memcmp(c->rev, NO_REV, c->revlen) == 0);
 		else
 			same = c->rev && c->revlen == g.revlen &&
 			    memcmp(c->rev, g.rev, g.revlen) == 0;
@@ -1552,7 +1582,6 @@ static int
 prepare_table(struct sqlstore *q, struct wctx *w, char *msg, size_t size)
 {
 	const char *rev = q->rev ? q->rev : "rev";
-	size_t i;
 	int rc;
 
 	if (load_cols(q) < 0)
@@ -1576,19 +1605,11 @@ prepare_table(struct sqlstore *q, struct wctx *w, char *msg, size_t size)
 		    q->key);
 		return 0;
 	} else if (q->rc < 0) {
-		for (i = 0; i < q->ncols; i++)
-			if (ascii_ieq(q->cols[i].name, strlen(q->cols[i].name),
-			    rev, strlen(rev))) {
-				snprintf(msg, size, "table \"%s\" has a column \"%s\" "
-				    "but no \"%s\" (name it with rev=)", q->table,
-				    q->cols[i].name, rev);
-				return 0;
-			}
 		sb_adds(&w->sql, "ALTER TABLE ");
 		quote_ident(&w->sql, q->table);
 		sb_adds(&w->sql, " ADD COLUMN ");
 		quote_ident(&w->sql, rev);
-		sb_adds(&w->sql, " INTEGER NOT NULL DEFAULT 1");
+		sb_adds(&w->sql, " INTEGER");
 	} else {
 		return 0;
 	}

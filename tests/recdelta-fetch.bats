@@ -357,7 +357,7 @@ EOF
 	assert_stderr ""
 	[ "${#lines[@]}" -eq 2 ]
 	assert_equal "${lines[0]}" '{"kind":"record","type":"games","key":"1","rev":"3","fields":{"i":9223372036854775807,"r":0.1,"s":"é日本","n":null,"b":{"$bytes":"SGVsbG8="},"loc":{"$loc":{"lat":1.5,"lng":2.5}}}}'
-	assert_equal "${lines[1]}" '{"kind":"record","type":"games","key":"2","fields":{"i":-9223372036854775808,"r":1e300,"s":"plain","n":null,"b":{"$bytes":"AP8Q"},"loc":[1,{"a":null}]}}'
+	assert_equal "${lines[1]}" '{"kind":"record","type":"games","key":"2","rev":"0","fields":{"i":-9223372036854775808,"r":1e300,"s":"plain","n":null,"b":{"$bytes":"AP8Q"},"loc":[1,{"a":null}]}}'
 }
 
 @test "sqlite: the record type is the table, or type=, or --type" {
@@ -380,10 +380,10 @@ EOF
 	assert_output '{"kind":"record","type":"t","key":"a","rev":"12","fields":{"rev":"r","x":1}}'
 	run -0 --separate-stderr recdelta-fetch 'sqlite:t.db?table=t&key=k'
 	assert_output '{"kind":"record","type":"t","key":"a","rev":"r","fields":{"version":12,"x":1}}'
-	# No rev column: no rev.
+	# No rev column: rev "0", as for a NULL rev.
 	sqlite3 t.db "CREATE TABLE u(k INTEGER, x TEXT); INSERT INTO u VALUES(42, 'y');"
 	run -0 --separate-stderr recdelta-fetch 'sqlite:t.db?table=u&key=k'
-	assert_output '{"kind":"record","type":"u","key":"42","fields":{"x":"y"}}'
+	assert_output '{"kind":"record","type":"u","key":"42","rev":"0","fields":{"x":"y"}}'
 }
 
 @test "sqlite: a missing table is an empty store; a missing key column or rev= column is a runtime failure" {
