@@ -1689,4 +1689,5 @@ const struct store_ops store_cloudkit_ops = {
 	.apply = ck_apply,
 	.get = ck_get,
 	.count = ck_count,
+	.remote = 1,
 };
