@@ -1031,9 +1031,11 @@ dir_apply(struct store *s, struct change *v, size_t n)
 		goto out;
 	t.basefd = basefd;
 	dindex_release(&x);
+	/* A damaged store is refused before anything is written. */
 	if (check_own(basefd, "meta.json", 0, where(&msg, d->path, NULL,
-	    "meta.json")) < 0 || dindex_load(&x, d->path, basefd) < 0 ||
-	    collect_recover(&t, &x) < 0)
+	    "meta.json")) < 0 || check_own(basefd, "meta.json.tmp", 0,
+	    where(&msg, d->path, NULL, "meta.json.tmp")) < 0 ||
+	    dindex_load(&x, d->path, basefd) < 0 || collect_recover(&t, &x) < 0)
 		goto out;
 	now_iso(now);
 	for (i = 0; i < n; i++) {
