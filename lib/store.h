@@ -95,9 +95,9 @@ struct store_ops {
 	/*
 	 * Apply n changes as one batch; outcomes in each change.  Returns 0, or
 	 * -1 when the store could not be written at all (then no change of the
-	 * batch was applied and the caller may defer them), or -2 when the
-	 * store refused the batch for a reason no retry can mend (credentials,
-	 * a malformed request; nothing was applied).  A store that gives up
+	 * batch was applied and, for a remote store, the caller may defer
+	 * them), or -2 when the store refused the batch for a reason no retry
+	 * can mend (credentials, a malformed request; nothing was applied).  A store that gives up
 	 * after part of a batch went through sets RS_DEFERRED (or RS_FAILED)
 	 * on the rest and returns 0.  NULL: read-only.
 	 */

@@ -3,7 +3,7 @@
  *
  * The layout of ../protocols/webdav.md section 4, shared with webdav::
  * PATH/meta.json indexes every entity's version and the sha256 of its file;
- * PATH/enc(TYPE)/enc(KEY)~V.json holds version V.  meta.json is the only
+ * PATH/TYPENAME/KEYNAME~V.json holds version V.  meta.json is the only
  * commit point, so a reader trusts it and nothing else: a file the index does
  * not name is never read.  Every name is built by store_type_name() and
  * store_key_name(), which leave no '/', no leading '.' and no "meta." at the
@@ -20,10 +20,9 @@
  * commit by writing meta.json.tmp and renaming it over meta.json; only then
  * remove the superseded version files.  A writer killed at any point leaves
  * the last committed index intact, plus at most unreferenced version files:
- * uncommitted ones the next writer overwrites, superseded ones the next
+ * uncommitted ones the next writer replaces, superseded ones the next
  * writer removes through the collect journal (collect_recover).  Readers
- * take a shared lock, so a version
- * file is never removed under a fetch.
+ * take a shared lock, so a version file is never removed under a fetch.
  */
 #ifdef __linux__
 #define _GNU_SOURCE	/* syncfs(2): one flush for a whole batch */
