@@ -512,10 +512,13 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 		n++;
 	}
 	if (n && !o->dry_run && (r = store_apply(st, v, n)) < 0) {
-		/* Refused for good (credentials, say): stop, nothing applied. */
-		if (r == -2)
+		/*
+		 * Refused for good (credentials, say), or a local store that
+		 * cannot be written (full, read-only, damaged): stop, nothing of
+		 * the batch applied.  Only an unreachable remote is deferred.
+		 */
+		if (r == -2 || !st->ops->remote)
 			goto out;
-		/* The store could not be written: the batch is deferred. */
 		snprintf(failmsg, sizeof failmsg, "%s", rd_errmsg());
 		rd_warn("%s", failmsg);
 		failed = 1;
@@ -565,6 +568,8 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 					if (resolve(st, x, o) < 0) {
 						char msg[256];
 
+						if (!st->ops->remote)
+							goto out2;
 						/* Unresolved for now: kept for replay. */
 						snprintf(msg, sizeof msg, "%s", rd_errmsg());
 						rd_warn("%s", msg);

@@ -1,9 +1,11 @@
-/* store.c - naming stores, and the ndjson: store. */
+/* store.c - naming stores, the names of the per-entity layout, and ndjson:. */
+#include "digest.h"
 #include "record.h"
 #include "store.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const struct store_ops *const schemes[] = {
 	&store_ndjson_ops, &store_sqlite_ops, &store_dir_ops, &store_cloudkit_ops,
@@ -224,6 +226,47 @@ store_enc(struct sb *out, const char *s, size_t n)
 	}
 }
 
+/* A name too long for a file system: a fixed-length one derived from it. */
+static void
+cap_name(struct sb *out, size_t mark, const char *s, size_t n)
+{
+	char hex[2 * RD_SHA256_LEN + 1];
+
+	if (out->len - mark <= STORE_NAME_MAX)
+		return;
+	out->len = mark;
+	out->buf[mark] = '\0';
+	rd_sha256_hex(s, n, hex);
+	sb_adds(out, STORE_NAME_HASHED);
+	sb_adds(out, hex);
+}
+
+void
+store_type_name(struct sb *out, const char *type, size_t n)
+{
+	size_t mark = out->len, i;
+
+	store_enc(out, type, n);
+	if (out->len - mark >= 5 && strncasecmp(out->buf + mark, "meta.", 5) == 0) {
+		out->len = mark;
+		for (i = 0; i < n; i++)
+			if (type[i] == '.')
+				sb_adds(out, "%2E");
+			else
+				store_enc(out, type + i, 1);
+	}
+	cap_name(out, mark, type, n);
+}
+
+void
+store_key_name(struct sb *out, const char *key, size_t n)
+{
+	size_t mark = out->len;
+
+	store_enc(out, key, n);
+	cap_name(out, mark, key, n);
+}
+
 /* ndjson: a file, or standard input */
 
 struct ndjson {
@@ -302,5 +345,8 @@ ndjson_close(struct store *s)
 }
 
 const struct store_ops store_ndjson_ops = {
-	"ndjson", ndjson_open, ndjson_fetch, ndjson_close, NULL, NULL, NULL,
+	.scheme = "ndjson",
+	.open = ndjson_open,
+	.fetch = ndjson_fetch,
+	.close = ndjson_close,
 };

@@ -95,9 +95,9 @@ struct store_ops {
 	/*
 	 * Apply n changes as one batch; outcomes in each change.  Returns 0, or
 	 * -1 when the store could not be written at all (then no change of the
-	 * batch was applied and the caller may defer them), or -2 when the
-	 * store refused the batch for a reason no retry can mend (credentials,
-	 * a malformed request; nothing was applied).  A store that gives up
+	 * batch was applied and, for a remote store, the caller may defer
+	 * them), or -2 when the store refused the batch for a reason no retry
+	 * can mend (credentials, a malformed request; nothing was applied).  A store that gives up
 	 * after part of a batch went through sets RS_DEFERRED (or RS_FAILED)
 	 * on the rest and returns 0.  NULL: read-only.
 	 */
@@ -114,6 +114,12 @@ struct store_ops {
 	 * count without them (cloudkit:); the others count every record.
 	 */
 	long long (*count)(struct store *s, char *const *types, size_t ntypes);
+	/*
+	 * Reached over a network: a batch the store could not take may be
+	 * deferred and replayed later.  A local store (0) that cannot be
+	 * written is a runtime failure, never a deferral.
+	 */
+	int remote;
 };
 
 struct store {
@@ -148,6 +154,21 @@ int fetch_wants_type(const struct fetch_opts *o, const char *type, size_t n);
 
 /* Percent-encoding of a type or key for a file name (webdav.md section 4). */
 void store_enc(struct sb *out, const char *s, size_t n);
+
+/*
+ * The names of the per-entity layout (dir:, webdav:), appended to out: the
+ * folder of a type, and the stem of a key's version files (STEM~V.json).
+ * Both are store_enc() of the name, except that a type whose name would
+ * begin with "meta." (in any case) has its dots written %2E, so that no type
+ * takes a name of the store's own files, and that a name longer than
+ * STORE_NAME_MAX bytes becomes STORE_NAME_HASHED and the SHA-256 hex of the
+ * raw bytes.  store_enc() makes neither "%2E" after the first byte nor "%s",
+ * so distinct names stay distinct.
+ */
+#define STORE_NAME_MAX 230	/* 255, less the longest "~V.json" */
+#define STORE_NAME_HASHED "%sha256-"
+void store_type_name(struct sb *out, const char *type, size_t n);
+void store_key_name(struct sb *out, const char *key, size_t n);
 
 extern const struct store_ops store_ndjson_ops, store_sqlite_ops, store_dir_ops,
     store_cloudkit_ops;

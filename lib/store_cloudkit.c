@@ -1672,6 +1672,7 @@ const struct store_ops store_cloudkit_ops = {
 	.apply = ck_apply,
 	.get = ck_get,
 	.count = ck_count,
+	.remote = 1,
 };
 
 int

@@ -3,11 +3,16 @@
  *
  * The layout of ../protocols/webdav.md section 4, shared with webdav::
  * PATH/meta.json indexes every entity's version and the sha256 of its file;
- * PATH/enc(TYPE)/enc(KEY)~V.json holds version V.  meta.json is the only
+ * PATH/TYPENAME/KEYNAME~V.json holds version V.  meta.json is the only
  * commit point, so a reader trusts it and nothing else: a file the index does
- * not name is never read.  Every name is built by store_enc(), which leaves
- * no '/' and no leading '.', and every open goes through a directory file
- * descriptor with O_NOFOLLOW, so no key can reach outside the folder.
+ * not name is never read.  Every name is built by store_type_name() and
+ * store_key_name(), which leave no '/', no leading '.' and no "meta." at the
+ * base, and every open, write and removal goes through the store's or the
+ * type folder's file descriptor with O_NOFOLLOW, so no record can reach
+ * outside the folder.  A writer about to replace or remove something the
+ * store owns first checks that it is the store's: a symbolic link, a file
+ * with other hard links (writing through it would change another file) or
+ * something of the wrong kind makes a damaged store, and nothing is touched.
  *
  * Writing (section 6 of the brief, for a local folder): under an exclusive
  * flock(2) on PATH/.lock, read meta.json, check each change's rev against the
@@ -15,11 +20,9 @@
  * commit by writing meta.json.tmp and renaming it over meta.json; only then
  * remove the superseded version files.  A writer killed at any point leaves
  * the last committed index intact, plus at most unreferenced version files:
- * uncommitted ones the next writer overwrites, superseded ones the next
+ * uncommitted ones the next writer replaces, superseded ones the next
  * writer removes through the collect journal (collect_recover).  Readers
- * take a shared lock, so a version
- * file is never removed under a fetch.  (No name enc() makes starts with '.',
- * so .lock and meta.json.tmp cannot collide with a type.)
+ * take a shared lock, so a version file is never removed under a fetch.
  */
 #ifdef __linux__
 #define _GNU_SOURCE	/* syncfs(2): one flush for a whole batch */
@@ -101,18 +104,24 @@ sorted(const struct json *obj)
 	return m;
 }
 
-/* The version of an index entry: a positive integer below 2^63. */
+/* The last version an entry can have; a writer never goes past it. */
+#define VMAX "9223372036854775807"
+#define VMAX_N 9223372036854775807ULL
+
+/* The version of an index entry: a positive integer up to VMAX. */
 static int
 entry_version(const struct json *v, char *buf, size_t size)
 {
 	size_t i;
 
 	if (!v || v->type != JSON_NUMBER || v->len == 0 || v->len >= size ||
-	    v->len > 18 || v->u.s[0] == '0')
+	    v->len > strlen(VMAX) || v->u.s[0] == '0')
 		return -1;
 	for (i = 0; i < v->len; i++)
 		if (v->u.s[i] < '0' || v->u.s[i] > '9')
 			return -1;
+	if (v->len == strlen(VMAX) && memcmp(v->u.s, VMAX, v->len) > 0)
+		return -1;
 	memcpy(buf, v->u.s, v->len);
 	buf[v->len] = '\0';
 	return 0;
@@ -150,10 +159,10 @@ emit_entity(struct dirfetch *f, int typefd, const struct json_member *tm,
 	int fd;
 
 	sb_reset(&f->path);
-	store_enc(&f->path, km->name, km->namelen);
+	store_key_name(&f->path, km->name, km->namelen);
 	sb_addf(&f->path, "~%s.json", ver);
 	sb_reset(&f->msgname);
-	store_enc(&f->msgname, tm->name, tm->namelen);
+	store_type_name(&f->msgname, tm->name, tm->namelen);
 	sb_addf(&f->msgname, "/%s", f->path.buf);
 	if (!is_hex64(sha))
 		return damaged(f, "meta.json", "entry without a valid sha256");
@@ -352,7 +361,7 @@ dir_fetch(struct store *s, const struct fetch_opts *o,
 			} else {
 				if (typefd < 0) {
 					sb_reset(&name);
-					store_enc(&name, tm->name, tm->namelen);
+					store_type_name(&name, tm->name, tm->namelen);
 					typefd = openat(f.basefd, name.buf, O_RDONLY |
 					    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 					if (typefd < 0) {
@@ -394,8 +403,6 @@ out:
 
 /* Writing */
 
-static int fsync_at(int dirfd, const char *name);
-
 /* One entity of the index, as held in memory while a batch is applied. */
 struct dent {
 	const char *type, *key;
@@ -404,8 +411,8 @@ struct dent {
 	char sha[65];
 	const char *mtime;
 	int deleted;
-	char *oldfile;		/* superseded version file to collect, or NULL */
-	int typeidx;		/* of the type directory in the batch */
+	unsigned long long oldv;	/* superseded version to collect, or 0 */
+	size_t typeidx;		/* of the type folder in the batch */
 };
 
 struct dindex {
@@ -488,10 +495,6 @@ dindex_add(struct dindex *x, const char *t, size_t tn, const char *k, size_t kn)
 static void
 dindex_release(struct dindex *x)
 {
-	size_t i;
-
-	for (i = 0; i < x->n; i++)
-		free(x->e[i].oldfile);
 	free(x->e);
 	free(x->table);
 	sb_release(&x->meta);
@@ -525,7 +528,11 @@ dindex_load(struct dindex *x, const char *path, int basefd)
 	close(fd);
 	x->exists = 1;
 	if (json_parse(&x->a, x->meta.buf, x->meta.len, &index, NULL) < 0) {
-		rd_prefixerr("%s/meta.json: damaged store: ", path);
+		char msg[512];
+
+		snprintf(msg, sizeof msg, "%s", rd_errmsg());
+		rd_seterr(RD_EXIT_RUNTIME, "%s/meta.json: damaged store: %s", path,
+		    msg);
 		return -1;
 	}
 	fmt = json_get(&index, "format");
@@ -638,32 +645,6 @@ dindex_write(struct dindex *x, struct sb *out)
 	    x->generation);
 }
 
-static int
-write_file(int dirfd, const char *name, const char *buf, size_t len, int excl)
-{
-	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
-	    (excl ? O_EXCL : O_TRUNC), 0644);
-	size_t off = 0;
-
-	if (fd < 0)
-		return -1;
-	while (off < len) {
-		ssize_t n = write(fd, buf + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-
-			close(fd);
-			errno = e;
-			return -1;
-		}
-		off += (size_t)n;
-	}
-	return close(fd);
-}
-
 /* mkdir -p, for a store that does not exist yet. */
 static int
 mkdirs(const char *path)
@@ -699,37 +680,174 @@ now_iso(char buf[32])
 	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* The path of a file for messages: BASE/NAME or BASE/DIR/NAME. */
+static const char *
+where(struct sb *b, const char *base, const char *dir, const char *name)
+{
+	sb_reset(b);
+	sb_adds(b, base);
+	if (dir)
+		sb_addf(b, "/%s", dir);
+	sb_addf(b, "/%s", name);
+	return b->buf;
+}
+
+/*
+ * Is what dirfd holds under name the store's own folder (dir) or file?
+ * 1 when it is, 0 when nothing is there, -1 with a message (a damaged store
+ * when it is not the store's; path names it).
+ */
+static int
+check_own(int dirfd, const char *name, int dir, const char *path)
+{
+	struct stat st;
+	const char *why;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (S_ISLNK(st.st_mode))
+		why = "a symbolic link";
+	else if (dir && !S_ISDIR(st.st_mode))
+		why = "not a folder";
+	else if (!dir && !S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (!dir && st.st_nlink > 1)
+		why = "a file with other hard links";
+	else
+		return 1;
+	rd_seterr(RD_EXIT_RUNTIME, "%s: damaged store: %s", path, why);
+	return -1;
+}
+
+/*
+ * Write a new file: whatever an earlier writer left under its name is
+ * removed first (once known to be the store's), never written through.
+ */
+static int
+put_file(int dirfd, const char *name, const struct sb *data, int sync,
+    const char *path)
+{
+	size_t off = 0;
+	int r, fd;
+
+	if ((r = check_own(dirfd, name, 0, path)) < 0)
+		return -1;
+	if (r && unlinkat(dirfd, name, 0) < 0)
+		goto fail;
+	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0644);
+	if (fd < 0)
+		goto fail;
+	while (off < data->len) {
+		ssize_t n = write(fd, data->buf + off, data->len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+
+			close(fd);
+			errno = e;
+			goto fail;
+		}
+		off += (size_t)n;
+	}
+	if ((sync && fsync(fd) < 0) || close(fd) < 0)
+		goto fail;
+	return 0;
+fail:
+	rd_seterr(RD_EXIT_RUNTIME, "%s: %s", path, strerror(errno));
+	return -1;
+}
+
+/* The type folders a batch uses, opened once. */
 struct typedir {
 	const char *type;
 	size_t len;
+	char *name;
 	int fd;
 };
 
-/* The folder of a type, created on first use, kept open for the batch. */
-static int
-type_fd(int basefd, struct typedir **tds, size_t *ntds, const char *type,
-    size_t len, struct sb *name)
+struct typedirs {
+	struct typedir *v;
+	size_t n;
+	const char *base;	/* the store's path, for messages */
+	int basefd;
+	struct sb name, msg;
+};
+
+static void
+typedirs_init(struct typedirs *t, const char *base, int basefd)
+{
+	memset(t, 0, sizeof *t);
+	t->base = base;
+	t->basefd = basefd;
+	sb_init(&t->name, 128);
+	sb_init(&t->msg, 256);
+}
+
+static void
+typedirs_release(struct typedirs *t)
 {
 	size_t i;
-	int fd;
 
-	for (i = 0; i < *ntds; i++)
-		if ((*tds)[i].len == len && memcmp((*tds)[i].type, type, len) == 0)
-			return (*tds)[i].fd;
-	sb_reset(name);
-	store_enc(name, type, len);
-	if (mkdirat(basefd, name->buf, 0755) < 0 && errno != EEXIST)
+	for (i = 0; i < t->n; i++) {
+		close(t->v[i].fd);
+		free(t->v[i].name);
+	}
+	free(t->v);
+	sb_release(&t->name);
+	sb_release(&t->msg);
+}
+
+/* The folder of a type, created on first use: its index, or -1. */
+static long
+type_dir(struct typedirs *t, const char *type, size_t len)
+{
+	size_t i;
+	int r, fd;
+
+	for (i = 0; i < t->n; i++)
+		if (t->v[i].len == len && memcmp(t->v[i].type, type, len) == 0)
+			return (long)i;
+	sb_reset(&t->name);
+	store_type_name(&t->name, type, len);
+	where(&t->msg, t->base, NULL, t->name.buf);
+	if ((r = check_own(t->basefd, t->name.buf, 1, t->msg.buf)) < 0)
 		return -1;
-	fd = openat(basefd, name->buf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC);
-	if (fd < 0)
+	if ((!r && mkdirat(t->basefd, t->name.buf, 0755) < 0 && errno != EEXIST) ||
+	    (fd = openat(t->basefd, t->name.buf, O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", t->msg.buf, strerror(errno));
 		return -1;
-	*tds = xreallocarray(*tds, *ntds + 1, sizeof **tds);
-	(*tds)[*ntds].type = type;
-	(*tds)[*ntds].len = len;
-	(*tds)[*ntds].fd = fd;
-	(*ntds)++;
-	return fd;
+	}
+	t->v = xreallocarray(t->v, t->n + 1, sizeof *t->v);
+	t->v[t->n].type = type;
+	t->v[t->n].len = len;
+	t->v[t->n].name = xstrdup(t->name.buf);
+	t->v[t->n].fd = fd;
+	return (long)t->n++;
+}
+
+/*
+ * The version file of an entity, in the folder of its type: check it is the
+ * store's.  1 there, 0 absent, -1 with a message; *ti is the type folder.
+ */
+static int
+check_version(struct typedirs *t, const struct dent *e, unsigned long long v,
+    long *ti)
+{
+	if ((*ti = type_dir(t, e->type, e->typelen)) < 0)
+		return -1;
+	sb_reset(&t->name);
+	store_key_name(&t->name, e->key, e->keylen);
+	sb_addf(&t->name, "~%llu.json", v);
+	return check_own(t->v[*ti].fd, t->name.buf, 0, where(&t->msg, t->base,
+	    t->v[*ti].name, t->name.buf));
 }
 
 static int
@@ -770,84 +888,124 @@ open_base(struct dirstore *d, int create, int *basefd, int *lockfd)
 
 /*
  * The collect journal.  Before the commit, .collect lists the version files
- * the new index supersedes; after the commit they are removed and so is
- * .collect.  A writer killed in between leaves .collect behind, and the next
- * writer, under the lock, removes each listed file that the index it just
- * read does not name (a kill before the rename leaves them named: kept).
- * A line is acted on only if it is exactly what store_enc() makes of the
- * type and key it decodes to, so the journal cannot name a path outside.
+ * the new index supersedes (TYPENAME/KEYNAME~V.json); after the commit they
+ * are removed and so is .collect.  A writer killed in between leaves
+ * .collect behind, and the next writer, under the lock, acts on it: a line
+ * is only ever a request, checked against the index just read.  A file is
+ * removed only when the line is exactly the name of a version, older than
+ * the current one, of an entity the index holds; so a line names nothing
+ * outside the store, nor a file the index still uses.
  */
+struct cline {
+	const char *stem;	/* TYPENAME/KEYNAME */
+	size_t len;
+	unsigned long long v;
+};
+
 static int
-unhex(int c)
+clinecmp(const void *x, const void *y)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	return c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+	const struct cline *a = x, *b = y;
+	int c = memcmp(a->stem, b->stem, a->len < b->len ? a->len : b->len);
+
+	return c ? c : (a->len > b->len) - (a->len < b->len);
 }
 
-static void
-pct_decode(struct sb *out, const char *s, size_t n)
+static int
+collect_recover(struct typedirs *t, struct dindex *x)
 {
-	size_t i;
+	struct sb data, stem;
+	struct cline *cl = NULL, want;
+	size_t ncl = 0, i, j;
+	char *line, *next, *tilde, *end;
+	int r, fd, ret = -1;
 
-	sb_reset(out);
-	for (i = 0; i < n; i++)
-		if (s[i] == '%' && i + 2 < n && unhex(s[i + 1]) >= 0 &&
-		    unhex(s[i + 2]) >= 0) {
-			sb_addc(out, unhex(s[i + 1]) << 4 | unhex(s[i + 2]));
-			i += 2;
-		} else {
-			sb_addc(out, s[i]);
-		}
-}
-
-static void
-collect_recover(int basefd, struct dindex *x)
-{
-	struct sb data, type, key, check;
-	char *line, *next;
-	int fd = openat(basefd, ".collect", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
 	sb_init(&data, 4096);
-	sb_init(&type, 64);
-	sb_init(&key, 64);
-	sb_init(&check, 128);
-	if (read_all(fd, &data) < 0)
-		data.len = 0;
+	sb_init(&stem, 256);
+	where(&t->msg, t->base, NULL, ".collect");
+	if ((r = check_own(t->basefd, ".collect", 0, t->msg.buf)) <= 0) {
+		ret = r;
+		goto out;
+	}
+	if ((fd = openat(t->basefd, ".collect", O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC)) < 0 || read_all(fd, &data) < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", t->msg.buf, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
 	close(fd);
-	data.buf[data.len] = '\0';
 	for (line = data.buf; *line; line = next) {
-		char *slash, *tilde, *end;
-		struct dent *e;
-		unsigned long long v;
-
 		next = strchr(line, '\n');
 		next = next ? (*next = '\0', next + 1) : line + strlen(line);
-		if (!(slash = strchr(line, '/')) || !(tilde = strrchr(slash, '~')))
+		if (!(tilde = strrchr(line, '~')) || tilde[1] < '1' ||
+		    tilde[1] > '9')
 			continue;
-		v = strtoull(tilde + 1, &end, 10);
+		want.v = strtoull(tilde + 1, &end, 10);
 		if (strcmp(end, ".json") != 0)
 			continue;
-		pct_decode(&type, line, (size_t)(slash - line));
-		pct_decode(&key, slash + 1, (size_t)(tilde - slash - 1));
-		sb_reset(&check);
-		store_enc(&check, type.buf, type.len);
-		sb_addc(&check, '/');
-		store_enc(&check, key.buf, key.len);
-		sb_addf(&check, "~%llu.json", v);
-		if (strcmp(check.buf, line) != 0 || !type.len || !key.len)
-			continue;
-		e = dindex_find(x, type.buf, type.len, key.buf, key.len, NULL);
-		if (!e || e->deleted || e->v != v)
-			unlinkat(basefd, line, 0);
+		cl = xreallocarray(cl, ncl + 1, sizeof *cl);
+		cl[ncl].stem = line;
+		cl[ncl].len = (size_t)(tilde - line);
+		cl[ncl++].v = want.v;
 	}
-	unlinkat(basefd, ".collect", 0);
+	if (ncl)
+		qsort(cl, ncl, sizeof *cl, clinecmp);
+	for (i = 0; ncl && i < x->n; i++) {
+		struct dent *e = &x->e[i];
+		struct cline *hit;
+
+		sb_reset(&stem);
+		store_type_name(&stem, e->type, e->typelen);
+		sb_addc(&stem, '/');
+		store_key_name(&stem, e->key, e->keylen);
+		want.stem = stem.buf;
+		want.len = stem.len;
+		if (!(hit = bsearch(&want, cl, ncl, sizeof *cl, clinecmp)))
+			continue;
+		for (j = (size_t)(hit - cl); j > 0 && !clinecmp(&cl[j - 1], &want); j--)
+			;
+		for (; j < ncl && !clinecmp(&cl[j], &want); j++) {
+			long ti;
+
+			if (cl[j].v >= e->v)
+				continue;
+			if ((r = check_version(t, e, cl[j].v, &ti)) < 0)
+				goto out;
+			if (r && unlinkat(t->v[ti].fd, t->name.buf, 0) < 0) {
+				rd_seterr(RD_EXIT_RUNTIME, "%s: %s", t->msg.buf,
+				    strerror(errno));
+				goto out;
+			}
+		}
+	}
+	if (unlinkat(t->basefd, ".collect", 0) < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", where(&t->msg, t->base, NULL,
+		    ".collect"), strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	free(cl);
 	sb_release(&data);
-	sb_release(&type);
-	sb_release(&key);
-	sb_release(&check);
+	sb_release(&stem);
+	return ret;
+}
+
+static void
+change_failed(struct change *c, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+change_failed(struct change *c, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->status = RS_FAILED;
+	snprintf(c->errcode, sizeof c->errcode, "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
+	va_end(ap);
 }
 
 static int
@@ -855,31 +1013,37 @@ dir_apply(struct store *s, struct change *v, size_t n)
 {
 	struct dirstore *d = s->priv;
 	struct dindex x;
-	struct typedir *tds = NULL;
-	struct sb name, body, meta;
+	struct typedirs t;
+	struct sb body, meta, msg;
 	char now[32];
-	size_t i, ntds = 0, written = 0;
-	int basefd, lockfd, ret = -1;
+	size_t i, written = 0, committed = 0;
+	int basefd, lockfd, r, ret = -1;
 
-	sb_init(&name, 128);
 	sb_init(&body, 1024);
 	sb_init(&meta, 0);
+	sb_init(&msg, 256);
 	memset(&x, 0, sizeof x);
 	arena_init(&x.a);
 	sb_init(&x.meta, 0);
+	typedirs_init(&t, d->path, -1);
 	if (open_base(d, 1, &basefd, &lockfd) < 0)
 		goto out;
+	t.basefd = basefd;
 	dindex_release(&x);
-	if (dindex_load(&x, d->path, basefd) < 0)
+	/* A damaged store is refused before anything is written. */
+	if (check_own(basefd, "meta.json", 0, where(&msg, d->path, NULL,
+	    "meta.json")) < 0 || check_own(basefd, "meta.json.tmp", 0,
+	    where(&msg, d->path, NULL, "meta.json.tmp")) < 0 ||
+	    dindex_load(&x, d->path, basefd) < 0 || collect_recover(&t, &x) < 0)
 		goto out;
-	collect_recover(basefd, &x);
 	now_iso(now);
 	for (i = 0; i < n; i++) {
 		struct change *c = &v[i];
 		struct dent *e = dindex_find(&x, c->type, c->typelen, c->key,
 		    c->keylen, NULL);
 		char ver[24];
-		int live = e && !e->deleted, tfd;
+		int live = e && !e->deleted;
+		long ti;
 
 		c->status = RS_NONE;
 		if (e)
@@ -889,6 +1053,11 @@ dir_apply(struct store *s, struct change *v, size_t n)
 			c->status = RS_CONFLICT;
 			continue;
 		}
+		if (e && e->v >= VMAX_N) {
+			change_failed(c, "version", "%s: version %s is the last a "
+			    "dir: store can count", d->path, VMAX);
+			continue;
+		}
 		if (!e) {
 			e = dindex_add(&x, arena_memdup(&x.a, c->type, c->typelen),
 			    c->typelen, arena_memdup(&x.a, c->key, c->keylen),
@@ -896,28 +1065,23 @@ dir_apply(struct store *s, struct change *v, size_t n)
 			e->deleted = 1;
 		}
 		if (live) {
-			sb_reset(&name);
-			store_enc(&name, c->type, c->typelen);
-			sb_addc(&name, '/');
-			store_enc(&name, c->key, c->keylen);
-			sb_addf(&name, "~%llu.json", e->v);
-			free(e->oldfile);
-			e->oldfile = xstrdup(name.buf);
+			/* Removed after the commit: known to be ours now. */
+			if ((r = check_version(&t, e, e->v, &ti)) < 0)
+				goto out;
+			e->oldv = r ? e->v : 0;
+			e->typeidx = (size_t)ti;
 		}
 		e->v++;
 		e->mtime = arena_memdup(&x.a, now, strlen(now));
 		snprintf(c->newrev, sizeof c->newrev, "%llu", e->v);
+		c->status = RS_OK;
+		committed++;
 		if (c->op == CH_DELETE) {
 			e->deleted = 1;
-			c->status = RS_OK;
 			continue;
 		}
-		if ((tfd = type_fd(basefd, &tds, &ntds, c->type, c->typelen,
-		    &name)) < 0) {
-			rd_seterr(RD_EXIT_RUNTIME, "%s/%s: %s", d->path, name.buf,
-			    strerror(errno));
+		if ((ti = type_dir(&t, c->type, c->typelen)) < 0)
 			goto out;
-		}
 		sb_reset(&body);
 		sb_adds(&body, "{\"fields\":");
 		json_write(&body, c->fields, JSON_SORTED);
@@ -926,30 +1090,22 @@ dir_apply(struct store *s, struct change *v, size_t n)
 		sb_adds(&body, ",\"type\":");
 		json_write_string(&body, c->type, c->typelen);
 		sb_adds(&body, "}\n");
-		sb_reset(&name);
-		store_enc(&name, c->key, c->keylen);
-		sb_addf(&name, "~%llu.json", e->v);
+		sb_reset(&t.name);
+		store_key_name(&t.name, c->key, c->keylen);
+		sb_addf(&t.name, "~%llu.json", e->v);
 		/*
 		 * Under the lock no other writer is in flight, so a file of this
 		 * version is debris of a writer that died before its commit.
 		 */
-		if (write_file(tfd, name.buf, body.buf, body.len, 1) < 0 &&
-		    (errno != EEXIST ||
-		    write_file(tfd, name.buf, body.buf, body.len, 0) < 0)) {
-			rd_seterr(RD_EXIT_RUNTIME, "%s/%s: %s", d->path, name.buf,
-			    strerror(errno));
+		if (put_file(t.v[ti].fd, t.name.buf, &body, 0, where(&msg, d->path,
+		    t.v[ti].name, t.name.buf)) < 0)
 			goto out;
-		}
 		rd_sha256_hex(body.buf, body.len, e->sha);
 		e->deleted = 0;
-		c->status = RS_OK;
 		written++;
 	}
-	for (i = 0; i < n; i++)
-		if (v[i].status == RS_OK)
-			break;
-	if (i == n) {
-		ret = 0;	/* nothing to commit */
+	if (!committed) {
+		ret = 0;
 		goto out;
 	}
 	/* The new versions must be durable before the index names them. */
@@ -965,28 +1121,36 @@ dir_apply(struct store *s, struct change *v, size_t n)
 	x.generation++;
 	sb_reset(&body);
 	for (i = 0; i < x.n; i++)
-		if (x.e[i].oldfile) {
-			sb_adds(&body, x.e[i].oldfile);
-			sb_addc(&body, '\n');
+		if (x.e[i].oldv) {
+			sb_adds(&body, t.v[x.e[i].typeidx].name);
+			sb_addc(&body, '/');
+			store_key_name(&body, x.e[i].key, x.e[i].keylen);
+			sb_addf(&body, "~%llu.json\n", x.e[i].oldv);
 		}
-	if (body.len && write_file(basefd, ".collect", body.buf, body.len, 0) < 0) {
-		rd_seterr(RD_EXIT_RUNTIME, "%s/.collect: %s", d->path,
-		    strerror(errno));
+	if (body.len && put_file(basefd, ".collect", &body, 0, where(&msg,
+	    d->path, NULL, ".collect")) < 0)
+		goto out;
+	dindex_write(&x, &meta);
+	if (put_file(basefd, "meta.json.tmp", &meta, 1, where(&msg, d->path, NULL,
+	    "meta.json.tmp")) < 0)
+		goto out;
+	if (renameat(basefd, "meta.json.tmp", basefd, "meta.json") < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", where(&msg, d->path, NULL,
+		    "meta.json"), strerror(errno));
 		goto out;
 	}
-	dindex_write(&x, &meta);
-	if (write_file(basefd, "meta.json.tmp", meta.buf, meta.len, 0) < 0 ||
-	    fsync_at(basefd, "meta.json.tmp") < 0 ||
-	    renameat(basefd, "meta.json.tmp", basefd, "meta.json") < 0 ||
-	    fsync(basefd) < 0) {
-		rd_seterr(RD_EXIT_RUNTIME, "%s/meta.json: %s", d->path,
-		    strerror(errno));
+	if (fsync(basefd) < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", d->path, strerror(errno));
 		goto out;
 	}
 	/* Committed: collect what the new index no longer names. */
 	for (i = 0; i < x.n; i++)
-		if (x.e[i].oldfile)
-			unlinkat(basefd, x.e[i].oldfile, 0);
+		if (x.e[i].oldv) {
+			sb_reset(&t.name);
+			store_key_name(&t.name, x.e[i].key, x.e[i].keylen);
+			sb_addf(&t.name, "~%llu.json", x.e[i].oldv);
+			unlinkat(t.v[x.e[i].typeidx].fd, t.name.buf, 0);
+		}
 	if (body.len)
 		unlinkat(basefd, ".collect", 0);
 	ret = 0;
@@ -994,30 +1158,16 @@ out:
 	if (ret < 0)
 		for (i = 0; i < n; i++)
 			v[i].status = RS_NONE;
-	for (i = 0; i < ntds; i++)
-		close(tds[i].fd);
-	free(tds);
+	typedirs_release(&t);
 	dindex_release(&x);
 	if (lockfd >= 0)
 		close(lockfd);
 	if (basefd >= 0)
 		close(basefd);
-	sb_release(&name);
 	sb_release(&body);
 	sb_release(&meta);
+	sb_release(&msg);
 	return ret;
-}
-
-static int
-fsync_at(int dirfd, const char *name)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), r;
-
-	if (fd < 0)
-		return -1;
-	r = fsync(fd);
-	close(fd);
-	return r;
 }
 
 static int
@@ -1027,16 +1177,18 @@ dir_get(struct store *s, const char *type, size_t typelen, const char *key,
 	struct dirstore *d = s->priv;
 	struct dindex x;
 	struct dent *e;
-	struct sb name, data;
+	struct sb tname, name, msg, data;
 	struct json content;
 	const struct json *fields;
 	char hex[65], ver[24];
-	int basefd, lockfd, fd, r, ret = -1;
+	int basefd, lockfd, fd = -1, tfd, r, ret = -1;
 
 	memset(&x, 0, sizeof x);
 	arena_init(&x.a);
 	sb_init(&x.meta, 0);
+	sb_init(&tname, 128);
 	sb_init(&name, 128);
+	sb_init(&msg, 256);
 	sb_init(&data, 0);
 	if ((r = open_base(d, 0, &basefd, &lockfd)) <= 0) {
 		ret = r;
@@ -1051,29 +1203,18 @@ dir_get(struct store *s, const char *type, size_t typelen, const char *key,
 		goto out;
 	}
 	snprintf(ver, sizeof ver, "%llu", e->v);
-	store_enc(&name, type, typelen);
-	sb_addc(&name, '/');
-	store_enc(&name, key, keylen);
+	store_type_name(&tname, type, typelen);
+	store_key_name(&name, key, keylen);
 	sb_addf(&name, "~%s.json", ver);
-	fd = -1;
-	if (!strchr(name.buf, '/') || name.buf[0] == '.') {
-		errno = EINVAL;
-	} else {
-		char *slash = strchr(name.buf, '/');
-		int tfd;
-
-		*slash = '\0';
-		tfd = openat(basefd, name.buf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		    O_CLOEXEC);
-		*slash = '/';
-		if (tfd >= 0) {
-			fd = openat(tfd, slash + 1, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-			close(tfd);
-		}
+	where(&msg, d->path, tname.buf, name.buf);
+	if ((tfd = openat(basefd, tname.buf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) >= 0) {
+		fd = openat(tfd, name.buf, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		close(tfd);
 	}
 	if (fd < 0 || read_all(fd, &data) < 0) {
-		rd_seterr(RD_EXIT_RUNTIME, "%s/%s: damaged store: %s", d->path,
-		    name.buf, strerror(errno));
+		rd_seterr(RD_EXIT_RUNTIME, "%s: damaged store: %s", msg.buf,
+		    strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		goto out;
@@ -1081,15 +1222,15 @@ dir_get(struct store *s, const char *type, size_t typelen, const char *key,
 	close(fd);
 	rd_sha256_hex(data.buf, data.len, hex);
 	if (memcmp(hex, e->sha, 64) != 0) {
-		rd_seterr(RD_EXIT_RUNTIME, "%s/%s: damaged store: sha256 does not "
-		    "match meta.json", d->path, name.buf);
+		rd_seterr(RD_EXIT_RUNTIME, "%s: damaged store: sha256 does not "
+		    "match meta.json", msg.buf);
 		goto out;
 	}
 	if (json_parse(a, arena_memdup(a, data.buf, data.len), data.len,
 	    &content, NULL) < 0 || !(fields = json_get(&content, "fields")) ||
 	    fields->type != JSON_OBJECT) {
-		rd_seterr(RD_EXIT_RUNTIME, "%s/%s: damaged store: bad content",
-		    d->path, name.buf);
+		rd_seterr(RD_EXIT_RUNTIME, "%s: damaged store: bad content",
+		    msg.buf);
 		goto out;
 	}
 	memset(out, 0, sizeof *out);
@@ -1111,7 +1252,9 @@ out:
 		close(lockfd);
 	if (basefd >= 0)
 		close(basefd);
+	sb_release(&tname);
 	sb_release(&name);
+	sb_release(&msg);
 	sb_release(&data);
 	return ret;
 }
@@ -1157,5 +1300,11 @@ dir_close(struct store *s)
 }
 
 const struct store_ops store_dir_ops = {
-	"dir", dir_open, dir_fetch, dir_close, dir_apply, dir_get, dir_count,
+	.scheme = "dir",
+	.open = dir_open,
+	.fetch = dir_fetch,
+	.close = dir_close,
+	.apply = dir_apply,
+	.get = dir_get,
+	.count = dir_count,
 };

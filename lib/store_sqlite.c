@@ -1799,5 +1799,11 @@ sql_close(struct store *s)
 }
 
 const struct store_ops store_sqlite_ops = {
-	"sqlite", sql_open, sql_fetch, sql_close, sql_apply, sql_get, sql_count,
+	.scheme = "sqlite",
+	.open = sql_open,
+	.fetch = sql_fetch,
+	.close = sql_close,
+	.apply = sql_apply,
+	.get = sql_get,
+	.count = sql_count,
 };
