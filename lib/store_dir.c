@@ -1017,7 +1017,7 @@ dir_apply(struct store *s, struct change *v, size_t n)
 	struct sb body, meta, msg;
 	char now[32];
 	size_t i, written = 0, committed = 0;
-	int basefd, lockfd, r, ret = -1;
+	int basefd, lockfd, r, keep, ret = -1;
 
 	sb_init(&body, 1024);
 	sb_init(&meta, 0);
@@ -1143,15 +1143,21 @@ dir_apply(struct store *s, struct change *v, size_t n)
 		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", d->path, strerror(errno));
 		goto out;
 	}
-	/* Committed: collect what the new index no longer names. */
+	/*
+	 * Committed: collect what the new index no longer names.  A removal
+	 * that fails keeps the journal, so the next writer collects the file.
+	 */
+	keep = 0;
 	for (i = 0; i < x.n; i++)
 		if (x.e[i].oldv) {
 			sb_reset(&t.name);
 			store_key_name(&t.name, x.e[i].key, x.e[i].keylen);
 			sb_addf(&t.name, "~%llu.json", x.e[i].oldv);
-			unlinkat(t.v[x.e[i].typeidx].fd, t.name.buf, 0);
+			if (unlinkat(t.v[x.e[i].typeidx].fd, t.name.buf, 0) < 0 &&
+			    errno != ENOENT)
+				keep = 1;
 		}
-	if (body.len)
+	if (body.len && !keep)
 		unlinkat(basefd, ".collect", 0);
 	ret = 0;
 out:
