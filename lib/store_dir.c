@@ -638,11 +638,12 @@ dindex_write(struct dindex *x, struct sb *out)
 	    x->generation);
 }
 
+/* Write a file; how is O_EXCL, O_TRUNC or O_APPEND. */
 static int
-write_file(int dirfd, const char *name, const char *buf, size_t len, int excl)
+write_file(int dirfd, const char *name, const char *buf, size_t len, int how)
 {
 	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
-	    (excl ? O_EXCL : O_TRUNC), 0644);
+	    how, 0644);
 	size_t off = 0;
 
 	if (fd < 0)
@@ -769,11 +770,15 @@ open_base(struct dirstore *d, int create, int *basefd, int *lockfd)
 }
 
 /*
- * The collect journal.  Before the commit, .collect lists the version files
- * the new index supersedes; after the commit they are removed and so is
- * .collect.  A writer killed in between leaves .collect behind, and the next
- * writer, under the lock, removes each listed file that the index it just
- * read does not name (a kill before the rename leaves them named: kept).
+ * The collect journal.  Before the commit, the version files the new index
+ * supersedes are appended to .collect; after the commit they are removed and
+ * so is .collect.  A writer killed in between leaves .collect behind, and the
+ * next writer, under the lock, removes each listed file that the index it
+ * just read does not name (a kill before the rename leaves them named: kept).
+ * The journal is never truncated, and removed only once every file it lists
+ * is gone: a removal that fails (or a journal that cannot be read) keeps it
+ * for the next writer, so no superseded file is ever forgotten.  Each append
+ * starts a new line, so one cut short by a failed write spoils only itself.
  * A line is acted on only if it is exactly what store_enc() makes of the
  * type and key it decodes to, so the journal cannot name a path outside.
  */
@@ -801,21 +806,25 @@ pct_decode(struct sb *out, const char *s, size_t n)
 		}
 }
 
-static void
+/* 1 when the journal is kept, 0 when there is none left. */
+static int
 collect_recover(int basefd, struct dindex *x)
 {
 	struct sb data, type, key, check;
 	char *line, *next;
 	int fd = openat(basefd, ".collect", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int keep = 0;
 
 	if (fd < 0)
-		return;
+		return errno != ENOENT;
 	sb_init(&data, 4096);
 	sb_init(&type, 64);
 	sb_init(&key, 64);
 	sb_init(&check, 128);
-	if (read_all(fd, &data) < 0)
+	if (read_all(fd, &data) < 0) {
 		data.len = 0;
+		keep = 1;
+	}
 	close(fd);
 	data.buf[data.len] = '\0';
 	for (line = data.buf; *line; line = next) {
@@ -840,14 +849,17 @@ collect_recover(int basefd, struct dindex *x)
 		if (strcmp(check.buf, line) != 0 || !type.len || !key.len)
 			continue;
 		e = dindex_find(x, type.buf, type.len, key.buf, key.len, NULL);
-		if (!e || e->deleted || e->v != v)
-			unlinkat(basefd, line, 0);
+		if ((!e || e->deleted || e->v != v) &&
+		    unlinkat(basefd, line, 0) < 0 && errno != ENOENT)
+			keep = 1;
 	}
-	unlinkat(basefd, ".collect", 0);
+	if (!keep && unlinkat(basefd, ".collect", 0) < 0 && errno != ENOENT)
+		keep = 1;
 	sb_release(&data);
 	sb_release(&type);
 	sb_release(&key);
 	sb_release(&check);
+	return keep;
 }
 
 static int
@@ -859,7 +871,7 @@ dir_apply(struct store *s, struct change *v, size_t n)
 	struct sb name, body, meta;
 	char now[32];
 	size_t i, ntds = 0, written = 0;
-	int basefd, lockfd, ret = -1;
+	int basefd, lockfd, keep, ret = -1;
 
 	sb_init(&name, 128);
 	sb_init(&body, 1024);
@@ -872,7 +884,7 @@ dir_apply(struct store *s, struct change *v, size_t n)
 	dindex_release(&x);
 	if (dindex_load(&x, d->path, basefd) < 0)
 		goto out;
-	collect_recover(basefd, &x);
+	keep = collect_recover(basefd, &x);
 	now_iso(now);
 	for (i = 0; i < n; i++) {
 		struct change *c = &v[i];
@@ -933,9 +945,9 @@ dir_apply(struct store *s, struct change *v, size_t n)
 		 * Under the lock no other writer is in flight, so a file of this
 		 * version is debris of a writer that died before its commit.
 		 */
-		if (write_file(tfd, name.buf, body.buf, body.len, 1) < 0 &&
+		if (write_file(tfd, name.buf, body.buf, body.len, O_EXCL) < 0 &&
 		    (errno != EEXIST ||
-		    write_file(tfd, name.buf, body.buf, body.len, 0) < 0)) {
+		    write_file(tfd, name.buf, body.buf, body.len, O_TRUNC) < 0)) {
 			rd_seterr(RD_EXIT_RUNTIME, "%s/%s: %s", d->path, name.buf,
 			    strerror(errno));
 			goto out;
@@ -966,16 +978,19 @@ dir_apply(struct store *s, struct change *v, size_t n)
 	sb_reset(&body);
 	for (i = 0; i < x.n; i++)
 		if (x.e[i].oldfile) {
-			sb_adds(&body, x.e[i].oldfile);
 			sb_addc(&body, '\n');
+			sb_adds(&body, x.e[i].oldfile);
 		}
-	if (body.len && write_file(basefd, ".collect", body.buf, body.len, 0) < 0) {
+	if (body.len)
+		sb_addc(&body, '\n');
+	if (body.len && write_file(basefd, ".collect", body.buf, body.len,
+	    O_APPEND) < 0) {
 		rd_seterr(RD_EXIT_RUNTIME, "%s/.collect: %s", d->path,
 		    strerror(errno));
 		goto out;
 	}
 	dindex_write(&x, &meta);
-	if (write_file(basefd, "meta.json.tmp", meta.buf, meta.len, 0) < 0 ||
+	if (write_file(basefd, "meta.json.tmp", meta.buf, meta.len, O_TRUNC) < 0 ||
 	    fsync_at(basefd, "meta.json.tmp") < 0 ||
 	    renameat(basefd, "meta.json.tmp", basefd, "meta.json") < 0 ||
 	    fsync(basefd) < 0) {
@@ -985,9 +1000,10 @@ dir_apply(struct store *s, struct change *v, size_t n)
 	}
 	/* Committed: collect what the new index no longer names. */
 	for (i = 0; i < x.n; i++)
-		if (x.e[i].oldfile)
-			unlinkat(basefd, x.e[i].oldfile, 0);
-	if (body.len)
+		if (x.e[i].oldfile && unlinkat(basefd, x.e[i].oldfile, 0) < 0 &&
+		    errno != ENOENT)
+			keep = 1;
+	if (body.len && !keep)
 		unlinkat(basefd, ".collect", 0);
 	ret = 0;
 out:
