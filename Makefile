@@ -59,11 +59,18 @@ bin/recdelta-push: bin/recdelta-push.c
 $(BIN):
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $@.c lib/librecdelta.a $(LDLIBS)
 
-check: all
+# The fault-injection shim of tests/fault-injection.bats (no sanitizers:
+# it is preloaded into programs that may have them).
+SHIM = tests/helpers/faultinject.so
+
+$(SHIM): tests/helpers/faultinject.c
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ tests/helpers/faultinject.c -ldl
+
+check: all $(SHIM)
 	bats --jobs $${BATS_JOBS:-2} tests
 
 # Each suite under valgrind: every program run by the tests is wrapped.
-check-valgrind: all
+check-valgrind: all $(SHIM)
 	RECDELTA_VALGRIND=1 bats --jobs $${BATS_JOBS:-2} tests
 
 # A separate build with the sanitizers, then the suite.
@@ -165,7 +172,7 @@ uninstall:
 	for f in $(MAN1) $(MAN5) $(MAN7); do rm -f $(DESTDIR)$(MANPREFIX)/$${f#man/}; done
 
 clean:
-	rm -f $(BIN) $(LIBOBJ) lib/librecdelta.a bench/recgen
+	rm -f $(BIN) $(LIBOBJ) lib/librecdelta.a bench/recgen $(SHIM)
 	rm -rf build
 
 .PHONY: all check check-valgrind check-san demo bench bench-cloudkit fuzz fuzz-build \
