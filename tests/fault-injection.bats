@@ -363,14 +363,19 @@ RESULTS=(
 	assert_equal "$(cd R/T && echo *)" 'a~1.json a~2.json'
 	assert_equal "$(grep . R/.collect)" 'T/a~1.json'
 
-	# The next writer's recovery fails the same way: the journal keeps
-	# the line, and its own batch's line too.
+	# The next writer's recovery fails the same way: it stops before
+	# writing anything, and the journal keeps the line.
 	printf '%s\n' '{"kind":"change","op":"update","type":"T","key":"a","rev":"2","fields":{"n":3}}' > plan
 	RECDELTA_FAULT_CALLS=unlink RECDELTA_FAULT_AT=1 RECDELTA_FAULT_ERRNO=EACCES \
-	    run -0 --separate-stderr faulty recdelta-push -q dir:R < plan
-	assert_equal "$(cd R/T && echo *)" 'a~1.json a~3.json'
-	assert_equal "$(grep . R/.collect)" 'T/a~1.json
-T/a~2.json'
+	    run -4 --separate-stderr faulty recdelta-push -q dir:R < plan
+	assert_output ''
+	assert_equal "$stderr" 'recdelta-push: R/T/a~1.json: Permission denied'
+	assert_equal "$(cd R/T && echo *)" 'a~1.json a~2.json'
+	assert_equal "$(grep . R/.collect)" 'T/a~1.json'
+
+	run -0 --separate-stderr recdelta-push -q dir:R < plan
+	assert_equal "$(cd R/T && echo *)" 'a~3.json'
+	[ ! -e R/.collect ]
 
 	printf '%s\n' '{"kind":"change","op":"create","type":"T","key":"b","fields":{"n":1}}' |
 	    recdelta-push -q dir:R > /dev/null
