@@ -1469,7 +1469,7 @@ outcome(struct change *c, const struct json *e)
 	}
 	tag = json_get(e, "recordChangeTag");
 	if (!tag || tag->type != JSON_STRING || tag->len == 0 ||
-	    tag->len >= sizeof c->newrev) {
+	    tag->len >= sizeof c->newrev || memchr(tag->u.s, '\0', tag->len)) {
 		set_outcome(c, RS_FAILED, "reply", 5, "the reply gave no usable "
 		    "recordChangeTag", 38);
 		return;
