@@ -3,6 +3,8 @@
 #include "record.h"
 #include "store.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -350,3 +352,17 @@ const struct store_ops store_ndjson_ops = {
 	.fetch = ndjson_fetch,
 	.close = ndjson_close,
 };
+
+int
+change_fail(struct change *c, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->status = RS_FAILED;
+	snprintf(c->errcode, sizeof c->errcode, "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
+	va_end(ap);
+	utf8_fix(c->errmsg);
+	return -1;
+}

@@ -84,6 +84,13 @@ struct change {
 	char errmsg[256];
 };
 
+/*
+ * Refuse change c alone: RS_FAILED with code and message (what is cut
+ * short mended to valid UTF-8).  Returns -1.
+ */
+int change_fail(struct change *c, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 struct store;
 
 struct store_ops {

@@ -992,22 +992,6 @@ out:
 	return ret;
 }
 
-static void
-change_failed(struct change *c, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void
-change_failed(struct change *c, const char *code, const char *fmt, ...)
-{
-	va_list ap;
-
-	c->status = RS_FAILED;
-	snprintf(c->errcode, sizeof c->errcode, "%s", code);
-	va_start(ap, fmt);
-	vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
-	va_end(ap);
-}
-
 static int
 dir_apply(struct store *s, struct change *v, size_t n)
 {
@@ -1054,7 +1038,7 @@ dir_apply(struct store *s, struct change *v, size_t n)
 			continue;
 		}
 		if (e && e->v >= VMAX_N) {
-			change_failed(c, "version", "%s: version %s is the last a "
+			change_fail(c, "version", "%s: version %s is the last a "
 			    "dir: store can count", d->path, VMAX);
 			continue;
 		}

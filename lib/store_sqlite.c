@@ -751,42 +751,7 @@ load_cols(struct sqlstore *q)
 	return 0;
 }
 
-/* Replace what is not valid UTF-8 (a message cut short) with '?'. */
-static void
-utf8_fix(char *s)
-{
-	size_t i = 0, n = strlen(s), k;
 
-	while (i < n) {
-		unsigned char c = (unsigned char)s[i];
-
-		k = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-		if (i + k > n || !utf8_valid(s + i, k)) {
-			s[i] = '?';
-			k = 1;
-		}
-		i += k;
-	}
-}
-
-/* Refuse change c: RS_FAILED with code and message.  Returns -1. */
-static int
-fail(struct change *c, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int
-fail(struct change *c, const char *code, const char *fmt, ...)
-{
-	va_list ap;
-
-	c->status = RS_FAILED;
-	snprintf(c->errcode, sizeof c->errcode, "%s", code);
-	va_start(ap, fmt);
-	vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
-	va_end(ap);
-	utf8_fix(c->errmsg);
-	return -1;
-}
 
 /*
  * After SQLite refused a statement of change c: fail c and go on (0) when
@@ -803,7 +768,7 @@ sqlfail(struct sqlstore *q, struct change *c, int rc)
 	case SQLITE_TOOBIG:
 	case SQLITE_RANGE:
 		if (!sqlite3_get_autocommit(q->h)) {
-			fail(c, "sqlite", "%s", sqlite3_errmsg(q->h));
+			change_fail(c, "sqlite", "%s", sqlite3_errmsg(q->h));
 			return 0;
 		}
 		break;
@@ -1070,7 +1035,7 @@ field_value(struct wctx *w, struct change *c, const struct json_member *m,
 	if (v->type == JSON_NUMBER && (!json || numeric)) {
 		/* A numeric JSON column would read JSON text as a number. */
 		if (num_value(v, b, &w->tmp) < 0)
-			return fail(c, "inexact", "value of \"%s\" cannot be stored "
+			return change_fail(c, "inexact", "value of \"%s\" cannot be stored "
 			    "exactly in column \"%s\"", f, f);
 	} else if (json) {
 		sb_reset(&w->tmp);
@@ -1087,19 +1052,19 @@ field_value(struct wctx *w, struct change *c, const struct json_member *m,
 		b->p = arena_memdup(&w->a, w->tmp.buf, w->tmp.len);
 		b->n = w->tmp.len;
 	} else {
-		return fail(c, "type", "field \"%s\" needs a JSON column", f);
+		return change_fail(c, "type", "field \"%s\" needs a JSON column", f);
 	}
 	if (aff == AFF_TEXT &&
 	    (b->kind == SQLITE_INTEGER || b->kind == SQLITE_FLOAT))
-		return fail(c, "affinity", "number value of \"%s\" would become "
+		return change_fail(c, "affinity", "number value of \"%s\" would become "
 		    "text in column \"%s\" (declared \"%s\")", f, f,
 		    rd_quote(decl, strlen(decl)));
 	if (numeric && b->kind == SQLITE_TEXT && looks_numeric(b->p, b->n))
-		return fail(c, "affinity", "string value of \"%s\" would become "
+		return change_fail(c, "affinity", "string value of \"%s\" would become "
 		    "a number in column \"%s\" (declared \"%s\")", f, f,
 		    rd_quote(decl, strlen(decl)));
 	if (aff == AFF_REAL && b->kind == SQLITE_INTEGER && !int_is_double(b->i))
-		return fail(c, "affinity", "value of \"%s\" would be rounded in "
+		return change_fail(c, "affinity", "value of \"%s\" would be rounded in "
 		    "column \"%s\" (declared \"%s\")", f, f,
 		    rd_quote(decl, strlen(decl)));
 	return 0;
@@ -1118,7 +1083,7 @@ plan_fields(struct sqlstore *q, struct wctx *w, struct change *v, size_t n,
 	size_t j, k, i, nf;
 
 	if (f && f->type != JSON_OBJECT)
-		return fail(c, "type", "fields is not an object");
+		return change_fail(c, "type", "fields is not an object");
 	nf = f ? f->len : 0;
 	if (nf > w->capf) {
 		w->capf = nf;
@@ -1132,7 +1097,7 @@ plan_fields(struct sqlstore *q, struct wctx *w, struct change *v, size_t n,
 		int exact = -1, near = -1, json, aff;
 
 		if (memchr(m->name, '\0', m->namelen))
-			return fail(c, "field", "field name \"%s\" holds a NUL "
+			return change_fail(c, "field", "field name \"%s\" holds a NUL "
 			    "byte", name);
 		for (i = 0; i < q->ncols; i++) {
 			const char *cn = q->cols[i].name;
@@ -1146,16 +1111,16 @@ plan_fields(struct sqlstore *q, struct wctx *w, struct change *v, size_t n,
 				near = (int)i;
 		}
 		if (exact >= 0 && (exact == q->kc || exact == q->rc))
-			return fail(c, "field", "field \"%s\" has the name of the "
+			return change_fail(c, "field", "field \"%s\" has the name of the "
 			    "%s column", name, exact == q->kc ? "key" : "rev");
 		if (exact < 0 && near >= 0)
-			return fail(c, "field", "field \"%s\" differs only in case "
+			return change_fail(c, "field", "field \"%s\" differs only in case "
 			    "from column \"%s\"", name, rd_quote(q->cols[near].name,
 			    strlen(q->cols[near].name)));
 		for (k = 0; exact < 0 && k < j; k++)
 			if (w->colof[k] == -1 && ascii_ieq(f->u.members[k].name,
 			    f->u.members[k].namelen, m->name, m->namelen))
-				return fail(c, "field", "fields \"%s\" and \"%s\" "
+				return change_fail(c, "field", "fields \"%s\" and \"%s\" "
 				    "differ only in case", name,
 				    rd_quote(f->u.members[k].name,
 				    f->u.members[k].namelen));
@@ -1290,11 +1255,11 @@ next_rev(struct change *c, const struct guard *g, long long *next)
 	if (g->revtype == SQLITE_INTEGER)
 		cur = g->irev;
 	else if (int64_text(g->rev, g->revlen, &cur) < 0)
-		return fail(c, "rev", "rev \"%s\" of \"%s\" is not an integer, so "
+		return change_fail(c, "rev", "rev \"%s\" of \"%s\" is not an integer, so "
 		    "it cannot be advanced", rd_quote(g->rev, g->revlen),
 		    rd_quote(c->key, c->keylen));
 	if (cur == LLONG_MAX)
-		return fail(c, "rev", "rev of \"%s\" cannot be advanced past %lld",
+		return change_fail(c, "rev", "rev of \"%s\" cannot be advanced past %lld",
 		    rd_quote(c->key, c->keylen), cur);
 	*next = cur + 1;
 	return 0;
@@ -1414,7 +1379,7 @@ write_change(struct sqlstore *q, struct wctx *w, struct change *c,
 	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_DONE)
 		rc = sqlite3_reset(st);
 	if (rc == SQLITE_OK && sqlite3_changes(q->h) != 1) {
-		fail(c, "sqlite", "%d rows changed instead of one",
+		change_fail(c, "sqlite", "%d rows changed instead of one",
 		    sqlite3_changes(q->h));
 		rc = SQLITE_ABORT;
 	} else if (rc != SQLITE_OK && sqlfail(q, c, rc) < 0) {
@@ -1505,7 +1470,7 @@ apply_one(struct sqlstore *q, struct wctx *w, struct change *v, size_t n,
 	int r;
 
 	if (c->keylen == 0) {
-		fail(c, "key", "the key is empty");
+		change_fail(c, "key", "the key is empty");
 		return 0;
 	}
 	if (int64_text(c->key, c->keylen, &kint) == 0)
@@ -1513,7 +1478,7 @@ apply_one(struct sqlstore *q, struct wctx *w, struct change *v, size_t n,
 	if ((kcol->aff == AFF_NUMERIC || kcol->aff == AFF_INTEGER ||
 	    kcol->aff == AFF_REAL) && looks_numeric(c->key, c->keylen) &&
 	    (kcol->aff == AFF_REAL || !ki)) {
-		fail(c, "affinity", "key \"%s\" would become a number in column "
+		change_fail(c, "affinity", "key \"%s\" would become a number in column "
 		    "\"%s\" (declared \"%s\")", rd_quote(c->key, c->keylen),
 		    rd_quote(kcol->name, strlen(kcol->name)),
 		    rd_quote(kcol->decl, strlen(kcol->decl)));
@@ -1524,7 +1489,7 @@ apply_one(struct sqlstore *q, struct wctx *w, struct change *v, size_t n,
 	if ((r = read_guard(q, w, c, ki, &g)) != 0)
 		return r < 0 ? -1 : 0;
 	if (g.nrows > 1) {
-		fail(c, "duplicate", "key \"%s\" names more than one row",
+		change_fail(c, "duplicate", "key \"%s\" names more than one row",
 		    rd_quote(c->key, c->keylen));
 		return 0;
 	}
@@ -1537,13 +1502,13 @@ apply_one(struct sqlstore *q, struct wctx *w, struct change *v, size_t n,
 		int same;
 
 		if (g.nrows && !g.keyok) {
-			fail(c, "key", "key \"%s\" matches a row whose key reads "
+			change_fail(c, "key", "key \"%s\" matches a row whose key reads "
 			    "otherwise", rd_quote(c->key, c->keylen));
 			return 0;
 		}
 		if (g.nrows && g.revtype != SQLITE_NULL &&
 		    g.revtype != SQLITE_INTEGER && g.revtype != SQLITE_TEXT) {
-			fail(c, "rev", "rev of \"%s\" is neither text nor an "
+			change_fail(c, "rev", "rev of \"%s\" is neither text nor an "
 			    "integer", rd_quote(c->key, c->keylen));
 			return 0;
 		}
@@ -1563,7 +1528,7 @@ apply_one(struct sqlstore *q, struct wctx *w, struct change *v, size_t n,
 	}
 	if (c->op != CH_DELETE) {
 		if (w->seq == LLONG_MAX) {
-			fail(c, "rev", "the revs of table \"%s\" are used up",
+			change_fail(c, "rev", "the revs of table \"%s\" are used up",
 			    rd_quote(q->table, strlen(q->table)));
 			return 0;
 		}
@@ -1662,11 +1627,11 @@ sql_apply(struct store *s, struct change *v, size_t n)
 
 		arena_reset(&w.a);
 		if (!same_type(q, c))
-			fail(c, "type", "type \"%s\" is not the store's type \"%s\"",
+			change_fail(c, "type", "type \"%s\" is not the store's type \"%s\"",
 			    rd_quote(c->type, c->typelen),
 			    rd_quote(type, strlen(type)));
 		else if (*msg)
-			fail(c, "schema", "%s", msg);
+			change_fail(c, "schema", "%s", msg);
 		else if (apply_one(q, &w, v, n, i) < 0)
 			goto out;
 	}

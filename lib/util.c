@@ -408,3 +408,20 @@ utf8_valid(const char *str, size_t n)
 	}
 	return 1;
 }
+
+void
+utf8_fix(char *s)
+{
+	size_t i = 0, n = strlen(s), k;
+
+	while (i < n) {
+		unsigned char c = (unsigned char)s[i];
+
+		k = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+		if (i + k > n || !utf8_valid(s + i, k)) {
+			s[i] = '?';
+			k = 1;
+		}
+		i += k;
+	}
+}

@@ -105,5 +105,7 @@ void hex_encode(char *out, const unsigned char *p, size_t n);
 
 /* True when s (length n) is valid UTF-8 (no overlongs, no surrogates). */
 int utf8_valid(const char *s, size_t n);
+/* Replace what is not valid UTF-8 in s (a message cut short) with '?'. */
+void utf8_fix(char *s);
 
 #endif
