@@ -276,6 +276,8 @@ $usage"
 	assert_equal "${stderr_lines[0]}" 'recdelta: "recdelta-sh-setup" is not a recdelta program or flow'
 	[ ! -x "$TOP/pipelines/recdelta-sh-setup" ]
 	# make install copies, and builds nothing: the programs are up to date.
+	# (Not the jobserver of a make that runs the suite.)
+	unset MAKEFLAGS MFLAGS MAKELEVEL
 	make -q -C "$TOP" all || fail "the programs are not up to date"
 	make -s -C "$TOP" install DESTDIR="$PWD/inst" PREFIX=/usr > /dev/null
 	[ -e inst/usr/libexec/recdelta/recdelta-sh-setup ]
