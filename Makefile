@@ -27,7 +27,8 @@ LIBOBJ = \
 LIBHDR = lib/digest.h lib/http.h lib/json.h lib/log.h lib/record.h lib/state.h lib/store.h \
 	lib/store_cloudkit.h lib/stream.h lib/util.h
 
-FLOWS = pipelines/diff-only pipelines/historical-import pipelines/smart-sync
+FLOWS = pipelines/diff-only pipelines/historical-import pipelines/smart-sync \
+	pipelines/recdelta-sh-setup
 
 MAN1 = man/man1/recdelta.1 man/man1/recdelta-checkpoint.1 man/man1/recdelta-diff.1 \
 	man/man1/recdelta-fetch.1 man/man1/recdelta-push.1

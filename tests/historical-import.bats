@@ -7,6 +7,11 @@
 bats_require_minimum_version 1.5.0
 
 load helpers/common
+load helpers/cloudkit
+
+teardown() {
+	ck_stop
+}
 
 FROM=2024-01-01
 TO=2024-02-04
@@ -186,7 +191,7 @@ SH
 	assert_line --index 0 "100% complete (35/35 days)"
 }
 
-@test "--auth-cmd runs once per window, its output reaches the stages, and never a log or a message" {
+@test "--auth-cmd runs once per window; its output reaches no stage, no log and no message" {
 	cat > auth <<'SH'
 #!/bin/sh
 t="tok-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
@@ -197,7 +202,7 @@ SH
 	mkdir shim
 	cat > shim/recdelta-push <<SH
 #!/bin/sh
-printf '%s\n' "\$RECDELTA_AUTH_TOKEN" >> "$PWD/seen"
+printf '%s\n' "\${RECDELTA_AUTH_TOKEN-unset}" >> "$PWD/seen"
 exec "$TOP/bin/recdelta-push" "\$@"
 SH
 	chmod +x shim/recdelta-push
@@ -205,11 +210,44 @@ SH
 	    import --from 2024-01-01 --to 2024-01-06 --auth-cmd "$PWD/auth" --log "$PWD/log.ndjson"
 	assert_equal "$(wc -l < printed)" 6
 	assert_equal "$(sort -u printed | wc -l)" 6
-	assert_equal "$(cat seen)" "$(cat printed)"
+	# No program reads a token from the environment: none is exported.
+	assert_equal "$(sort -u seen)" unset
+	assert_equal "$(wc -l < seen)" 6
 	! grep -qF -f printed log.ndjson || fail "a token in the log"
 	! grep -qF -f printed <<< "$stderr" || fail "a token on stderr"
 	! grep -qF -f printed <<< "$output" || fail "a token on stdout"
 	! grep -qF tok- "$RECDELTA_STATE" || fail "a token in the state"
+}
+
+@test "changes an earlier run deferred are delivered first, then the import goes on" {
+	ck_start || return 1
+	chmod 600 "$CK_KEY_FILE"
+	export RECDELTA_CLOUDKIT_KEY_ID=$CK_KEY_ID RECDELTA_CLOUDKIT_KEY_FILE=$CK_KEY_FILE \
+	    RECDELTA_CLOUDKIT_URL=$CK_URL RECDELTA_CLOUDKIT_CONFIG=$PWD/none.conf \
+	    RECDELTA_HTTP_BACKOFF=0.05 RECDELTA_HTTP_RETRIES=1
+	ck=cloudkit:$CK_CONTAINER/$CK_ENVIRONMENT/$CK_DATABASE
+	for k in a b c; do
+		rec Item "$k" '{"day":"2024-01-01","n":1}'
+	done > src.ndjson
+	set -- --source ndjson:src.ndjson --target "$ck" -t Item --window-field day \
+	    --from 2024-01-01 --to 2024-01-01
+	ck_control POST faults '{"path":"records/modify","count":100,"status":503}' > /dev/null
+	run -6 --separate-stderr "$TOP/pipelines/historical-import" -q "$@"
+	assert_equal "$(recdelta-checkpoint outbox | jq -r .key)" "$(printf 'a\nb\nc')"
+	# Still unreachable: the outbox is tried again, nothing new planned.
+	run -6 --separate-stderr "$TOP/pipelines/historical-import" -q "$@"
+	assert_equal "${stderr_lines[-1]}" "recdelta-historical-import: the outbox still holds changes that could not be delivered; nothing new was planned"
+	ck_control DELETE faults > /dev/null
+	ck_control DELETE log > /dev/null
+	run -0 --separate-stderr env NO_COLOR=1 "$TOP/pipelines/historical-import" "$@"
+	assert_equal "${stderr_lines[0]}" "recdelta-historical-import: delivering 3 change(s) an earlier run deferred"
+	assert_equal "${stderr_lines[-1]}" "# done  x failed  . pending"
+	assert_equal "$(recdelta-checkpoint outbox)" ""
+	assert_equal "$(recdelta-fetch -t Item "$ck" | jq -r 'select(.kind == "record") | .key' | sort)" "$(printf 'a\nb\nc')"
+	# The delivery was the only write: the window then found nothing to do.
+	assert_equal "$(ck_control GET 'log?format=ndjson' | jq -c 'select(.op | endswith("/modify")) | .status')" 200
+	run -0 recdelta-checkpoint windows pending
+	assert_output ""
 }
 
 @test "--since 7d plans the 7 days ending today" {

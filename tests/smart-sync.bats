@@ -510,6 +510,22 @@ $(summary 200 0 0 0 0)"
 	done
 }
 
+@test "an empty local file is read (--allow-empty): every remote record is an orphan, kept without --delete-orphans" {
+	for kind in $KINDS; do
+		enter "$kind"
+		smart_sync -q
+		: > local.ndjson
+		before=$(target_digest)
+		run -0 --separate-stderr smart_sync
+		assert_output ""
+		assert_equal "$stderr" "$(summary 0 0 0 0 0)
+Would delete 200 orphan records (use --delete-orphans to confirm)"
+		assert_equal "$(target_digest)" "$before"
+		run -5 --separate-stderr smart_sync --delete-orphans --max-delete 10%
+		assert_equal "$(target_digest)" "$before"
+	done
+}
+
 # crash_mid_commit: leave the target as a writer killed in the middle of a
 # commit leaves it.  dir: the files of a version that meta.json never came
 # to name, and a half-written meta.json.tmp.  sqlite: a hot journal, from an
