@@ -137,8 +137,9 @@ $(FUZZBIN):
 	$(FUZZCC) $(CPPFLAGS) $(FUZZCFLAGS) -fsanitize=fuzzer -o $@ \
 	    fuzz/$(@F).c $(FUZZLIB) $(LDLIBS)
 
-# Each harness for FUZZ_SECONDS on a scratch copy of its corpus; crash-*,
-# leak-* and timeout-* files land in build/fuzz.  Fails if any was found.
+# Each harness for FUZZ_SECONDS on a scratch copy of its corpus; its output
+# in build/fuzz/NAME.log (the final figures are shown), crash-*, leak-* and
+# timeout-* files in build/fuzz.  Fails if any was found.
 fuzz: fuzz-build
 	@failed=; n=0; for f in $(FUZZ); do \
 		n=$$((n + 1)); \
@@ -149,9 +150,11 @@ fuzz: fuzz-build
 		if ASAN_OPTIONS=detect_leaks=1 build/fuzz/$$f $$dict \
 		    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
 		    -print_final_stats=1 -artifact_prefix=build/fuzz/$$f- \
-		    build/fuzz/corpus/$$f; then \
+		    build/fuzz/corpus/$$f > build/fuzz/$$f.log 2>&1; then \
+			grep -E '^#[0-9]+[[:space:]]+DONE|^stat::' build/fuzz/$$f.log; \
 			echo "ok $$n fuzz $$f"; \
 		else \
+			tail -n 60 build/fuzz/$$f.log; \
 			echo "not ok $$n fuzz $$f"; failed="$$failed $$f"; \
 		fi; \
 	done; \
