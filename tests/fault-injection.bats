@@ -229,16 +229,6 @@ push_point() {
 
 # --- checkpoint record -------------------------------------------------------
 
-# res OP TYPE KEY STATUS [REV [FIELDS [MORE]]]: a result line.
-res() {
-	local l
-	l=$(printf '{"kind":"result","op":"%s","type":"%s","key":"%s","status":"%s"' \
-	    "$1" "$2" "$3" "$4")
-	[ -n "${5:-}" ] && l+=$(printf ',"rev":"%s"' "$5")
-	[ -n "${6:-}" ] && l+=",\"fields\":$6"
-	printf '%s%s}\n' "$l" "${7:-}"
-}
-
 # ckstate: the state as the checkpoint shows it (its base), then what the
 # other tables hold but the times and process ids of runs and changes; a
 # database not made yet, or without its tables, holds nothing.

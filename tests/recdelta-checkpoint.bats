@@ -9,17 +9,6 @@ load helpers/common
 
 ST=.recdelta/state.db
 
-# res OP TYPE KEY STATUS [REV [FIELDS [MORE]]]: a result line; MORE is added
-# to the object as it is (',"changed":["a"]').
-res() {
-	local l
-	l=$(printf '{"kind":"result","op":"%s","type":"%s","key":"%s","status":"%s"' \
-	    "$1" "$2" "$3" "$4")
-	[ -n "${5:-}" ] && l+=$(printf ',"rev":"%s"' "$5")
-	[ -n "${6:-}" ] && l+=",\"fields\":$6"
-	printf '%s%s}\n' "$l" "${7:-}"
-}
-
 # q SQL: query the default state with sqlite3.
 q() {
 	sqlite3 "$ST" "$1"

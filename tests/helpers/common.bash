@@ -52,6 +52,17 @@ rec() {
 	fi
 }
 
+# res OP TYPE KEY STATUS [REV [FIELDS [MORE]]]: a result line; MORE is added
+# to the object as it is (',"changed":["a"]').
+res() {
+	local l
+	l=$(printf '{"kind":"result","op":"%s","type":"%s","key":"%s","status":"%s"' \
+	    "$1" "$2" "$3" "$4")
+	[ -n "${5:-}" ] && l+=$(printf ',"rev":"%s"' "$5")
+	[ -n "${6:-}" ] && l+=",\"fields\":$6"
+	printf '%s%s}\n' "$l" "${7:-}"
+}
+
 # sha256 FILE: the hex digest of a file.
 sha256() {
 	sha256sum "$1" | cut -d' ' -f1
