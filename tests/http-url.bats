@@ -60,14 +60,7 @@ sink_start() {
 	: > sink.log
 	node "$BATS_FILE_TMPDIR/sink.js" "$PWD/sink.log" > sink.out 2> sink.err 3>&- &
 	SINK_PID=$!
-	local line= i
-	for i in $(seq 1 100); do
-		IFS= read -r line < sink.out || true
-		case $line in "listening "*) break ;; esac
-		sleep 0.05
-	done
-	case $line in "listening "*) ;; *) cat sink.err >&2; return 1 ;; esac
-	SINK_PORT=${line#listening }
+	SINK_PORT=$(listening_port "$SINK_PID" sink.out sink.err) || return 1
 }
 
 # ck_ops: the operations the emulator answered, one a line.

@@ -125,14 +125,9 @@ px_start() {
 	: > px.ndjson
 	node "$BATS_FILE_TMPDIR/proxy.js" "$CK_URL" "$PWD/px.ndjson" > px.out 2> px.err 3>&- &
 	PX_PID=$!
-	local line= i
-	for i in $(seq 1 100); do
-		IFS= read -r line < px.out || true
-		case $line in "listening "*) break ;; esac
-		sleep 0.05
-	done
-	case $line in "listening "*) ;; *) cat px.err >&2; return 1 ;; esac
-	export RECDELTA_CLOUDKIT_URL=http://127.0.0.1:${line#listening }
+	local port
+	port=$(listening_port "$PX_PID" px.out px.err) || return 1
+	export RECDELTA_CLOUDKIT_URL=http://127.0.0.1:$port
 }
 
 # px_bodies OPERATION: the request bodies the proxy saw for OPERATION, one

@@ -30,6 +30,22 @@ ck_keys_json() {
 	    '{($id): {publicKey: $pem, container: $c, environment: $e}}'
 }
 
+# listening_port PID OUT ERR: wait until the server PID started says
+# "listening PORT" as the first line of OUT, then print PORT; if it dies or
+# never says so, print OUT's line and ERR on stderr and return 1.
+listening_port() {
+	local line= i
+	for i in $(seq 1 200); do
+		IFS= read -r line < "$2" || true
+		case $line in "listening "*) printf '%s\n' "${line#listening }"; return 0 ;; esac
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "server did not start: $line" >&2
+	cat "$3" >&2
+	return 1
+}
+
 # ck_start [OPTION]...: start the emulator with key "testkey"; extra options
 # (--skew, --private-zones, --state-file) are passed on.  CK_KEYS_JSON, when
 # set, names a keys file to use instead of the generated one.
@@ -47,19 +63,10 @@ ck_start() {
 	node "$TOP/tests/servers/cloudkit-emulator.js" --port 0 \
 	    --keys "$CK_KEYS_JSON" "$@" > "$dir/out" 2> "$dir/stderr" 3>&- &
 	CK_PID=$!
-	local line= i
-	for i in $(seq 1 200); do
-		IFS= read -r line < "$dir/out" || true
-		case $line in "listening "*) break ;; esac
-		kill -0 "$CK_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	case $line in
-	"listening "*) ;;
-	*) echo "cloudkit emulator did not start: $line" >&2
-	   cat "$dir/stderr" >&2; kill "$CK_PID" 2>/dev/null; return 1 ;;
-	esac
-	CK_PORT=${line#listening }
+	if ! CK_PORT=$(listening_port "$CK_PID" "$dir/out" "$dir/stderr"); then
+		kill "$CK_PID" 2>/dev/null
+		return 1
+	fi
 	CK_URL=http://127.0.0.1:$CK_PORT
 	export CK_URL CK_PORT CK_KEY_ID CK_KEY_FILE CK_PID CK_KEYS_JSON
 }
