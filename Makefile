@@ -67,12 +67,15 @@ SHIM = tests/helpers/faultinject.so
 $(SHIM): tests/helpers/faultinject.c
 	$(CC) $(CFLAGS) -fPIC -shared -o $@ tests/helpers/faultinject.c -ldl
 
+# TESTS: the suites to run (make check TESTS=tests/recdelta-diff.bats).
+TESTS = tests
+
 check: all $(SHIM)
-	bats --jobs $${BATS_JOBS:-2} tests
+	bats --jobs $${BATS_JOBS:-2} $(TESTS)
 
 # Each suite under valgrind: every program run by the tests is wrapped.
 check-valgrind: all $(SHIM)
-	RECDELTA_VALGRIND=1 bats --jobs $${BATS_JOBS:-2} tests
+	RECDELTA_VALGRIND=1 bats --jobs $${BATS_JOBS:-2} $(TESTS)
 
 # A separate build with the sanitizers, then the suite.
 check-san:
