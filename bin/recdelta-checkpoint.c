@@ -47,6 +47,7 @@ usage(FILE *fp)
 	    "       recdelta-checkpoint windows fail START --reason TEXT\n"
 	    "       recdelta-checkpoint windows coverage [--json]\n"
 	    "       recdelta-checkpoint windows calendar\n"
+	    "       recdelta-checkpoint windows report\n"
 	    "       recdelta-checkpoint status [--json] [--check] [--pid PID]\n"
 	    "       recdelta-checkpoint preflight --scope SCOPE [--pid PID]\n"
 	    "       recdelta-checkpoint lock --scope SCOPE [--pid PID]\n"
@@ -792,7 +793,8 @@ cmd_windows(int argc, char **argv)
 	argc -= parse_opts(argc, argv, allowed, &o);
 	argv += optind;
 	if (argc < 1)
-		badusage("windows: missing plan, pending, done, fail, coverage or calendar");
+		badusage("windows: missing plan, pending, done, fail, coverage, "
+		    "calendar or report");
 	verb = argv[0];
 	argc--;
 	argv++;
@@ -868,12 +870,14 @@ cmd_windows(int argc, char **argv)
 		finish_out(s);
 		return RD_EXIT_OK;
 	}
-	if (strcmp(verb, "coverage") == 0) {
+	if (strcmp(verb, "coverage") == 0 || strcmp(verb, "report") == 0) {
 		struct state_coverage c;
 		struct gaps gs = { NULL, 0, NULL };
 		size_t i;
 
 		need_args(argc, 0, "");
+		if (o.json && verb[0] == 'r')
+			badusage("--json goes with windows pending or coverage");
 		s = open_state(0);
 		if (state_coverage(s, &c, gap_add, &gs) < 0)
 			die_state(s);
@@ -890,6 +894,17 @@ cmd_windows(int argc, char **argv)
 				gap_text(&b, &c, &gs.g[i]);
 			}
 		}
+		if (verb[0] == 'r' && c.windows) {
+			struct failed f = { &b, 0 };
+
+			if (state_windows_each(s, 1, failed_window, &f) < 0)
+				die_state(s);
+			if (f.n > 10)
+				sb_addf(&b, "\nfailed: and %zu more", f.n - 10);
+			sb_addc(&b, '\n');
+			if (calendar_text(s, &b, use_color()) < 0)
+				die_state(s);
+		}
 		stream_out_line(b.buf, b.len);
 		sb_release(&b);
 		gaps_release(&gs);
@@ -897,7 +912,7 @@ cmd_windows(int argc, char **argv)
 		return RD_EXIT_OK;
 	}
 	badusage("windows: unknown verb \"%s\" (expected plan, pending, done, "
-	    "fail, coverage or calendar)", rd_quote(verb, strlen(verb)));
+	    "fail, coverage, calendar or report)", rd_quote(verb, strlen(verb)));
 }
 
 /* status, preflight, lock, unlock */

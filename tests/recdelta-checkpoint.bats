@@ -590,7 +590,7 @@ EOF
 	run -2 --separate-stderr recdelta-checkpoint history extra
 	assert_equal "${stderr_lines[0]}" 'recdelta-checkpoint: too many arguments'
 	run -2 --separate-stderr recdelta-checkpoint windows
-	assert_equal "${stderr_lines[0]}" 'recdelta-checkpoint: windows: missing plan, pending, done, fail, coverage or calendar'
+	assert_equal "${stderr_lines[0]}" 'recdelta-checkpoint: windows: missing plan, pending, done, fail, coverage, calendar or report'
 	[ ! -e .recdelta ]
 	run -0 recdelta-checkpoint record --help
 	assert_line --index 0 --partial 'usage: recdelta-checkpoint '
