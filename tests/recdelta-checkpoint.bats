@@ -272,6 +272,39 @@ EOF
 	assert_equal "$stderr" 'recdelta-checkpoint: no planned window starts at "2024-12-31"; see: recdelta-checkpoint windows pending'
 }
 
+@test "windows report: coverage, gaps, the first ten failed windows and the calendar" {
+	run -0 --separate-stderr recdelta-checkpoint windows report
+	assert_output 'no windows planned'
+	recdelta-checkpoint windows plan --from 2025-01-30 --to 2025-02-14
+	for d in 01-30 01-31 02-01; do
+		recdelta-checkpoint windows done "2025-$d"
+	done
+	for d in 02 03 04 05 06 07 08 09 10 11 12; do
+		recdelta-checkpoint windows fail "2025-02-$d" --reason "down on the $d"
+	done
+	NO_COLOR= run -0 --separate-stderr recdelta-checkpoint windows report
+	assert_output - <<'EOF'
+19% complete (3/16 days)
+gap: 2025-02-02..2025-02-14 (13 days)
+failed: 2025-02-02: down on the 02
+failed: 2025-02-03: down on the 03
+failed: 2025-02-04: down on the 04
+failed: 2025-02-05: down on the 05
+failed: 2025-02-06: down on the 06
+failed: 2025-02-07: down on the 07
+failed: 2025-02-08: down on the 08
+failed: 2025-02-09: down on the 09
+failed: 2025-02-10: down on the 10
+failed: 2025-02-11: down on the 11
+failed: and 1 more
+2025-01 ##
+2025-02 #xxxxxxxxxxx..
+# done  x failed  . pending
+EOF
+	run -2 --separate-stderr recdelta-checkpoint windows report --json
+	assert_equal "${stderr_lines[0]}" 'recdelta-checkpoint: --json goes with windows pending or coverage'
+}
+
 @test "windows: steps in hours, date-times, a plan that overlaps another is refused" {
 	recdelta-checkpoint windows plan --from 2025-03-01T06:00:00Z --to 2025-03-01T18:00:00Z --step 6h
 	run -0 recdelta-checkpoint windows pending
