@@ -129,6 +129,38 @@ options() {
 	[ -z "$errors" ] || fail "$errors"
 }
 
+@test "every man page is clean under mandoc -T lint -W warning and renders" {
+	for m in "$TOP"/man/man*/*.[1-9]; do
+		run -0 mandoc -T lint -W warning "$m"
+		assert_output ''
+		run -0 --separate-stderr mandoc -T ascii "$m"
+		[ "${#lines[@]}" -gt 20 ] || fail "${m#"$TOP"/}: rendered to ${#lines[@]} lines"
+	done
+}
+
+@test "make install into a DESTDIR ships every program, flow and man page; man -l renders each page" {
+	d=$BATS_TEST_TMPDIR/dest
+	run -0 make -s -C "$TOP" install DESTDIR="$d" PREFIX=/opt/rd
+	p=$d/opt/rd
+	for b in $(programs); do
+		[ -x "$p/bin/$b" ] || fail "make install left out bin/$b"
+	done
+	for f in "$TOP"/pipelines/*; do
+		[ -f "$p/libexec/recdelta/${f##*/}" ] || fail "make install left out pipelines/${f##*/}"
+	done
+	n=0
+	for m in "$TOP"/man/man*/*.[1-9]; do
+		s=${m#"$TOP"/man/}
+		[ -f "$p/share/man/$s" ] || fail "make install left out man/$s"
+		run -0 --separate-stderr env MANPAGER=cat MANWIDTH=80 man -l "$p/share/man/$s"
+		name=${s##*/}
+		name=${name%.*}
+		assert_line --index 0 --regexp "^${name^^}\("
+		n=$((n + 1))
+	done
+	[ "$n" -ge 7 ]
+}
+
 @test "make install puts every program, flow and man page in place, and an installed flow runs" {
 	p=$BATS_TEST_TMPDIR/prefix
 	run -0 make -s -C "$TOP" install PREFIX="$p"
