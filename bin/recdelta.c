@@ -24,21 +24,6 @@ static const char *const flows[] = {
 	"diff-only", "smart-sync", "two-way-sync", "historical-import",
 };
 
-static void
-usage(FILE *fp)
-{
-	fprintf(fp,
-	    "usage: recdelta NAME [ARGS...]\n"
-	    "       recdelta help [NAME]\n"
-	    "       recdelta -h | --help\n"
-	    "       recdelta -V | --version\n"
-	    "\n"
-	    "programs: fetch, diff, merge, push, checkpoint\n"
-	    "flows:    diff-only, smart-sync, two-way-sync, historical-import\n"
-	    "\n"
-	    "\"recdelta NAME --help\" or \"man recdelta-NAME\" tells more.\n");
-}
-
 static int
 is_one_of(const char *name, const char *const *list, size_t n)
 {
@@ -97,6 +82,70 @@ find_flow(const char *dir, const char *name)
 			return xstrdup(buf);
 	}
 	return NULL;
+}
+
+/* True when recdelta-NAME is beside this executable or on PATH. */
+static int
+have_program(const char *dir, const char *name)
+{
+	const char *path = getenv("PATH"), *p, *e;
+	char buf[PATH_MAX];
+
+	if (dir && snprintf(buf, sizeof buf, "%s/recdelta-%s", dir, name) <
+	    (int)sizeof buf && access(buf, X_OK) == 0)
+		return 1;
+	for (p = path; p && *p; p = *e ? e + 1 : e) {
+		if (!(e = strchr(p, ':')))
+			e = p + strlen(p);
+		if (snprintf(buf, sizeof buf, "%.*s/recdelta-%s", (int)(e - p),
+		    e > p ? p : ".", name) < (int)sizeof buf &&
+		    access(buf, X_OK) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* "fetch, diff" of the names in list that are installed, or "none". */
+static void
+list_installed(FILE *fp, const char *dir, const char *const *list, size_t n,
+    int flow)
+{
+	size_t i, k = 0;
+	char *f;
+
+	for (i = 0; i < n; i++) {
+		if (flow) {
+			if (!(f = find_flow(dir, list[i])))
+				continue;
+			free(f);
+		} else if (!have_program(dir, list[i])) {
+			continue;
+		}
+		fprintf(fp, "%s%s", k++ ? ", " : "", list[i]);
+	}
+	fputs(k ? "\n" : "none installed\n", fp);
+}
+
+/* The usage, with the programs and flows this installation has. */
+static void
+usage(FILE *fp)
+{
+	char *dir = exec_dir();
+
+	fprintf(fp,
+	    "usage: recdelta NAME [ARGS...]\n"
+	    "       recdelta help [NAME]\n"
+	    "       recdelta -h | --help\n"
+	    "       recdelta -V | --version\n"
+	    "\n"
+	    "programs: ");
+	list_installed(fp, dir, programs, sizeof programs / sizeof programs[0],
+	    0);
+	fputs("flows:    ", fp);
+	list_installed(fp, dir, flows, sizeof flows / sizeof flows[0], 1);
+	fputs("\n\"recdelta NAME --help\" or \"man recdelta-NAME\" tells more.\n",
+	    fp);
+	free(dir);
 }
 
 int

@@ -154,3 +154,19 @@ usage_text() {
 	assert_output ""
 	assert_stderr 'recdelta: flow "diff-only" is not installed'
 }
+
+@test "recdelta help lists only the programs and flows that are installed" {
+	run -0 --separate-stderr recdelta help
+	assert_line 'programs: fetch, diff, push, checkpoint'
+	assert_line 'flows:    diff-only, smart-sync, historical-import'
+	mkdir -p inst/bin inst/libexec/recdelta
+	cp "$TOP/bin/recdelta" "$TOP/bin/recdelta-diff" inst/bin/
+	cp "$TOP/pipelines/diff-only" inst/libexec/recdelta/
+	run -0 --separate-stderr env -u RECDELTA_PIPELINES PATH=/usr/bin:/bin inst/bin/recdelta --help
+	assert_line 'programs: diff'
+	assert_line 'flows:    diff-only'
+	rm inst/bin/recdelta-diff inst/libexec/recdelta/diff-only
+	run -0 --separate-stderr env -u RECDELTA_PIPELINES PATH=/usr/bin:/bin inst/bin/recdelta help
+	assert_line 'programs: none installed'
+	assert_line 'flows:    none installed'
+}
