@@ -172,11 +172,17 @@ install: all
 	cp -f $(MAN1) $(DESTDIR)$(MANPREFIX)/man1
 	cp -f $(MAN5) $(DESTDIR)$(MANPREFIX)/man5
 	cp -f $(MAN7) $(DESTDIR)$(MANPREFIX)/man7
+	mkdir -p $(DESTDIR)$(COMPLETIONDIR)
+	cp -f completion/recdelta.bash $(DESTDIR)$(COMPLETIONDIR)/recdelta
+	for f in $(BIN); do \
+		[ "$${f#bin/}" = recdelta ] || ln -sf recdelta $(DESTDIR)$(COMPLETIONDIR)/$${f#bin/}; \
+	done
 
 uninstall:
 	for f in $(BIN); do rm -f $(DESTDIR)$(BINDIR)/$${f#bin/}; done
 	for f in $(FLOWS); do rm -f $(DESTDIR)$(LIBEXECDIR)/$${f#pipelines/}; done
 	for f in $(MAN1) $(MAN5) $(MAN7); do rm -f $(DESTDIR)$(MANPREFIX)/$${f#man/}; done
+	for f in $(BIN); do rm -f $(DESTDIR)$(COMPLETIONDIR)/$${f#bin/}; done
 
 clean:
 	rm -f $(BIN) $(LIBOBJ) lib/librecdelta.a bench/recgen $(SHIM)
