@@ -35,11 +35,13 @@ setup_file() {
 	mkdir -p "$BATS_FILE_TMPDIR/ref/tmp"
 	cd "$BATS_FILE_TMPDIR/ref" || return 1
 	mksource src.db
+	s0=$SECONDS
 	RECDELTA_STATE=$PWD/state.db TMPDIR=$PWD/tmp \
 	    "$TOP/pipelines/historical-import" --source "sqlite:$PWD/src.db?table=games&key=id" \
 	    --target "dir:$PWD/target" --from "$FROM" --to "$TO" --window-field day \
 	    --log "$PWD/log.ndjson" 2> stderr
 	echo $? > status
+	echo $((SECONDS - s0)) > seconds
 }
 
 suite_setup() {
@@ -80,6 +82,10 @@ calendar_all() {
 	grep -qx 'Historical import: 3% complete (1/35 days).*' "$REF/stderr"
 	grep -q '^Historical import: 100% complete (35/35 days)' "$REF/stderr"
 	grep -qx '100% complete (35/35 days)' "$REF/stderr"
+	# Not a terminal: the first line, the last, one at most every 10 s.
+	shown=$(grep -c '^Historical import: ' "$REF/stderr")
+	[ "$shown" -ge 2 ] && [ "$shown" -le $((3 + $(cat "$REF/seconds") / 10)) ] ||
+	    fail "$shown progress lines in $(cat "$REF/seconds") s"
 	assert_equal "$(tail -n 3 "$REF/stderr")" "$(calendar_all '#')"
 	# 35 windows started and done, each once.
 	assert_equal "$(jq -r 'select(.msg == "window done") | .window' "$REF/log.ndjson" | sort -u | wc -l)" 35
