@@ -17,6 +17,10 @@ LIBOBJ = \
 	lib/log.o \
 	lib/record.o \
 	lib/state.o \
+	lib/state_lock.o \
+	lib/state_query.o \
+	lib/state_record.o \
+	lib/state_windows.o \
 	lib/store.o \
 	lib/store_cloudkit.o \
 	lib/store_dir.o \
@@ -24,8 +28,8 @@ LIBOBJ = \
 	lib/stream.o \
 	lib/util.o
 
-LIBHDR = lib/digest.h lib/http.h lib/json.h lib/log.h lib/record.h lib/state.h lib/store.h \
-	lib/store_cloudkit.h lib/stream.h lib/util.h
+LIBHDR = lib/digest.h lib/http.h lib/json.h lib/log.h lib/record.h lib/state.h \
+	lib/state_int.h lib/store.h lib/store_cloudkit.h lib/stream.h lib/util.h
 
 FLOWS = pipelines/diff-only pipelines/historical-import pipelines/smart-sync \
 	pipelines/recdelta-sh-setup

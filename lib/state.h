@@ -8,6 +8,13 @@
  * delivered, the run lock and the scope itself.  The tables are documented in
  * recdelta-checkpoint(1) so that users can query them with sqlite3.
  *
+ * Where it lives.  lib/state.c opens the database and holds the schema and
+ * its migrations; lib/state_lock.c the run lock and the preflight
+ * (state_check); lib/state_record.c the recording of a result stream, with
+ * its writer thread; lib/state_windows.c the windows of a historical import;
+ * lib/state_query.c the base and its pruning, cursors, runs, change logs and
+ * the outbox.  What they share is in lib/state_int.h, private to them.
+ *
  * Invariants.  The schema version is PRAGMA user_version; migrations run in
  * one BEGIN IMMEDIATE transaction that checks the version, applies what is
  * missing and sets the version, so running them twice, or after a crash

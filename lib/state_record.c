@@ -1,0 +1,967 @@
+/*
+ * state_record.c - run state: recording a stream of result and cursor lines
+ * into the base, the change log, the outbox and the cursors.
+ */
+#include "state.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "record.h"
+#include "state_int.h"
+
+/*
+ * "same" comes from push for a change it found already in step (a diff --all
+ * same line, or a conflict recomputed to equal): skipped, with the remote's
+ * rev and fields, it confirms the record for the base snapshot.
+ */
+static const char *const op_names[] = { "create", "update", "delete", "same" };
+enum { OP_CREATE, OP_UPDATE, OP_DELETE, OP_SAME, OP_N };
+
+/* The statements of recording, prepared once and reused for every line. */
+enum {
+	R_UPSERT, R_SETREV, R_DELBASE, R_GETFIELDS, R_LOG, R_OUTPUT, R_OUTDEL,
+	R_CURSOR, R_RUNOPEN, R_RUNUPD, R_NSTMT
+};
+
+static const char *const rec_sql[R_NSTMT] = {
+	"INSERT INTO base(type, key, rev, hash, fields) VALUES (?1, ?2, ?3, ?4, ?5)"
+	" ON CONFLICT (type, key) DO UPDATE SET rev = excluded.rev,"
+	" hash = excluded.hash, fields = excluded.fields",
+	"UPDATE base SET rev = ?3 WHERE type = ?1 AND key = ?2",
+	"DELETE FROM base WHERE type = ?1 AND key = ?2",
+	"SELECT fields FROM base WHERE type = ?1 AND key = ?2",
+	"INSERT INTO changes(run, seq, op, type, key, status, rev, changed,"
+	" error_code, error_message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+	" ?10)",
+	"INSERT OR REPLACE INTO outbox(type, key, op, line, added)"
+	" VALUES (?1, ?2, ?3, ?4, ?5)",
+	"DELETE FROM outbox WHERE type = ?1 AND key = ?2",
+	SQL_CURSOR_SET,
+	"INSERT INTO runs(id, scope, flow, pid, host, started, status)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running')"
+	" ON CONFLICT (id) DO UPDATE SET status = 'running', ended = NULL,"
+	" pid = excluded.pid, host = excluded.host,"
+	" flow = coalesce(excluded.flow, flow)",
+	"UPDATE runs SET ok = ?1, skipped = ?2, conflict = ?3, deferred = ?4,"
+	" failed = ?5, planned = ?6, ended = ?7, status = ?8 WHERE id = ?9",
+};
+
+/*
+ * Recording runs in two threads.  The caller's thread parses and checks each
+ * line, hashes and serialises what the database needs into the batch being
+ * filled, and hands the batch over when it commits; a writer thread applies
+ * the batches in order, one transaction each.  So a line is applied only
+ * after it was read whole, a batch is committed only after the caller
+ * flushed its lines (it hands the batch over after the flush), and a batch
+ * never handed over is never applied: that is the roll-back of the batch in
+ * progress.  The connection is used by the writer alone while it runs.
+ */
+#define NOSTR ((size_t)-1)
+#define NBATCH 3	/* one being filled, two queued or being written */
+
+enum { B_RESULT, B_CURSOR };
+
+/* One line to apply: strings are offsets into its batch's bytes. */
+struct bop {
+	unsigned char what, opi, sti, diff;	/* diff: changed from the base */
+	size_t type, key, rev, hash, fields, changed, code, message, line;
+	size_t typelen, keylen, revlen, fieldslen, changedlen, codelen;
+	size_t messagelen, linelen;
+};
+
+struct batch {
+	struct sb bytes;
+	struct bop *ops;
+	size_t n, cap;
+	int final;
+	unsigned long counts[ST_NSTATUS];	/* the run's, after this batch */
+	struct batch *next;
+};
+
+struct recorder {
+	char *scope, *flow, *window;
+	long run, seq;
+	unsigned long counts[ST_NSTATUS];	/* caller: lines parsed so far */
+	unsigned long consumed;	/* caller: result and cursor lines */
+	unsigned long saved[ST_NSTATUS];	/* writer: as last committed */
+	int committed;		/* writer: a batch committed, the run exists */
+	uint64_t *oset;		/* writer: hashes of the outbox's keys */
+	size_t ocap, on;
+	char now[32];
+	sqlite3_stmt *st[R_NSTMT];
+	struct sb canon;	/* caller's scratch for hashing */
+	struct arena a;		/* writer's, for diffing old fields */
+	struct sb changed;	/* writer's */
+
+	struct batch pool[NBATCH];
+	struct batch *fill;		/* caller's */
+	struct batch *queue, *tail, *free;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t th;
+	int started, stop;
+	_Atomic int failed;	/* writer stopped on an error */
+	int errstatus;
+	char errmsg[1024];
+};
+
+static void
+recorder_free(struct recorder *r)
+{
+	int i;
+
+	for (i = 0; i < R_NSTMT; i++)
+		db_finalize(r->st[i]);
+	for (i = 0; i < NBATCH; i++) {
+		sb_release(&r->pool[i].bytes);
+		free(r->pool[i].ops);
+	}
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	free(r->oset);
+	free(r->scope);
+	free(r->flow);
+	free(r->window);
+	sb_release(&r->canon);
+	sb_release(&r->changed);
+	arena_release(&r->a);
+	free(r);
+}
+
+/* Load the counts and the last change number of a run to continue. */
+static int
+load_run(struct state *s, struct recorder *r)
+{
+	sqlite3_stmt *st;
+	int k, i;
+
+	if (db_prep(s, &st, "SELECT ok, skipped, conflict, deferred, failed,"
+	    " planned, (SELECT max(seq) FROM changes WHERE run = ?1)"
+	    " FROM runs WHERE id = ?1", 0) < 0)
+		return -1;
+	if (db_bindi(s, st, 1, r->run) < 0) {
+		db_finalize(st);
+		return -1;
+	}
+	if ((k = db_step_row(s, st)) == 1) {
+		for (i = 0; i < ST_NSTATUS; i++)
+			r->counts[i] = (unsigned long)sqlite3_column_int64(st, i);
+		r->seq = (long)sqlite3_column_int64(st, ST_NSTATUS);
+		(void)sqlite3_reset(st);
+	}
+	db_finalize(st);
+	return k < 0 ? -1 : 0;
+}
+
+static int
+refuse_scope(struct state *s, const char *own, const char *scope)
+{
+	struct sb m;
+
+	sb_init(&m, 256);
+	state_scope_refusal(s, own, scope, "record", &m);
+	m.buf[--m.len] = '\0';
+	rd_seterr(RD_EXIT_REFUSED, "%s", m.buf);
+	sb_release(&m);
+	return -1;
+}
+
+/*
+ * The outbox's keys, as a set of hashes, so that a result is looked up in
+ * the outbox only when it may be there.  A false match costs one DELETE
+ * that deletes nothing; a key is never missing, for every key put in the
+ * outbox is added.
+ */
+static uint64_t
+keyhash(const char *t, size_t tn, const char *k, size_t kn)
+{
+	uint64_t h = rd_idhash(t, tn, k, kn);
+
+	return h ? h : 1;	/* 0 marks a free slot */
+}
+
+static void
+oset_add(struct recorder *r, uint64_t h)
+{
+	size_t i;
+
+	if (2 * (r->on + 1) > r->ocap) {
+		uint64_t *old = r->oset;
+		size_t ocap = r->ocap;
+
+		r->ocap = r->ocap ? 2 * r->ocap : 64;
+		r->oset = xcalloc(r->ocap, sizeof *r->oset);
+		r->on = 0;
+		for (i = 0; i < ocap; i++)
+			if (old[i])
+				oset_add(r, old[i]);
+		free(old);
+	}
+	for (i = h & (r->ocap - 1); r->oset[i]; i = (i + 1) & (r->ocap - 1))
+		if (r->oset[i] == h)
+			return;
+	r->oset[i] = h;
+	r->on++;
+}
+
+static int
+oset_has(const struct recorder *r, uint64_t h)
+{
+	size_t i;
+
+	if (!r->on)
+		return 0;
+	for (i = h & (r->ocap - 1); r->oset[i]; i = (i + 1) & (r->ocap - 1))
+		if (r->oset[i] == h)
+			return 1;
+	return 0;
+}
+
+static int
+load_outbox(struct state *s, struct recorder *r)
+{
+	sqlite3_stmt *st;
+	const char *t, *k;
+	size_t tn, kn;
+	int rc;
+
+	if (db_prep(s, &st, "SELECT type, key FROM outbox", 0) < 0)
+		return -1;
+	while ((rc = db_step_row(s, st)) == 1) {
+		t = db_col(st, 0, &tn);
+		k = db_col(st, 1, &kn);
+		if (t && k)
+			oset_add(r, keyhash(t, tn, k, kn));
+	}
+	db_finalize(st);
+	return rc;
+}
+
+/* The writer's side */
+
+static const char *
+bstr(const struct batch *b, size_t off)
+{
+	return off == NOSTR ? NULL : b->bytes.buf + off;
+}
+
+/* The names of the fields an ok update changed, from the base's old fields. */
+static int
+diff_old(struct state *s, struct recorder *r, const struct batch *b,
+    const struct bop *o)
+{
+	sqlite3_stmt *st = r->st[R_GETFIELDS];
+	struct ruleview rv = { 0 };
+	struct json old, new;
+	const char *p;
+	size_t n;
+	int k;
+
+	if (db_bindt(s, st, 1, bstr(b, o->type), o->typelen) < 0 ||
+	    db_bindt(s, st, 2, bstr(b, o->key), o->keylen) < 0 ||
+	    (k = db_step_row(s, st)) < 0)
+		return -1;
+	if (k == 0)
+		return 0;
+	p = db_col(st, 0, &n);
+	arena_reset(&r->a);
+	if (p && json_parse(&r->a, p, n, &old, NULL) == 0 &&
+	    old.type == JSON_OBJECT && json_parse(&r->a, bstr(b, o->fields),
+	    o->fieldslen, &new, NULL) == 0)
+		record_compare(&rv, &old, &new, &r->changed);
+	(void)sqlite3_reset(st);
+	return 0;
+}
+
+static int
+apply_op(struct state *s, struct recorder *r, const struct batch *b,
+    const struct bop *o)
+{
+	const char *type = bstr(b, o->type), *key = bstr(b, o->key);
+	sqlite3_stmt *st;
+
+	if (o->what == B_CURSOR) {
+		st = r->st[R_CURSOR];
+		return db_bindt(s, st, 1, key, o->keylen) < 0 ||
+		    db_bindt(s, st, 2, bstr(b, o->fields), o->fieldslen) < 0 ||
+		    db_binds(s, st, 3, r->now) < 0 ? -1 : db_step_done(s, st);
+	}
+	sb_reset(&r->changed);
+	switch (o->sti) {
+	case ST_OK:
+		if (o->opi == OP_DELETE) {
+			st = r->st[R_DELBASE];
+			if (db_bindt(s, st, 1, type, o->typelen) < 0 ||
+			    db_bindt(s, st, 2, key, o->keylen) < 0 ||
+			    db_step_done(s, st) < 0)
+				return -1;
+		} else if (o->fields != NOSTR) {
+			if (o->diff && diff_old(s, r, b, o) < 0)
+				return -1;
+			st = r->st[R_UPSERT];
+			if (db_bindt(s, st, 1, type, o->typelen) < 0 ||
+			    db_bindt(s, st, 2, key, o->keylen) < 0 ||
+			    db_bindt(s, st, 3, bstr(b, o->rev), o->revlen) < 0 ||
+			    db_bindt(s, st, 4, bstr(b, o->hash), 2 * RD_HASH_LEN) < 0 ||
+			    db_bindt(s, st, 5, bstr(b, o->fields), o->fieldslen) < 0 ||
+			    db_step_done(s, st) < 0)
+				return -1;
+		} else {
+			/* Written without saying what: keep the fields known. */
+			st = r->st[R_SETREV];
+			if (db_bindt(s, st, 1, type, o->typelen) < 0 ||
+			    db_bindt(s, st, 2, key, o->keylen) < 0 ||
+			    db_bindt(s, st, 3, bstr(b, o->rev), o->revlen) < 0 ||
+			    db_step_done(s, st) < 0)
+				return -1;
+		}
+		/* FALLTHROUGH */
+	case ST_SKIPPED:
+		if (o->sti == ST_SKIPPED && o->opi == OP_SAME && o->fields != NOSTR) {
+			/* Found in step: the base learns its rev and fields. */
+			st = r->st[R_UPSERT];
+			if (db_bindt(s, st, 1, type, o->typelen) < 0 ||
+			    db_bindt(s, st, 2, key, o->keylen) < 0 ||
+			    db_bindt(s, st, 3, bstr(b, o->rev), o->revlen) < 0 ||
+			    db_bindt(s, st, 4, bstr(b, o->hash), 2 * RD_HASH_LEN) < 0 ||
+			    db_bindt(s, st, 5, bstr(b, o->fields), o->fieldslen) < 0 ||
+			    db_step_done(s, st) < 0)
+				return -1;
+		} else if (o->sti == ST_SKIPPED && o->opi == OP_DELETE &&
+		    o->codelen == 4 && memcmp(bstr(b, o->code), "gone", 4) == 0) {
+			/* Deleted by someone else: gone from the base too. */
+			st = r->st[R_DELBASE];
+			if (db_bindt(s, st, 1, type, o->typelen) < 0 ||
+			    db_bindt(s, st, 2, key, o->keylen) < 0 ||
+			    db_step_done(s, st) < 0)
+				return -1;
+		}
+		/* FALLTHROUGH */
+	case ST_CONFLICT:
+	case ST_FAILED:
+		/* A definite answer settles the change the outbox held. */
+		if (oset_has(r, keyhash(type, o->typelen, key, o->keylen))) {
+			st = r->st[R_OUTDEL];
+			if (db_bindt(s, st, 1, type, o->typelen) < 0 ||
+			    db_bindt(s, st, 2, key, o->keylen) < 0 ||
+			    db_step_done(s, st) < 0)
+				return -1;
+		}
+		break;
+	case ST_DEFERRED:
+		st = r->st[R_OUTPUT];
+		if (db_bindt(s, st, 1, type, o->typelen) < 0 ||
+		    db_bindt(s, st, 2, key, o->keylen) < 0 ||
+		    db_binds(s, st, 3, op_names[o->opi]) < 0 ||
+		    db_bindt(s, st, 4, bstr(b, o->line), o->linelen) < 0 ||
+		    db_binds(s, st, 5, r->now) < 0 || db_step_done(s, st) < 0)
+			return -1;
+		oset_add(r, keyhash(type, o->typelen, key, o->keylen));
+		break;
+	default:
+		return 0;
+	}
+	if (o->sti == ST_SKIPPED)
+		return 0;
+	/* The change log. */
+	st = r->st[R_LOG];
+	if (o->changed != NOSTR) {
+		sb_reset(&r->changed);
+		sb_add(&r->changed, bstr(b, o->changed), o->changedlen);
+	}
+	r->seq++;
+	return db_bindi(s, st, 1, r->run) < 0 || db_bindi(s, st, 2, r->seq) < 0 ||
+	    db_binds(s, st, 3, op_names[o->opi]) < 0 ||
+	    db_bindt(s, st, 4, type, o->typelen) < 0 ||
+	    db_bindt(s, st, 5, key, o->keylen) < 0 ||
+	    db_binds(s, st, 6, state_status_names[o->sti]) < 0 ||
+	    db_bindt(s, st, 7, bstr(b, o->rev), o->revlen) < 0 ||
+	    db_bindt(s, st, 8, r->changed.len ? r->changed.buf : NULL,
+	    r->changed.len) < 0 ||
+	    db_bindt(s, st, 9, bstr(b, o->code), o->codelen) < 0 ||
+	    db_bindt(s, st, 10, bstr(b, o->message), o->messagelen) < 0 ?
+	    -1 : db_step_done(s, st);
+}
+
+/* The window of the run is done, in the transaction of its last results. */
+static int
+mark_window(struct state *s, struct recorder *r)
+{
+	sqlite3_stmt *st;
+	int ret = -1;
+
+	if (db_prep(s, &st, "UPDATE windows SET status = 'done', reason = NULL,"
+	    " updated = ?2 WHERE start = ?1", 0) < 0)
+		return -1;
+	if (db_binds(s, st, 1, r->window) == 0 && db_binds(s, st, 2, r->now) == 0 &&
+	    db_step_done(s, st) == 0) {
+		if (sqlite3_changes(s->db) == 0)
+			rd_seterr(RD_EXIT_USAGE, "no planned window starts at "
+			    "\"%s\"", rd_quote(r->window, strlen(r->window)));
+		else
+			ret = 0;
+	}
+	db_finalize(st);
+	return ret;
+}
+
+int
+state_record_window(struct state *s, const char *start)
+{
+	free(s->rec->window);
+	s->rec->window = xstrdup(start);
+	return 0;
+}
+
+/* One batch, one transaction; the first also claims the scope and run. */
+static int
+write_batch(struct state *s, struct recorder *r, const struct batch *b)
+{
+	sqlite3_stmt *st;
+	char *own = NULL;
+	size_t i;
+
+	if (db_begin(s) < 0)
+		return -1;
+	state_now(r->now, sizeof r->now);
+	if (!r->committed) {
+		st = r->st[R_RUNOPEN];
+		if (state_scope(s, &own) < 0)
+			return -1;
+		if (own && strcmp(own, r->scope) != 0) {
+			refuse_scope(s, own, r->scope);
+			free(own);
+			return -1;
+		}
+		if (!own && state_set_scope(s, r->scope) < 0)
+			return -1;
+		free(own);
+		if ((r->run ? db_bindi(s, st, 1, r->run) :
+		    db_bindt(s, st, 1, NULL, 0)) < 0 ||
+		    db_binds(s, st, 2, r->scope) < 0 ||
+		    db_binds(s, st, 3, r->flow) < 0 ||
+		    db_bindi(s, st, 4, (long long)getpid()) < 0 ||
+		    db_binds(s, st, 5, s->host) < 0 || db_binds(s, st, 6, r->now) < 0 ||
+		    db_step_done(s, st) < 0)
+			return -1;
+		if (!r->run)
+			r->run = (long)sqlite3_last_insert_rowid(s->db);
+	}
+	for (i = 0; i < b->n; i++)
+		if (apply_op(s, r, b, &b->ops[i]) < 0)
+			return -1;
+	if (b->final && r->window && mark_window(s, r) < 0)
+		return -1;
+	st = r->st[R_RUNUPD];
+	for (i = 0; i < ST_NSTATUS; i++)
+		if (db_bindi(s, st, (int)i + 1, (long long)b->counts[i]) < 0)
+			return -1;
+	if (db_binds(s, st, 7, b->final ? r->now : NULL) < 0 ||
+	    db_binds(s, st, 8, !b->final ? "running" :
+	    b->counts[ST_CONFLICT] || b->counts[ST_DEFERRED] ||
+	    b->counts[ST_FAILED] ? "partial" : "done") < 0 ||
+	    db_bindi(s, st, 9, r->run) < 0 || db_step_done(s, st) < 0 ||
+	    db_commit(s) < 0)
+		return -1;
+	r->committed = 1;
+	memcpy(r->saved, b->counts, sizeof r->saved);
+	return 0;
+}
+
+static void *
+writer(void *arg)
+{
+	struct state *s = arg;
+	struct recorder *r = s->rec;
+	struct batch *b;
+
+	for (;;) {
+		pthread_mutex_lock(&r->mu);
+		while (!r->queue && !r->stop)
+			pthread_cond_wait(&r->cv, &r->mu);
+		if (!(b = r->queue)) {
+			pthread_mutex_unlock(&r->mu);
+			break;
+		}
+		r->queue = b->next;
+		if (!r->queue)
+			r->tail = NULL;
+		pthread_mutex_unlock(&r->mu);
+
+		if (!r->failed && write_batch(s, r, b) < 0) {
+			db_rollback(s);
+			pthread_mutex_lock(&r->mu);
+			r->failed = 1;
+			r->errstatus = rd_errstatus();
+			snprintf(r->errmsg, sizeof r->errmsg, "%s", rd_errmsg());
+			pthread_mutex_unlock(&r->mu);
+		}
+
+		pthread_mutex_lock(&r->mu);
+		b->n = 0;
+		sb_reset(&b->bytes);
+		b->next = r->free;
+		r->free = b;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+	}
+	return NULL;
+}
+
+/* The writer's error, in the caller's thread. */
+static int
+writer_failed(struct recorder *r)
+{
+	rd_seterr(r->errstatus, "%s", r->errmsg);
+	return -1;
+}
+
+/* Stop the writer once it has written what was handed over, and wait. */
+static void
+writer_join(struct recorder *r)
+{
+	if (!r->started)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->stop = 1;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	pthread_join(r->th, NULL);
+	r->started = 0;
+}
+
+void
+state_record_drop(struct state *s)
+{
+	/* Not finished nor aborted: what was handed over is dropped. */
+	pthread_mutex_lock(&s->rec->mu);
+	s->rec->failed = 1;
+	pthread_mutex_unlock(&s->rec->mu);
+	writer_join(s->rec);
+	db_rollback(s);
+	recorder_free(s->rec);
+	s->rec = NULL;
+}
+
+int
+state_record_start(struct state *s, const char *scope, long run,
+    const char *flow)
+{
+	struct recorder *r = xcalloc(1, sizeof *r);
+	char *own = NULL;
+	int i;
+
+	r->scope = xstrdup(scope);
+	r->flow = flow ? xstrdup(flow) : NULL;
+	r->run = run;
+	sb_init(&r->canon, 4096);
+	sb_init(&r->changed, 256);
+	arena_init(&r->a);
+	for (i = 0; i < NBATCH; i++) {
+		sb_init(&r->pool[i].bytes, 64 * 1024);
+		r->pool[i].next = i > 1 ? &r->pool[i - 1] : NULL;
+	}
+	r->fill = &r->pool[0];
+	r->free = &r->pool[NBATCH - 1];
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	s->rec = r;
+
+	if (state_scope(s, &own) < 0)
+		return -1;
+	if (own && strcmp(own, scope) != 0) {
+		refuse_scope(s, own, scope);
+		free(own);
+		return -1;
+	}
+	free(own);
+	if (run && load_run(s, r) < 0)
+		return -1;
+	if (load_outbox(s, r) < 0)
+		return -1;
+	/*
+	 * A long stream writes many pages: a larger cache and fewer, larger
+	 * checkpoints write each page fewer times.
+	 */
+	if (db_exec(s, "PRAGMA cache_size = -65536") < 0 ||
+	    db_exec(s, "PRAGMA wal_autocheckpoint = 4096") < 0)
+		return -1;
+	for (i = 0; i < R_NSTMT; i++)
+		if (db_prep(s, &r->st[i], rec_sql[i], 1) < 0)
+			return -1;
+	memcpy(r->saved, r->counts, sizeof r->saved);
+	if ((errno = pthread_create(&r->th, NULL, writer, s)) != 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "cannot start a thread: %s",
+		    strerror(errno));
+		return -1;
+	}
+	r->started = 1;
+	return 0;
+}
+
+/* Hand the batch being filled to the writer and take an empty one. */
+static int
+handoff(struct recorder *r, int final)
+{
+	struct batch *b = r->fill;
+
+	b->final = final;
+	memcpy(b->counts, r->counts, sizeof b->counts);
+	pthread_mutex_lock(&r->mu);
+	b->next = NULL;
+	if (r->tail)
+		r->tail->next = b;
+	else
+		r->queue = b;
+	r->tail = b;
+	pthread_cond_broadcast(&r->cv);
+	while (!r->free && !r->failed)
+		pthread_cond_wait(&r->cv, &r->mu);
+	if (r->free) {
+		r->fill = r->free;
+		r->free = r->fill->next;
+	} else {
+		r->fill = NULL;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return r->failed ? writer_failed(r) : 0;
+}
+
+int
+state_record_commit(struct state *s)
+{
+	struct recorder *r = s->rec;
+
+	if (r->failed)
+		return writer_failed(r);
+	if (!r->fill->n)
+		return 0;
+	return handoff(r, 0);
+}
+
+int
+state_record_finish(struct state *s)
+{
+	struct recorder *r = s->rec;
+
+	/* Nothing to record is no run: the state is left as it was. */
+	if (r->consumed && handoff(r, 1) < 0)
+		return -1;
+	writer_join(r);
+	if (r->failed)
+		return writer_failed(r);
+	/* A window with no results is done all the same, and must exist. */
+	if (!r->consumed && r->window)
+		return state_window_mark(s, r->window, 1, NULL);
+	return 0;
+}
+
+void
+state_record_abort(struct state *s)
+{
+	struct recorder *r = s->rec;
+	sqlite3_stmt *st;
+	char now[32];
+	int i, ok;
+
+	if (!r)
+		return;
+	/* The batch being filled is dropped; those handed over are written. */
+	writer_join(r);
+	if (!r->committed)
+		return;
+	/* Quietly: the caller is about to report the error that led here. */
+	st = r->st[R_RUNUPD];
+	state_now(now, sizeof now);
+	ok = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
+	for (i = 0; ok && i < ST_NSTATUS; i++)
+		ok = sqlite3_bind_int64(st, i + 1, (long long)r->saved[i]) ==
+		    SQLITE_OK;
+	ok = ok && sqlite3_bind_text(st, 7, now, -1, SQLITE_TRANSIENT) ==
+	    SQLITE_OK && sqlite3_bind_text(st, 8, "failed", -1, SQLITE_STATIC) ==
+	    SQLITE_OK && sqlite3_bind_int64(st, 9, r->run) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_DONE;
+	(void)sqlite3_reset(st);
+	ok = ok && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+	if (!ok)
+		db_rollback(s);
+}
+
+/* The caller's side */
+
+/* A string member: 0 and set (NULL when absent and not required), or -1. */
+static int
+member(const struct json *obj, const char *name, int required,
+    const char **p, size_t *n)
+{
+	const struct json *v = json_get(obj, name);
+
+	*p = NULL;
+	*n = 0;
+	if (!v) {
+		if (!required)
+			return 0;
+		rd_seterr(RD_EXIT_DATA, "missing \"%s\"", name);
+		return -1;
+	}
+	if (v->type != JSON_STRING) {
+		rd_seterr(RD_EXIT_DATA, "\"%s\" is not a string", name);
+		return -1;
+	}
+	if (required && v->len == 0) {
+		rd_seterr(RD_EXIT_DATA, "empty \"%s\"", name);
+		return -1;
+	}
+	*p = v->u.s;
+	*n = v->len;
+	return 0;
+}
+
+static int
+lookup(const char *const *names, int n, const char *p, size_t len)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (strlen(names[i]) == len && memcmp(names[i], p, len) == 0)
+			return i;
+	return -1;
+}
+
+struct result {
+	const char *op, *type, *key, *status, *rev, *code, *message;
+	size_t oplen, typelen, keylen, statuslen, revlen, codelen, messagelen;
+	int opi, sti;
+	const struct json *fields, *changed;
+};
+
+static int
+parse_result(const struct json *obj, struct result *res)
+{
+	const struct json *err;
+	size_t i;
+
+	memset(res, 0, sizeof *res);
+	if (member(obj, "op", 1, &res->op, &res->oplen) < 0 ||
+	    member(obj, "type", 1, &res->type, &res->typelen) < 0 ||
+	    member(obj, "key", 1, &res->key, &res->keylen) < 0 ||
+	    member(obj, "status", 1, &res->status, &res->statuslen) < 0 ||
+	    member(obj, "rev", 0, &res->rev, &res->revlen) < 0)
+		return -1;
+	if ((res->opi = lookup(op_names, OP_N, res->op, res->oplen)) < 0) {
+		rd_seterr(RD_EXIT_DATA, "unknown op \"%s\" (expected create, "
+		    "update, delete or same)", rd_quote(res->op, res->oplen));
+		return -1;
+	}
+	if ((res->sti = lookup(state_status_names, ST_NSTATUS, res->status,
+	    res->statuslen)) < 0) {
+		rd_seterr(RD_EXIT_DATA, "unknown status \"%s\" (expected ok, "
+		    "skipped, conflict, deferred, failed or planned)",
+		    rd_quote(res->status, res->statuslen));
+		return -1;
+	}
+	res->fields = json_get(obj, "fields");
+	if (res->fields && res->fields->type != JSON_OBJECT) {
+		rd_seterr(RD_EXIT_DATA, "\"fields\" is not an object");
+		return -1;
+	}
+	res->changed = json_get(obj, "changed");
+	if (res->changed) {
+		int bad = res->changed->type != JSON_ARRAY;
+
+		for (i = 0; !bad && i < res->changed->len; i++)
+			bad = res->changed->u.items[i].type != JSON_STRING;
+		if (bad) {
+			rd_seterr(RD_EXIT_DATA, "\"changed\" is not an array of "
+			    "strings");
+			return -1;
+		}
+	}
+	if ((err = json_get(obj, "error"))) {
+		if (err->type != JSON_OBJECT) {
+			rd_seterr(RD_EXIT_DATA, "\"error\" is not an object");
+			return -1;
+		}
+		if (member(err, "code", 0, &res->code, &res->codelen) < 0 ||
+		    member(err, "message", 0, &res->message,
+		    &res->messagelen) < 0) {
+			rd_prefixerr("error: ");
+			return -1;
+		}
+	}
+	if (res->sti == ST_DEFERRED && res->opi != OP_DELETE && !res->fields) {
+		rd_seterr(RD_EXIT_DATA, "deferred %s without \"fields\": it could "
+		    "not be replayed", op_names[res->opi]);
+		return -1;
+	}
+	return 0;
+}
+
+static struct bop *
+new_op(struct batch *b, int what)
+{
+	struct bop *o;
+
+	if (b->n == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 1024;
+		b->ops = xreallocarray(b->ops, b->cap, sizeof *b->ops);
+	}
+	o = &b->ops[b->n++];
+	memset(o, 0, sizeof *o);
+	o->what = (unsigned char)what;
+	o->type = o->key = o->rev = o->hash = o->fields = o->changed = NOSTR;
+	o->code = o->message = o->line = NOSTR;
+	return o;
+}
+
+/* Copy bytes into the batch: their offset, or NOSTR for NULL. */
+static size_t
+put(struct batch *b, const char *p, size_t n)
+{
+	size_t off = b->bytes.len;
+
+	if (!p)
+		return NOSTR;
+	sb_add(&b->bytes, p, n);
+	return off;
+}
+
+static void
+put_json(struct batch *b, const struct json *v, size_t *off, size_t *len)
+{
+	*off = b->bytes.len;
+	json_write(&b->bytes, v, 0);
+	*len = b->bytes.len - *off;
+}
+
+/* The change to replay, rebuilt from a deferred result. */
+static void
+put_change(struct batch *b, const struct result *res, struct bop *o)
+{
+	struct sb *out = &b->bytes;
+
+	o->line = out->len;
+	sb_adds(out, "{\"kind\":\"change\",\"op\":\"");
+	sb_adds(out, op_names[res->opi]);
+	sb_adds(out, "\",\"type\":");
+	json_write_string(out, res->type, res->typelen);
+	sb_adds(out, ",\"key\":");
+	json_write_string(out, res->key, res->keylen);
+	if (res->rev) {
+		sb_adds(out, ",\"rev\":");
+		json_write_string(out, res->rev, res->revlen);
+	}
+	if (res->fields) {
+		sb_adds(out, ",\"fields\":");
+		json_write(out, res->fields, 0);
+	}
+	if (res->changed) {
+		sb_adds(out, ",\"changed\":");
+		json_write(out, res->changed, 0);
+	}
+	sb_addc(out, '}');
+	o->linelen = out->len - o->line;
+}
+
+static int
+add_result(struct recorder *r, const struct json *obj)
+{
+	struct batch *b = r->fill;
+	struct result res;
+	struct ruleview rv = { 0 };
+	unsigned char h[RD_HASH_LEN];
+	char hex[2 * RD_HASH_LEN + 1];
+	struct bop *o;
+	int confirms;
+
+	if (parse_result(obj, &res) < 0)
+		return -1;
+	confirms = res.fields && res.opi != OP_DELETE && (res.sti == ST_OK ||
+	    (res.sti == ST_SKIPPED && res.opi == OP_SAME && res.rev));
+	if (confirms) {
+		if (record_hash(&rv, res.fields, h, &r->canon) < 0)
+			return -1;
+		hex_encode(hex, h, RD_HASH_LEN);
+	}
+	r->counts[res.sti]++;
+	if (res.sti == ST_PLANNED)
+		return 0;
+	o = new_op(b, B_RESULT);
+	o->opi = (unsigned char)res.opi;
+	o->sti = (unsigned char)res.sti;
+	o->type = put(b, res.type, o->typelen = res.typelen);
+	o->key = put(b, res.key, o->keylen = res.keylen);
+	o->rev = put(b, res.rev, o->revlen = res.revlen);
+	o->code = put(b, res.code, o->codelen = res.codelen);
+	o->message = put(b, res.message, o->messagelen = res.messagelen);
+	if (res.changed)
+		put_json(b, res.changed, &o->changed, &o->changedlen);
+	if (confirms) {
+		o->hash = put(b, hex, 2 * RD_HASH_LEN);
+		put_json(b, res.fields, &o->fields, &o->fieldslen);
+		o->diff = res.opi == OP_UPDATE && !res.changed;
+	}
+	if (res.sti == ST_DEFERRED)
+		put_change(b, &res, o);
+	return 0;
+}
+
+static int
+add_cursor(struct recorder *r, const struct json *obj)
+{
+	struct batch *b = r->fill;
+	const struct json *v;
+	const char *src, *name;
+	size_t srclen, namelen;
+	struct bop *o;
+
+	if (member(obj, "source", 0, &src, &srclen) < 0 ||
+	    member(obj, "name", 1, &name, &namelen) < 0)
+		return -1;
+	if (!(v = json_get(obj, "value"))) {
+		rd_seterr(RD_EXIT_DATA, "missing \"value\"");
+		return -1;
+	}
+	/* The cursor's name is "SOURCE/NAME", or NAME without a source. */
+	o = new_op(b, B_CURSOR);
+	o->key = b->bytes.len;
+	if (src && srclen) {
+		sb_add(&b->bytes, src, srclen);
+		sb_addc(&b->bytes, '/');
+	}
+	sb_add(&b->bytes, name, namelen);
+	o->keylen = b->bytes.len - o->key;
+	if (v->type == JSON_STRING)
+		o->fields = put(b, v->u.s, o->fieldslen = v->len);
+	else
+		put_json(b, v, &o->fields, &o->fieldslen);
+	return 0;
+}
+
+int
+state_record_line(struct state *s, const struct json *obj, const char *kind,
+    size_t kindlen)
+{
+	struct recorder *r = s->rec;
+
+	if (r->failed)
+		return writer_failed(r);
+	if (kindlen == 6 && memcmp(kind, "result", 6) == 0) {
+		if (add_result(r, obj) < 0)
+			return -1;
+	} else if (kindlen == 6 && memcmp(kind, "cursor", 6) == 0) {
+		if (add_cursor(r, obj) < 0)
+			return -1;
+	} else {
+		return 0;
+	}
+	r->consumed++;
+	return 1;
+}
