@@ -45,6 +45,7 @@ usage(FILE *fp)
 	    "       recdelta-checkpoint windows pending [--json]\n"
 	    "       recdelta-checkpoint windows done START\n"
 	    "       recdelta-checkpoint windows fail START --reason TEXT\n"
+	    "       recdelta-checkpoint windows reset (--from DATE --to DATE | --all)\n"
 	    "       recdelta-checkpoint windows coverage [--json]\n"
 	    "       recdelta-checkpoint windows calendar\n"
 	    "       recdelta-checkpoint windows report\n"
@@ -100,14 +101,14 @@ badusage(const char *fmt, ...)
  */
 enum {
 	O_STATE = 256, O_SCOPE, O_RUN, O_FLOW, O_BATCH, O_WINDOW, O_FROM, O_TO, O_STEP,
-	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE
+	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE, O_ALL
 };
 
 struct subopts {
 	long run, pid;
 	const char *flow, *from, *to, *step, *reason, *window;
 	size_t batch;
-	int json, check, force;
+	int json, check, force, all;
 	char **types;
 	size_t ntypes;
 };
@@ -146,6 +147,7 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 		{ "check", no_argument, NULL, O_CHECK },
 		{ "pid", required_argument, NULL, O_PID },
 		{ "force", no_argument, NULL, O_FORCE },
+		{ "all", no_argument, NULL, O_ALL },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -211,6 +213,9 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 			break;
 		case O_PID:
 			o->pid = number("--pid", optarg, INT_MAX);
+			break;
+		case O_ALL:
+			o->all = 1;
 			break;
 		case O_FORCE:
 			o->force = 1;
@@ -783,7 +788,8 @@ failed_window(void *ctx, const struct state_window *w)
 static int
 cmd_windows(int argc, char **argv)
 {
-	static const int allowed[] = { O_FROM, O_TO, O_STEP, O_REASON, O_JSON, 0 };
+	static const int allowed[] = { O_FROM, O_TO, O_STEP, O_REASON, O_JSON,
+	    O_ALL, 0 };
 	struct subopts o;
 	struct state *s;
 	const char *verb;
@@ -793,13 +799,18 @@ cmd_windows(int argc, char **argv)
 	argc -= parse_opts(argc, argv, allowed, &o);
 	argv += optind;
 	if (argc < 1)
-		badusage("windows: missing plan, pending, done, fail, coverage, "
-		    "calendar or report");
+		badusage("windows: missing plan, pending, done, fail, reset, "
+		    "coverage, calendar or report");
 	verb = argv[0];
 	argc--;
 	argv++;
-	if ((o.from || o.to || o.step) && strcmp(verb, "plan") != 0)
-		badusage("--from, --to and --step go with windows plan");
+	if ((o.from || o.to) && strcmp(verb, "plan") != 0 &&
+	    strcmp(verb, "reset") != 0)
+		badusage("--from and --to go with windows plan or reset");
+	if (o.step && strcmp(verb, "plan") != 0)
+		badusage("--step goes with windows plan");
+	if (o.all && strcmp(verb, "reset") != 0)
+		badusage("--all goes with windows reset");
 	if (o.reason && strcmp(verb, "fail") != 0)
 		badusage("--reason goes with windows fail");
 	if (o.json && strcmp(verb, "pending") != 0 &&
@@ -841,6 +852,27 @@ cmd_windows(int argc, char **argv)
 		if (ret < 0)
 			die_state(s);
 		finish_out(s);
+		return RD_EXIT_OK;
+	}
+	if (strcmp(verb, "reset") == 0) {
+		long long from = LLONG_MIN, to = LLONG_MAX;
+		unsigned long n;
+
+		need_args(argc, 0, "");
+		if (o.all && (o.from || o.to))
+			badusage("windows reset: --all goes without --from and --to");
+		if (!o.all && (!o.from || !o.to))
+			badusage("windows reset: --from and --to, or --all, are required");
+		if (!o.all) {
+			from = parse_when("--from", o.from, 0);
+			to = parse_when("--to", o.to, 1);
+			if (to <= from)
+				badusage("windows reset: --to is not after --from");
+		}
+		s = open_state(0);
+		if (state_windows_reset(s, from, to, &n) < 0)
+			die_state(s);
+		state_close(s);
 		return RD_EXIT_OK;
 	}
 	if (strcmp(verb, "done") == 0 || strcmp(verb, "fail") == 0) {
@@ -912,7 +944,8 @@ cmd_windows(int argc, char **argv)
 		return RD_EXIT_OK;
 	}
 	badusage("windows: unknown verb \"%s\" (expected plan, pending, done, "
-	    "fail, coverage, calendar or report)", rd_quote(verb, strlen(verb)));
+	    "fail, reset, coverage, calendar or report)",
+	    rd_quote(verb, strlen(verb)));
 }
 
 /* status, preflight, lock, unlock */

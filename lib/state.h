@@ -168,6 +168,13 @@ struct state_window {
 /* In start order; pending_only: those not done (pending or failed). */
 int state_windows_each(struct state *s, int pending_only,
     int (*fn)(void *ctx, const struct state_window *w), void *ctx);
+/*
+ * Set the windows that overlap [from, to) back to pending, done or failed
+ * as they were, so that an import does them again; *n says how many.
+ * Status 2 when no planned window overlaps the range.
+ */
+int state_windows_reset(struct state *s, long long from, long long to,
+    unsigned long *n);
 /* Mark a window done or failed; status 2 when no window starts at start. */
 int state_window_mark(struct state *s, const char *start, int done,
     const char *reason);

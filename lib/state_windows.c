@@ -134,6 +134,40 @@ out:
 	return r;
 }
 
+int
+state_windows_reset(struct state *s, long long from, long long to,
+    unsigned long *n)
+{
+	sqlite3_stmt *st;
+	char now[32];
+	int r = -1;
+
+	*n = 0;
+	state_now(now, sizeof now);
+	if (db_begin(s) < 0)
+		return -1;
+	if (db_prep(s, &st, "UPDATE windows SET status = 'pending',"
+	    " reason = NULL, updated = ?3 WHERE t0 < ?2 AND t1 > ?1", 0) < 0)
+		goto out;
+	if (db_bindi(s, st, 1, from) == 0 && db_bindi(s, st, 2, to) == 0 &&
+	    db_binds(s, st, 3, now) == 0 && db_step_done(s, st) == 0) {
+		*n = (unsigned long)sqlite3_changes(s->db);
+		if (*n == 0)
+			rd_seterr(RD_EXIT_USAGE, "windows reset: no planned "
+			    "window in the range; see: %s windows pending",
+			    s->fixcmd);
+		else
+			r = 0;
+	}
+	db_finalize(st);
+	if (r == 0)
+		r = db_commit(s);
+out:
+	if (r < 0)
+		db_rollback(s);
+	return r;
+}
+
 struct covctx {
 	struct state_coverage *c;
 	int (*gapfn)(void *ctx, const struct state_gap *g);

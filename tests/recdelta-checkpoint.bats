@@ -272,6 +272,35 @@ EOF
 	assert_equal "$stderr" 'recdelta-checkpoint: no planned window starts at "2024-12-31"; see: recdelta-checkpoint windows pending'
 }
 
+@test "windows reset: a range or all of them back to pending, done and failed alike; nothing in range is a usage error" {
+	run -2 --separate-stderr recdelta-checkpoint windows reset --all
+	assert_equal "${stderr_lines[0]}" 'recdelta-checkpoint: windows reset: no planned window in the range; see: recdelta-checkpoint windows pending'
+	[ ! -e "$ST" ] || fail "a reset of nothing created the state"
+	recdelta-checkpoint windows plan --from 2025-01-01 --to 2025-01-05
+	for d in 01 02 03; do
+		recdelta-checkpoint windows done "2025-01-$d"
+	done
+	recdelta-checkpoint windows fail 2025-01-04 --reason 'server down'
+	run -0 --separate-stderr recdelta-checkpoint windows reset --from 2025-01-02 --to 2025-01-02
+	assert_output ''
+	run -0 recdelta-checkpoint windows pending --json
+	assert_equal "$(jq -r '.start + " " + .status + " " + (.reason // "-")' <<< "$output")" \
+	    "$(printf '%s\n' '2025-01-02 pending -' '2025-01-04 failed server down' '2025-01-05 pending -')"
+	before=$(sha256 "$ST")
+	run -2 --separate-stderr recdelta-checkpoint windows reset --from 2025-02-01 --to 2025-02-03
+	assert_equal "${stderr_lines[0]}" 'recdelta-checkpoint: windows reset: no planned window in the range; see: recdelta-checkpoint windows pending'
+	run -2 --separate-stderr recdelta-checkpoint windows reset
+	assert_equal "${stderr_lines[0]}" 'recdelta-checkpoint: windows reset: --from and --to, or --all, are required'
+	run -2 --separate-stderr recdelta-checkpoint windows reset --all --from 2025-01-01
+	assert_equal "${stderr_lines[0]}" 'recdelta-checkpoint: windows reset: --all goes without --from and --to'
+	run -2 --separate-stderr recdelta-checkpoint windows done 2025-01-01 --all
+	assert_equal "${stderr_lines[0]}" 'recdelta-checkpoint: --all goes with windows reset'
+	assert_equal "$(sha256 "$ST")" "$before"
+	run -0 recdelta-checkpoint windows reset --all
+	run -0 recdelta-checkpoint windows coverage
+	assert_line --index 0 '0% complete (0/5 days)'
+}
+
 @test "windows report: coverage, gaps, the first ten failed windows and the calendar" {
 	run -0 --separate-stderr recdelta-checkpoint windows report
 	assert_output 'no windows planned'
@@ -623,7 +652,7 @@ EOF
 	run -2 --separate-stderr recdelta-checkpoint history extra
 	assert_equal "${stderr_lines[0]}" 'recdelta-checkpoint: too many arguments'
 	run -2 --separate-stderr recdelta-checkpoint windows
-	assert_equal "${stderr_lines[0]}" 'recdelta-checkpoint: windows: missing plan, pending, done, fail, coverage, calendar or report'
+	assert_equal "${stderr_lines[0]}" 'recdelta-checkpoint: windows: missing plan, pending, done, fail, reset, coverage, calendar or report'
 	[ ! -e .recdelta ]
 	run -0 recdelta-checkpoint record --help
 	assert_line --index 0 --partial 'usage: recdelta-checkpoint '
