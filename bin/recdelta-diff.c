@@ -683,7 +683,8 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	struct side local, remote, *sides[2] = { &local, &remote };
-	struct fetch_opts fo = { 0 };
+	struct fetch_opts fo = { 0 }, sfo[2];
+	struct window_tally tally[2] = { { 0 }, { 0 } };
 	struct rules *rules = rules_new();
 	const char *lspec = NULL, *rspec = NULL, *outpath = NULL;
 	const char *rulesfile = NULL;
@@ -795,7 +796,10 @@ main(int argc, char *argv[])
 	remote.label = "remote";
 	remote.spec = rspec;
 	for (i = 0; i < 2; i++) {
-		sides[i]->fo = &fo;
+		/* Each side its own tally of the window field. */
+		sfo[i] = fo;
+		sfo[i].tally = &tally[i];
+		sides[i]->fo = &sfo[i];
 		sides[i]->rules = rules;
 		sides[i]->src = sides[i]->spec;
 		if (side_open(sides[i]) < 0)
@@ -807,12 +811,19 @@ main(int argc, char *argv[])
 		rd_die(RD_EXIT_RUNTIME, "cannot start a thread: %s", strerror(errno));
 	side_read(&local);
 	pthread_join(th, NULL);
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 2; i++) {
+		if (!sides[i]->err && window_tally_check(&sfo[i],
+		    sides[i]->spec) < 0) {
+			sides[i]->status = rd_errstatus();
+			sides[i]->err = xstrdup(rd_errmsg());
+		}
+		free(tally[i].example);
 		if (sides[i]->err) {
 			rd_warn("%s", sides[i]->err);
 			if (status == RD_EXIT_OK)
 				status = sides[i]->status;
 		}
+	}
 	if (status != RD_EXIT_OK)
 		goto out;
 

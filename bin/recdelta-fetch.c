@@ -66,6 +66,7 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	struct fetch_opts fo = { 0 };
+	struct window_tally tally = { 0 };
 	int paged = 0;
 	struct store_sink sink = { put, &paged };
 	struct store st;
@@ -123,7 +124,11 @@ main(int argc, char *argv[])
 	fo.cursors = 1;
 	paged = strcmp(st.ops->scheme, "cloudkit") == 0;
 	stream_out_init();
+	fo.tally = &tally;
 	ret = store_fetch(&st, &fo, &sink);
+	if (ret == 0)
+		ret = window_tally_check(&fo, argv[0]);
+	free(tally.example);
 	store_close(&st);
 	free(fo.types);
 	free(fo.wfield);

@@ -137,21 +137,33 @@ store_is_stdin(const char *spec)
 }
 
 /* An ISO-8601 instant, or a date alone (midnight UTC), in seconds. */
+/*
+ * An instant as a window reads it: ISO-8601 with a zone, a date alone (its
+ * midnight, UTC), or a date and time without a zone, "YYYY-MM-DD
+ * HH:MM:SS[.fff]" as SQLite's datetime() writes it, read as UTC.
+ */
 static int
 instant(const char *s, size_t n, long long *sec)
 {
-	char buf[40];
+	char buf[48];
 	long nsec;
+	size_t i;
 
 	if (n == 10) {
-		if (n >= sizeof buf - 10)
-			return -1;
 		memcpy(buf, s, n);
 		memcpy(buf + n, "T00:00:00Z", 11);
-		s = buf;
-		n += 10;
+		return rd_parse_iso8601(buf, n + 10, sec, &nsec);
 	}
-	return rd_parse_iso8601(s, n, sec, &nsec);
+	if (rd_parse_iso8601(s, n, sec, &nsec) == 0)
+		return 0;
+	if (n < 19 || n >= sizeof buf - 1 || s[n - 1] < '0' || s[n - 1] > '9')
+		return -1;
+	for (i = 19; i < n; i++)
+		if (s[i] == '+' || s[i] == '-')
+			return -1;
+	memcpy(buf, s, n);
+	buf[n] = 'Z';
+	return rd_parse_iso8601(buf, n + 1, sec, &nsec);
 }
 
 int
@@ -177,12 +189,23 @@ in_window(const struct fetch_opts *o, const struct record *rec)
 {
 	const struct json *v = rec->fields ? json_get(rec->fields, o->wfield) :
 	    NULL;
+	struct window_tally *wt = o->tally;
 	long long t;
 
-	if (v && v->type == JSON_OBJECT && v->len == 1)
+	if (v && v->type == JSON_OBJECT && v->len == 1 && json_get(v, "$ts"))
 		v = json_get(v, "$ts");
-	if (!v || v->type != JSON_STRING || instant(v->u.s, v->len, &t) < 0)
+	if (!v || v->type == JSON_NULL) {
+		if (wt)
+			wt->missing++;
 		return 0;
+	}
+	if (v->type != JSON_STRING || instant(v->u.s, v->len, &t) < 0) {
+		if (wt && wt->unreadable++ == 0)
+			wt->example = xmemdup(rec->key, rec->keylen);
+		return 0;
+	}
+	if (wt)
+		wt->timed++;
 	return t >= o->wfrom && t < o->wto;
 }
 
@@ -202,9 +225,33 @@ fetch_wants_type(const struct fetch_opts *o, const char *type, size_t n)
 int
 fetch_wants(const struct fetch_opts *o, const struct record *rec)
 {
-	if (o && o->wfield && !in_window(o, rec))
+	if (!fetch_wants_type(o, rec->type, rec->typelen))
 		return 0;
-	return fetch_wants_type(o, rec->type, rec->typelen);
+	return !o || !o->wfield || in_window(o, rec);
+}
+
+int
+window_tally_check(const struct fetch_opts *o, const char *spec)
+{
+	const struct window_tally *wt = o->tally;
+	unsigned long n;
+
+	if (!o->wfield || !wt)
+		return 0;
+	n = wt->missing + wt->unreadable + wt->timed;
+	if (n && !wt->timed) {
+		rd_seterr(RD_EXIT_DATA, "%s: the --window field \"%s\" holds "
+		    "no time in any of its %lu record%s (misspelt?)", spec,
+		    rd_quote(o->wfield, strlen(o->wfield)), n, n == 1 ? "" : "s");
+		return -1;
+	}
+	if (wt->unreadable)
+		rd_warn("%s: %lu record%s a field \"%s\" that is not a date or "
+		    "an instant (the first: key \"%s\"): outside every window",
+		    spec, wt->unreadable, wt->unreadable == 1 ? " has" : "s have",
+		    rd_quote(o->wfield, strlen(o->wfield)),
+		    rd_quote(wt->example, strlen(wt->example)));
+	return 0;
 }
 
 void

@@ -43,6 +43,7 @@ struct fetch_opts {
 	 */
 	char *wfield;
 	long long wfrom, wto;
+	struct window_tally *tally;	/* counted by fetch_wants, or NULL */
 	/* Stores that read page by page (cloudkit:). */
 	int cursors;		/* hand a cursor line to the sink after each page */
 	const char *resume;	/* start at this cursor's value */
@@ -154,8 +155,28 @@ size_t store_batch(const struct store *s);
 /* True when the word names standard input ("-" or "ndjson:-"). */
 int store_is_stdin(const char *spec);
 
-/* True when the record passes the filters of o: its type, its window. */
+/*
+ * What a windowed fetch saw among the records of the types it wants: how
+ * many had a time in the window field, had none (absent or null), or had
+ * one that reads as no date or instant (key of the first kept).  One per
+ * fetch: two fetches in two threads need two.
+ */
+struct window_tally {
+	unsigned long timed, missing, unreadable;
+	char *example;
+};
+
+/*
+ * True when the record passes the filters of o: its type, its window.
+ * Counts the record in o->tally when there is one.
+ */
 int fetch_wants(const struct fetch_opts *o, const struct record *rec);
+/*
+ * After a windowed fetch of the store spec: -1 with a message (status 3)
+ * when it held records of the wanted types and none had a time in the
+ * window field; a warning when some had one that could not be read.
+ */
+int window_tally_check(const struct fetch_opts *o, const char *spec);
 /* True when records of this type may pass (the window is not looked at). */
 int fetch_wants_type(const struct fetch_opts *o, const char *type, size_t n);
 
