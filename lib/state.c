@@ -589,12 +589,13 @@ state_open(struct state **sp, const char *path, int flags)
 
 	*sp = NULL;
 	sb_init(&fix, 64);
+	/* The fix names the state unless it is the default one. */
 	sb_adds(&fix, "recdelta-checkpoint");
-	if (path) {
+	if (!path)
+		path = env && *env ? env : STATE_DEFAULT_PATH;
+	if (strcmp(path, STATE_DEFAULT_PATH) != 0) {
 		sb_adds(&fix, " --state ");
 		state_shquote(&fix, path);
-	} else {
-		path = env && *env ? env : STATE_DEFAULT_PATH;
 	}
 	s->fixcmd = fix.buf;
 	s->path = xstrdup(path);
