@@ -1057,8 +1057,8 @@ dir_apply(struct store *s, struct change *v, size_t n)
 		}
 		e->v++;
 		e->mtime = arena_memdup(&x.a, now, strlen(now));
-		snprintf(c->newrev, sizeof c->newrev, "%llu", e->v);
-		c->status = RS_OK;
+		snprintf(ver, sizeof ver, "%llu", e->v);
+		change_ok(c, ver, strlen(ver));
 		committed++;
 		if (c->op == CH_DELETE) {
 			e->deleted = 1;
@@ -1291,6 +1291,11 @@ dir_close(struct store *s)
 
 const struct store_ops store_dir_ops = {
 	.scheme = "dir",
+	.synopsis = "dir:PATH",
+	.writable = 1,
+	/* Each batch rewrites the whole index, so large ones. */
+	.batch = 5000,
+	.max_batch = STORE_MAX_BATCH,
 	.open = dir_open,
 	.fetch = dir_fetch,
 	.close = dir_close,
