@@ -1,5 +1,4 @@
-/* store.c - naming stores, the names of the per-entity layout, and ndjson:. */
-#include "digest.h"
+/* store.c - naming stores, what every store shares, and ndjson:. */
 #include "record.h"
 #include "store.h"
 
@@ -7,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 static const struct store_ops *const schemes[] = {
 	&store_ndjson_ops, &store_sqlite_ops, &store_dir_ops, &store_cloudkit_ops,
@@ -218,68 +216,6 @@ fetch_wants(const struct fetch_opts *o, const struct record *rec)
 	if (o && o->wfield && !in_window(o, rec))
 		return 0;
 	return fetch_wants_type(o, rec->type, rec->typelen);
-}
-
-void
-store_enc(struct sb *out, const char *s, size_t n)
-{
-	static const char hx[] = "0123456789ABCDEF";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-		    (c == '.' && i > 0)) {
-			sb_addc(out, c);
-		} else {
-			sb_addc(out, '%');
-			sb_addc(out, hx[c >> 4]);
-			sb_addc(out, hx[c & 15]);
-		}
-	}
-}
-
-/* A name too long for a file system: a fixed-length one derived from it. */
-static void
-cap_name(struct sb *out, size_t mark, const char *s, size_t n)
-{
-	char hex[2 * RD_SHA256_LEN + 1];
-
-	if (out->len - mark <= STORE_NAME_MAX)
-		return;
-	out->len = mark;
-	out->buf[mark] = '\0';
-	rd_sha256_hex(s, n, hex);
-	sb_adds(out, STORE_NAME_HASHED);
-	sb_adds(out, hex);
-}
-
-void
-store_type_name(struct sb *out, const char *type, size_t n)
-{
-	size_t mark = out->len, i;
-
-	store_enc(out, type, n);
-	if (out->len - mark >= 5 && strncasecmp(out->buf + mark, "meta.", 5) == 0) {
-		out->len = mark;
-		for (i = 0; i < n; i++)
-			if (type[i] == '.')
-				sb_adds(out, "%2E");
-			else
-				store_enc(out, type + i, 1);
-	}
-	cap_name(out, mark, type, n);
-}
-
-void
-store_key_name(struct sb *out, const char *key, size_t n)
-{
-	size_t mark = out->len;
-
-	store_enc(out, key, n);
-	cap_name(out, mark, key, n);
 }
 
 /* ndjson: a file, or standard input */

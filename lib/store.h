@@ -197,24 +197,6 @@ int fetch_wants(const struct fetch_opts *o, const struct record *rec);
 /* True when records of this type may pass (the window is not looked at). */
 int fetch_wants_type(const struct fetch_opts *o, const char *type, size_t n);
 
-/* Percent-encoding of a type or key for a file name (webdav.md section 4). */
-void store_enc(struct sb *out, const char *s, size_t n);
-
-/*
- * The names of the per-entity layout (dir:, webdav:), appended to out: the
- * folder of a type, and the stem of a key's version files (STEM~V.json).
- * Both are store_enc() of the name, except that a type whose name would
- * begin with "meta." (in any case) has its dots written %2E, so that no type
- * takes a name of the store's own files, and that a name longer than
- * STORE_NAME_MAX bytes becomes STORE_NAME_HASHED and the SHA-256 hex of the
- * raw bytes.  store_enc() makes neither "%2E" after the first byte nor "%s",
- * so distinct names stay distinct.
- */
-#define STORE_NAME_MAX 230	/* 255, less the longest "~V.json" */
-#define STORE_NAME_HASHED "%sha256-"
-void store_type_name(struct sb *out, const char *type, size_t n);
-void store_key_name(struct sb *out, const char *key, size_t n);
-
 extern const struct store_ops store_ndjson_ops, store_sqlite_ops, store_dir_ops,
     store_cloudkit_ops;
 
