@@ -24,12 +24,14 @@ LIBOBJ = \
 	lib/store.o \
 	lib/store_cloudkit.o \
 	lib/store_dir.o \
+	lib/store_layout.o \
 	lib/store_sqlite.o \
 	lib/stream.o \
 	lib/util.o
 
 LIBHDR = lib/digest.h lib/http.h lib/json.h lib/log.h lib/record.h lib/state.h \
-	lib/state_int.h lib/store.h lib/store_cloudkit.h lib/stream.h lib/util.h
+	lib/state_int.h lib/store.h lib/store_cloudkit.h lib/store_layout.h \
+	lib/stream.h lib/util.h
 
 FLOWS = pipelines/diff-only pipelines/historical-import pipelines/smart-sync \
 	pipelines/recdelta-sh-setup

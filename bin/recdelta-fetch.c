@@ -68,7 +68,7 @@ main(int argc, char *argv[])
 	struct fetch_opts fo = { 0 };
 	struct window_tally tally = { 0 };
 	int paged = 0;
-	struct store_sink sink = { put, &paged };
+	struct store_sink sink = { .put = put, .ctx = &paged };
 	struct store st;
 	int c, ret;
 
@@ -117,12 +117,14 @@ main(int argc, char *argv[])
 		rd_die_pending();
 	if (store_open(&st, argv[0]) < 0)
 		rd_die_pending();
-	if ((fo.changes || fo.resume) && strcmp(st.ops->scheme, "cloudkit") != 0)
-		rd_die(RD_EXIT_USAGE, "%s: the %s: store has no %s",
-		    argv[0], st.ops->scheme, fo.changes ? "change feed (--changes)" :
-		    "cursors (--resume)");
+	if (fo.changes && !st.ops->change_feed)
+		rd_die(RD_EXIT_USAGE, "%s: the %s: store has no change feed "
+		    "(--changes)", argv[0], st.ops->scheme);
+	if (fo.resume && !st.ops->cursors)
+		rd_die(RD_EXIT_USAGE, "%s: the %s: store has no cursors (--resume)",
+		    argv[0], st.ops->scheme);
 	fo.cursors = 1;
-	paged = strcmp(st.ops->scheme, "cloudkit") == 0;
+	paged = st.ops->cursors;
 	stream_out_init();
 	fo.tally = &tally;
 	ret = store_fetch(&st, &fo, &sink);

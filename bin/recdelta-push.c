@@ -311,6 +311,13 @@ reread(const struct line *l, struct sb *buf)
 
 static const char *const opnames[] = { "create", "update", "delete" };
 
+/* An error code or message a store set, "" for one it did not. */
+static const char *
+said(const char *s)
+{
+	return s ? s : "";
+}
+
 static void
 result(const char *op, const struct change *c, const char *status,
     const char *rev, size_t revlen, const struct json *fields,
@@ -378,13 +385,18 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 
 	arena_init(&a);
 	sb_init(&diffs, 64);
+	memset(&retry, 0, sizeof retry);
 	log_change("conflict", c);
 	for (attempt = 0; attempt < o->retries; attempt++) {
 		arena_reset(&a);
 		if ((found = store_get(st, c->type, c->typelen, c->key, c->keylen,
 		    &a, &cur)) < 0)
 			goto out;
+		change_release(&retry);
 		retry = *c;
+		/* The retry's outcome is its own. */
+		retry.newrev = retry.errcode = retry.errmsg = NULL;
+		retry.status = RS_NONE;
 		if (c->op == CH_DELETE) {
 			if (!found) {
 				/* Someone else deleted it: what we wanted. */
@@ -427,12 +439,13 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 		if (store_apply(st, &retry, 1) < 0)
 			goto out;
 		if (retry.status == RS_DEFERRED) {
-			rd_seterr(RD_EXIT_RUNTIME, "%s", retry.errmsg);
+			rd_seterr(RD_EXIT_RUNTIME, "%s", said(retry.errmsg));
 			goto out;
 		}
 		if (retry.status == RS_OK) {
 			result(opnames[retry.op], c, "ok", retry.newrev,
-			    strlen(retry.newrev), retry.op == CH_DELETE ? NULL :
+			    retry.newrev ? strlen(retry.newrev) : 0,
+			    retry.op == CH_DELETE ? NULL :
 			    c->fields, NULL, NULL);
 			if (retry.op == CH_CREATE)
 				cnt.created++;
@@ -446,7 +459,7 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 		}
 		if (retry.status == RS_FAILED) {
 			result(opnames[retry.op], c, "failed", NULL, 0, NULL,
-			    retry.errcode, retry.errmsg);
+			    said(retry.errcode), said(retry.errmsg));
 			cnt.failed++;
 			ret = 0;
 			goto out;
@@ -457,6 +470,7 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 	cnt.conflicts++;
 	ret = 0;
 out:
+	change_release(&retry);
 	sb_release(&diffs);
 	arena_release(&a);
 	return ret;
@@ -547,7 +561,8 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 					cnt.planned[x->op]++;
 				} else if (x->status == RS_OK) {
 					result(opnames[x->op], x, "ok", x->newrev,
-					    strlen(x->newrev), x->op == CH_DELETE ?
+					    x->newrev ? strlen(x->newrev) : 0,
+					    x->op == CH_DELETE ?
 					    NULL : x->fields, NULL, NULL);
 					if (x->op == CH_CREATE)
 						cnt.created++;
@@ -560,9 +575,10 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 						rd_warn("%s \"%s\" deferred: %s: %s",
 						    rd_quote(x->type, x->typelen),
 						    rd_quote(x->key, x->keylen),
-						    x->errcode, x->errmsg);
+						    said(x->errcode), said(x->errmsg));
 					result(opnames[x->op], x, "deferred", x->rev,
-					    x->revlen, x->fields, x->errcode, x->errmsg);
+					    x->revlen, x->fields, said(x->errcode),
+					    said(x->errmsg));
 					cnt.deferred++;
 				} else if (x->status == RS_CONFLICT) {
 					if (resolve(st, x, o) < 0) {
@@ -579,7 +595,7 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 					}
 				} else {
 					result(opnames[x->op], x, "failed", NULL, 0,
-					    NULL, x->errcode, x->errmsg);
+					    NULL, said(x->errcode), said(x->errmsg));
 					cnt.failed++;
 				}
 				continue;
@@ -610,6 +626,8 @@ out2:
 		sb_release(&tmp);
 	}
 out:
+	for (i = 0; i < n; i++)
+		change_release(&v[i]);
 	free(v);
 	free(which);
 	return ret;
@@ -679,9 +697,10 @@ main(int argc, char *argv[])
 		case 'b':
 			errno = 0;
 			o.batch = strtoul(optarg, &end, 10);
-			if (errno || *end || o.batch == 0 || o.batch > 100000)
+			if (errno || *end || o.batch == 0 ||
+			    o.batch > STORE_MAX_BATCH)
 				rd_die(RD_EXIT_USAGE, "--batch: \"%s\": expected 1 to "
-				    "100000", optarg);
+				    "%d", optarg, STORE_MAX_BATCH);
 			break;
 		case OPT_DELETE:
 			o.delete_orphans = 1;
@@ -745,14 +764,18 @@ main(int argc, char *argv[])
 		rd_die_pending();
 	if (store_open(&st, argv[0]) < 0)
 		rd_die_pending();
-	if (o.force && strcmp(st.ops->scheme, "cloudkit") != 0)
+	if (o.force && !st.ops->forced_writes)
 		rd_die(RD_EXIT_USAGE, "--force: %s: the %s: store has no forced "
 		    "writes", argv[0], st.ops->scheme);
-	if (!st.ops->apply)
+	if (!st.ops->writable)
 		rd_die(RD_EXIT_USAGE, "%s: the %s: store cannot be written",
 		    argv[0], st.ops->scheme);
+	if (o.batch > st.ops->max_batch)
+		rd_die(RD_EXIT_USAGE, "--batch: %zu: the %s: store takes at most "
+		    "%zu changes at once", o.batch, st.ops->scheme,
+		    st.ops->max_batch);
 	if (!o.batch)
-		o.batch = store_batch(&st);
+		o.batch = st.ops->batch;
 
 	if (read_plan() < 0)
 		rd_die_pending();

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "../lib/digest.h"
-#include "../lib/store.h"
+#include "../lib/store_layout.h"
 
 #define CHECK(c) do { if (!(c)) abort(); } while (0)
 
@@ -112,8 +112,8 @@ place_entity(const char *meta, size_t mlen, const char *ent, size_t elen,
 	    t->value.len == 0 || !(v = json_get(&(k = &t->value.u.members[0])->value,
 	    "v")) || v->type != JSON_NUMBER)
 		goto out;
-	store_enc(tdir, t->name, t->namelen);
-	store_enc(file, k->name, k->namelen);
+	layout_enc(tdir, t->name, t->namelen);
+	layout_enc(file, k->name, k->namelen);
 	sb_addc(file, '~');
 	sb_add(file, v->u.s, v->len);
 	sb_adds(file, ".json");

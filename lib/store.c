@@ -1,5 +1,4 @@
-/* store.c - naming stores, the names of the per-entity layout, and ndjson:. */
-#include "digest.h"
+/* store.c - naming stores, what every store shares, and ndjson:. */
 #include "record.h"
 #include "store.h"
 
@@ -7,13 +6,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 static const struct store_ops *const schemes[] = {
 	&store_ndjson_ops, &store_sqlite_ops, &store_dir_ops, &store_cloudkit_ops,
 };
 
 static const char *const later[] = { "webdav", "couchdb" };
+
+/* The words that name a store, "A, B or C", for messages. */
+static void
+synopses(struct sb *out)
+{
+	size_t i, n = sizeof schemes / sizeof schemes[0];
+
+	for (i = 0; i < n; i++) {
+		if (i)
+			sb_adds(out, i + 1 < n ? ", " : " or ");
+		sb_adds(out, schemes[i]->synopsis);
+		/* Standard input: store_open's own shorthand for ndjson:-. */
+		if (schemes[i] == &store_ndjson_ops)
+			sb_adds(out, ", -");
+	}
+}
 
 int
 store_open(struct store *s, const char *spec)
@@ -30,10 +44,13 @@ store_open(struct store *s, const char *spec)
 		return 0;
 	}
 	if (!colon) {
-		rd_seterr(RD_EXIT_USAGE, "\"%s\": not a store (expected ndjson:PATH, "
-		    "-, sqlite:DB?table=T&key=COL, dir:PATH or "
-		    "cloudkit:CONTAINER/ENV/DB)",
-		    rd_quote(spec, strlen(spec)));
+		struct sb words;
+
+		sb_init(&words, 128);
+		synopses(&words);
+		rd_seterr(RD_EXIT_USAGE, "\"%s\": not a store (expected %s)",
+		    rd_quote(spec, strlen(spec)), words.buf);
+		sb_release(&words);
 		return -1;
 	}
 	n = (size_t)(colon - spec);
@@ -71,13 +88,18 @@ int
 store_fetch(struct store *s, const struct fetch_opts *o,
     const struct store_sink *sink)
 {
+	if (s->ops->needs_types && !(o && o->changes) && !(o && o->ntypes)) {
+		rd_seterr(RD_EXIT_USAGE, "%s: name the record types with -t TYPE "
+		    "(%s)", s->spec, s->ops->needs_types);
+		return -1;
+	}
 	return s->ops->fetch(s, o, sink);
 }
 
 int
 store_apply(struct store *s, struct change *v, size_t n)
 {
-	if (!s->ops->apply) {
+	if (!s->ops->writable || !s->ops->apply) {
 		rd_seterr(RD_EXIT_USAGE, "%s: the %s: store cannot be written",
 		    s->spec, s->ops->scheme);
 		return -1;
@@ -107,17 +129,6 @@ store_count(struct store *s, char *const *types, size_t ntypes)
 		return -1;
 	}
 	return s->ops->count(s, types, ntypes);
-}
-
-size_t
-store_batch(const struct store *s)
-{
-	/* dir: rewrites its whole index per batch, so it wants large ones. */
-	if (strcmp(s->ops->scheme, "dir") == 0)
-		return 5000;
-	if (strcmp(s->ops->scheme, "sqlite") == 0)
-		return 1000;
-	return 200;
 }
 
 void
@@ -254,68 +265,6 @@ window_tally_check(const struct fetch_opts *o, const char *spec)
 	return 0;
 }
 
-void
-store_enc(struct sb *out, const char *s, size_t n)
-{
-	static const char hx[] = "0123456789ABCDEF";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-		    (c == '.' && i > 0)) {
-			sb_addc(out, c);
-		} else {
-			sb_addc(out, '%');
-			sb_addc(out, hx[c >> 4]);
-			sb_addc(out, hx[c & 15]);
-		}
-	}
-}
-
-/* A name too long for a file system: a fixed-length one derived from it. */
-static void
-cap_name(struct sb *out, size_t mark, const char *s, size_t n)
-{
-	char hex[2 * RD_SHA256_LEN + 1];
-
-	if (out->len - mark <= STORE_NAME_MAX)
-		return;
-	out->len = mark;
-	out->buf[mark] = '\0';
-	rd_sha256_hex(s, n, hex);
-	sb_adds(out, STORE_NAME_HASHED);
-	sb_adds(out, hex);
-}
-
-void
-store_type_name(struct sb *out, const char *type, size_t n)
-{
-	size_t mark = out->len, i;
-
-	store_enc(out, type, n);
-	if (out->len - mark >= 5 && strncasecmp(out->buf + mark, "meta.", 5) == 0) {
-		out->len = mark;
-		for (i = 0; i < n; i++)
-			if (type[i] == '.')
-				sb_adds(out, "%2E");
-			else
-				store_enc(out, type + i, 1);
-	}
-	cap_name(out, mark, type, n);
-}
-
-void
-store_key_name(struct sb *out, const char *key, size_t n)
-{
-	size_t mark = out->len;
-
-	store_enc(out, key, n);
-	cap_name(out, mark, key, n);
-}
-
 /* ndjson: a file, or standard input */
 
 struct ndjson {
@@ -350,7 +299,10 @@ ndjson_fetch(struct store *s, const struct fetch_opts *o,
 		return -1;
 	arena_init(&a);
 	while ((n = lreader_next(&r, &line, &len)) > 0) {
-		struct rline l = { line, len, r.name, r.lineno, r.offset, NULL };
+		struct rline l = {
+			.text = line, .len = len, .src = r.name,
+			.lineno = r.lineno, .offset = r.offset, .rec = NULL,
+		};
 		int k;
 
 		nlines++;
@@ -395,21 +347,63 @@ ndjson_close(struct store *s)
 
 const struct store_ops store_ndjson_ops = {
 	.scheme = "ndjson",
+	.synopsis = "ndjson:PATH",
 	.open = ndjson_open,
 	.fetch = ndjson_fetch,
 	.close = ndjson_close,
 };
 
+void
+change_ok(struct change *c, const char *rev, size_t len)
+{
+	c->status = RS_OK;
+	free(c->newrev);
+	c->newrev = rev ? xmemdup(rev, len) : NULL;
+}
+
+void
+change_error(struct change *c, enum result_status st, const char *code,
+    size_t codelen, const char *msg, size_t msglen)
+{
+	c->status = st;
+	free(c->errcode);
+	free(c->errmsg);
+	c->errcode = xmemdup(code, codelen);
+	c->errmsg = xmemdup(msg, msglen);
+}
+
 int
 change_fail(struct change *c, const char *code, const char *fmt, ...)
 {
 	va_list ap;
+	char *msg;
+	int n;
 
-	c->status = RS_FAILED;
-	snprintf(c->errcode, sizeof c->errcode, "%s", code);
 	va_start(ap, fmt);
-	vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
+	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	utf8_fix(c->errmsg);
+	if (n < 0)
+		n = 0;
+	msg = xmalloc((size_t)n + 1);
+	*msg = '\0';
+	va_start(ap, fmt);
+	vsnprintf(msg, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	utf8_fix(msg);
+	c->status = RS_FAILED;
+	free(c->errcode);
+	free(c->errmsg);
+	c->errcode = xstrdup(code);
+	c->errmsg = msg;
 	return -1;
+}
+
+void
+change_release(struct change *c)
+{
+	free(c->newrev);
+	free(c->errcode);
+	free(c->errmsg);
+	c->newrev = c->errcode = c->errmsg = NULL;
+	c->status = RS_NONE;
 }

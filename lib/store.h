@@ -78,24 +78,65 @@ struct change {
 	const struct json *fields;	/* desired fields; NULL for a delete */
 	const struct json *changed;	/* names of the fields that differ, or NULL */
 	int force;			/* write without the guard (--force) */
-	/* Set by apply. */
+	/*
+	 * Set by apply, through change_ok(), change_fail() and change_error():
+	 * the new rev (NULL for a delete), the error code and message, each
+	 * whole and owned by the change until change_release().
+	 */
 	enum result_status status;
-	char newrev[48];
-	char errcode[32];
-	char errmsg[256];
+	char *newrev;
+	char *errcode;
+	char *errmsg;
 };
 
+/* Change c applied: RS_OK, its new rev the len bytes at rev (NULL: none). */
+void change_ok(struct change *c, const char *rev, size_t len);
+
 /*
- * Refuse change c alone: RS_FAILED with code and message (what is cut
- * short mended to valid UTF-8).  Returns -1.
+ * Refuse change c alone: RS_FAILED with code and message (mended to valid
+ * UTF-8).  Returns -1.
  */
 int change_fail(struct change *c, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Change c not applied: status st (RS_FAILED or RS_DEFERRED) with the code
+ * and message as the store said them.
+ */
+void change_error(struct change *c, enum result_status st, const char *code,
+    size_t codelen, const char *msg, size_t msglen);
+
+/* Free what apply set in c; its status is RS_NONE again. */
+void change_release(struct change *c);
+
 struct store;
+
+/* The most changes any store takes in one apply. */
+#define STORE_MAX_BATCH 100000
 
 struct store_ops {
 	const char *scheme;
+	const char *synopsis;	/* how a word names one, for messages */
+	/*
+	 * Capabilities: what a program asks the table instead of naming the
+	 * scheme (and remote, below).
+	 */
+	int writable;		/* apply takes changes */
+	int forced_writes;	/* a change may go without its guard (--force) */
+	int change_feed;	/* fetch reads what changed (fetch_opts.changes) */
+	/*
+	 * fetch reads page by page and can hand a cursor line after each, from
+	 * which fetch_opts.resume goes on.
+	 */
+	int cursors;
+	/*
+	 * Listing reads only the types named (fetch_opts.types, -t), and finds
+	 * nothing without them: why, for the message; NULL for a store that
+	 * lists every type.
+	 */
+	const char *needs_types;
+	size_t batch;		/* changes per apply unless told (writable) */
+	size_t max_batch;	/* the most a caller may hand apply at once */
 	int (*open)(struct store *s, const char *arg);
 	int (*fetch)(struct store *s, const struct fetch_opts *o,
 	    const struct store_sink *sink);
@@ -107,7 +148,7 @@ struct store_ops {
 	 * them), or -2 when the store refused the batch for a reason no retry
 	 * can mend (credentials, a malformed request; nothing was applied).  A store that gives up
 	 * after part of a batch went through sets RS_DEFERRED (or RS_FAILED)
-	 * on the rest and returns 0.  NULL: read-only.
+	 * on the rest and returns 0.  NULL unless writable.
 	 */
 	int (*apply)(struct store *s, struct change *v, size_t n);
 	/*
@@ -149,9 +190,6 @@ int store_get(struct store *s, const char *type, size_t typelen,
     const char *key, size_t keylen, struct arena *a, struct record *out);
 long long store_count(struct store *s, char *const *types, size_t ntypes);
 
-/* Default batch size of a store's writes. */
-size_t store_batch(const struct store *s);
-
 /* True when the word names standard input ("-" or "ndjson:-"). */
 int store_is_stdin(const char *spec);
 
@@ -179,24 +217,6 @@ int fetch_wants(const struct fetch_opts *o, const struct record *rec);
 int window_tally_check(const struct fetch_opts *o, const char *spec);
 /* True when records of this type may pass (the window is not looked at). */
 int fetch_wants_type(const struct fetch_opts *o, const char *type, size_t n);
-
-/* Percent-encoding of a type or key for a file name (webdav.md section 4). */
-void store_enc(struct sb *out, const char *s, size_t n);
-
-/*
- * The names of the per-entity layout (dir:, webdav:), appended to out: the
- * folder of a type, and the stem of a key's version files (STEM~V.json).
- * Both are store_enc() of the name, except that a type whose name would
- * begin with "meta." (in any case) has its dots written %2E, so that no type
- * takes a name of the store's own files, and that a name longer than
- * STORE_NAME_MAX bytes becomes STORE_NAME_HASHED and the SHA-256 hex of the
- * raw bytes.  store_enc() makes neither "%2E" after the first byte nor "%s",
- * so distinct names stay distinct.
- */
-#define STORE_NAME_MAX 230	/* 255, less the longest "~V.json" */
-#define STORE_NAME_HASHED "%sha256-"
-void store_type_name(struct sb *out, const char *type, size_t n);
-void store_key_name(struct sb *out, const char *key, size_t n);
 
 extern const struct store_ops store_ndjson_ops, store_sqlite_ops, store_dir_ops,
     store_cloudkit_ops;

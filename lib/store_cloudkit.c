@@ -828,7 +828,10 @@ struct emit {
 static int
 put_line(struct emit *e, struct record *rec)
 {
-	struct rline l = { e->line.buf, e->line.len, e->ck->source, 0, -1, rec };
+	struct rline l = {
+		.text = e->line.buf, .len = e->line.len, .src = e->ck->source,
+		.lineno = 0, .offset = -1, .rec = rec,
+	};
 
 	return e->sink->put(e->sink->ctx, &l);
 }
@@ -1425,11 +1428,10 @@ static void
 set_outcome(struct change *c, enum result_status st, const char *code,
     size_t codelen, const char *msg, size_t msglen)
 {
-	c->status = st;
-	if (code) {
-		snprintf(c->errcode, sizeof c->errcode, "%.*s", (int)codelen, code);
-		snprintf(c->errmsg, sizeof c->errmsg, "%.*s", (int)msglen, msg);
-	}
+	if (code)
+		change_error(c, st, code, codelen, msg, msglen);
+	else
+		c->status = st;
 }
 
 /* The outcome of one change from its entry in a records/modify reply. */
@@ -1463,20 +1465,17 @@ outcome(struct change *c, const struct json *e)
 		return;
 	}
 	if (c->op == CH_DELETE) {
-		c->status = RS_OK;
-		c->newrev[0] = '\0';
+		change_ok(c, NULL, 0);
 		return;
 	}
 	tag = json_get(e, "recordChangeTag");
 	if (!tag || tag->type != JSON_STRING || tag->len == 0 ||
-	    tag->len >= sizeof c->newrev || memchr(tag->u.s, '\0', tag->len)) {
+	    memchr(tag->u.s, '\0', tag->len)) {
 		set_outcome(c, RS_FAILED, "reply", 5, "the reply gave no usable "
 		    "recordChangeTag", 38);
 		return;
 	}
-	c->status = RS_OK;
-	memcpy(c->newrev, tag->u.s, tag->len);
-	c->newrev[tag->len] = '\0';
+	change_ok(c, tag->u.s, tag->len);
 }
 
 /* Give up on v[from..n): deferred (for replay) or failed. */
@@ -1655,7 +1654,7 @@ ck_count(struct store *s, char *const *types, size_t ntypes)
 {
 	struct fetch_opts o = { 0 };
 	long long n = 0;
-	struct store_sink sink = { count_put, &n };
+	struct store_sink sink = { .put = count_put, .ctx = &n };
 
 	if (ntypes == 0)
 		return 0;
@@ -1666,6 +1665,14 @@ ck_count(struct store *s, char *const *types, size_t ntypes)
 
 const struct store_ops store_cloudkit_ops = {
 	.scheme = "cloudkit",
+	.synopsis = "cloudkit:CONTAINER/ENV/DB",
+	.writable = 1,
+	.forced_writes = 1,
+	.change_feed = 1,
+	.cursors = 1,
+	.needs_types = "a CloudKit database does not list them",
+	.batch = CK_MAX_OPS,
+	.max_batch = STORE_MAX_BATCH,
 	.open = ck_open,
 	.fetch = ck_fetch,
 	.close = ck_close,

@@ -1393,11 +1393,13 @@ write_change(struct sqlstore *q, struct wctx *w, struct change *c,
 	}
 	if (run(q, "RELEASE recdelta_change") != SQLITE_OK)
 		return sqlerr(q);
-	c->status = RS_OK;
-	if (c->op == CH_DELETE)
-		c->newrev[0] = '\0';
-	else
-		snprintf(c->newrev, sizeof c->newrev, "%lld", rev);
+	if (c->op == CH_DELETE) {
+		change_ok(c, NULL, 0);
+	} else {
+		char buf[24];
+
+		change_ok(c, buf, (size_t)snprintf(buf, sizeof buf, "%lld", rev));
+	}
 	return 0;
 }
 
@@ -1604,8 +1606,7 @@ sql_apply(struct store *s, struct change *v, size_t n)
 	int ours = 0, ret = -1;
 
 	for (i = 0; i < n; i++) {
-		v[i].status = RS_NONE;
-		v[i].newrev[0] = v[i].errcode[0] = v[i].errmsg[0] = '\0';
+		change_release(&v[i]);
 		ours |= same_type(q, &v[i]);
 	}
 	if (n == 0)
@@ -1765,6 +1766,10 @@ sql_close(struct store *s)
 
 const struct store_ops store_sqlite_ops = {
 	.scheme = "sqlite",
+	.synopsis = "sqlite:DB?table=T&key=COL",
+	.writable = 1,
+	.batch = 1000,
+	.max_batch = STORE_MAX_BATCH,
 	.open = sql_open,
 	.fetch = sql_fetch,
 	.close = sql_close,

@@ -517,6 +517,31 @@ d: conflict resolved: retried'
 	assert_equal "$(ck_fields a)" "$before"
 }
 
+@test "a change tag longer than 48 bytes comes back whole and guards the next update; a reason longer than 256 bytes is kept whole in the result" {
+	long=$(printf 'x%.0s' {1..80})
+	ck_control POST options "{\"tagPrefix\":\"$long-\"}" > /dev/null
+	change create a '{"n":1}' > plan
+	run -0 --separate-stderr recdelta-push "$T" < plan
+	tag=$(ck_tag a)
+	[ "${#tag}" -gt 80 ]
+	assert_output "{\"kind\":\"result\",\"op\":\"create\",\"type\":\"Item\",\"key\":\"a\",\"status\":\"ok\",\"rev\":\"$tag\",\"fields\":{\"n\":1}}"
+	ck_control DELETE log > /dev/null
+	change update a '{"n":2}' "$tag" > plan
+	run -0 --separate-stderr recdelta-push "$T" < plan
+	assert_stderr "$(summary 0 1 0 0)"
+	tag2=$(ck_tag a)
+	assert_output "{\"kind\":\"result\",\"op\":\"update\",\"type\":\"Item\",\"key\":\"a\",\"status\":\"ok\",\"rev\":\"$tag2\",\"fields\":{\"n\":2}}"
+	# Guarded by the long tag and taken at once: no lookup, no retry.
+	assert_equal "$(ck_log)" '["records/modify",200,1]'
+	assert_equal "$(ck_fields a)" '{"n":{"type":"INT64","value":2}}'
+
+	reason=$(printf 'r%.0s' {1..300})
+	ck_control POST faults "{\"path\":\"records/modify\",\"recordName\":\"b\",\"count\":1,\"serverErrorCode\":\"BAD_REQUEST\",\"reason\":\"$reason\"}" > /dev/null
+	change create b '{"n":1}' > plan
+	run -6 --separate-stderr recdelta-push -q "$T" < plan
+	assert_output "{\"kind\":\"result\",\"op\":\"create\",\"type\":\"Item\",\"key\":\"b\",\"status\":\"failed\",\"error\":{\"code\":\"BAD_REQUEST\",\"message\":\"$reason\"}}"
+}
+
 @test "conflicts reported top-level (HTTP 409 CONFLICT, and EXISTS for a create), and EXISTS per record, are resolved the same way" {
 	ck_modify '[{"operationType":"create","record":{"recordName":"a","recordType":"Item","fields":{"n":{"value":1},"s":{"value":"x"}}}},
 	    {"operationType":"create","record":{"recordName":"e","recordType":"Item","fields":{"n":{"value":7},"s":{"value":"x"}}}}]'

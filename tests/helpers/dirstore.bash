@@ -1,6 +1,6 @@
 # Build dir: stores for tests, in the layout of protocols/webdav.md section 4,
-# independently of lib/store_dir.c, so a test of the reader is not a test of
-# the reader against itself.
+# independently of lib/store_layout.c and lib/store_dir.c, so a test of the
+# reader is not a test of the reader against itself.
 #
 #   make_dir_store DIR < records.ndjson
 #

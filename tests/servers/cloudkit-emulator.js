@@ -23,7 +23,8 @@
 //   GET  /_emulator/log     JSON array of {method,path,op,status,ops,ts,...}
 //                           (?format=ndjson for NDJSON); DELETE clears
 //   POST /_emulator/options {conflictTopLevel, createExistsCode, indexLagMs,
-//                            tokenHorizon}
+//                            tokenHorizon, tagPrefix}
+//                           (tagPrefix: begins every new recordChangeTag)
 //   GET  /_emulator/state   the stored records (for debugging)
 'use strict';
 
@@ -151,7 +152,7 @@ function freshState() {
 	return { counter: 0, lastTs: 0, dbs: { public: { [DEFAULT_ZONE]: newZone(0) }, private: { [DEFAULT_ZONE]: newZone(0) } }, schema: {} };
 }
 function newZone(seq) { return { records: {}, tombstones: {}, created: seq }; }
-function defaultOptions() { return { conflictTopLevel: false, createExistsCode: 'CONFLICT', indexLagMs: 0, tokenHorizon: 0 }; }
+function defaultOptions() { return { conflictTopLevel: false, createExistsCode: 'CONFLICT', indexLagMs: 0, tokenHorizon: 0, tagPrefix: '' }; }
 function resetAll() { state = freshState(); faults = []; log = []; options = defaultOptions(); }
 resetAll();
 
@@ -178,7 +179,7 @@ function normalizeStored(type, v) {
 }
 try { loadState(); } catch (e) { usage(`cannot load state file: ${e.message}`); }
 
-function nextTag() { state.counter++; return { seq: state.counter, tag: state.counter.toString(36) }; }
+function nextTag() { state.counter++; return { seq: state.counter, tag: options.tagPrefix + state.counter.toString(36) }; }
 function now() { const t = Math.max(Date.now(), state.lastTs); state.lastTs = t; return t; }
 
 // ------------------------------------------------------------------ errors

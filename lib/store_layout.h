@@ -1,0 +1,197 @@
+/*
+ * store_layout.h - the per-entity layout that dir: and webdav: share, with
+ * no I/O of its own.
+ *
+ * The layout of ../protocols/webdav.md section 4: BASE/meta.json, the index,
+ * names every entity's version and the sha256 of its file; the file
+ * BASE/TYPENAME/KEYNAME~V.json holds version V, is written once, and is
+ * removed when a later version supersedes it.  meta.json is the only commit
+ * point: a reader trusts it and nothing else, and reads no file it does not
+ * name.
+ *
+ * This module decides everything about that layout: the names of folders
+ * and files, the index and its bytes, the rev guard of a change and the
+ * next version, the bytes of a version file and what a read of one must
+ * check, which versions a commit supersedes (and so what the collect
+ * journal lists).  A transport (store_dir.c over the local file system; a
+ * webdav: store over HTTP) does every read, write, rename and removal, in
+ * the order its own safety needs.  Functions that can fail return -1 with a
+ * message naming the file as the transport named it ("where").
+ */
+#ifndef RD_STORE_LAYOUT_H
+#define RD_STORE_LAYOUT_H
+
+#include "digest.h"
+#include "store.h"
+
+#define LAYOUT_FORMAT "recdelta-store/1"
+
+/* The last version an entity can have; a writer never goes past it. */
+#define LAYOUT_VMAX "9223372036854775807"
+#define LAYOUT_VMAX_N 9223372036854775807ULL
+
+/* Percent-encoding of a type or key for a file name (webdav.md section 4). */
+void layout_enc(struct sb *out, const char *s, size_t n);
+
+/*
+ * The names of the layout, appended to out: the folder of a type, and the
+ * stem of a key's version files (STEM~V.json).  Both are layout_enc() of the
+ * name, except that a type whose name would begin with "meta." (in any case)
+ * has its dots written %2E, so that no type takes a name of the store's own
+ * files, and that a name longer than LAYOUT_NAME_MAX bytes becomes
+ * LAYOUT_NAME_HASHED and the SHA-256 hex of the raw bytes.  layout_enc()
+ * makes neither "%2E" after the first byte nor "%s", so distinct names stay
+ * distinct; and none has a '/', a leading '.' or "meta." at its start.
+ */
+#define LAYOUT_NAME_MAX 230	/* 255, less the longest "~V.json" */
+#define LAYOUT_NAME_HASHED "%sha256-"
+void layout_type_name(struct sb *out, const char *type, size_t n);
+void layout_key_name(struct sb *out, const char *key, size_t n);
+/* KEYNAME~V.json, the file of version v in its type's folder. */
+void layout_version_name(struct sb *out, const char *key, size_t n,
+    unsigned long long v);
+
+/* One entity of the index. */
+struct layout_entry {
+	const char *type, *key;
+	size_t typelen, keylen;
+	unsigned long long v;		/* 0: not written yet */
+	char sha[2 * RD_SHA256_LEN + 1];	/* of version v's file; "" if none */
+	const char *mtime;		/* or NULL */
+	size_t mtimelen;
+	int deleted;			/* a tombstone */
+	unsigned long long oldv;	/* the version a commit supersedes, or 0 */
+	size_t folder;			/* the transport's: its type folder */
+};
+
+/*
+ * Read one entry of meta.json (the value of a key under its type): -1 when
+ * it is not an object with a valid "v" (a positive integer up to
+ * LAYOUT_VMAX).  Else 0 with e's version, mtime and tombstone mark, its sha
+ * "" unless valid; e's names are left as they are.  e borrows from value.
+ */
+int layout_entry_read(const struct json *value, struct layout_entry *e);
+
+/*
+ * Parse meta.json's bytes: 0 with *entities its "entities" object (in a),
+ * and *generation, or -1 with a message (not JSON, not this layout, no
+ * entities: a damaged store).  where names the file in messages.
+ */
+int layout_meta_parse(struct arena *a, const char *data, size_t len,
+    const char *where, const struct json **entities,
+    unsigned long long *generation);
+
+/* The members of an object of the index, in the layout's order. */
+const struct json_member **layout_members(const struct json *obj);
+
+/*
+ * The index, in memory, while a batch is applied.  Entries are found by
+ * (type, key); names live as long as the index.
+ */
+struct layout_index {
+	struct arena a;
+	struct sb meta;			/* the bytes read */
+	struct layout_entry *e;
+	size_t n, cap;
+	size_t *table;			/* open addressing: entry + 1, 0 free */
+	size_t tcap;
+	unsigned long long generation;
+};
+
+void layout_index_init(struct layout_index *x);
+void layout_index_release(struct layout_index *x);
+/*
+ * Load meta.json's bytes (copied) into the empty index x: 0, or -1 with a
+ * message (a damaged store).  No bytes at all is no meta.json: a transport
+ * that found none loads nothing.
+ */
+int layout_index_load(struct layout_index *x, const char *data, size_t len,
+    const char *where);
+struct layout_entry *layout_index_find(struct layout_index *x,
+    const char *type, size_t typelen, const char *key, size_t keylen);
+/* The index as meta.json: canonical JSON, sorted at every level. */
+void layout_index_write(struct layout_index *x, struct sb *out);
+
+/*
+ * The rev guard of change c against the index (create: no live entry;
+ * update and delete: the live entry's version is c's rev).  Returns c's
+ * entry, added as a tombstone of version 0 when the index has none; or NULL
+ * with c's outcome set: RS_CONFLICT when the guard fails, RS_FAILED when
+ * the version cannot go up (base names the store in the message).
+ */
+struct layout_entry *layout_guard(struct layout_index *x, struct change *c,
+    const char *base);
+
+/*
+ * The file of the version a create or update writes: canonical JSON of
+ * fields, key and type, and a newline.
+ */
+void layout_version_file(struct sb *out, const struct change *c);
+
+/*
+ * Commit c to its entry e (from layout_guard): the next version, written at
+ * mtime, with file (from layout_version_file) or, for a delete (file NULL),
+ * a tombstone.  e->oldv is the version it supersedes, when e was live.  c's
+ * outcome: RS_OK with the new version as its rev.
+ */
+void layout_advance(struct layout_index *x, struct layout_entry *e,
+    struct change *c, const char *mtime, const struct sb *file);
+
+/*
+ * The collect journal: TYPENAME/KEYNAME~V.json, a line each, for every
+ * version a commit supersedes (oldv).
+ */
+void layout_collect_list(const struct layout_index *x, struct sb *out);
+
+/*
+ * A journal a writer left, read against the index: fn(ctx, e, v) for each
+ * line that is exactly the name of a version v older than the current one
+ * of an entity e the index holds; every other line is ignored, so a line
+ * names nothing outside the store nor a file the index still uses.  data is
+ * NUL-terminated and changed.  Returns 0, or fn's -1.
+ */
+int layout_collect_plan(const struct layout_index *x, char *data,
+    int (*fn)(void *ctx, const struct layout_entry *e, unsigned long long v),
+    void *ctx);
+
+/*
+ * Check a version file's bytes against the index (the sha256 of its entry,
+ * then its type and key) and parse them: 0 with *fields, parsed into a, or
+ * -1 with a message (a damaged store; where names the file).  data must
+ * live as long as a.
+ */
+int layout_version_read(struct arena *a, const char *data, size_t len,
+    const char *type, size_t typelen, const char *key, size_t keylen,
+    const char *sha, const char *where, const struct json **fields);
+
+/* A record line's parts for version ver of an entity (fields NULL: none). */
+void layout_record(struct record *rec, const char *type, size_t typelen,
+    const char *key, size_t keylen, const char *ver,
+    const struct layout_entry *e, const struct json *fields);
+
+/*
+ * Reading a store through a transport.  open_type opens the folder of a
+ * type (its TYPENAME) before the first live entity of that type is read,
+ * close_type closes it; read reads the file NAME of the open folder whole
+ * into out (where: TYPENAME/NAME, for messages).  Each returns 0, or -1 with
+ * a message naming the file.
+ */
+struct layout_io {
+	void *ctx;
+	int (*open_type)(void *ctx, const char *typename);
+	int (*read)(void *ctx, const char *name, const char *where,
+	    struct sb *out);
+	void (*close_type)(void *ctx);
+};
+
+/*
+ * Hand every record of the index's entities (from layout_meta_parse) that o
+ * wants to sink: types and keys in the layout's order, each live entity's
+ * version file read through io and checked, tombstones as records with
+ * "deleted".  base names the store in messages.  0, or -1 with a message.
+ */
+int layout_fetch(const char *base, const struct json *entities,
+    const struct fetch_opts *o, const struct layout_io *io,
+    const struct store_sink *sink);
+
+#endif
