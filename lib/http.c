@@ -3,6 +3,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -28,9 +29,7 @@ struct http {
 	struct http_url base;
 	struct sb url;		/* the request's: base and path */
 	char errbuf[CURL_ERROR_SIZE];
-	int auth;		/* basic authentication, below */
-	char *user, *password;	/* from the environment, or NULL */
-	char *netrc;		/* the netrc file, or NULL */
+	char *user, *password;	/* basic authentication, or NULL */
 	struct curl_slist *headers;	/* the last request's */
 	struct http_resp *resp;	/* the reply being read */
 	int too_large;		/* it went past HTTP_MAX_BODY or _HEADERS */
@@ -389,13 +388,219 @@ free_secret(char *s)
 	}
 }
 
+/* The netrc file (see http.h): read, its entries looked up by host. */
+
+/* A token: a word, or a "quoted" one with \ escapes; 0 at the end. */
+static int
+netrc_token(const char **pp, const char *end, struct sb *tok)
+{
+	const char *p = *pp;
+
+	sb_reset(tok);
+	while (p < end && is_space(*p))
+		p++;
+	if (p == end)
+		return 0;
+	if (*p == '"') {
+		for (p++; p < end && *p != '"'; p++) {
+			if (*p == '\\' && p + 1 < end)
+				p++;
+			sb_addc(tok, *p);
+		}
+		if (p < end)
+			p++;
+	} else {
+		while (p < end && !is_space(*p))
+			sb_addc(tok, *p++);
+	}
+	*pp = p;
+	return 1;
+}
+
+struct netrc_entry {
+	int host, deflt;	/* names the host; is the default entry */
+	int has_login, has_password;
+	struct sb login, password;
+};
+
+/* Whether e serves user (any login when NULL; an entry without one too). */
+static int
+netrc_serves(const struct netrc_entry *e, const char *user)
+{
+	return e->has_password && (!user || !e->has_login ||
+	    strcmp(e->login.buf, user) == 0);
+}
+
+/*
+ * In the netrc text of path, the first entry for host that serves user, or
+ * else the first default entry that does: 1 with *login (NULL when the
+ * entry has none) and *password, 0 when none, -1 with a message (which
+ * never quotes the file).
+ */
+static int
+netrc_find(const char *path, const char *p, const char *end,
+    const char *host, const char *user, char **login, char **password)
+{
+	struct netrc_entry e = { 0 }, d = { 0 }, t, *found = NULL;
+	struct sb tok;
+	int in = 0, ret = -1;
+
+	sb_init(&tok, 64);
+	sb_init(&e.login, 32);
+	sb_init(&e.password, 32);
+	sb_init(&d.login, 32);
+	sb_init(&d.password, 32);
+	for (;;) {
+		int more = netrc_token(&p, end, &tok);
+
+		/* An entry ends at the next, at a macro or at the end. */
+		if (in && (!more || strcmp(tok.buf, "machine") == 0 ||
+		    strcmp(tok.buf, "default") == 0 ||
+		    strcmp(tok.buf, "macdef") == 0)) {
+			if (e.host && netrc_serves(&e, user)) {
+				found = &e;
+				break;
+			}
+			if (e.deflt && !d.deflt && netrc_serves(&e, user)) {
+				t = d;
+				d = e;
+				e = t;
+			}
+		}
+		if (!more) {
+			found = d.deflt ? &d : NULL;
+			break;
+		}
+		if (strcmp(tok.buf, "machine") == 0 ||
+		    strcmp(tok.buf, "default") == 0) {
+			in = 1;
+			e.deflt = tok.buf[0] == 'd';
+			e.host = e.has_login = e.has_password = 0;
+			sb_reset(&e.login);
+			sb_reset(&e.password);
+			if (!e.deflt) {
+				if (!netrc_token(&p, end, &tok))
+					goto bad;
+				e.host = strcasecmp(tok.buf, host) == 0;
+			}
+		} else if (strcmp(tok.buf, "login") == 0 ||
+		    strcmp(tok.buf, "password") == 0 ||
+		    strcmp(tok.buf, "account") == 0) {
+			int what = tok.buf[0];
+			struct sb *dst = what == 'l' ? &e.login : &e.password;
+
+			if (!in || !netrc_token(&p, end, &tok))
+				goto bad;
+			if (what != 'a') {
+				sb_reset(dst);
+				sb_add(dst, tok.buf, tok.len);
+				*(what == 'l' ? &e.has_login : &e.has_password) = 1;
+			}
+		} else if (strcmp(tok.buf, "macdef") == 0) {
+			/* A macro: its name, then lines up to an empty one. */
+			in = 0;
+			while (p < end && !(p[0] == '\n' && p + 1 < end &&
+			    p[1] == '\n'))
+				p++;
+		} else {
+			goto bad;
+		}
+	}
+	ret = 0;
+	if (found) {
+		*login = found->has_login ? xstrdup(found->login.buf) : NULL;
+		*password = xstrdup(found->password.buf);
+		ret = 1;
+	}
+	goto out;
+bad:
+	rd_seterr(RD_EXIT_RUNTIME, "%s: not a netrc file (machine NAME "
+	    "login NAME password WORD, a line each)", path);
+out:
+	explicit_bzero(tok.buf, tok.cap);
+	explicit_bzero(e.password.buf, e.password.cap);
+	explicit_bzero(d.password.buf, d.password.cap);
+	sb_release(&tok);
+	sb_release(&e.login);
+	sb_release(&e.password);
+	sb_release(&d.login);
+	sb_release(&d.password);
+	return ret;
+}
+
+/* The host and user name of url; 0, or -1 with a message. */
+static int
+url_host_user(const char *url, char **host, char **user)
+{
+	char *p = NULL, *u = NULL;
+	CURLU *h;
+	size_t n;
+	int ok;
+
+	if (!(h = curl_url())) {
+		rd_seterr(RD_EXIT_RUNTIME, "out of memory");
+		return -1;
+	}
+	ok = curl_url_set(h, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(h, CURLUPART_HOST, &p, 0) == CURLUE_OK;
+	if (ok && curl_url_get(h, CURLUPART_USER, &u, CURLU_URLDECODE) !=
+	    CURLUE_OK)
+		u = NULL;
+	curl_url_cleanup(h);
+	if (!ok) {
+		curl_free(p);
+		rd_seterr(RD_EXIT_RUNTIME, "out of memory");
+		return -1;
+	}
+	/* An IPv6 address as a netrc file writes it, without brackets. */
+	n = strlen(p);
+	*host = p[0] == '[' && n > 1 ? xmemdup(p + 1, n - 2) : xstrdup(p);
+	*user = u && *u ? xstrdup(u) : NULL;
+	curl_free(p);
+	curl_free(u);
+	return 0;
+}
+
+/* The netrc file's text into out: 1, 0 when it is optional and absent, -1. */
+static int
+netrc_read(const char *path, int must, struct sb *out)
+{
+	char buf[4096];
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		if (!must && errno == ENOENT)
+			return 0;
+		rd_seterr(RD_EXIT_RUNTIME, "%s%s: %s", must ? "RECDELTA_NETRC: " :
+		    "", path, strerror(errno));
+		return -1;
+	}
+	while ((n = read(fd, buf, sizeof buf)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || out->len + (size_t)n > (1u << 20)) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s: %s", path, n < 0 ?
+			    strerror(errno) : "larger than 1 MiB");
+			close(fd);
+			return -1;
+		}
+		sb_add(out, buf, (size_t)n);
+	}
+	explicit_bzero(buf, sizeof buf);
+	close(fd);
+	return 1;
+}
+
 /* The credentials of auth (see http.h): 0, or -1 with a message. */
 static int
 credentials(struct http *h, const struct http_auth *auth)
 {
-	const char *path = getenv("RECDELTA_NETRC"), *home;
+	const char *env = getenv("RECDELTA_NETRC"), *home;
+	char *host = NULL, *urluser = NULL, *login = NULL, *path = NULL;
+	struct sb text;
+	int r, ret = -1;
 
-	h->auth = 1;
 	h->user = env_dup(auth->user_var);
 	h->password = env_dup(auth->password_var);
 	if (h->password && !h->user) {
@@ -405,18 +610,37 @@ credentials(struct http *h, const struct http_auth *auth)
 	}
 	if (h->password)
 		return 0;
-	if (path && *path) {
-		if (access(path, R_OK) < 0) {
-			rd_seterr(RD_EXIT_RUNTIME, "RECDELTA_NETRC: %s: %s", path,
-			    strerror(errno));
-			return -1;
-		}
-		h->netrc = xstrdup(path);
-	} else if ((home = getenv("HOME")) && *home) {
-		h->netrc = xmalloc(strlen(home) + sizeof "/.netrc");
-		sprintf(h->netrc, "%s/.netrc", home);
+	if (env && *env)
+		path = xstrdup(env);
+	else if ((home = getenv("HOME")) && *home) {
+		path = xmalloc(strlen(home) + sizeof "/.netrc");
+		sprintf(path, "%s/.netrc", home);
 	}
-	return 0;
+	sb_init(&text, 1024);
+	if (path && (r = netrc_read(path, env && *env, &text)) != 0) {
+		if (r < 0 || url_host_user(h->base.url, &host, &urluser) < 0 ||
+		    (r = netrc_find(path, text.buf, text.buf + text.len, host,
+		    h->user ? h->user : urluser, &login, &h->password)) < 0)
+			goto out;
+		if (r > 0 && !h->user)
+			h->user = login ? login : xstrdup(urluser ? urluser : "");
+		else
+			free(login);
+	}
+	if (h->user && !h->password) {
+		rd_seterr(RD_EXIT_USAGE, "%s is set but neither %s nor the "
+		    "netrc file gives a password", auth->user_var,
+		    auth->password_var);
+		goto out;
+	}
+	ret = 0;
+out:
+	explicit_bzero(text.buf, text.cap);
+	sb_release(&text);
+	free(host);
+	free(urluser);
+	free(path);
+	return ret;
 }
 
 struct http *
@@ -460,7 +684,6 @@ http_close(struct http *h)
 	sb_release(&h->url);
 	free_secret(h->user);
 	free_secret(h->password);
-	free(h->netrc);
 	free(h);
 }
 
@@ -611,16 +834,10 @@ exchange(struct http *h, const struct http_req *q, struct http_resp *r,
 	SETOPT(CURLOPT_WRITEDATA, h);
 	SETOPT(CURLOPT_HEADERFUNCTION, on_header);
 	SETOPT(CURLOPT_HEADERDATA, h);
-	if (h->auth) {
+	if (h->password) {
 		SETOPT(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-		if (h->user)
-			SETOPT(CURLOPT_USERNAME, h->user);
-		if (h->password)
-			SETOPT(CURLOPT_PASSWORD, h->password);
-		else if (h->netrc) {
-			SETOPT(CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
-			SETOPT(CURLOPT_NETRC_FILE, h->netrc);
-		}
+		SETOPT(CURLOPT_USERNAME, h->user);
+		SETOPT(CURLOPT_PASSWORD, h->password);
 	}
 	if (q->method == HTTP_HEAD) {
 		SETOPT(CURLOPT_NOBODY, 1L);

@@ -29,11 +29,15 @@
  *
  * Credentials (struct http_auth, for a store that asks for them): HTTP
  * basic authentication with a user name and password from two environment
- * variables the store names (RECDELTA_COUCHDB_USER, say); a user name alone
- * takes its password from the netrc file; with neither, the netrc file's
- * entry for the host (and for the URL's user name, if it has one) is used,
- * if there is one.  The netrc file is RECDELTA_NETRC, or ~/.netrc.  No
- * credential is ever on a command line, in a message or in a log.
+ * variables the store names (RECDELTA_COUCHDB_USER, say).  Without them,
+ * the netrc file, RECDELTA_NETRC or else ~/.netrc, read when the connection
+ * is opened: the first entry for the URL's host that has the user name
+ * wanted (the variable's, else the URL's) or no login, or any login when
+ * none is wanted; else the "default" entry so chosen.  A user name wanted
+ * and no password found is an error for the variable's, and for the URL's
+ * is sent without one.  The file is read here, not by libcurl, whose netrc
+ * code has sent the password of another login for the host (curl 7.88).
+ * No credential is ever on a command line, in a message or in a log.
  *
  * Settings come from the environment (read once by http_settings()):
  * RECDELTA_HTTP_TIMEOUT (seconds a request may take, default 60),
