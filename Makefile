@@ -73,14 +73,20 @@ SHIM = tests/helpers/faultinject.so
 $(SHIM): tests/helpers/faultinject.c
 	$(CC) $(CFLAGS) -fPIC -shared -o $@ tests/helpers/faultinject.c -ldl
 
+# One request through lib/http, for tests/http.bats.
+HTTPREQ = tests/helpers/httpreq
+
+$(HTTPREQ): tests/helpers/httpreq.c lib/librecdelta.a $(LIBHDR) config.mk
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $@.c lib/librecdelta.a $(LDLIBS)
+
 # TESTS: the suites to run (make check TESTS=tests/recdelta-diff.bats).
 TESTS = tests
 
-check: all $(SHIM)
+check: all $(SHIM) $(HTTPREQ)
 	bats --jobs $${BATS_JOBS:-2} $(TESTS)
 
 # Each suite under valgrind: every program run by the tests is wrapped.
-check-valgrind: all $(SHIM)
+check-valgrind: all $(SHIM) $(HTTPREQ)
 	RECDELTA_VALGRIND=1 bats --jobs $${BATS_JOBS:-2} $(TESTS)
 
 # A separate build with the sanitizers, then the suite.
@@ -191,7 +197,7 @@ uninstall:
 	for f in $(BIN); do rm -f $(DESTDIR)$(COMPLETIONDIR)/$${f#bin/}; done
 
 clean:
-	rm -f $(BIN) $(LIBOBJ) lib/librecdelta.a bench/recgen $(SHIM)
+	rm -f $(BIN) $(LIBOBJ) lib/librecdelta.a bench/recgen $(SHIM) $(HTTPREQ)
 	rm -rf build
 
 .PHONY: all check check-valgrind check-san demo bench bench-cloudkit fuzz fuzz-build \

@@ -3,6 +3,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -15,9 +16,12 @@
 #include <curl/curl.h>
 
 #include "http.h"
+#include "json.h"
+#include "log.h"
 
 /* A reply larger than this is refused rather than held in memory. */
 #define HTTP_MAX_BODY (256u << 20)
+#define HTTP_MAX_HEADERS (1u << 20)
 
 struct http {
 	CURL *curl;
@@ -25,7 +29,23 @@ struct http {
 	struct http_url base;
 	struct sb url;		/* the request's: base and path */
 	char errbuf[CURL_ERROR_SIZE];
+	char *user, *password;	/* basic authentication, or NULL */
+	struct curl_slist *headers;	/* the last request's */
+	struct http_resp *resp;	/* the reply being read */
+	int too_large;		/* it went past HTTP_MAX_BODY or _HEADERS */
 };
+
+static const char *const method_names[] = {
+	[HTTP_GET] = "GET",
+	[HTTP_HEAD] = "HEAD",
+	[HTTP_POST] = "POST",
+	[HTTP_PUT] = "PUT",
+	[HTTP_DELETE] = "DELETE",
+	[HTTP_PROPFIND] = "PROPFIND",
+	[HTTP_MKCOL] = "MKCOL",
+};
+
+#define NMETHODS (sizeof method_names / sizeof method_names[0])
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static int global_ok;
@@ -34,6 +54,23 @@ static void
 global_init(void)
 {
 	global_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+}
+
+const char *
+http_method_name(enum http_method m)
+{
+	return (size_t)m < NMETHODS ? method_names[m] : "?";
+}
+
+int
+http_method_parse(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < NMETHODS; i++)
+		if (strcmp(s, method_names[i]) == 0)
+			return (int)i;
+	return -1;
 }
 
 static int
@@ -75,40 +112,141 @@ http_settings(struct http_settings *s)
 	return 0;
 }
 
+/* Replies */
+
+void
+http_resp_init(struct http_resp *r)
+{
+	memset(r, 0, sizeof *r);
+	sb_init(&r->body, 4096);
+	sb_init(&r->hdr, 512);
+	r->retry_after = -1;
+}
+
+void
+http_resp_release(struct http_resp *r)
+{
+	sb_release(&r->body);
+	sb_release(&r->hdr);
+}
+
+static void
+resp_reset(struct http_resp *r)
+{
+	sb_reset(&r->body);
+	sb_reset(&r->hdr);
+	r->status = 0;
+	r->retry_after = -1;
+	r->etag = r->location = r->content_type = NULL;
+}
+
+const char *
+http_header(const struct http_resp *r, const char *name)
+{
+	const char *p = r->hdr.buf, *end = r->hdr.buf + r->hdr.len, *v;
+
+	while (p < end) {
+		v = p + strlen(p) + 1;
+		if (strcasecmp(p, name) == 0)
+			return v;
+		p = v + strlen(v) + 1;
+	}
+	return NULL;
+}
+
 static size_t
 on_body(char *p, size_t size, size_t n, void *ctx)
 {
-	struct http_resp *r = ctx;
+	struct http *h = ctx;
+	struct http_resp *r = h->resp;
 
-	if (r->body.len + size * n > HTTP_MAX_BODY)
+	if (r->body.len + size * n > HTTP_MAX_BODY) {
+		h->too_large = 1;
 		return 0;	/* curl reports a write error */
+	}
 	sb_add(&r->body, p, size * n);
 	return size * n;
 }
 
+static int
+is_space(int c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/*
+ * Each header line of the reply, kept as "name\0value\0".  A status line
+ * starts the headers afresh: those of an interim reply (100 Continue) are
+ * not the reply's.
+ */
 static size_t
 on_header(char *p, size_t size, size_t n, void *ctx)
 {
-	struct http_resp *r = ctx;
-	size_t len = size * n;
-	static const char name[] = "retry-after:";
-	char buf[64];
-	char *end;
-	double d;
+	struct http *h = ctx;
+	struct sb *hdr = &h->resp->hdr;
+	size_t len = size * n, i, e;
 
-	if (len > sizeof name - 1 && len - (sizeof name - 1) < sizeof buf &&
-	    strncasecmp(p, name, sizeof name - 1) == 0) {
-		memcpy(buf, p + sizeof name - 1, len - (sizeof name - 1));
-		buf[len - (sizeof name - 1)] = '\0';
-		errno = 0;
-		d = strtod(buf, &end);
-		while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
-			end++;
-		/* Seconds; the HTTP-date form is not used by these servers. */
-		if (!errno && end != buf && !*end && d >= 0 && d < 86400)
-			r->retry_after = d;
+	if (hdr->len + len > HTTP_MAX_HEADERS) {
+		h->too_large = 1;
+		return 0;
+	}
+	for (e = len; e > 0 && is_space(p[e - 1]); e--)
+		;
+	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+		sb_reset(hdr);
+	} else if (len > 0 && (p[0] == ' ' || p[0] == '\t')) {
+		/* A folded line continues the last value. */
+		for (i = 0; i < e && is_space(p[i]); i++)
+			;
+		if (hdr->len > 0 && i < e) {
+			hdr->len--;
+			sb_addc(hdr, ' ');
+			sb_add(hdr, p + i, e - i);
+			sb_addc(hdr, '\0');
+		}
+	} else if (e > 0) {
+		const char *colon = memchr(p, ':', e);
+
+		if (colon && colon > p) {
+			sb_add(hdr, p, (size_t)(colon - p));
+			sb_addc(hdr, '\0');
+			for (i = (size_t)(colon - p) + 1; i < e && is_space(p[i]); i++)
+				;
+			sb_add(hdr, p + i, e - i);
+			sb_addc(hdr, '\0');
+		}
 	}
 	return len;
+}
+
+/* Retry-After: seconds, or an HTTP date; -1 when absent or unreadable. */
+static double
+retry_after(const char *v)
+{
+	char *end;
+	double d;
+	time_t t, now;
+
+	if (!v || !*v)
+		return -1;
+	errno = 0;
+	d = strtod(v, &end);
+	if (!errno && end != v && !*end && d >= 0 && d < 86400)
+		return d;
+	if ((t = curl_getdate(v, NULL)) == -1)
+		return -1;
+	now = time(NULL);
+	return t > now ? (t - now < 86400 ? (double)(t - now) : 86400) : 0;
+}
+
+/* The headers at hand, once the reply is complete. */
+static void
+resp_done(struct http_resp *r)
+{
+	r->etag = http_header(r, "ETag");
+	r->location = http_header(r, "Location");
+	r->content_type = http_header(r, "Content-Type");
+	r->retry_after = retry_after(http_header(r, "Retry-After"));
 }
 
 /* localhost, 127.0.0.0/8 or [::1], as curl writes a parsed host. */
@@ -186,6 +324,12 @@ http_url_parse(struct http_url *u, const char *url, int flags)
 		    "password (nor an @ before the host)");
 		goto out;
 	}
+	/* A URL is given on a command line, where anyone may read it. */
+	if (has_part(h, CURLUPART_PASSWORD)) {
+		rd_seterr(RD_EXIT_USAGE, "the URL may not hold a password (put "
+		    "it in the netrc file or the environment)");
+		goto out;
+	}
 	if (has_part(h, CURLUPART_QUERY) || has_part(h, CURLUPART_FRAGMENT)) {
 		rd_seterr(RD_EXIT_USAGE, "the URL may not hold a query or "
 		    "fragment");
@@ -224,8 +368,284 @@ http_url_release(struct http_url *u)
 	u->url = u->shown = NULL;
 }
 
+
+/* Connections */
+
+static char *
+env_dup(const char *name)
+{
+	const char *v = name ? getenv(name) : NULL;
+
+	return v && *v ? xstrdup(v) : NULL;
+}
+
+static void
+free_secret(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+/* The netrc file (see http.h): read, its entries looked up by host. */
+
+/* A token: a word, or a "quoted" one with \ escapes; 0 at the end. */
+static int
+netrc_token(const char **pp, const char *end, struct sb *tok)
+{
+	const char *p = *pp;
+
+	sb_reset(tok);
+	while (p < end && is_space(*p))
+		p++;
+	if (p == end)
+		return 0;
+	if (*p == '"') {
+		for (p++; p < end && *p != '"'; p++) {
+			if (*p == '\\' && p + 1 < end)
+				p++;
+			sb_addc(tok, *p);
+		}
+		if (p < end)
+			p++;
+	} else {
+		while (p < end && !is_space(*p))
+			sb_addc(tok, *p++);
+	}
+	*pp = p;
+	return 1;
+}
+
+struct netrc_entry {
+	int host, deflt;	/* names the host; is the default entry */
+	int has_login, has_password;
+	struct sb login, password;
+};
+
+/* Whether e serves user (any login when NULL; an entry without one too). */
+static int
+netrc_serves(const struct netrc_entry *e, const char *user)
+{
+	return e->has_password && (!user || !e->has_login ||
+	    strcmp(e->login.buf, user) == 0);
+}
+
+/*
+ * In the netrc text of path, the first entry for host that serves user, or
+ * else the first default entry that does: 1 with *login (NULL when the
+ * entry has none) and *password, 0 when none, -1 with a message (which
+ * never quotes the file).
+ */
+static int
+netrc_find(const char *path, const char *p, const char *end,
+    const char *host, const char *user, char **login, char **password)
+{
+	struct netrc_entry e = { 0 }, d = { 0 }, t, *found = NULL;
+	struct sb tok;
+	int in = 0, ret = -1;
+
+	sb_init(&tok, 64);
+	sb_init(&e.login, 32);
+	sb_init(&e.password, 32);
+	sb_init(&d.login, 32);
+	sb_init(&d.password, 32);
+	for (;;) {
+		int more = netrc_token(&p, end, &tok);
+
+		/* An entry ends at the next, at a macro or at the end. */
+		if (in && (!more || strcmp(tok.buf, "machine") == 0 ||
+		    strcmp(tok.buf, "default") == 0 ||
+		    strcmp(tok.buf, "macdef") == 0)) {
+			if (e.host && netrc_serves(&e, user)) {
+				found = &e;
+				break;
+			}
+			if (e.deflt && !d.deflt && netrc_serves(&e, user)) {
+				t = d;
+				d = e;
+				e = t;
+			}
+		}
+		if (!more) {
+			found = d.deflt ? &d : NULL;
+			break;
+		}
+		if (strcmp(tok.buf, "machine") == 0 ||
+		    strcmp(tok.buf, "default") == 0) {
+			in = 1;
+			e.deflt = tok.buf[0] == 'd';
+			e.host = e.has_login = e.has_password = 0;
+			sb_reset(&e.login);
+			sb_reset(&e.password);
+			if (!e.deflt) {
+				if (!netrc_token(&p, end, &tok))
+					goto bad;
+				e.host = strcasecmp(tok.buf, host) == 0;
+			}
+		} else if (strcmp(tok.buf, "login") == 0 ||
+		    strcmp(tok.buf, "password") == 0 ||
+		    strcmp(tok.buf, "account") == 0) {
+			int what = tok.buf[0];
+			struct sb *dst = what == 'l' ? &e.login : &e.password;
+
+			if (!in || !netrc_token(&p, end, &tok))
+				goto bad;
+			if (what != 'a') {
+				sb_reset(dst);
+				sb_add(dst, tok.buf, tok.len);
+				*(what == 'l' ? &e.has_login : &e.has_password) = 1;
+			}
+		} else if (strcmp(tok.buf, "macdef") == 0) {
+			/* A macro: its name, then lines up to an empty one. */
+			in = 0;
+			while (p < end && !(p[0] == '\n' && p + 1 < end &&
+			    p[1] == '\n'))
+				p++;
+		} else {
+			goto bad;
+		}
+	}
+	ret = 0;
+	if (found) {
+		*login = found->has_login ? xstrdup(found->login.buf) : NULL;
+		*password = xstrdup(found->password.buf);
+		ret = 1;
+	}
+	goto out;
+bad:
+	rd_seterr(RD_EXIT_RUNTIME, "%s: not a netrc file (machine NAME "
+	    "login NAME password WORD, a line each)", path);
+out:
+	explicit_bzero(tok.buf, tok.cap);
+	explicit_bzero(e.password.buf, e.password.cap);
+	explicit_bzero(d.password.buf, d.password.cap);
+	sb_release(&tok);
+	sb_release(&e.login);
+	sb_release(&e.password);
+	sb_release(&d.login);
+	sb_release(&d.password);
+	return ret;
+}
+
+/* The host and user name of url; 0, or -1 with a message. */
+static int
+url_host_user(const char *url, char **host, char **user)
+{
+	char *p = NULL, *u = NULL;
+	CURLU *h;
+	size_t n;
+	int ok;
+
+	if (!(h = curl_url())) {
+		rd_seterr(RD_EXIT_RUNTIME, "out of memory");
+		return -1;
+	}
+	ok = curl_url_set(h, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(h, CURLUPART_HOST, &p, 0) == CURLUE_OK;
+	if (ok && curl_url_get(h, CURLUPART_USER, &u, CURLU_URLDECODE) !=
+	    CURLUE_OK)
+		u = NULL;
+	curl_url_cleanup(h);
+	if (!ok) {
+		curl_free(p);
+		rd_seterr(RD_EXIT_RUNTIME, "out of memory");
+		return -1;
+	}
+	/* An IPv6 address as a netrc file writes it, without brackets. */
+	n = strlen(p);
+	*host = p[0] == '[' && n > 1 ? xmemdup(p + 1, n - 2) : xstrdup(p);
+	*user = u && *u ? xstrdup(u) : NULL;
+	curl_free(p);
+	curl_free(u);
+	return 0;
+}
+
+/* The netrc file's text into out: 1, 0 when it is optional and absent, -1. */
+static int
+netrc_read(const char *path, int must, struct sb *out)
+{
+	char buf[4096];
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		if (!must && errno == ENOENT)
+			return 0;
+		rd_seterr(RD_EXIT_RUNTIME, "%s%s: %s", must ? "RECDELTA_NETRC: " :
+		    "", path, strerror(errno));
+		return -1;
+	}
+	while ((n = read(fd, buf, sizeof buf)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || out->len + (size_t)n > (1u << 20)) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s: %s", path, n < 0 ?
+			    strerror(errno) : "larger than 1 MiB");
+			close(fd);
+			return -1;
+		}
+		sb_add(out, buf, (size_t)n);
+	}
+	explicit_bzero(buf, sizeof buf);
+	close(fd);
+	return 1;
+}
+
+/* The credentials of auth (see http.h): 0, or -1 with a message. */
+static int
+credentials(struct http *h, const struct http_auth *auth)
+{
+	const char *env = getenv("RECDELTA_NETRC"), *home;
+	char *host = NULL, *urluser = NULL, *login = NULL, *path = NULL;
+	struct sb text;
+	int r, ret = -1;
+
+	h->user = env_dup(auth->user_var);
+	h->password = env_dup(auth->password_var);
+	if (h->password && !h->user) {
+		rd_seterr(RD_EXIT_USAGE, "%s is set but %s is not",
+		    auth->password_var, auth->user_var);
+		return -1;
+	}
+	if (h->password)
+		return 0;
+	if (env && *env)
+		path = xstrdup(env);
+	else if ((home = getenv("HOME")) && *home) {
+		path = xmalloc(strlen(home) + sizeof "/.netrc");
+		sprintf(path, "%s/.netrc", home);
+	}
+	sb_init(&text, 1024);
+	if (path && (r = netrc_read(path, env && *env, &text)) != 0) {
+		if (r < 0 || url_host_user(h->base.url, &host, &urluser) < 0 ||
+		    (r = netrc_find(path, text.buf, text.buf + text.len, host,
+		    h->user ? h->user : urluser, &login, &h->password)) < 0)
+			goto out;
+		if (r > 0 && !h->user)
+			h->user = login ? login : xstrdup(urluser ? urluser : "");
+		else
+			free(login);
+	}
+	if (h->user && !h->password) {
+		rd_seterr(RD_EXIT_USAGE, "%s is set but neither %s nor the "
+		    "netrc file gives a password", auth->user_var,
+		    auth->password_var);
+		goto out;
+	}
+	ret = 0;
+out:
+	explicit_bzero(text.buf, text.cap);
+	sb_release(&text);
+	free(host);
+	free(urluser);
+	free(path);
+	return ret;
+}
+
 struct http *
-http_open(const struct http_settings *s, const struct http_url *base)
+http_open(const struct http_settings *s, const struct http_url *base,
+    const struct http_auth *auth)
 {
 	struct http *h;
 
@@ -236,15 +656,19 @@ http_open(const struct http_settings *s, const struct http_url *base)
 	}
 	h = xcalloc(1, sizeof *h);
 	h->set = *s;
-	if (!(h->curl = curl_easy_init())) {
-		free(h);
-		rd_seterr(RD_EXIT_RUNTIME, "cannot initialise libcurl");
-		return NULL;
-	}
 	h->base.url = xstrdup(base->url);
 	h->base.shown = xstrdup(base->shown);
 	h->base.loopback = base->loopback;
 	sb_init(&h->url, 256);
+	if (auth && credentials(h, auth) < 0) {
+		http_close(h);
+		return NULL;
+	}
+	if (!(h->curl = curl_easy_init())) {
+		http_close(h);
+		rd_seterr(RD_EXIT_RUNTIME, "cannot initialise libcurl");
+		return NULL;
+	}
 	return h;
 }
 
@@ -253,9 +677,13 @@ http_close(struct http *h)
 {
 	if (!h)
 		return;
-	curl_easy_cleanup(h->curl);
+	if (h->curl)
+		curl_easy_cleanup(h->curl);
+	curl_slist_free_all(h->headers);
 	http_url_release(&h->base);
 	sb_release(&h->url);
+	free_secret(h->user);
+	free_secret(h->password);
 	free(h);
 }
 
@@ -265,85 +693,202 @@ http_base(const struct http *h)
 	return h->base.shown;
 }
 
-int
-http_do(struct http *h, const char *method, const char *path,
-    const char *const *headers, const char *body, size_t len,
-    struct http_resp *r)
+/* Exchanges */
+
+/* Add "name: value" to *list; -1 with a message. */
+static int
+add_header(struct curl_slist **list, const char *name, const char *value)
 {
-	struct curl_slist *list = NULL, *tmp;
-	CURL *c = h->curl;
-	CURLcode rc;
-	size_t i;
+	struct curl_slist *tmp;
+	struct sb line;
 
-	sb_reset(&r->body);
-	r->status = 0;
-	r->retry_after = -1;
-	for (i = 0; headers && headers[i]; i++) {
-		if (!(tmp = curl_slist_append(list, headers[i]))) {
-			curl_slist_free_all(list);
-			rd_seterr(RD_EXIT_RUNTIME, "out of memory");
-			return -1;
-		}
-		list = tmp;
-	}
-	/* curl adds "Expect: 100-continue" to large POSTs: one more round trip. */
-	if ((tmp = curl_slist_append(list, "Expect:")))
-		list = tmp;
-
-	sb_reset(&h->url);
-	sb_adds(&h->url, h->base.url);
-	sb_adds(&h->url, path);
-
-	curl_easy_reset(c);
-	h->errbuf[0] = '\0';
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
-	curl_easy_setopt(c, CURLOPT_URL, h->url.buf);
-	/* A proxy from the environment is for the way out, not this machine. */
-	if (h->base.loopback &&
-	    curl_easy_setopt(c, CURLOPT_NOPROXY, "*") != CURLE_OK) {
-		curl_slist_free_all(list);
-		rd_seterr(RD_EXIT_RUNTIME, "cannot turn the proxy off");
+	if (strpbrk(value, "\r\n")) {
+		rd_seterr(RD_EXIT_RUNTIME, "the %s header holds a line break",
+		    name ? name : "request's");
 		return -1;
 	}
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(h->set.timeout * 1000));
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-	    (long)(h->set.timeout < 30 ? h->set.timeout * 1000 : 30000));
-	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "recdelta/" RD_VERSION);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-	if (strcmp(method, "GET") == 0) {
-		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-	} else {
-		curl_easy_setopt(c, CURLOPT_POST, 1L);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-		    (curl_off_t)(body ? len : 0));
-		if (strcmp(method, "POST") != 0)
-			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	sb_init(&line, 64);
+	if (name) {
+		sb_adds(&line, name);
+		sb_adds(&line, ": ");
 	}
-	rc = curl_easy_perform(c);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+	sb_adds(&line, value);
+	tmp = curl_slist_append(*list, line.buf);
+	sb_release(&line);
+	if (!tmp) {
+		rd_seterr(RD_EXIT_RUNTIME, "out of memory");
+		return -1;
+	}
+	*list = tmp;
+	return 0;
+}
+
+static int
+sends_body(const struct http_req *q)
+{
+	return q->body || q->method == HTTP_POST || q->method == HTTP_PUT;
+}
+
+static struct curl_slist *
+request_headers(const struct http_req *q)
+{
+	struct curl_slist *list = NULL;
+	size_t i;
+
+	if (q->content_type ? add_header(&list, "Content-Type",
+	    q->content_type) < 0 :
+	    /* No made-up form type for a body sent without one. */
+	    sends_body(q) && add_header(&list, NULL, "Content-Type:") < 0)
+		goto fail;
+	if ((q->if_match && add_header(&list, "If-Match", q->if_match) < 0) ||
+	    (q->if_none_match && add_header(&list, "If-None-Match",
+	    q->if_none_match) < 0) ||
+	    (q->depth && add_header(&list, "Depth", q->depth) < 0))
+		goto fail;
+	for (i = 0; q->headers && q->headers[i]; i++)
+		if (add_header(&list, NULL, q->headers[i]) < 0)
+			goto fail;
+	/* curl adds "Expect: 100-continue" to large bodies: a round trip more. */
+	if (add_header(&list, NULL, "Expect:") < 0)
+		goto fail;
+	return list;
+fail:
 	curl_slist_free_all(list);
+	return NULL;
+}
+
+/* No reply came, but one may come if asked again. */
+static int
+transient(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_HTTP3:
+	case CURLE_QUIC_CONNECT_ERROR:
+	case CURLE_PROXY:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Set a curl option, or say which one curl refused and go to bad_opt. */
+#define SETOPT(opt, val) do { \
+	if ((rc = curl_easy_setopt(c, opt, val)) != CURLE_OK) { \
+		optname = #opt; \
+		goto bad_opt; \
+	} \
+} while (0)
+
+/* One exchange; -1 with a message and *again set if a retry may help. */
+static int
+exchange(struct http *h, const struct http_req *q, struct http_resp *r,
+    int *again)
+{
+	const char *optname;
+	CURL *c = h->curl;
+	CURLcode rc;
+	int ret = -1;
+
+	*again = 0;
+	resp_reset(r);
+	/* The last request's list, which no option points to after this. */
+	curl_easy_reset(c);
+	curl_slist_free_all(h->headers);
+	if (!(h->headers = request_headers(q)))
+		return -1;
+	sb_reset(&h->url);
+	sb_adds(&h->url, h->base.url);
+	sb_adds(&h->url, q->path);
+	h->resp = r;
+	h->too_large = 0;
+
+	h->errbuf[0] = '\0';
+	SETOPT(CURLOPT_ERRORBUFFER, h->errbuf);
+	SETOPT(CURLOPT_URL, h->url.buf);
+	/* A proxy from the environment is for the way out, not this machine. */
+	if (h->base.loopback)
+		SETOPT(CURLOPT_NOPROXY, "*");
+	SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(CURLOPT_NOSIGNAL, 1L);
+	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+	SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
+	SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+	SETOPT(CURLOPT_TIMEOUT_MS, (long)(h->set.timeout * 1000));
+	SETOPT(CURLOPT_CONNECTTIMEOUT_MS,
+	    (long)(h->set.timeout < 30 ? h->set.timeout * 1000 : 30000));
+	SETOPT(CURLOPT_ACCEPT_ENCODING, "");
+	SETOPT(CURLOPT_USERAGENT, "recdelta/" RD_VERSION);
+	SETOPT(CURLOPT_HTTPHEADER, h->headers);
+	SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+	SETOPT(CURLOPT_WRITEDATA, h);
+	SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+	SETOPT(CURLOPT_HEADERDATA, h);
+	if (h->password) {
+		SETOPT(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		SETOPT(CURLOPT_USERNAME, h->user);
+		SETOPT(CURLOPT_PASSWORD, h->password);
+	}
+	if (q->method == HTTP_HEAD) {
+		SETOPT(CURLOPT_NOBODY, 1L);
+	} else if (sends_body(q)) {
+		SETOPT(CURLOPT_POST, 1L);
+		SETOPT(CURLOPT_POSTFIELDS, q->body ? q->body : "");
+		SETOPT(CURLOPT_POSTFIELDSIZE_LARGE,
+		    (curl_off_t)(q->body ? q->len : 0));
+	} else {
+		SETOPT(CURLOPT_HTTPGET, 1L);
+	}
+	if (q->method != HTTP_GET && q->method != HTTP_HEAD &&
+	    q->method != HTTP_POST)
+		SETOPT(CURLOPT_CUSTOMREQUEST, http_method_name(q->method));
+
+	rc = curl_easy_perform(c);
 	if (rc != CURLE_OK) {
-		if (rc == CURLE_WRITE_ERROR)
+		if (h->too_large)
 			rd_seterr(RD_EXIT_RUNTIME, "the reply is larger than "
 			    "%u MiB", HTTP_MAX_BODY >> 20);
 		else
 			rd_seterr(RD_EXIT_RUNTIME, "%s", h->errbuf[0] ?
 			    h->errbuf : curl_easy_strerror(rc));
-		return -1;
+		*again = transient(rc);
+		goto out;
 	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-	return 0;
+	if ((rc = curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status)) !=
+	    CURLE_OK) {
+		rd_seterr(RD_EXIT_RUNTIME, "cannot read the reply's status: %s",
+		    curl_easy_strerror(rc));
+		goto out;
+	}
+	resp_done(r);
+	ret = 0;
+	goto out;
+bad_opt:
+	rd_seterr(RD_EXIT_RUNTIME, "libcurl refused %s: %s", optname,
+	    curl_easy_strerror(rc));
+out:
+	h->resp = NULL;
+	return ret;
+}
+
+#undef SETOPT
+
+int
+http_do(struct http *h, const struct http_req *q, struct http_resp *r)
+{
+	int again;
+
+	return exchange(h, q, r, &again);
 }
 
 int
@@ -351,6 +896,90 @@ http_retryable(long status)
 {
 	return status == 429 || status == 500 || status == 502 ||
 	    status == 503 || status == 504;
+}
+
+/* The request's name in messages: its what, or its method and path. */
+static void
+request_name(struct sb *out, const struct http_req *q)
+{
+	if (q->what) {
+		sb_adds(out, q->what);
+	} else {
+		sb_adds(out, http_method_name(q->method));
+		sb_addc(out, ' ');
+		sb_adds(out, q->path);
+	}
+}
+
+static void
+log_retry(const struct http_req *q, int attempt, double wait)
+{
+	struct sb ctx, name;
+
+	sb_init(&ctx, 128);
+	sb_init(&name, 64);
+	request_name(&name, q);
+	sb_adds(&ctx, "\"op\":");
+	json_write_string(&ctx, name.buf, name.len);
+	sb_adds(&ctx, ",\"error\":");
+	json_write_string(&ctx, rd_errmsg(), strlen(rd_errmsg()));
+	sb_addf(&ctx, ",\"attempt\":%d,\"retry_after\":%g", attempt + 1, wait);
+	rd_log("warning", "request failed; retrying", ctx.buf);
+	sb_release(&name);
+	sb_release(&ctx);
+}
+
+int
+http_send(struct http *h, struct http_req *q, const struct http_retry *p,
+    struct http_resp *r)
+{
+	const char *prefix = p->prefix ? p->prefix : "";
+	enum http_verdict v;
+	struct sb name;
+	int attempt, again, ret = -1;
+
+	sb_init(&name, 64);
+	request_name(&name, q);
+	for (attempt = 0;; attempt++) {
+		double wait = 0;
+
+		if (p->prepare && p->prepare(p->ctx, q) < 0)
+			goto out;
+		if (exchange(h, q, r, &again) < 0) {
+			rd_prefixerr("%s%s: %s: ", prefix, name.buf, h->base.shown);
+			if (!again)
+				goto out;
+		} else {
+			if (p->verdict) {
+				v = p->verdict(p->ctx, q, r, &wait);
+			} else if (http_retryable(r->status)) {
+				rd_seterr(RD_EXIT_RUNTIME, "%s%s: HTTP %ld", prefix,
+				    name.buf, r->status);
+				v = HTTP_RETRY;
+			} else {
+				v = HTTP_DONE;
+			}
+			if (v == HTTP_DONE)
+				ret = 0;
+			if (v != HTTP_RETRY)
+				goto out;
+			if (r->retry_after > wait)
+				wait = r->retry_after;
+			if (wait > 3600)
+				wait = 3600;
+		}
+		if (attempt >= p->retries) {
+			if (attempt)
+				rd_suffixerr("; gave up after %d attempts",
+				    attempt + 1);
+			goto out;
+		}
+		log_retry(q, attempt, wait);
+		http_backoff(&h->set, attempt, wait);
+	}
+out:
+	sb_release(&name);
+	return ret;
 }
 
 void

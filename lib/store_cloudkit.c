@@ -57,7 +57,6 @@
 
 #include "digest.h"
 #include "http.h"
-#include "log.h"
 #include "record.h"
 #include "store.h"
 #include "store_cloudkit.h"
@@ -284,7 +283,7 @@ ck_open(struct store *s, const char *arg)
 	ck->source = xmalloc(strlen(arg) + sizeof "cloudkit:");
 	sprintf(ck->source, "cloudkit:%s", arg);
 	arena_init(&ck->a);
-	sb_init(&ck->resp.body, 4096);
+	http_resp_init(&ck->resp);
 	sb_init(&ck->body, 4096);
 	sb_init(&ck->path, 256);
 	s->priv = ck;
@@ -323,7 +322,7 @@ ck_open(struct store *s, const char *arg)
 	if (!(ck->key = load_key(keyfile)))
 		goto fail;
 	if (http_settings(&ck->set) < 0 ||
-	    !(ck->http = http_open(&ck->set, &base)))
+	    !(ck->http = http_open(&ck->set, &base, NULL)))
 		goto fail;
 	free(keyfile);
 	free(url);
@@ -347,7 +346,7 @@ ck_free(struct ck *ck)
 	http_close(ck->http);
 	EVP_PKEY_free(ck->key);
 	arena_release(&ck->a);
-	sb_release(&ck->resp.body);
+	http_resp_release(&ck->resp);
 	sb_release(&ck->body);
 	sb_release(&ck->path);
 	free(ck->db);
@@ -438,97 +437,108 @@ set_reply_error(const char *op, long status, const struct json *reply)
 	    "container and environment it was made for, and the clock" : "");
 }
 
+/* What the attempts of one call() share. */
+struct ck_call {
+	struct ck *ck;
+	const char *op;
+	struct json *reply;
+	long *status;
+	struct sb sig;
+	char hdr[3][512];
+	const char *headers[4];
+};
+
+/* Before each attempt: signed afresh, with the date of now. */
+static int
+ck_prepare(void *ctx, struct http_req *q)
+{
+	struct ck_call *cc = ctx;
+	struct ck *ck = cc->ck;
+	time_t now = time(NULL);
+	char date[32];
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (sign(ck, date, ck->path.buf, &cc->sig) < 0)
+		return -1;
+	snprintf(cc->hdr[0], sizeof cc->hdr[0],
+	    "X-Apple-CloudKit-Request-KeyID: %s", ck->keyid);
+	snprintf(cc->hdr[1], sizeof cc->hdr[1],
+	    "X-Apple-CloudKit-Request-ISO8601Date: %s", date);
+	snprintf(cc->hdr[2], sizeof cc->hdr[2],
+	    "X-Apple-CloudKit-Request-SignatureV1: %s", cc->sig.buf);
+	cc->headers[0] = cc->hdr[0];
+	cc->headers[1] = cc->hdr[1];
+	cc->headers[2] = cc->hdr[2];
+	cc->headers[3] = NULL;
+	q->headers = cc->headers;
+	arena_reset(&ck->a);
+	cc->reply->type = JSON_NULL;
+	return 0;
+}
+
+/* A reply: throttled (by status or by its serverErrorCode) or the answer. */
+static enum http_verdict
+ck_verdict(void *ctx, const struct http_req *q, const struct http_resp *r,
+    double *wait)
+{
+	struct ck_call *cc = ctx;
+	struct json *reply = cc->reply;
+	const struct json *ra;
+
+	(void)q;
+	*cc->status = r->status;
+	if (r->body.len && json_parse(&cc->ck->a, r->body.buf, r->body.len,
+	    reply, NULL) < 0)
+		reply->type = JSON_NULL;
+	if (r->status == 200 && reply->type != JSON_OBJECT) {
+		rd_seterr(RD_EXIT_RUNTIME, "cloudkit: %s: the reply is not a "
+		    "JSON object", cc->op);
+		return HTTP_FAIL;
+	}
+	if (!http_retryable(r->status) && !is_code(reply, "THROTTLED") &&
+	    !is_code(reply, "TRY_AGAIN_LATER"))
+		return HTTP_DONE;
+	set_reply_error(cc->op, r->status, reply);
+	if (reply->type == JSON_OBJECT && (ra = json_get(reply, "retryAfter")) &&
+	    ra->type == JSON_NUMBER)
+		*wait = json_number_double(ra);
+	return HTTP_RETRY;
+}
+
 /*
- * POST ck->body to OP.  0 with the parsed reply and its HTTP status (any
- * status no retry can change), or -1 with a message when every attempt
- * failed for a reason worth retrying.
+ * POST ck->body to OP, under the retry policy of http.h.  0 with the parsed
+ * reply and its HTTP status (any status no retry can change), or -1 with a
+ * message when every attempt failed for a reason worth retrying.
  */
 static int
 call(struct ck *ck, const char *op, struct json *reply, long *status)
 {
-	char date[32], hdr[3][512];
-	const char *headers[5];
-	struct sb sig;
-	int attempt, ret = -1;
+	struct ck_call cc = { .ck = ck, .op = op, .reply = reply,
+	    .status = status };
+	struct http_req q = {
+		.method = HTTP_POST,
+		.content_type = "application/json",
+		.body = ck->body.buf,
+		.len = ck->body.len,
+		.what = op,
+	};
+	struct http_retry p = {
+		.retries = ck->set.retries,
+		.prefix = "cloudkit: ",
+		.prepare = ck_prepare,
+		.verdict = ck_verdict,
+		.ctx = &cc,
+	};
+	int ret;
 
 	sb_reset(&ck->path);
 	sb_addf(&ck->path, "/database/1/%s/%s", ck->db, op);
-	sb_init(&sig, 128);
-	for (attempt = 0;; attempt++) {
-		time_t now = time(NULL);
-		struct tm tm;
-		double wait = 0;
-		const struct json *ra;
-
-		gmtime_r(&now, &tm);
-		strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm);
-		if (sign(ck, date, ck->path.buf, &sig) < 0)
-			goto out;
-		snprintf(hdr[0], sizeof hdr[0], "X-Apple-CloudKit-Request-KeyID: %s",
-		    ck->keyid);
-		snprintf(hdr[1], sizeof hdr[1],
-		    "X-Apple-CloudKit-Request-ISO8601Date: %s", date);
-		snprintf(hdr[2], sizeof hdr[2],
-		    "X-Apple-CloudKit-Request-SignatureV1: %s", sig.buf);
-		headers[0] = "Content-Type: application/json";
-		headers[1] = hdr[0];
-		headers[2] = hdr[1];
-		headers[3] = hdr[2];
-		headers[4] = NULL;
-		arena_reset(&ck->a);
-		reply->type = JSON_NULL;
-		if (http_do(ck->http, "POST", ck->path.buf, headers, ck->body.buf,
-		    ck->body.len, &ck->resp) < 0) {
-			rd_prefixerr("cloudkit: %s: %s: ", op, http_base(ck->http));
-		} else {
-			*status = ck->resp.status;
-			if (ck->resp.body.len && json_parse(&ck->a, ck->resp.body.buf,
-			    ck->resp.body.len, reply, NULL) < 0)
-				reply->type = JSON_NULL;
-			if (*status == 200 && reply->type != JSON_OBJECT) {
-				rd_seterr(RD_EXIT_RUNTIME, "cloudkit: %s: the reply "
-				    "is not a JSON object", op);
-				goto out;
-			}
-			if (!http_retryable(*status) &&
-			    !is_code(reply, "THROTTLED") &&
-			    !is_code(reply, "TRY_AGAIN_LATER")) {
-				ret = 0;
-				goto out;
-			}
-			set_reply_error(op, *status, reply);
-			if (reply->type == JSON_OBJECT &&
-			    (ra = json_get(reply, "retryAfter")) &&
-			    ra->type == JSON_NUMBER)
-				wait = json_number_double(ra);
-			if (ck->resp.retry_after > wait)
-				wait = ck->resp.retry_after;
-			if (wait > 3600)
-				wait = 3600;
-		}
-		if (attempt >= ck->set.retries) {
-			if (attempt)
-				rd_suffixerr("; gave up after %d attempts",
-				    attempt + 1);
-			goto out;
-		}
-		{
-			struct sb ctx;
-
-			sb_init(&ctx, 128);
-			sb_adds(&ctx, "\"op\":");
-			json_write_string(&ctx, op, strlen(op));
-			sb_adds(&ctx, ",\"error\":");
-			json_write_string(&ctx, rd_errmsg(), strlen(rd_errmsg()));
-			sb_addf(&ctx, ",\"attempt\":%d,\"retry_after\":%g",
-			    attempt + 1, wait);
-			rd_log("warning", "request failed; retrying", ctx.buf);
-			sb_release(&ctx);
-		}
-		http_backoff(&ck->set, attempt, wait);
-	}
-out:
-	sb_release(&sig);
+	q.path = ck->path.buf;
+	sb_init(&cc.sig, 128);
+	ret = http_send(ck->http, &q, &p, &ck->resp);
+	sb_release(&cc.sig);
 	return ret;
 }
 
