@@ -13,6 +13,7 @@ BIN = \
 LIBOBJ = \
 	lib/digest.o \
 	lib/http.o \
+	lib/index.o \
 	lib/json.o \
 	lib/log.o \
 	lib/record.o \
@@ -29,9 +30,9 @@ LIBOBJ = \
 	lib/stream.o \
 	lib/util.o
 
-LIBHDR = lib/digest.h lib/http.h lib/json.h lib/log.h lib/record.h lib/state.h \
-	lib/state_int.h lib/store.h lib/store_cloudkit.h lib/store_layout.h \
-	lib/stream.h lib/util.h
+LIBHDR = lib/digest.h lib/http.h lib/index.h lib/json.h lib/log.h lib/record.h \
+	lib/state.h lib/state_int.h lib/store.h lib/store_cloudkit.h \
+	lib/store_layout.h lib/stream.h lib/util.h
 
 FLOWS = pipelines/diff-only pipelines/historical-import pipelines/smart-sync \
 	pipelines/recdelta-sh-setup

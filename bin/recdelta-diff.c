@@ -10,185 +10,36 @@
  * --summary it writes a report instead (or as well, with --output).
  *
  * Both inputs are read whole before the first line is written, each in its
- * own thread, into an index holding per record its key, a hash of its
- * canonical fields and where its line is (the input file itself, or a spool
- * file for a stream).  So bad input anywhere means no output at all, memory
- * grows with the number of keys and not with record bodies, and records are
- * compared field by field only where their hashes differ.
+ * own thread, into an index (lib/index.h) holding per record its key, a hash
+ * of its canonical fields and where its line is (the input file itself when
+ * its store can read it again, or a spool file).  So bad input anywhere
+ * means no output at all, memory grows with the number of keys and not with
+ * record bodies, and records are compared field by field only where their
+ * hashes differ.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "../lib/index.h"
 #include "../lib/log.h"
 #include "../lib/record.h"
 #include "../lib/store.h"
-
-enum { E_PASS = 1, E_MATCHED = 2 };
-
-struct ent {
-	off_t off;		/* of the line in the side's file */
-	uint32_t len;		/* of the line */
-	uint32_t lineno;
-	uint32_t id;		/* offset in pool: type, key, rev */
-	uint32_t typelen, keylen, revlen;
-	uint32_t match;		/* index+1 of the matching other-side entry */
-	uint8_t flags;
-	unsigned char hash[16];
-};
 
 struct side {
 	const char *label, *spec;
 	struct store store;
 	const struct fetch_opts *fo;
 	const struct rules *rules;
-
-	struct ent *ents;
-	size_t n, cap;
-	char *pool;
-	size_t poollen, poolcap;
-	uint64_t *table;	/* open addressing: hash tag << 32 | index+1 */
-	size_t tcap, nrec;
-
-	int fd;			/* where lines are read back from */
-	int spooled;		/* fd is our spool file (else the input) */
-	off_t spoolend;
-	FILE *spool;
-	const char *src;	/* name for messages */
+	struct index ix;
 
 	struct sb scratch;
 	int status;
 	char *err;
 };
-
-static const char *
-ent_type(const struct side *s, const struct ent *e)
-{
-	return s->pool + e->id;
-}
-
-static const char *
-ent_key(const struct side *s, const struct ent *e)
-{
-	return s->pool + e->id + e->typelen;
-}
-
-static const char *
-ent_rev(const struct side *s, const struct ent *e)
-{
-	return s->pool + e->id + e->typelen + e->keylen;
-}
-
-static void
-table_grow(struct side *s)
-{
-	size_t ncap = s->tcap ? s->tcap * 2 : 1024, i;
-	uint64_t *nt = xcalloc(ncap, sizeof *nt);
-
-	for (i = 0; i < s->n; i++) {
-		struct ent *e = &s->ents[i];
-		uint64_t hv;
-		size_t h;
-
-		if (e->flags & E_PASS)
-			continue;
-		hv = rd_idhash(ent_type(s, e), e->typelen, ent_key(s, e), e->keylen);
-		h = hv & (ncap - 1);
-		while (nt[h])
-			h = (h + 1) & (ncap - 1);
-		nt[h] = (hv >> 32) << 32 | (uint64_t)(i + 1);
-	}
-	free(s->table);
-	s->table = nt;
-	s->tcap = ncap;
-}
-
-/*
- * The entry of (type, key), or NULL; then *slot (if given) is the free slot
- * for it and *hvp its hash.
- */
-static struct ent *
-lookup(const struct side *s, const char *t, size_t tn, const char *k, size_t kn,
-    size_t *slot, uint64_t *hvp)
-{
-	uint64_t hv, tag;
-	size_t h;
-
-	if (!s->tcap)
-		return NULL;
-	hv = rd_idhash(t, tn, k, kn);
-	tag = hv >> 32;
-	h = hv & (s->tcap - 1);
-	while (s->table[h]) {
-		struct ent *e = &s->ents[(uint32_t)s->table[h] - 1];
-
-		if (s->table[h] >> 32 == tag && e->typelen == tn && e->keylen == kn &&
-		    memcmp(ent_type(s, e), t, tn) == 0 &&
-		    memcmp(ent_key(s, e), k, kn) == 0)
-			return e;
-		h = (h + 1) & (s->tcap - 1);
-	}
-	if (slot)
-		*slot = h;
-	if (hvp)
-		*hvp = hv;
-	return NULL;
-}
-
-static uint32_t
-pool_add(struct side *s, const char *p, size_t n)
-{
-	uint32_t at = (uint32_t)s->poollen;
-
-	if (s->poollen + n > UINT32_MAX) {
-		rd_seterr(RD_EXIT_RUNTIME, "too many keys for one diff");
-		return UINT32_MAX;
-	}
-	if (s->poollen + n > s->poolcap) {
-		while (s->poollen + n > s->poolcap)
-			s->poolcap = s->poolcap ? s->poolcap * 2 : 1 << 20;
-		s->pool = xrealloc(s->pool, s->poolcap);
-	}
-	memcpy(s->pool + s->poollen, p, n);
-	s->poollen += n;
-	return at;
-}
-
-static struct ent *
-new_ent(struct side *s, const struct rline *l)
-{
-	struct ent *e;
-
-	if (s->n == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 4096;
-		s->ents = xreallocarray(s->ents, s->cap, sizeof *s->ents);
-	}
-	if (l->len > UINT32_MAX) {
-		rd_seterr(RD_EXIT_DATA, "line too long");
-		return NULL;
-	}
-	e = &s->ents[s->n];
-	memset(e, 0, sizeof *e);
-	e->len = (uint32_t)l->len;
-	e->lineno = (uint32_t)l->lineno;
-	if (s->spooled) {
-		e->off = s->spoolend;
-		if (fwrite(l->text, 1, l->len, s->spool) != l->len) {
-			rd_seterr(RD_EXIT_RUNTIME, "spool file: %s", strerror(errno));
-			return NULL;
-		}
-		s->spoolend += (off_t)l->len;
-	} else {
-		e->off = l->offset;
-	}
-	return e;
-}
 
 static int
 side_put(void *ctx, const struct rline *l)
@@ -197,17 +48,9 @@ side_put(void *ctx, const struct rline *l)
 	const struct record *r = l->rec;
 	struct ruleview rv;
 	unsigned char h[RD_HASH_LEN];
-	struct ent *e, *dup;
-	size_t slot = 0;
-	uint64_t hv = 0;
 
-	if (!r) {
-		if (!(e = new_ent(s, l)))
-			return -1;
-		e->flags = E_PASS;
-		s->n++;
-		return 0;
-	}
+	if (!r)
+		return index_add_pass(&s->ix, l);
 	/* A tombstone says the record is absent, which is what diff needs. */
 	if (r->deleted)
 		return 0;
@@ -219,57 +62,15 @@ side_put(void *ctx, const struct rline *l)
 			rd_prefixerr("%s: ", l->src);
 		return -1;
 	}
-	if (s->nrec * 2 >= s->tcap)
-		table_grow(s);
-	if ((dup = lookup(s, r->type, r->typelen, r->key, r->keylen, &slot, &hv))) {
-		rd_seterr(RD_EXIT_DATA, "%s:%lu: duplicate record (type \"%s\", "
-		    "key \"%s\"), first at line %lu", l->src, l->lineno,
-		    rd_quote(r->type, r->typelen), rd_quote(r->key, r->keylen),
-		    (unsigned long)dup->lineno);
-		return -1;
-	}
-	if (!(e = new_ent(s, l)))
-		return -1;
-	memcpy(e->hash, h, sizeof e->hash);
-	e->typelen = (uint32_t)r->typelen;
-	e->keylen = (uint32_t)r->keylen;
-	e->revlen = (uint32_t)r->revlen;
-	if ((e->id = pool_add(s, r->type, r->typelen)) == UINT32_MAX ||
-	    pool_add(s, r->key, r->keylen) == UINT32_MAX ||
-	    pool_add(s, r->rev ? r->rev : "", r->revlen) == UINT32_MAX)
-		return -1;
-	s->table[slot] = (hv >> 32) << 32 | (uint64_t)(s->n + 1);
-	s->n++;
-	s->nrec++;
-	return 0;
+	return index_add(&s->ix, l, h);
 }
 
-/* Open the side: an ndjson: regular file is read back in place. */
 static int
 side_open(struct side *s)
 {
-	const char *path = NULL;
-	struct stat st;
-
 	if (store_open(&s->store, s->spec) < 0)
 		return -1;
-	if (strncmp(s->spec, "ndjson:", 7) == 0 && strcmp(s->spec + 7, "-") != 0)
-		path = s->spec + 7;
-	if (path && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
-		s->fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (s->fd < 0) {
-			rd_seterr(RD_EXIT_RUNTIME, "%s: %s", path, strerror(errno));
-			return -1;
-		}
-		s->spooled = 0;
-		return 0;
-	}
-	if (!(s->spool = tmpfile())) {
-		rd_seterr(RD_EXIT_RUNTIME, "spool file: %s", strerror(errno));
-		return -1;
-	}
-	s->fd = fileno(s->spool);
-	s->spooled = 1;
+	index_init(&s->ix, &s->store);
 	return 0;
 }
 
@@ -281,8 +82,7 @@ side_read(void *arg)
 
 	sb_init(&s->scratch, 4096);
 	if (store_fetch(&s->store, s->fo, &sink) < 0 ||
-	    (s->spool && fflush(s->spool) != 0 &&
-	    (rd_seterr(RD_EXIT_RUNTIME, "spool file: %s", strerror(errno)), 1))) {
+	    index_finish(&s->ix) < 0) {
 		s->status = rd_errstatus();
 		s->err = xstrdup(rd_errmsg());
 	}
@@ -293,57 +93,9 @@ side_read(void *arg)
 static void
 side_release(struct side *s)
 {
+	index_release(&s->ix);
 	store_close(&s->store);
-	if (s->spool)
-		fclose(s->spool);
-	else if (s->fd >= 0)
-		close(s->fd);
-	free(s->ents);
-	free(s->pool);
-	free(s->table);
 	free(s->err);
-}
-
-/* Read an entry's line back into buf. */
-static int
-reread(struct side *s, const struct ent *e, struct sb *buf)
-{
-	ssize_t n;
-	size_t got = 0;
-
-	sb_reset(buf);
-	sb_grow(buf, e->len);
-	while (got < e->len) {
-		n = pread(s->fd, buf->buf + got, e->len - got, e->off + (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rd_seterr(RD_EXIT_RUNTIME, "%s: reading back: %s", s->src,
-			    n < 0 ? strerror(errno) : "file changed while reading");
-			return -1;
-		}
-		got += (size_t)n;
-	}
-	buf->len = e->len;
-	buf->buf[buf->len] = '\0';
-	return 0;
-}
-
-/* Read back and parse an entry's record. */
-static int
-reparse(struct side *s, const struct ent *e, struct sb *buf, struct arena *a,
-    struct json *obj, struct record *rec)
-{
-	const char *kind;
-	size_t kindlen;
-
-	if (reread(s, e, buf) < 0)
-		return -1;
-	if (stream_parse_line(a, buf->buf, buf->len, obj, rec, &kind, &kindlen) != 1) {
-		rd_seterr(RD_EXIT_RUNTIME, "%s: file changed while reading", s->src);
-		return -1;
-	}
-	return 0;
 }
 
 /* Per-type counts for the summary. */
@@ -477,11 +229,11 @@ change_head(struct out *o, const char *op, const char *t, size_t tn,
 }
 
 static void
-change_rev(struct out *o, const struct side *s, const struct ent *e)
+change_rev(struct out *o, const struct index *ix, const struct index_ent *e)
 {
 	if (e->revlen) {
 		sb_adds(&o->line, ",\"rev\":");
-		json_write_string(&o->line, ent_rev(s, e), e->revlen);
+		json_write_string(&o->line, index_rev(ix, e), e->revlen);
 	}
 }
 
@@ -491,7 +243,8 @@ change_rev(struct out *o, const struct side *s, const struct ent *e)
  * in a checkpoint's base snapshot.
  */
 static void
-emit_same(struct out *o, const struct side *remote, const struct ent *re,
+emit_same(struct out *o, const struct index *remote,
+    const struct index_ent *re,
     const char *t, size_t tn, const char *k, size_t kn,
     const struct json *fields)
 {
@@ -508,6 +261,10 @@ static int
 classify(struct side *local, struct side *remote, struct out *o,
     unsigned long *ndiff)
 {
+	struct index *const ixs[2] = { &local->ix, &remote->ix };
+	struct index *lix = &local->ix, *rix = &remote->ix;
+	struct index_walk w;
+	const struct index_ent *at[2];
 	struct sb lbuf, rbuf, changed;
 	struct arena a;
 	struct json lobj, robj;
@@ -519,23 +276,34 @@ classify(struct side *local, struct side *remote, struct out *o,
 	sb_init(&rbuf, 4096);
 	sb_init(&changed, 256);
 	arena_init(&a);
-	for (i = 0; i < remote->n; i++) {
-		if (!(remote->ents[i].flags & E_PASS))
+	for (i = 0; i < index_len(rix); i++) {
+		if (!index_is_pass(index_at(rix, i)))
 			continue;
-		if (reread(remote, &remote->ents[i], &rbuf) < 0)
+		if (index_read(rix, index_at(rix, i), &rbuf) < 0)
 			goto out;
 		if (o->fp) {
 			fwrite(rbuf.buf, 1, rbuf.len, o->fp);
 			putc('\n', o->fp);
 		}
 	}
-	for (i = 0; i < local->n; i++) {
-		struct ent *le = &local->ents[i], *re;
-		const char *t = ent_type(local, le), *k = ent_key(local, le);
+	index_walk_init(&w, ixs, 2);
+	while (index_walk_next(&w, at)) {
+		const struct index_ent *le = at[0], *re = at[1];
+		const char *t, *k;
 		struct ruleview rv;
 
-		if (le->flags & E_PASS) {
-			if (reread(local, le, &lbuf) < 0)
+		if (!le) {
+			count(index_type(rix, re), re->typelen, C_DELETE);
+			(*ndiff)++;
+			change_head(o, "delete", index_type(rix, re), re->typelen,
+			    index_key(rix, re), re->keylen);
+			change_rev(o, rix, re);
+			sb_addc(&o->line, '}');
+			emit(o);
+			continue;
+		}
+		if (index_is_pass(le)) {
+			if (index_read(lix, le, &lbuf) < 0)
 				goto out;
 			if (o->fp) {
 				fwrite(lbuf.buf, 1, lbuf.len, o->fp);
@@ -543,22 +311,21 @@ classify(struct side *local, struct side *remote, struct out *o,
 			}
 			continue;
 		}
-		re = lookup(remote, t, le->typelen, k, le->keylen, NULL, NULL);
-		if (re)
-			re->flags |= E_MATCHED;
-		if (re && memcmp(re->hash, le->hash, sizeof le->hash) == 0) {
+		t = index_type(lix, le);
+		k = index_key(lix, le);
+		if (re && index_same_hash(re, le)) {
 			count(t, le->typelen, C_SAME);
 			if (o->all && o->fp) {
 				arena_reset(&a);
-				if (reparse(remote, re, &rbuf, &a, &robj, &rrec) < 0)
+				if (index_parse(rix, re, &rbuf, &a, &robj, &rrec) < 0)
 					goto out;
-				emit_same(o, remote, re, t, le->typelen, k, le->keylen,
+				emit_same(o, rix, re, t, le->typelen, k, le->keylen,
 				    rrec.fields);
 			}
 			continue;
 		}
 		arena_reset(&a);
-		if (reparse(local, le, &lbuf, &a, &lobj, &lrec) < 0)
+		if (index_parse(lix, le, &lbuf, &a, &lobj, &lrec) < 0)
 			goto out;
 		if (!re) {
 			count(t, le->typelen, C_CREATE);
@@ -572,38 +339,25 @@ classify(struct side *local, struct side *remote, struct out *o,
 			emit(o);
 			continue;
 		}
-		if (reparse(remote, re, &rbuf, &a, &robj, &rrec) < 0)
+		if (index_parse(rix, re, &rbuf, &a, &robj, &rrec) < 0)
 			goto out;
 		rv = rules_view(local->rules, t, le->typelen);
 		sb_reset(&changed);
 		if (record_compare(&rv, lrec.fields, rrec.fields, &changed) == 0) {
 			count(t, le->typelen, C_SAME);
 			if (o->all)
-				emit_same(o, remote, re, t, le->typelen, k, le->keylen,
+				emit_same(o, rix, re, t, le->typelen, k, le->keylen,
 				    rrec.fields);
 			continue;
 		}
 		count(t, le->typelen, C_UPDATE);
 		(*ndiff)++;
 		change_head(o, "update", t, le->typelen, k, le->keylen);
-		change_rev(o, remote, re);
+		change_rev(o, rix, re);
 		sb_adds(&o->line, ",\"fields\":");
 		json_write(&o->line, lrec.fields, 0);
 		sb_adds(&o->line, ",\"changed\":");
 		sb_add(&o->line, changed.buf, changed.len);
-		sb_addc(&o->line, '}');
-		emit(o);
-	}
-	for (i = 0; i < remote->n; i++) {
-		struct ent *re = &remote->ents[i];
-
-		if (re->flags & (E_PASS | E_MATCHED))
-			continue;
-		count(ent_type(remote, re), re->typelen, C_DELETE);
-		(*ndiff)++;
-		change_head(o, "delete", ent_type(remote, re), re->typelen,
-		    ent_key(remote, re), re->keylen);
-		change_rev(o, remote, re);
 		sb_addc(&o->line, '}');
 		emit(o);
 	}
@@ -614,21 +368,6 @@ out:
 	sb_release(&rbuf);
 	sb_release(&changed);
 	return ret;
-}
-
-/* True when path is a file a side reads back from. */
-static int
-same_file_as_input(const char *path, const struct side *a, const struct side *b)
-{
-	struct stat st, in;
-
-	if (stat(path, &st) < 0)
-		return 0;
-	if (a->fd >= 0 && fstat(a->fd, &in) == 0 && in.st_dev == st.st_dev &&
-	    in.st_ino == st.st_ino)
-		return 1;
-	return b->fd >= 0 && fstat(b->fd, &in) == 0 && in.st_dev == st.st_dev &&
-	    in.st_ino == st.st_ino;
 }
 
 static void
@@ -698,7 +437,6 @@ main(int argc, char *argv[])
 	memset(&o, 0, sizeof o);
 	memset(&local, 0, sizeof local);
 	memset(&remote, 0, sizeof remote);
-	local.fd = remote.fd = -1;
 	while ((c = getopt_long(argc, argv, "l:r:ai:t:o:hV", longopts,
 	    NULL)) != -1) {
 		switch (c) {
@@ -801,7 +539,6 @@ main(int argc, char *argv[])
 		sfo[i].tally = &tally[i];
 		sides[i]->fo = &sfo[i];
 		sides[i]->rules = rules;
-		sides[i]->src = sides[i]->spec;
 		if (side_open(sides[i]) < 0)
 			rd_die_pending();
 	}
@@ -827,7 +564,8 @@ main(int argc, char *argv[])
 	if (status != RD_EXIT_OK)
 		goto out;
 
-	if (outpath && same_file_as_input(outpath, &local, &remote)) {
+	if (outpath && (store_rereads_file(&local.store, outpath) ||
+	    store_rereads_file(&remote.store, outpath))) {
 		rd_warn("-o %s: would overwrite an input", outpath);
 		status = RD_EXIT_USAGE;
 		goto out;
@@ -853,7 +591,7 @@ main(int argc, char *argv[])
 		char ctx[160];
 
 		snprintf(ctx, sizeof ctx, "\"local\":%zu,\"remote\":%zu,"
-		    "\"differ\":%lu", local.nrec, remote.nrec, ndiff);
+		    "\"differ\":%lu", index_nrec(&local.ix), index_nrec(&remote.ix), ndiff);
 		rd_log("info", "diff done", ctx);
 	}
 	sb_release(&o.line);

@@ -2,10 +2,14 @@
 #include "record.h"
 #include "store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const struct store_ops *const schemes[] = {
 	&store_ndjson_ops, &store_sqlite_ops, &store_dir_ops, &store_cloudkit_ops,
@@ -269,6 +273,7 @@ window_tally_check(const struct fetch_opts *o, const char *spec)
 
 struct ndjson {
 	char *path;
+	int rfd;	/* the file of the last fetch, read again; or -1 */
 };
 
 static int
@@ -277,8 +282,26 @@ ndjson_open(struct store *s, const char *arg)
 	struct ndjson *nd = xcalloc(1, sizeof *nd);
 
 	nd->path = xstrdup(arg);
+	nd->rfd = -1;
 	s->priv = nd;
 	return 0;
+}
+
+/*
+ * Keep the file being fetched open for ndjson_reread, when it is a regular
+ * file named by a path (standard input and pipes are read once).  Without
+ * it (no descriptor left) the lines carry no offset: a caller copies them.
+ */
+static void
+ndjson_keep(struct ndjson *nd, const struct lreader *r)
+{
+	struct stat st;
+
+	if (nd->rfd >= 0)
+		close(nd->rfd);
+	nd->rfd = -1;
+	if (r->owned && fstat(r->fd, &st) == 0 && S_ISREG(st.st_mode))
+		nd->rfd = fcntl(r->fd, F_DUPFD_CLOEXEC, 0);
 }
 
 static int
@@ -297,11 +320,13 @@ ndjson_fetch(struct store *s, const struct fetch_opts *o,
 
 	if (lreader_open(&r, nd->path) < 0)
 		return -1;
+	ndjson_keep(nd, &r);
 	arena_init(&a);
 	while ((n = lreader_next(&r, &line, &len)) > 0) {
 		struct rline l = {
 			.text = line, .len = len, .src = r.name,
-			.lineno = r.lineno, .offset = r.offset, .rec = NULL,
+			.lineno = r.lineno,
+			.offset = nd->rfd >= 0 ? r.offset : -1, .rec = NULL,
 		};
 		int k;
 
@@ -339,10 +364,61 @@ ndjson_close(struct store *s)
 {
 	struct ndjson *nd = s->priv;
 
-	if (nd)
+	if (nd) {
 		free(nd->path);
+		if (nd->rfd >= 0)
+			close(nd->rfd);
+	}
 	free(nd);
 	s->priv = NULL;
+}
+
+static int
+ndjson_reread(struct store *s, off_t offset, size_t len, char *dst)
+{
+	struct ndjson *nd = s->priv;
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = pread(nd->rfd, dst + got, len - got, offset + (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s: reading back: %s", s->spec,
+			    n < 0 ? strerror(errno) : "file changed while reading");
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+static int
+ndjson_rereads_file(struct store *s, const char *path)
+{
+	struct ndjson *nd = s->priv;
+	struct stat st, in;
+
+	return nd->rfd >= 0 && stat(path, &st) == 0 && fstat(nd->rfd, &in) == 0 &&
+	    in.st_dev == st.st_dev && in.st_ino == st.st_ino;
+}
+
+int
+store_reread(struct store *s, off_t offset, size_t len, char *dst)
+{
+	if (!s->ops->reread || offset < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: the %s: store cannot read a line "
+		    "again", s->spec, s->ops->scheme);
+		return -1;
+	}
+	return s->ops->reread(s, offset, len, dst);
+}
+
+int
+store_rereads_file(struct store *s, const char *path)
+{
+	return s->ops->rereads_file && s->ops->rereads_file(s, path);
 }
 
 const struct store_ops store_ndjson_ops = {
@@ -351,6 +427,8 @@ const struct store_ops store_ndjson_ops = {
 	.open = ndjson_open,
 	.fetch = ndjson_fetch,
 	.close = ndjson_close,
+	.reread = ndjson_reread,
+	.rereads_file = ndjson_rereads_file,
 };
 
 void

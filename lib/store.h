@@ -24,7 +24,7 @@ struct rline {
 	size_t len;
 	const char *src;	/* where it came from, for messages */
 	unsigned long lineno;	/* its line in src, 0 if src has no lines */
-	off_t offset;		/* of the line in an ndjson: file, else -1 */
+	off_t offset;		/* for store_reread, or -1 when it cannot */
 	const struct record *rec;	/* NULL for a pass-through line */
 };
 
@@ -169,6 +169,16 @@ struct store_ops {
 	 * written is a runtime failure, never a deferral.
 	 */
 	int remote;
+	/*
+	 * Read again, cheaply, the len bytes of a line this store's last
+	 * fetch handed out with offset >= 0 (an ndjson: file: the same open
+	 * file, by its offset) into dst; 0, or -1 with a message when the
+	 * line cannot be read or the file changed.  rereads_file: true when
+	 * writing path would change what reread returns.  NULL (both) for a
+	 * store whose lines are gone once fetched: its rlines carry -1.
+	 */
+	int (*reread)(struct store *s, off_t offset, size_t len, char *dst);
+	int (*rereads_file)(struct store *s, const char *path);
 };
 
 struct store {
@@ -189,6 +199,8 @@ int store_apply(struct store *s, struct change *v, size_t n);
 int store_get(struct store *s, const char *type, size_t typelen,
     const char *key, size_t keylen, struct arena *a, struct record *out);
 long long store_count(struct store *s, char *const *types, size_t ntypes);
+int store_reread(struct store *s, off_t offset, size_t len, char *dst);
+int store_rereads_file(struct store *s, const char *path);
 
 /* True when the word names standard input ("-" or "ndjson:-"). */
 int store_is_stdin(const char *spec);

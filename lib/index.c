@@ -1,0 +1,320 @@
+/* index.c - the keyed index of one input (index.h). */
+#include "index.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void
+index_init(struct index *ix, struct store *s)
+{
+	memset(ix, 0, sizeof *ix);
+	ix->store = s;
+}
+
+void
+index_release(struct index *ix)
+{
+	if (ix->spool)
+		fclose(ix->spool);
+	free(ix->ents);
+	free(ix->pool);
+	free(ix->table);
+	memset(ix, 0, sizeof *ix);
+}
+
+uint64_t
+index_keyhash(const char *type, size_t typelen, const char *key, size_t keylen)
+{
+	return rd_idhash(type, typelen, key, keylen);
+}
+
+static void
+table_grow(struct index *ix)
+{
+	size_t ncap = ix->tcap ? ix->tcap * 2 : 1024, i;
+	uint64_t *nt = xcalloc(ncap, sizeof *nt);
+
+	for (i = 0; i < ix->n; i++) {
+		const struct index_ent *e = &ix->ents[i];
+		uint64_t hv;
+		size_t h;
+
+		if (e->flags & IX_PASS)
+			continue;
+		hv = index_keyhash(index_type(ix, e), e->typelen, index_key(ix, e),
+		    e->keylen);
+		h = hv & (ncap - 1);
+		while (nt[h])
+			h = (h + 1) & (ncap - 1);
+		nt[h] = (hv >> 32) << 32 | (uint64_t)(i + 1);
+	}
+	free(ix->table);
+	ix->table = nt;
+	ix->tcap = ncap;
+}
+
+/*
+ * The entry of (type, key), or NULL; then *slot (if given) is the free slot
+ * for it and *hvp its hash.
+ */
+static struct index_ent *
+lookup(const struct index *ix, const char *t, size_t tn, const char *k,
+    size_t kn, size_t *slot, uint64_t *hvp)
+{
+	uint64_t hv, tag;
+	size_t h;
+
+	if (!ix->tcap)
+		return NULL;
+	hv = index_keyhash(t, tn, k, kn);
+	tag = hv >> 32;
+	h = hv & (ix->tcap - 1);
+	while (ix->table[h]) {
+		struct index_ent *e = &ix->ents[(uint32_t)ix->table[h] - 1];
+
+		if (ix->table[h] >> 32 == tag && e->typelen == tn &&
+		    e->keylen == kn && memcmp(index_type(ix, e), t, tn) == 0 &&
+		    memcmp(index_key(ix, e), k, kn) == 0)
+			return e;
+		h = (h + 1) & (ix->tcap - 1);
+	}
+	if (slot)
+		*slot = h;
+	if (hvp)
+		*hvp = hv;
+	return NULL;
+}
+
+const struct index_ent *
+index_find(const struct index *ix, const char *type, size_t typelen,
+    const char *key, size_t keylen)
+{
+	return lookup(ix, type, typelen, key, keylen, NULL, NULL);
+}
+
+static uint32_t
+pool_add(struct index *ix, const char *p, size_t n)
+{
+	uint32_t at = (uint32_t)ix->poollen;
+
+	if (ix->poollen + n > UINT32_MAX) {
+		rd_seterr(RD_EXIT_RUNTIME, "too many keys for one diff");
+		return UINT32_MAX;
+	}
+	if (ix->poollen + n > ix->poolcap) {
+		while (ix->poollen + n > ix->poolcap)
+			ix->poolcap = ix->poolcap ? ix->poolcap * 2 : 1 << 20;
+		ix->pool = xrealloc(ix->pool, ix->poolcap);
+	}
+	memcpy(ix->pool + ix->poollen, p, n);
+	ix->poollen += n;
+	return at;
+}
+
+/*
+ * A new entry at the end for l's line: where the store can read it again,
+ * or else a copy in the spool.  Not counted in ix->n until the caller says.
+ */
+static struct index_ent *
+new_ent(struct index *ix, const struct rline *l)
+{
+	struct index_ent *e;
+
+	if (ix->n == ix->cap) {
+		ix->cap = ix->cap ? ix->cap * 2 : 4096;
+		ix->ents = xreallocarray(ix->ents, ix->cap, sizeof *ix->ents);
+	}
+	if (l->len > UINT32_MAX) {
+		rd_seterr(RD_EXIT_DATA, "line too long");
+		return NULL;
+	}
+	e = &ix->ents[ix->n];
+	memset(e, 0, sizeof *e);
+	e->len = (uint32_t)l->len;
+	e->lineno = (uint32_t)l->lineno;
+	if (l->offset >= 0) {
+		e->off = l->offset;
+		return e;
+	}
+	if (!ix->spool && !(ix->spool = tmpfile())) {
+		rd_seterr(RD_EXIT_RUNTIME, "spool file: %s", strerror(errno));
+		return NULL;
+	}
+	e->flags = IX_SPOOLED;
+	e->off = ix->spoolend;
+	if (fwrite(l->text, 1, l->len, ix->spool) != l->len) {
+		rd_seterr(RD_EXIT_RUNTIME, "spool file: %s", strerror(errno));
+		return NULL;
+	}
+	ix->spoolend += (off_t)l->len;
+	return e;
+}
+
+int
+index_add_pass(struct index *ix, const struct rline *l)
+{
+	struct index_ent *e;
+
+	if (!(e = new_ent(ix, l)))
+		return -1;
+	e->flags |= IX_PASS;
+	ix->n++;
+	return 0;
+}
+
+int
+index_add(struct index *ix, const struct rline *l, const unsigned char *hash)
+{
+	const struct record *r = l->rec;
+	struct index_ent *e, *dup;
+	size_t slot = 0;
+	uint64_t hv = 0;
+
+	if (ix->nrec * 2 >= ix->tcap)
+		table_grow(ix);
+	if ((dup = lookup(ix, r->type, r->typelen, r->key, r->keylen, &slot,
+	    &hv))) {
+		rd_seterr(RD_EXIT_DATA, "%s:%lu: duplicate record (type \"%s\", "
+		    "key \"%s\"), first at line %lu", l->src, l->lineno,
+		    rd_quote(r->type, r->typelen), rd_quote(r->key, r->keylen),
+		    (unsigned long)dup->lineno);
+		return -1;
+	}
+	if (!(e = new_ent(ix, l)))
+		return -1;
+	memcpy(e->hash, hash, sizeof e->hash);
+	e->typelen = (uint32_t)r->typelen;
+	e->keylen = (uint32_t)r->keylen;
+	e->revlen = (uint32_t)r->revlen;
+	if ((e->id = pool_add(ix, r->type, r->typelen)) == UINT32_MAX ||
+	    pool_add(ix, r->key, r->keylen) == UINT32_MAX ||
+	    pool_add(ix, r->rev ? r->rev : "", r->revlen) == UINT32_MAX)
+		return -1;
+	ix->table[slot] = (hv >> 32) << 32 | (uint64_t)(ix->n + 1);
+	ix->n++;
+	ix->nrec++;
+	return 0;
+}
+
+int
+index_finish(struct index *ix)
+{
+	if (ix->spool && fflush(ix->spool) != 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "spool file: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* A line out of the spool. */
+static int
+spool_read(struct index *ix, const struct index_ent *e, struct sb *buf)
+{
+	ssize_t n;
+	size_t got = 0;
+
+	while (got < e->len) {
+		n = pread(fileno(ix->spool), buf->buf + got, e->len - got,
+		    e->off + (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s: reading back: %s",
+			    ix->store->spec, n < 0 ? strerror(errno) :
+			    "file changed while reading");
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+int
+index_read(struct index *ix, const struct index_ent *e, struct sb *buf)
+{
+	sb_reset(buf);
+	sb_grow(buf, e->len);
+	if (e->flags & IX_SPOOLED) {
+		if (spool_read(ix, e, buf) < 0)
+			return -1;
+	} else if (store_reread(ix->store, e->off, e->len, buf->buf) < 0) {
+		return -1;
+	}
+	buf->len = e->len;
+	buf->buf[buf->len] = '\0';
+	return 0;
+}
+
+int
+index_parse(struct index *ix, const struct index_ent *e, struct sb *buf,
+    struct arena *a, struct json *obj, struct record *rec)
+{
+	const char *kind;
+	size_t kindlen;
+
+	if (index_read(ix, e, buf) < 0)
+		return -1;
+	if (stream_parse_line(a, buf->buf, buf->len, obj, rec, &kind,
+	    &kindlen) != 1) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: file changed while reading",
+		    ix->store->spec);
+		return -1;
+	}
+	return 0;
+}
+
+void
+index_walk_init(struct index_walk *w, struct index *const *v, size_t n)
+{
+	size_t s, i;
+
+	w->v = v;
+	w->n = n;
+	w->side = 0;
+	w->i = 0;
+	for (s = 0; s < n; s++) {
+		if (!v[s]->walked)
+			continue;
+		for (i = 0; i < v[s]->n; i++)
+			v[s]->ents[i].flags &= ~IX_SEEN;
+		v[s]->walked = 0;
+	}
+}
+
+int
+index_walk_next(struct index_walk *w, const struct index_ent **at)
+{
+	while (w->side < w->n) {
+		struct index *ix = w->v[w->side];
+		const struct index_ent *e;
+		size_t s;
+
+		if (w->i == ix->n) {
+			w->side++;
+			w->i = 0;
+			continue;
+		}
+		e = &ix->ents[w->i++];
+		if (w->side > 0 && (e->flags & (IX_PASS | IX_SEEN)))
+			continue;
+		for (s = 0; s < w->n; s++)
+			at[s] = NULL;
+		at[w->side] = e;
+		if (e->flags & IX_PASS)
+			return 1;
+		for (s = w->side + 1; s < w->n; s++) {
+			struct index_ent *o = lookup(w->v[s], index_type(ix, e),
+			    e->typelen, index_key(ix, e), e->keylen, NULL, NULL);
+
+			if (o) {
+				o->flags |= IX_SEEN;
+				w->v[s]->walked = 1;
+			}
+			at[s] = o;
+		}
+		return 1;
+	}
+	return 0;
+}

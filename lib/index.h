@@ -1,0 +1,176 @@
+/*
+ * index.h - the keyed index of one input: (type, key) -> hash, rev, line.
+ *
+ * A program that must see a whole input before it writes (diff: local and
+ * remote; merge: base, local and remote) fetches each input into an index of
+ * its own.  The index keeps, per line of the input, in input order: for a
+ * record its type, key and rev (in one pool), the first INDEX_HASH_LEN bytes
+ * of the caller's hash of its fields, and where its line can be read again;
+ * for a line of another kind only where it is, marked as passing through.
+ * It does not keep record bodies: a record whose line the store can read
+ * again cheaply (store_reread, an ndjson: file) is read back from the store
+ * by the offset its rline carried; any other line is held in a spool file
+ * the index owns.  So memory grows with the number of keys, not with the
+ * size of records, and a record is parsed again only where the caller asks.
+ *
+ * Invariants: one entry per (type, key) (index_add refuses a second one,
+ * naming the line of the first); the entries of index_at(0 .. len-1) are in
+ * input order; the hash table finds each record entry, never a pass-through
+ * one.  An index is filled by one thread (index_add, index_add_pass, then
+ * index_finish) and read after that; two indexes are independent, so two
+ * inputs may be fetched into two indexes from two threads.
+ *
+ * Ownership: the index borrows the store (which must stay open until
+ * index_release) and owns its entries, pool, table and spool; what
+ * index_type(), index_key() and index_rev() return is valid until
+ * index_release.  index_read() and index_parse() fill caller-owned buffers.
+ *
+ * Cost: index_add and index_find are O(1) expected (open addressing, load at
+ * most 1/2); the entry is about 56 bytes plus the pool's type, key and rev.
+ * index_read is one pread of the line.
+ *
+ * Several inputs: index_walk visits every key present in any of n indexes
+ * once, with the entry of each index that has it.  Sharding (a later
+ * --shard I/N): index_keyhash() is the hash the table uses, a pure function
+ * of (type, key), the same in every process and on every machine; a shard
+ * keeps the keys with index_keyhash() % N == I.
+ */
+#ifndef RD_INDEX_H
+#define RD_INDEX_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store.h"
+
+#define INDEX_HASH_LEN 16	/* of the caller's hash, kept and compared */
+
+enum {
+	IX_PASS = 1,		/* a line of another kind, passing through */
+	IX_SPOOLED = 2,		/* its line is in the spool, not the store */
+	IX_SEEN = 4		/* visited by the current index_walk */
+};
+
+struct index_ent {
+	off_t off;		/* of its line, in the store or the spool */
+	uint32_t len;		/* of its line */
+	uint32_t lineno;	/* in the input, for messages */
+	uint32_t id;		/* of its type, then key, then rev in the pool */
+	uint32_t typelen, keylen, revlen;
+	uint8_t flags;
+	unsigned char hash[INDEX_HASH_LEN];
+};
+
+/* The members are the index's own; read them only through the functions. */
+struct index {
+	struct store *store;	/* borrowed: where lines are read again */
+	struct index_ent *ents;
+	size_t n, cap, nrec;
+	char *pool;
+	size_t poollen, poolcap;
+	uint64_t *table;	/* hash tag << 32 | entry index + 1, or 0 */
+	size_t tcap;
+	FILE *spool;		/* made at the first line the store cannot reread */
+	off_t spoolend;
+	int walked;		/* IX_SEEN may be set somewhere */
+};
+
+/* An empty index of what store s fetches. */
+void index_init(struct index *ix, struct store *s);
+void index_release(struct index *ix);
+
+/*
+ * Add the record of l (l->rec set; a tombstone too, if the caller wants one
+ * kept) with the caller's hash of it (at least INDEX_HASH_LEN bytes).  -1
+ * with a message: a duplicate (type, key) (status 3, naming both lines), a
+ * line too long (3), the spool or the pool full (4).
+ */
+int index_add(struct index *ix, const struct rline *l, const unsigned char *hash);
+/* Add a line of another kind, to be read again in its place. */
+int index_add_pass(struct index *ix, const struct rline *l);
+/* After the last add: 0, or -1 with a message when the spool failed. */
+int index_finish(struct index *ix);
+
+/* Entries (records and pass-through lines), and records alone. */
+static inline size_t index_len(const struct index *ix) { return ix->n; }
+static inline size_t index_nrec(const struct index *ix) { return ix->nrec; }
+static inline const struct index_ent *
+index_at(const struct index *ix, size_t i)
+{
+	return &ix->ents[i];
+}
+
+static inline int
+index_is_pass(const struct index_ent *e)
+{
+	return e->flags & IX_PASS;
+}
+
+/* A record entry's type, key and rev (revlen 0: none); not NUL-terminated. */
+static inline const char *
+index_type(const struct index *ix, const struct index_ent *e)
+{
+	return ix->pool + e->id;
+}
+
+static inline const char *
+index_key(const struct index *ix, const struct index_ent *e)
+{
+	return ix->pool + e->id + e->typelen;
+}
+
+static inline const char *
+index_rev(const struct index *ix, const struct index_ent *e)
+{
+	return ix->pool + e->id + e->typelen + e->keylen;
+}
+
+/* True when two record entries' hashes are equal. */
+static inline int
+index_same_hash(const struct index_ent *a, const struct index_ent *b)
+{
+	return memcmp(a->hash, b->hash, INDEX_HASH_LEN) == 0;
+}
+
+/* The record entry of (type, key), or NULL. */
+const struct index_ent *index_find(const struct index *ix, const char *type,
+    size_t typelen, const char *key, size_t keylen);
+
+/* The hash of (type, key) the table uses, and a --shard would partition by. */
+uint64_t index_keyhash(const char *type, size_t typelen, const char *key,
+    size_t keylen);
+
+/*
+ * An entry's line into buf (NUL-terminated, without newline).  -1 with a
+ * message (status 4) when it cannot be read, or the file it is read from
+ * changed.
+ */
+int index_read(struct index *ix, const struct index_ent *e, struct sb *buf);
+/*
+ * A record entry's line read back into buf and parsed: its values in the
+ * arena, rec's strings borrowing from them and from buf.  -1 with a message.
+ */
+int index_parse(struct index *ix, const struct index_ent *e, struct sb *buf,
+    struct arena *a, struct json *obj, struct record *rec);
+
+/*
+ * Every key of n indexes once: first index 0's entries in input order (its
+ * pass-through lines among them), then each later index's records not met
+ * before, in its input order.  The pass-through lines of the later indexes
+ * are not visited: a caller writes them where it wants with index_at().
+ * Each step fills at[0 .. n-1] with the entry of each index for the key, or
+ * NULL (for a pass-through line, only at[0] is set).  A walk marks the
+ * entries it met (IX_SEEN), so the indexes must not be walked by two walks
+ * at once; a new walk starts afresh.
+ */
+struct index_walk {
+	struct index *const *v;
+	size_t n, side, i;
+};
+
+void index_walk_init(struct index_walk *w, struct index *const *v, size_t n);
+/* 1 and at[] filled, or 0 when every key was visited. */
+int index_walk_next(struct index_walk *w, const struct index_ent **at);
+
+#endif
