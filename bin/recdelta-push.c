@@ -196,7 +196,7 @@ parse_change(struct arena *a, const char *text, size_t len, struct change *c)
 		return -1;
 	}
 	c->changed = f;
-	c->op = k == K_CREATE ? CH_CREATE : k == K_DELETE ? CH_DELETE : CH_UPDATE;
+	c->op = k == K_CREATE ? RD_OP_CREATE : k == K_DELETE ? RD_OP_DELETE : RD_OP_UPDATE;
 	return (int)k;
 }
 
@@ -396,8 +396,8 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 		retry = *c;
 		/* The retry's outcome is its own. */
 		retry.newrev = retry.errcode = retry.errmsg = NULL;
-		retry.status = RS_NONE;
-		if (c->op == CH_DELETE) {
+		retry.status = RD_ST_NONE;
+		if (c->op == RD_OP_DELETE) {
 			if (!found) {
 				/* Someone else deleted it: what we wanted. */
 				result("delete", c, "skipped", NULL, 0, NULL, "gone",
@@ -407,7 +407,7 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 				goto out;
 			}
 		} else if (!found) {
-			retry.op = CH_CREATE;
+			retry.op = RD_OP_CREATE;
 		} else {
 			rv = rules_view(o->rules, c->type, c->typelen);
 			sb_reset(&diffs);
@@ -419,7 +419,7 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 				ret = 0;
 				goto out;
 			}
-			retry.op = CH_UPDATE;
+			retry.op = RD_OP_UPDATE;
 			/* What differs now, as diff would have said. */
 			{
 				struct json *ch = arena_alloc(&a, sizeof *ch);
@@ -438,18 +438,18 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 		}
 		if (store_apply(st, &retry, 1) < 0)
 			goto out;
-		if (retry.status == RS_DEFERRED) {
+		if (retry.status == RD_ST_DEFERRED) {
 			rd_seterr(RD_EXIT_RUNTIME, "%s", said(retry.errmsg));
 			goto out;
 		}
-		if (retry.status == RS_OK) {
+		if (retry.status == RD_ST_OK) {
 			result(opnames[retry.op], c, "ok", retry.newrev,
 			    retry.newrev ? strlen(retry.newrev) : 0,
-			    retry.op == CH_DELETE ? NULL :
+			    retry.op == RD_OP_DELETE ? NULL :
 			    c->fields, NULL, NULL);
-			if (retry.op == CH_CREATE)
+			if (retry.op == RD_OP_CREATE)
 				cnt.created++;
-			else if (retry.op == CH_UPDATE)
+			else if (retry.op == RD_OP_UPDATE)
 				cnt.updated++;
 			else
 				cnt.deleted++;
@@ -457,7 +457,7 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 			ret = 0;
 			goto out;
 		}
-		if (retry.status == RS_FAILED) {
+		if (retry.status == RD_ST_FAILED) {
 			result(opnames[retry.op], c, "failed", NULL, 0, NULL,
 			    said(retry.errcode), said(retry.errmsg));
 			cnt.failed++;
@@ -559,18 +559,18 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 					result(opnames[x->op], x, "planned", x->rev,
 					    x->revlen, x->fields, NULL, NULL);
 					cnt.planned[x->op]++;
-				} else if (x->status == RS_OK) {
+				} else if (x->status == RD_ST_OK) {
 					result(opnames[x->op], x, "ok", x->newrev,
 					    x->newrev ? strlen(x->newrev) : 0,
-					    x->op == CH_DELETE ?
+					    x->op == RD_OP_DELETE ?
 					    NULL : x->fields, NULL, NULL);
-					if (x->op == CH_CREATE)
+					if (x->op == RD_OP_CREATE)
 						cnt.created++;
-					else if (x->op == CH_UPDATE)
+					else if (x->op == RD_OP_UPDATE)
 						cnt.updated++;
 					else
 						cnt.deleted++;
-				} else if (x->status == RS_DEFERRED) {
+				} else if (x->status == RD_ST_DEFERRED) {
 					if (!warned++)
 						rd_warn("%s \"%s\" deferred: %s: %s",
 						    rd_quote(x->type, x->typelen),
@@ -580,7 +580,7 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 					    x->revlen, x->fields, said(x->errcode),
 					    said(x->errmsg));
 					cnt.deferred++;
-				} else if (x->status == RS_CONFLICT) {
+				} else if (x->status == RD_ST_CONFLICT) {
 					if (resolve(st, x, o) < 0) {
 						char msg[256];
 
@@ -859,8 +859,8 @@ main(int argc, char *argv[])
 		if (o.dry_run)
 			fprintf(stderr, "Dry run: would create %lu, update %lu, "
 			    "delete %lu; %lu unchanged; nothing written\n",
-			    cnt.planned[CH_CREATE], cnt.planned[CH_UPDATE],
-			    cnt.planned[CH_DELETE], cnt.skipped);
+			    cnt.planned[RD_OP_CREATE], cnt.planned[RD_OP_UPDATE],
+			    cnt.planned[RD_OP_DELETE], cnt.skipped);
 		else
 			fprintf(stderr, "Created %lu, Updated %lu, Skipped %lu "
 			    "unchanged, Deleted %lu, Conflicts %lu\n", cnt.created,

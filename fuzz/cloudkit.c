@@ -52,7 +52,7 @@ check_line(const struct json *r, struct sb *line, struct sb *scratch)
 }
 
 static void
-check_outcome(const struct json *e, enum change_op op)
+check_outcome(const struct json *e, enum rd_op op)
 {
 	const struct json *tag = e ? json_get(e, "recordChangeTag") : NULL;
 	struct change c;
@@ -64,10 +64,10 @@ check_outcome(const struct json *e, enum change_op op)
 	c.key = "k";
 	c.keylen = 1;
 	cloudkit_outcome(&c, e);
-	CHECK(c.status != RS_NONE);
-	if (c.status == RS_FAILED || c.status == RS_DEFERRED)
+	CHECK(c.status != RD_ST_NONE);
+	if (c.status == RD_ST_FAILED || c.status == RD_ST_DEFERRED)
 		CHECK(c.errcode && c.errmsg);
-	if (c.status == RS_OK && op != CH_DELETE)
+	if (c.status == RD_ST_OK && op != RD_OP_DELETE)
 		CHECK(tag && tag->type == JSON_STRING && c.newrev &&
 		    strlen(c.newrev) == tag->len &&
 		    memcmp(c.newrev, tag->u.s, tag->len) == 0);
@@ -88,16 +88,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	arena_init(&a);
 	sb_init(&line, 1024);
 	sb_init(&scratch, 256);
-	check_outcome(NULL, CH_UPDATE);
+	check_outcome(NULL, RD_OP_UPDATE);
 	if (json_parse(&a, (const char *)data, size, &reply, NULL) < 0 ||
 	    reply.type != JSON_OBJECT || !(recs = json_get(&reply, "records")) ||
 	    recs->type != JSON_ARRAY)
 		goto out;
 	for (i = 0; i < recs->len; i++) {
 		r = &recs->u.items[i];
-		check_outcome(r, CH_CREATE);
-		check_outcome(r, CH_UPDATE);
-		check_outcome(r, CH_DELETE);
+		check_outcome(r, RD_OP_CREATE);
+		check_outcome(r, RD_OP_UPDATE);
+		check_outcome(r, RD_OP_DELETE);
 		if (json_get(r, "serverErrorCode") ||
 		    ((del = json_get(r, "deleted")) && del->type == JSON_TRUE))
 			continue;

@@ -434,13 +434,13 @@ const struct store_ops store_ndjson_ops = {
 void
 change_ok(struct change *c, const char *rev, size_t len)
 {
-	c->status = RS_OK;
+	c->status = RD_ST_OK;
 	free(c->newrev);
 	c->newrev = rev ? xmemdup(rev, len) : NULL;
 }
 
 void
-change_error(struct change *c, enum result_status st, const char *code,
+change_error(struct change *c, enum rd_status st, const char *code,
     size_t codelen, const char *msg, size_t msglen)
 {
 	c->status = st;
@@ -468,7 +468,7 @@ change_fail(struct change *c, const char *code, const char *fmt, ...)
 	vsnprintf(msg, (size_t)n + 1, fmt, ap);
 	va_end(ap);
 	utf8_fix(msg);
-	c->status = RS_FAILED;
+	c->status = RD_ST_FAILED;
 	free(c->errcode);
 	free(c->errmsg);
 	c->errcode = xstrdup(code);
@@ -483,5 +483,5 @@ change_release(struct change *c)
 	free(c->errcode);
 	free(c->errmsg);
 	c->newrev = c->errcode = c->errmsg = NULL;
-	c->status = RS_NONE;
+	c->status = RD_ST_NONE;
 }

@@ -59,54 +59,37 @@ struct fetch_opts {
 int fetch_window(struct fetch_opts *o, const char *spec);
 
 /*
- * Writing.  A change is what push asks of a store: create, update or delete
- * one record, guarded by the rev it was computed against (update and delete:
- * the record's current rev must equal it; create: the record must not
- * exist).  A store applies a batch of changes with optimistic concurrency and
- * sets each one's outcome: RS_OK with the new rev, RS_CONFLICT when the guard
- * failed (nothing written for that change), RS_FAILED when the store refused
- * the change itself (error code and message set).  A store never overwrites a
- * record whose rev moved.
+ * Writing.  A change (struct change, lib/stream.h) is what push asks of a
+ * store: create, update or delete one record, guarded by the rev it was
+ * computed against (update and delete: the record's current rev must equal
+ * it; create: the record must not exist).  A store applies a batch of
+ * changes with optimistic concurrency and sets each one's outcome:
+ * RD_ST_OK with the new rev, RD_ST_CONFLICT when the guard failed (nothing
+ * written for that change), RD_ST_FAILED when the store refused the change
+ * itself (error code and message set).  A store never overwrites a record
+ * whose rev moved.  The outcome's members (status, newrev, errcode, errmsg)
+ * are set through change_ok(), change_fail() and change_error(), each whole
+ * and owned by the change until change_release().
  */
-enum change_op { CH_CREATE, CH_UPDATE, CH_DELETE };
-enum result_status { RS_NONE, RS_OK, RS_CONFLICT, RS_FAILED, RS_DEFERRED };
 
-struct change {
-	enum change_op op;
-	const char *type, *key, *rev;	/* rev NULL for a create */
-	size_t typelen, keylen, revlen;
-	const struct json *fields;	/* desired fields; NULL for a delete */
-	const struct json *changed;	/* names of the fields that differ, or NULL */
-	int force;			/* write without the guard (--force) */
-	/*
-	 * Set by apply, through change_ok(), change_fail() and change_error():
-	 * the new rev (NULL for a delete), the error code and message, each
-	 * whole and owned by the change until change_release().
-	 */
-	enum result_status status;
-	char *newrev;
-	char *errcode;
-	char *errmsg;
-};
-
-/* Change c applied: RS_OK, its new rev the len bytes at rev (NULL: none). */
+/* Change c applied: RD_ST_OK, its new rev the len bytes at rev (NULL: none). */
 void change_ok(struct change *c, const char *rev, size_t len);
 
 /*
- * Refuse change c alone: RS_FAILED with code and message (mended to valid
+ * Refuse change c alone: RD_ST_FAILED with code and message (mended to valid
  * UTF-8).  Returns -1.
  */
 int change_fail(struct change *c, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
- * Change c not applied: status st (RS_FAILED or RS_DEFERRED) with the code
- * and message as the store said them.
+ * Change c not applied: status st (RD_ST_FAILED or RD_ST_DEFERRED) with the
+ * code and message as the store said them.
  */
-void change_error(struct change *c, enum result_status st, const char *code,
+void change_error(struct change *c, enum rd_status st, const char *code,
     size_t codelen, const char *msg, size_t msglen);
 
-/* Free what apply set in c; its status is RS_NONE again. */
+/* Free what apply set in c; its status is RD_ST_NONE again. */
 void change_release(struct change *c);
 
 struct store;
@@ -147,7 +130,7 @@ struct store_ops {
 	 * batch was applied and, for a remote store, the caller may defer
 	 * them), or -2 when the store refused the batch for a reason no retry
 	 * can mend (credentials, a malformed request; nothing was applied).  A store that gives up
-	 * after part of a batch went through sets RS_DEFERRED (or RS_FAILED)
+	 * after part of a batch went through sets RD_ST_DEFERRED (or RD_ST_FAILED)
 	 * on the rest and returns 0.  NULL unless writable.
 	 */
 	int (*apply)(struct store *s, struct change *v, size_t n);

@@ -29,7 +29,7 @@
  * fields that differ, delete with the tag; forced writes use forceReplace
  * and forceDelete.  A stale tag comes back per record as CONFLICT (a create
  * of an existing name as CONFLICT or EXISTS, a vanished record as
- * NOT_FOUND): the change's outcome is RS_CONFLICT, and push looks the
+ * NOT_FOUND): the change's outcome is RD_ST_CONFLICT, and push looks the
  * record up (records/lookup) and recomputes.
  *
  * Requests refused with 429, 500, 502, 503 or 504, or lost on the way, are
@@ -1379,31 +1379,31 @@ op_in(struct sb *out, const struct change *c, struct refusal *rf)
 	    c->type[0] == '_' || (c->type[0] >= '0' && c->type[0] <= '9'))
 		return refuse(rf, "type", "CloudKit record types are letters, "
 		    "digits and underscores, starting with a letter");
-	if (c->op == CH_DELETE)
+	if (c->op == RD_OP_DELETE)
 		optype = c->force ? "forceDelete" : "delete";
 	else if (c->force)
 		optype = "forceReplace";
 	else
-		optype = c->op == CH_CREATE ? "create" : "update";
+		optype = c->op == RD_OP_CREATE ? "create" : "update";
 	sb_adds(out, "{\"operationType\":\"");
 	sb_adds(out, optype);
 	sb_adds(out, "\",\"record\":{\"recordName\":");
 	json_write_string(out, c->key, c->keylen);
-	if (c->op != CH_DELETE) {
+	if (c->op != RD_OP_DELETE) {
 		sb_adds(out, ",\"recordType\":");
 		json_write_string(out, c->type, c->typelen);
 	}
-	if (!c->force && c->op != CH_CREATE) {
+	if (!c->force && c->op != RD_OP_CREATE) {
 		if (!c->rev || !c->revlen)
 			return refuse(rf, "rev", "an %s without the rev it was "
-			    "computed against", c->op == CH_DELETE ? "delete" :
+			    "computed against", c->op == RD_OP_DELETE ? "delete" :
 			    "update");
 		sb_adds(out, ",\"recordChangeTag\":");
 		json_write_string(out, c->rev, c->revlen);
 	}
-	if (c->op != CH_DELETE) {
+	if (c->op != RD_OP_DELETE) {
 		sb_adds(out, ",\"fields\":{");
-		if (c->op == CH_UPDATE && !c->force && c->changed &&
+		if (c->op == RD_OP_UPDATE && !c->force && c->changed &&
 		    c->changed->type == JSON_ARRAY) {
 			/* What differs: the rest stays as it is. */
 			for (i = 0; i < c->changed->len; i++) {
@@ -1435,7 +1435,7 @@ op_in(struct sb *out, const struct change *c, struct refusal *rf)
 }
 
 static void
-set_outcome(struct change *c, enum result_status st, const char *code,
+set_outcome(struct change *c, enum rd_status st, const char *code,
     size_t codelen, const char *msg, size_t msglen)
 {
 	if (code)
@@ -1451,15 +1451,15 @@ outcome(struct change *c, const struct json *e)
 	const struct json *code, *reason, *tag;
 
 	if (!e) {
-		set_outcome(c, RS_FAILED, "reply", 5, "no result for this record "
+		set_outcome(c, RD_ST_FAILED, "reply", 5, "no result for this record "
 		    "in the reply", 37);
 		return;
 	}
 	if ((code = json_get(e, "serverErrorCode"))) {
 		reason = json_get(e, "reason");
 		if (str_is(code, "CONFLICT") || str_is(code, "EXISTS") ||
-		    (str_is(code, "NOT_FOUND") && c->op != CH_CREATE)) {
-			c->status = RS_CONFLICT;
+		    (str_is(code, "NOT_FOUND") && c->op != RD_OP_CREATE)) {
+			c->status = RD_ST_CONFLICT;
 		} else {
 			const char *r = reason && reason->type == JSON_STRING ?
 			    reason->u.s : "";
@@ -1468,20 +1468,20 @@ outcome(struct change *c, const struct json *e)
 
 			set_outcome(c, str_is(code, "THROTTLED") ||
 			    str_is(code, "TRY_AGAIN_LATER") ||
-			    str_is(code, "ZONE_BUSY") ? RS_DEFERRED : RS_FAILED,
+			    str_is(code, "ZONE_BUSY") ? RD_ST_DEFERRED : RD_ST_FAILED,
 			    code->type == JSON_STRING ? code->u.s : "?",
 			    code->type == JSON_STRING ? code->len : 1, r, rl);
 		}
 		return;
 	}
-	if (c->op == CH_DELETE) {
+	if (c->op == RD_OP_DELETE) {
 		change_ok(c, NULL, 0);
 		return;
 	}
 	tag = json_get(e, "recordChangeTag");
 	if (!tag || tag->type != JSON_STRING || tag->len == 0 ||
 	    memchr(tag->u.s, '\0', tag->len)) {
-		set_outcome(c, RS_FAILED, "reply", 5, "the reply gave no usable "
+		set_outcome(c, RD_ST_FAILED, "reply", 5, "the reply gave no usable "
 		    "recordChangeTag", 38);
 		return;
 	}
@@ -1491,7 +1491,7 @@ outcome(struct change *c, const struct json *e)
 /* Give up on v[from..n): deferred (for replay) or failed. */
 static void
 give_up(struct change *v, size_t *idx, size_t nidx, size_t from, size_t n,
-    enum result_status st, const char *code)
+    enum rd_status st, const char *code)
 {
 	const char *msg = rd_errmsg();
 	size_t i;
@@ -1499,7 +1499,7 @@ give_up(struct change *v, size_t *idx, size_t nidx, size_t from, size_t n,
 	for (i = 0; i < nidx; i++)
 		set_outcome(&v[idx[i]], st, code, strlen(code), msg, strlen(msg));
 	for (i = from; i < n; i++)
-		if (v[i].status == RS_NONE)
+		if (v[i].status == RD_ST_NONE)
 			set_outcome(&v[i], st, code, strlen(code), msg, strlen(msg));
 }
 
@@ -1516,7 +1516,7 @@ ck_apply(struct store *s, struct change *v, size_t n)
 	long status;
 
 	for (j = 0; j < n; j++)
-		v[j].status = RS_NONE;
+		v[j].status = RD_ST_NONE;
 	while (i < n) {
 		/* A request: at most 200 operations, each record once. */
 		body_start(ck);
@@ -1535,7 +1535,7 @@ ck_apply(struct store *s, struct change *v, size_t n)
 			if (op_in(&ck->body, &v[j], &rf) < 0) {
 				ck->body.len = mark;
 				ck->body.buf[mark] = '\0';
-				set_outcome(&v[j], RS_FAILED, rf.code, strlen(rf.code),
+				set_outcome(&v[j], RD_ST_FAILED, rf.code, strlen(rf.code),
 				    rf.msg, strlen(rf.msg));
 				continue;
 			}
@@ -1551,12 +1551,12 @@ ck_apply(struct store *s, struct change *v, size_t n)
 			/* Kept for replay; what was refused here stays refused. */
 			if (status == 413)
 				set_reply_error("records/modify", status, &reply);
-			give_up(v, idx, cnt, i, n, RS_DEFERRED, "unreachable");
+			give_up(v, idx, cnt, i, n, RD_ST_DEFERRED, "unreachable");
 			return 0;
 		}
 		if (status == 409 && cnt == 1) {
 			/* A lone operation's conflict, reported for the request. */
-			v[idx[0]].status = RS_CONFLICT;
+			v[idx[0]].status = RD_ST_CONFLICT;
 			sent = 1;
 			continue;
 		}
@@ -1564,7 +1564,7 @@ ck_apply(struct store *s, struct change *v, size_t n)
 			set_reply_error("records/modify", status, &reply);
 			if (!sent)
 				return -2;
-			give_up(v, idx, cnt, i, n, RS_FAILED, "refused");
+			give_up(v, idx, cnt, i, n, RD_ST_FAILED, "refused");
 			return 0;
 		}
 		sent = 1;

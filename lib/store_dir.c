@@ -563,9 +563,9 @@ dir_apply(struct store *s, struct change *v, size_t n)
 		if (!(e = layout_guard(&x, c, d->path)))
 			continue;
 		sb_reset(&file);
-		if (c->op != CH_DELETE)
+		if (c->op != RD_OP_DELETE)
 			layout_version_file(&file, c);
-		layout_advance(&x, e, c, now, c->op == CH_DELETE ? NULL : &file);
+		layout_advance(&x, e, c, now, c->op == RD_OP_DELETE ? NULL : &file);
 		committed++;
 		if (e->oldv) {
 			/* Removed after the commit: known to be ours now. */
@@ -575,7 +575,7 @@ dir_apply(struct store *s, struct change *v, size_t n)
 				e->oldv = 0;
 			e->folder = (size_t)ti;
 		}
-		if (c->op == CH_DELETE)
+		if (c->op == RD_OP_DELETE)
 			continue;
 		if ((ti = type_dir(&t, c->type, c->typelen)) < 0)
 			goto out;
@@ -643,7 +643,7 @@ dir_apply(struct store *s, struct change *v, size_t n)
 out:
 	if (ret < 0)
 		for (i = 0; i < n; i++)
-			v[i].status = RS_NONE;
+			v[i].status = RD_ST_NONE;
 	typedirs_release(&t);
 	layout_index_release(&x);
 	if (lockfd >= 0)

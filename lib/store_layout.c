@@ -385,12 +385,12 @@ layout_guard(struct layout_index *x, struct change *c, const char *base)
 	int live = e && !e->deleted;
 	char ver[24];
 
-	c->status = RS_NONE;
+	c->status = RD_ST_NONE;
 	if (e)
 		snprintf(ver, sizeof ver, "%llu", e->v);
-	if (c->op == CH_CREATE ? live : !live || !c->rev ||
+	if (c->op == RD_OP_CREATE ? live : !live || !c->rev ||
 	    c->revlen != strlen(ver) || memcmp(c->rev, ver, c->revlen) != 0) {
-		c->status = RS_CONFLICT;
+		c->status = RD_ST_CONFLICT;
 		return NULL;
 	}
 	if (e && e->v >= LAYOUT_VMAX_N) {

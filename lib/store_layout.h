@@ -116,7 +116,7 @@ void layout_index_write(struct layout_index *x, struct sb *out);
  * The rev guard of change c against the index (create: no live entry;
  * update and delete: the live entry's version is c's rev).  Returns c's
  * entry, added as a tombstone of version 0 when the index has none; or NULL
- * with c's outcome set: RS_CONFLICT when the guard fails, RS_FAILED when
+ * with c's outcome set: RD_ST_CONFLICT when the guard fails, RD_ST_FAILED when
  * the version cannot go up (base names the store in the message).
  */
 struct layout_entry *layout_guard(struct layout_index *x, struct change *c,
@@ -132,7 +132,7 @@ void layout_version_file(struct sb *out, const struct change *c);
  * Commit c to its entry e (from layout_guard): the next version, written at
  * mtime, with file (from layout_version_file) or, for a delete (file NULL),
  * a tombstone.  e->oldv is the version it supersedes, when e was live.  c's
- * outcome: RS_OK with the new version as its rev.
+ * outcome: RD_ST_OK with the new version as its rev.
  */
 void layout_advance(struct layout_index *x, struct layout_entry *e,
     struct change *c, const char *mtime, const struct sb *file);

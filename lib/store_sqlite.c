@@ -973,7 +973,7 @@ later_value(const struct sqlstore *q, const struct change *v, size_t n,
 	size_t i;
 
 	for (i = ci + 1; i < n; i++) {
-		if (v[i].op == CH_DELETE || !v[i].fields ||
+		if (v[i].op == RD_OP_DELETE || !v[i].fields ||
 		    v[i].fields->type != JSON_OBJECT || !same_type(q, &v[i]))
 			continue;
 		x = json_getn(v[i].fields, m->name, m->namelen);
@@ -1275,10 +1275,10 @@ write_stmt(struct sqlstore *q, struct wctx *w, struct change *c,
 	int p, rc;
 
 	sb_reset(&w->sql);
-	if (c->op == CH_DELETE) {
+	if (c->op == RD_OP_DELETE) {
 		sb_adds(&w->sql, "DELETE FROM ");
 		quote_ident(&w->sql, q->table);
-	} else if (c->op == CH_CREATE) {
+	} else if (c->op == RD_OP_CREATE) {
 		sb_adds(&w->sql, "INSERT INTO ");
 		quote_ident(&w->sql, q->table);
 		sb_adds(&w->sql, " (");
@@ -1311,15 +1311,15 @@ write_stmt(struct sqlstore *q, struct wctx *w, struct change *c,
 				sb_addf(&w->sql, " = ?%d", p++);
 			}
 	}
-	if (c->op != CH_CREATE)
+	if (c->op != RD_OP_CREATE)
 		add_where(q, &w->sql);
 	if (!(st = stmt(q, w->sql.buf, &rc)))
 		return rc;
 	if ((rc = bind_key(st, c->key, c->keylen, ki)) != SQLITE_OK ||
-	    (c->op != CH_DELETE &&
+	    (c->op != RD_OP_DELETE &&
 	    (rc = sqlite3_bind_int64(st, 3, rev)) != SQLITE_OK))
 		return rc;
-	if (c->op != CH_DELETE)
+	if (c->op != RD_OP_DELETE)
 		for (i = 0, p = 4; i < q->ncols; i++)
 			if ((int)i != q->kc && (int)i != q->rc &&
 			    !q->cols[i].generated &&
@@ -1340,7 +1340,7 @@ write_change(struct sqlstore *q, struct wctx *w, struct change *c,
 {
 	const struct json *f = c->fields;
 	sqlite3_stmt *st = NULL;
-	size_t j, nf = c->op != CH_DELETE && f ? f->len : 0;
+	size_t j, nf = c->op != RD_OP_DELETE && f ? f->len : 0;
 	int rc, altered = 0;
 
 	if ((rc = run(q, "SAVEPOINT recdelta_change")) != SQLITE_OK)
@@ -1393,7 +1393,7 @@ write_change(struct sqlstore *q, struct wctx *w, struct change *c,
 	}
 	if (run(q, "RELEASE recdelta_change") != SQLITE_OK)
 		return sqlerr(q);
-	if (c->op == CH_DELETE) {
+	if (c->op == RD_OP_DELETE) {
 		change_ok(c, NULL, 0);
 	} else {
 		char buf[24];
@@ -1486,7 +1486,7 @@ apply_one(struct sqlstore *q, struct wctx *w, struct change *v, size_t n,
 		    rd_quote(kcol->decl, strlen(kcol->decl)));
 		return 0;
 	}
-	if (c->op != CH_DELETE && plan_fields(q, w, v, n, ci) < 0)
+	if (c->op != RD_OP_DELETE && plan_fields(q, w, v, n, ci) < 0)
 		return 0;
 	if ((r = read_guard(q, w, c, ki, &g)) != 0)
 		return r < 0 ? -1 : 0;
@@ -1495,9 +1495,9 @@ apply_one(struct sqlstore *q, struct wctx *w, struct change *v, size_t n,
 		    rd_quote(c->key, c->keylen));
 		return 0;
 	}
-	if (c->op == CH_CREATE) {
+	if (c->op == RD_OP_CREATE) {
 		if (g.nrows) {
-			c->status = RS_CONFLICT;
+			c->status = RD_ST_CONFLICT;
 			return 0;
 		}
 	} else {
@@ -1522,13 +1522,13 @@ apply_one(struct sqlstore *q, struct wctx *w, struct change *v, size_t n,
 			same = c->rev && c->revlen == g.revlen &&
 			    memcmp(c->rev, g.rev, g.revlen) == 0;
 		if (!g.nrows || !same) {
-			c->status = RS_CONFLICT;
+			c->status = RD_ST_CONFLICT;
 			return 0;
 		}
-		if (c->op == CH_UPDATE && next_rev(c, &g, &rev) < 0)
+		if (c->op == RD_OP_UPDATE && next_rev(c, &g, &rev) < 0)
 			return 0;
 	}
-	if (c->op != CH_DELETE) {
+	if (c->op != RD_OP_DELETE) {
 		if (w->seq == LLONG_MAX) {
 			change_fail(c, "rev", "the revs of table \"%s\" are used up",
 			    rd_quote(q->table, strlen(q->table)));
@@ -1653,7 +1653,7 @@ out:
 			q->h = NULL;
 		}
 		for (i = 0; i < n; i++)
-			v[i].status = RS_NONE;
+			v[i].status = RD_ST_NONE;
 	}
 	wctx_release(&w);
 	return ret;
