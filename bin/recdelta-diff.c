@@ -98,46 +98,39 @@ side_release(struct side *s)
 	free(s->err);
 }
 
-/* Per-type counts for the summary. */
-enum { C_SAME, C_CREATE, C_UPDATE, C_DELETE };
-
-struct tcount {
-	char *type;
-	size_t len;
-	unsigned long c[4];
-};
-
-static struct tcount *counts;
+/* Per-type counts for the summary; the types are owned. */
+static struct summary_count *counts;
 static size_t ncounts;
 
 static void
-count(const char *type, size_t len, int what)
+count(const char *type, size_t len, enum rd_op op)
 {
 	size_t i;
 
 	for (i = 0; i < ncounts; i++)
-		if (counts[i].len == len && memcmp(counts[i].type, type, len) == 0)
+		if (counts[i].typelen == len &&
+		    memcmp(counts[i].type, type, len) == 0)
 			break;
 	if (i == ncounts) {
 		counts = xreallocarray(counts, ncounts + 1, sizeof *counts);
 		memset(&counts[ncounts], 0, sizeof *counts);
 		counts[ncounts].type = xmemdup(type, len);
-		counts[ncounts].len = len;
+		counts[ncounts].typelen = len;
 		ncounts++;
 	}
-	counts[i].c[what]++;
+	counts[i].n[op]++;
 }
 
 static int
 tcountcmp(const void *x, const void *y)
 {
-	const struct tcount *a = x, *b = y;
-	size_t n = a->len < b->len ? a->len : b->len;
+	const struct summary_count *a = x, *b = y;
+	size_t n = a->typelen < b->typelen ? a->typelen : b->typelen;
 	int c = memcmp(a->type, b->type, n);
 
 	if (c)
 		return c;
-	return a->len < b->len ? -1 : a->len > b->len;
+	return a->typelen < b->typelen ? -1 : a->typelen > b->typelen;
 }
 
 /*
@@ -176,24 +169,18 @@ write_summary(FILE *fp, int json)
 		qsort(counts, ncounts, sizeof *counts, tcountcmp);
 	sb_init(&out, 256);
 	if (json) {
-		sb_adds(&out, "{\"kind\":\"summary\",\"stage\":\"diff\",\"counts\":{");
-		for (i = 0; i < ncounts; i++) {
-			if (i)
-				sb_addc(&out, ',');
-			json_write_string(&out, counts[i].type, counts[i].len);
-			sb_addf(&out, ":{\"same\":%lu,\"create\":%lu,\"update\":%lu,"
-			    "\"delete\":%lu}", counts[i].c[C_SAME],
-			    counts[i].c[C_CREATE], counts[i].c[C_UPDATE],
-			    counts[i].c[C_DELETE]);
-		}
-		sb_adds(&out, "}}\n");
+		struct summary sum = { "diff", 4, counts, ncounts };
+
+		stream_write_summary(&out, &sum);
+		sb_addc(&out, '\n');
 	} else {
 		for (i = 0; i < ncounts; i++) {
-			plural(&out, counts[i].type, counts[i].len);
+			plural(&out, counts[i].type, counts[i].typelen);
 			sb_addf(&out, ": %lu unchanged, %lu new, %lu updated, "
-			    "%lu deleted\n", counts[i].c[C_SAME],
-			    counts[i].c[C_CREATE], counts[i].c[C_UPDATE],
-			    counts[i].c[C_DELETE]);
+			    "%lu deleted\n", counts[i].n[RD_OP_SAME],
+			    counts[i].n[RD_OP_CREATE],
+			    counts[i].n[RD_OP_UPDATE],
+			    counts[i].n[RD_OP_DELETE]);
 		}
 	}
 	fwrite(out.buf, 1, out.len, fp);
@@ -206,35 +193,36 @@ struct out {
 	int all;
 };
 
+/*
+ * Change op of the record at e in ix, guarded by the rev of the remote
+ * record at re (none when re is NULL or its rev is empty).
+ */
 static void
-emit(struct out *o)
+change_init(struct change *c, enum rd_op op, const struct index *ix,
+    const struct index_ent *e, const struct index *rix,
+    const struct index_ent *re)
 {
-	if (o->fp) {
-		fwrite(o->line.buf, 1, o->line.len, o->fp);
-		putc('\n', o->fp);
+	memset(c, 0, sizeof *c);
+	c->op = op;
+	c->type = index_type(ix, e);
+	c->typelen = e->typelen;
+	c->key = index_key(ix, e);
+	c->keylen = e->keylen;
+	if (re && re->revlen) {
+		c->rev = index_rev(rix, re);
+		c->revlen = re->revlen;
 	}
 }
 
 static void
-change_head(struct out *o, const char *op, const char *t, size_t tn,
-    const char *k, size_t kn)
+emit(struct out *o, const struct change *c)
 {
+	if (!o->fp)
+		return;
 	sb_reset(&o->line);
-	sb_adds(&o->line, "{\"kind\":\"change\",\"op\":\"");
-	sb_adds(&o->line, op);
-	sb_adds(&o->line, "\",\"type\":");
-	json_write_string(&o->line, t, tn);
-	sb_adds(&o->line, ",\"key\":");
-	json_write_string(&o->line, k, kn);
-}
-
-static void
-change_rev(struct out *o, const struct index *ix, const struct index_ent *e)
-{
-	if (e->revlen) {
-		sb_adds(&o->line, ",\"rev\":");
-		json_write_string(&o->line, index_rev(ix, e), e->revlen);
-	}
+	stream_write_change(&o->line, c);
+	sb_addc(&o->line, '\n');
+	fwrite(o->line.buf, 1, o->line.len, o->fp);
 }
 
 /*
@@ -243,17 +231,15 @@ change_rev(struct out *o, const struct index *ix, const struct index_ent *e)
  * in a checkpoint's base snapshot.
  */
 static void
-emit_same(struct out *o, const struct index *remote,
-    const struct index_ent *re,
-    const char *t, size_t tn, const char *k, size_t kn,
+emit_same(struct out *o, const struct index *lix, const struct index_ent *le,
+    const struct index *rix, const struct index_ent *re,
     const struct json *fields)
 {
-	change_head(o, "same", t, tn, k, kn);
-	change_rev(o, remote, re);
-	sb_adds(&o->line, ",\"fields\":");
-	json_write(&o->line, fields, 0);
-	sb_addc(&o->line, '}');
-	emit(o);
+	struct change c;
+
+	change_init(&c, RD_OP_SAME, lix, le, rix, re);
+	c.fields = fields;
+	emit(o, &c);
 }
 
 /* Walk the local side in order, then the remote's unmatched records. */
@@ -267,8 +253,9 @@ classify(struct side *local, struct side *remote, struct out *o,
 	const struct index_ent *at[2];
 	struct sb lbuf, rbuf, changed;
 	struct arena a;
-	struct json lobj, robj;
+	struct json lobj, robj, chobj;
 	struct record lrec, rrec;
+	struct change c;
 	size_t i;
 	int ret = -1;
 
@@ -289,17 +276,14 @@ classify(struct side *local, struct side *remote, struct out *o,
 	index_walk_init(&w, ixs, 2);
 	while (index_walk_next(&w, at)) {
 		const struct index_ent *le = at[0], *re = at[1];
-		const char *t, *k;
+		const char *t;
 		struct ruleview rv;
 
 		if (!le) {
-			count(index_type(rix, re), re->typelen, C_DELETE);
+			count(index_type(rix, re), re->typelen, RD_OP_DELETE);
 			(*ndiff)++;
-			change_head(o, "delete", index_type(rix, re), re->typelen,
-			    index_key(rix, re), re->keylen);
-			change_rev(o, rix, re);
-			sb_addc(&o->line, '}');
-			emit(o);
+			change_init(&c, RD_OP_DELETE, rix, re, rix, re);
+			emit(o, &c);
 			continue;
 		}
 		if (index_is_pass(le)) {
@@ -312,15 +296,13 @@ classify(struct side *local, struct side *remote, struct out *o,
 			continue;
 		}
 		t = index_type(lix, le);
-		k = index_key(lix, le);
 		if (re && index_same_hash(re, le)) {
-			count(t, le->typelen, C_SAME);
+			count(t, le->typelen, RD_OP_SAME);
 			if (o->all && o->fp) {
 				arena_reset(&a);
 				if (index_parse(rix, re, &rbuf, &a, &robj, &rrec) < 0)
 					goto out;
-				emit_same(o, rix, re, t, le->typelen, k, le->keylen,
-				    rrec.fields);
+				emit_same(o, lix, le, rix, re, rrec.fields);
 			}
 			continue;
 		}
@@ -328,15 +310,11 @@ classify(struct side *local, struct side *remote, struct out *o,
 		if (index_parse(lix, le, &lbuf, &a, &lobj, &lrec) < 0)
 			goto out;
 		if (!re) {
-			count(t, le->typelen, C_CREATE);
+			count(t, le->typelen, RD_OP_CREATE);
 			(*ndiff)++;
-			if (!o->fp)
-				continue;
-			change_head(o, "create", t, le->typelen, k, le->keylen);
-			sb_adds(&o->line, ",\"fields\":");
-			json_write(&o->line, lrec.fields, 0);
-			sb_addc(&o->line, '}');
-			emit(o);
+			change_init(&c, RD_OP_CREATE, lix, le, rix, NULL);
+			c.fields = lrec.fields;
+			emit(o, &c);
 			continue;
 		}
 		if (index_parse(rix, re, &rbuf, &a, &robj, &rrec) < 0)
@@ -344,22 +322,22 @@ classify(struct side *local, struct side *remote, struct out *o,
 		rv = rules_view(local->rules, t, le->typelen);
 		sb_reset(&changed);
 		if (record_compare(&rv, lrec.fields, rrec.fields, &changed) == 0) {
-			count(t, le->typelen, C_SAME);
+			count(t, le->typelen, RD_OP_SAME);
 			if (o->all)
-				emit_same(o, rix, re, t, le->typelen, k, le->keylen,
-				    rrec.fields);
+				emit_same(o, lix, le, rix, re, rrec.fields);
 			continue;
 		}
-		count(t, le->typelen, C_UPDATE);
+		count(t, le->typelen, RD_OP_UPDATE);
 		(*ndiff)++;
-		change_head(o, "update", t, le->typelen, k, le->keylen);
-		change_rev(o, rix, re);
-		sb_adds(&o->line, ",\"fields\":");
-		json_write(&o->line, lrec.fields, 0);
-		sb_adds(&o->line, ",\"changed\":");
-		sb_add(&o->line, changed.buf, changed.len);
-		sb_addc(&o->line, '}');
-		emit(o);
+		if (!o->fp)
+			continue;
+		/* The names record_compare() wrote, as the line's "changed". */
+		if (json_parse(&a, changed.buf, changed.len, &chobj, NULL) < 0)
+			goto out;
+		change_init(&c, RD_OP_UPDATE, lix, le, rix, re);
+		c.fields = lrec.fields;
+		c.changed = &chobj;
+		emit(o, &c);
 	}
 	ret = 0;
 out:
@@ -599,7 +577,7 @@ out:
 	for (i = 0; i < 2; i++)
 		side_release(sides[i]);
 	for (i = 0; (size_t)i < ncounts; i++)
-		free(counts[i].type);
+		free((char *)counts[i].type);
 	free(counts);
 	free(fo.types);
 	free(fo.wfield);
