@@ -24,13 +24,14 @@
 #include "../lib/record.h"
 #include "../lib/store.h"
 
-enum kind { K_PASS, K_CREATE, K_UPDATE, K_DELETE, K_SAME };
+/* A line of the plan: a change (its op) or a line of another kind. */
+#define PASS RD_OP_N
 
 struct line {
 	off_t off;
 	size_t len;
 	unsigned long lineno;
-	enum kind kind;
+	int op;			/* enum rd_op, or PASS */
 };
 
 struct opts {
@@ -44,7 +45,7 @@ struct opts {
 
 struct counts {
 	unsigned long created, updated, deleted, skipped, conflicts, failed,
-	    deferred, orphans, planned[3];
+	    deferred, orphans, planned[RD_OP_N];
 };
 
 static struct counts cnt;
@@ -106,98 +107,24 @@ usage(FILE *fp)
 	    "        | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n");
 }
 
-static enum kind
-op_kind(const struct json *op)
-{
-	static const struct { const char *s; enum kind k; } ops[] = {
-		{ "create", K_CREATE }, { "update", K_UPDATE },
-		{ "delete", K_DELETE }, { "same", K_SAME },
-	};
-	size_t i;
-
-	if (op && op->type == JSON_STRING)
-		for (i = 0; i < sizeof ops / sizeof ops[0]; i++)
-			if (op->len == strlen(ops[i].s) &&
-			    memcmp(op->u.s, ops[i].s, op->len) == 0)
-				return ops[i].k;
-	return K_PASS;
-}
-
-static int
-str_member(const struct json *obj, const char *name, int required,
-    const char **s, size_t *n)
-{
-	const struct json *v = json_get(obj, name);
-
-	*s = NULL;
-	*n = 0;
-	if (!v) {
-		if (!required)
-			return 0;
-		rd_seterr(RD_EXIT_DATA, "missing \"%s\"", name);
-		return -1;
-	}
-	if (v->type != JSON_STRING || (required && v->len == 0)) {
-		rd_seterr(RD_EXIT_DATA, "\"%s\" is not a non-empty string", name);
-		return -1;
-	}
-	*s = v->u.s;
-	*n = v->len;
-	return 0;
-}
-
 /*
- * Parse a change line into c (strings borrow from the line's value).
- * Returns its kind, or -1 with a message.
+ * Parse a line into c (strings borrow from the line's value).  Returns the
+ * change's op, PASS for a line of another kind, or -1 with a message.
  */
 static int
 parse_change(struct arena *a, const char *text, size_t len, struct change *c)
 {
 	struct json obj;
-	const struct json *kind, *f;
-	enum kind k;
+	int k;
 
 	memset(c, 0, sizeof *c);
-	if (json_parse(a, text, len, &obj, NULL) < 0)
+	if ((k = stream_parse_kind(a, text, len, &obj)) < 0)
 		return -1;
-	if (obj.type != JSON_OBJECT) {
-		rd_seterr(RD_EXIT_DATA, "line is not a JSON object");
+	if (k != RD_KIND_CHANGE)
+		return PASS;
+	if (stream_get_change(&obj, c) < 0)
 		return -1;
-	}
-	kind = json_get(&obj, "kind");
-	if (!kind || kind->type != JSON_STRING) {
-		rd_seterr(RD_EXIT_DATA, "missing \"kind\"");
-		return -1;
-	}
-	if (kind->len != 6 || memcmp(kind->u.s, "change", 6) != 0)
-		return K_PASS;
-	if ((k = op_kind(json_get(&obj, "op"))) == K_PASS) {
-		rd_seterr(RD_EXIT_DATA, "\"op\" is not create, update, delete or same");
-		return -1;
-	}
-	if (str_member(&obj, "type", 1, &c->type, &c->typelen) < 0 ||
-	    str_member(&obj, "key", 1, &c->key, &c->keylen) < 0 ||
-	    str_member(&obj, "rev", k == K_UPDATE || k == K_DELETE, &c->rev,
-	    &c->revlen) < 0)
-		return -1;
-	f = json_get(&obj, "fields");
-	if (f && f->type != JSON_OBJECT) {
-		rd_seterr(RD_EXIT_DATA, "\"fields\" is not an object");
-		return -1;
-	}
-	if (!f && (k == K_CREATE || k == K_UPDATE)) {
-		rd_seterr(RD_EXIT_DATA, "missing \"fields\"");
-		return -1;
-	}
-	c->fields = f;
-	f = json_get(&obj, "changed");
-	if (f && f->type != JSON_ARRAY) {
-		rd_seterr(RD_EXIT_DATA, "\"changed\" is not an array");
-		return -1;
-	}
-	c->changed = f;
-	c->op = k == K_CREATE ? RD_OP_CREATE : k == K_DELETE ? RD_OP_DELETE : RD_OP_UPDATE;
-	return (int)k;
+	return (int)c->op;
 }
 
 /*
@@ -253,7 +180,7 @@ read_plan(void)
 			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
 			goto out;
 		}
-		if (k != K_PASS)
+		if (k != PASS)
 			note_type(c.type, c.typelen);
 		if (nlines == caplines) {
 			caplines = caplines ? caplines * 2 : 1024;
@@ -262,7 +189,7 @@ read_plan(void)
 		lines[nlines].off = off;
 		lines[nlines].len = len;
 		lines[nlines].lineno = r.lineno;
-		lines[nlines].kind = (enum kind)k;
+		lines[nlines].op = k;
 		nlines++;
 		if (fwrite(text, 1, len, spool) != len) {
 			rd_seterr(RD_EXIT_RUNTIME, "spool file: %s", strerror(errno));
@@ -309,8 +236,6 @@ reread(const struct line *l, struct sb *buf)
 	return 0;
 }
 
-static const char *const opnames[] = { "create", "update", "delete" };
-
 /* An error code or message a store set, "" for one it did not. */
 static const char *
 said(const char *s)
@@ -318,39 +243,34 @@ said(const char *s)
 	return s ? s : "";
 }
 
+/*
+ * Write the result of change c: op and status, the new rev (none when NULL
+ * or empty), the fields, and an error when code is not NULL.
+ */
 static void
-result(const char *op, const struct change *c, const char *status,
+result(enum rd_op op, const struct change *c, enum rd_status status,
     const char *rev, size_t revlen, const struct json *fields,
     const char *code, const char *msg)
 {
+	struct result res = {
+		.op = op, .status = status, .type = c->type,
+		.typelen = c->typelen, .key = c->key, .keylen = c->keylen,
+		.fields = fields,
+	};
 	struct sb out;
 
-	sb_init(&out, 256);
-	sb_adds(&out, "{\"kind\":\"result\",\"op\":\"");
-	sb_adds(&out, op);
-	sb_adds(&out, "\",\"type\":");
-	json_write_string(&out, c->type, c->typelen);
-	sb_adds(&out, ",\"key\":");
-	json_write_string(&out, c->key, c->keylen);
-	sb_adds(&out, ",\"status\":\"");
-	sb_adds(&out, status);
-	sb_addc(&out, '"');
 	if (rev && revlen) {
-		sb_adds(&out, ",\"rev\":");
-		json_write_string(&out, rev, revlen);
-	}
-	if (fields) {
-		sb_adds(&out, ",\"fields\":");
-		json_write(&out, fields, 0);
+		res.rev = rev;
+		res.revlen = revlen;
 	}
 	if (code) {
-		sb_adds(&out, ",\"error\":{\"code\":");
-		json_write_string(&out, code, strlen(code));
-		sb_adds(&out, ",\"message\":");
-		json_write_string(&out, msg, strlen(msg));
-		sb_addc(&out, '}');
+		res.code = code;
+		res.codelen = strlen(code);
+		res.message = msg;
+		res.messagelen = strlen(msg);
 	}
-	sb_addc(&out, '}');
+	sb_init(&out, 256);
+	stream_write_result(&out, &res);
 	stream_out_line(out.buf, out.len);
 	sb_release(&out);
 }
@@ -400,8 +320,8 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 		if (c->op == RD_OP_DELETE) {
 			if (!found) {
 				/* Someone else deleted it: what we wanted. */
-				result("delete", c, "skipped", NULL, 0, NULL, "gone",
-				    "already deleted");
+				result(RD_OP_DELETE, c, RD_ST_SKIPPED, NULL, 0,
+				    NULL, "gone", "already deleted");
 				cnt.skipped++;
 				ret = 0;
 				goto out;
@@ -412,8 +332,8 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 			rv = rules_view(o->rules, c->type, c->typelen);
 			sb_reset(&diffs);
 			if (record_compare(&rv, c->fields, cur.fields, &diffs) == 0) {
-				result("same", c, "skipped", cur.rev, cur.revlen,
-				    cur.fields, NULL, NULL);
+				result(RD_OP_SAME, c, RD_ST_SKIPPED, cur.rev,
+				    cur.revlen, cur.fields, NULL, NULL);
 				cnt.skipped++;
 				log_change("conflict resolved: now equal", c);
 				ret = 0;
@@ -443,7 +363,7 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 			goto out;
 		}
 		if (retry.status == RD_ST_OK) {
-			result(opnames[retry.op], c, "ok", retry.newrev,
+			result(retry.op, c, RD_ST_OK, retry.newrev,
 			    retry.newrev ? strlen(retry.newrev) : 0,
 			    retry.op == RD_OP_DELETE ? NULL :
 			    c->fields, NULL, NULL);
@@ -458,14 +378,14 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 			goto out;
 		}
 		if (retry.status == RD_ST_FAILED) {
-			result(opnames[retry.op], c, "failed", NULL, 0, NULL,
+			result(retry.op, c, RD_ST_FAILED, NULL, 0, NULL,
 			    said(retry.errcode), said(retry.errmsg));
 			cnt.failed++;
 			ret = 0;
 			goto out;
 		}
 	}
-	result(opnames[c->op], c, "conflict", NULL, 0, NULL, "conflict",
+	result(c->op, c, RD_ST_CONFLICT, NULL, 0, NULL, "conflict",
 	    "the record kept changing; retries exhausted");
 	cnt.conflicts++;
 	ret = 0;
@@ -512,8 +432,8 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 		struct change c;
 		int k;
 
-		if (lines[i].kind == K_PASS || lines[i].kind == K_SAME ||
-		    (lines[i].kind == K_DELETE && !o->delete_orphans))
+		if (lines[i].op == PASS || lines[i].op == RD_OP_SAME ||
+		    (lines[i].op == RD_OP_DELETE && !o->delete_orphans))
 			continue;
 		if (reread(&lines[i], &(*bufs)[i - from]) < 0)
 			goto out;
@@ -552,15 +472,15 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 				struct change *x = &v[j++];
 
 				if (failed) {
-					result(opnames[x->op], x, "deferred", x->rev,
+					result(x->op, x, RD_ST_DEFERRED, x->rev,
 					    x->revlen, x->fields, "unreachable", failmsg);
 					cnt.deferred++;
 				} else if (o->dry_run) {
-					result(opnames[x->op], x, "planned", x->rev,
+					result(x->op, x, RD_ST_PLANNED, x->rev,
 					    x->revlen, x->fields, NULL, NULL);
 					cnt.planned[x->op]++;
 				} else if (x->status == RD_ST_OK) {
-					result(opnames[x->op], x, "ok", x->newrev,
+					result(x->op, x, RD_ST_OK, x->newrev,
 					    x->newrev ? strlen(x->newrev) : 0,
 					    x->op == RD_OP_DELETE ?
 					    NULL : x->fields, NULL, NULL);
@@ -576,7 +496,7 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 						    rd_quote(x->type, x->typelen),
 						    rd_quote(x->key, x->keylen),
 						    said(x->errcode), said(x->errmsg));
-					result(opnames[x->op], x, "deferred", x->rev,
+					result(x->op, x, RD_ST_DEFERRED, x->rev,
 					    x->revlen, x->fields, said(x->errcode),
 					    said(x->errmsg));
 					cnt.deferred++;
@@ -589,12 +509,13 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 						/* Unresolved for now: kept for replay. */
 						snprintf(msg, sizeof msg, "%s", rd_errmsg());
 						rd_warn("%s", msg);
-						result(opnames[x->op], x, "deferred", x->rev,
-						    x->revlen, x->fields, "unreachable", msg);
+						result(x->op, x, RD_ST_DEFERRED,
+						    x->rev, x->revlen, x->fields,
+						    "unreachable", msg);
 						cnt.deferred++;
 					}
 				} else {
-					result(opnames[x->op], x, "failed", NULL, 0,
+					result(x->op, x, RD_ST_FAILED, NULL, 0,
 					    NULL, said(x->errcode), said(x->errmsg));
 					cnt.failed++;
 				}
@@ -602,21 +523,22 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 			}
 			if (reread(&lines[i], &tmp) < 0)
 				goto out2;
-			if (lines[i].kind == K_PASS) {
+			if (lines[i].op == PASS) {
 				stream_out_line(tmp.buf, tmp.len);
 				continue;
 			}
 			arena_reset(&ta);
 			if (parse_change(&ta, tmp.buf, tmp.len, &c) < 0)
 				goto out2;
-			if (lines[i].kind == K_SAME) {
+			if (lines[i].op == RD_OP_SAME) {
 				/* In step already: said so, for the checkpoint. */
-				result("same", &c, "skipped", c.rev, c.revlen,
-				    c.fields, NULL, NULL);
+				result(RD_OP_SAME, &c, RD_ST_SKIPPED, c.rev,
+				    c.revlen, c.fields, NULL, NULL);
 				cnt.skipped++;
 			} else {
-				result("delete", &c, "skipped", c.rev, c.revlen, NULL,
-				    "orphan", "not deleted without --delete-orphans");
+				result(RD_OP_DELETE, &c, RD_ST_SKIPPED, c.rev,
+				    c.revlen, NULL, "orphan",
+				    "not deleted without --delete-orphans");
 				cnt.orphans++;
 			}
 		}
@@ -780,9 +702,9 @@ main(int argc, char *argv[])
 	if (read_plan() < 0)
 		rd_die_pending();
 	for (i = 0; i < nlines; i++) {
-		if (lines[i].kind == K_CREATE || lines[i].kind == K_UPDATE)
+		if (lines[i].op == RD_OP_CREATE || lines[i].op == RD_OP_UPDATE)
 			nwrite++;
-		else if (lines[i].kind == K_DELETE)
+		else if (lines[i].op == RD_OP_DELETE)
 			ndelete++;
 	}
 	if (o.delete_orphans) {
@@ -826,9 +748,9 @@ main(int argc, char *argv[])
 
 		/* A batch is o.batch writes; other lines ride along. */
 		while (to < nlines) {
-			enum kind kd = lines[to].kind;
-			int w = kd == K_CREATE || kd == K_UPDATE ||
-			    (kd == K_DELETE && o.delete_orphans);
+			int op = lines[to].op;
+			int w = op == RD_OP_CREATE || op == RD_OP_UPDATE ||
+			    (op == RD_OP_DELETE && o.delete_orphans);
 
 			if (w && k == o.batch)
 				break;
