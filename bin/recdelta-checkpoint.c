@@ -348,8 +348,8 @@ cmd_record(int argc, char **argv)
 	struct arena a;
 	struct json obj;
 	struct record rec;
-	const char *line, *kind, *scope;
-	size_t len, kindlen, n = 0;
+	const char *line, *scope;
+	size_t len, n = 0;
 	unsigned long lines = 0;
 	int k;
 
@@ -369,9 +369,11 @@ cmd_record(int argc, char **argv)
 	stream_out_init();
 	while ((k = lreader_next(&r, &line, &len)) > 0) {
 		arena_reset(&a);
-		k = stream_parse_line(&a, line, len, &obj, &rec, &kind, &kindlen);
-		if (k == 0)
-			k = state_record_line(s, &obj, kind, kindlen);
+		k = stream_parse_kind(&a, line, len, &obj);
+		if (k == RD_KIND_RECORD)
+			k = stream_get_record(&obj, &rec);
+		else if (k >= 0)
+			k = state_record_line(s, &obj, (enum rd_kind)k);
 		if (k < 0) {
 			if (rd_errstatus() == RD_EXIT_DATA)
 				rd_prefixerr("%s:%lu: ", r.name, r.lineno);
@@ -428,19 +430,14 @@ static int
 base_row(void *ctx, const struct state_baserow *row)
 {
 	struct sb *b = ctx;
+	struct record rec = {
+		.type = row->type, .typelen = row->typelen,
+		.key = row->key, .keylen = row->keylen,
+		.rev = row->rev, .revlen = row->revlen,
+	};
 
 	sb_reset(b);
-	sb_adds(b, "{\"kind\":\"record\",\"type\":");
-	json_write_string(b, row->type, row->typelen);
-	sb_adds(b, ",\"key\":");
-	json_write_string(b, row->key, row->keylen);
-	if (row->rev) {
-		sb_adds(b, ",\"rev\":");
-		json_write_string(b, row->rev, row->revlen);
-	}
-	sb_adds(b, ",\"fields\":");
-	sb_add(b, row->fields, row->fieldslen);
-	sb_addc(b, '}');
+	stream_write_record_text(b, &rec, row->fields, row->fieldslen);
 	stream_out_line(b->buf, b->len);
 	return 0;
 }
@@ -955,11 +952,11 @@ counts_text(struct sb *out, const unsigned long *counts)
 {
 	int i, any = 0;
 
-	for (i = 0; i < ST_NSTATUS; i++) {
+	for (i = RD_ST_OK; i < RD_ST_N; i++) {
 		if (!counts[i])
 			continue;
 		sb_addf(out, "%s%lu %s", any ? ", " : "", counts[i],
-		    state_status_names[i]);
+		    rd_status_name(i));
 		any = 1;
 	}
 	if (!any)
@@ -972,9 +969,9 @@ counts_json(struct sb *out, const unsigned long *counts)
 	int i;
 
 	sb_addc(out, '{');
-	for (i = 0; i < ST_NSTATUS; i++)
-		sb_addf(out, "%s\"%s\":%lu", i ? "," : "", state_status_names[i],
-		    counts[i]);
+	for (i = RD_ST_OK; i < RD_ST_N; i++)
+		sb_addf(out, "%s\"%s\":%lu", i > RD_ST_OK ? "," : "",
+		    rd_status_name(i), counts[i]);
 	sb_addc(out, '}');
 }
 
@@ -1427,11 +1424,11 @@ cmd_prune(int argc, char **argv)
 	struct lreader r;
 	struct arena a;
 	struct json obj;
-	const struct json *kind, *t, *k;
+	struct result res;
 	const char *line;
 	size_t len;
 	long long removed = 0;
-	int n;
+	int n, k;
 
 	argc -= parse_opts(argc, argv, (const int[]){ 0 }, &o);
 	need_args(argc, 0, "");
@@ -1443,25 +1440,17 @@ cmd_prune(int argc, char **argv)
 		die_state(s);
 	while ((n = lreader_next(&r, &line, &len)) > 0) {
 		arena_reset(&a);
-		if (json_parse(&a, line, len, &obj, NULL) < 0 ||
-		    !(kind = json_get(&obj, "kind")) || kind->type != JSON_STRING) {
-			if (!json_get(&obj, "kind"))
-				rd_seterr(RD_EXIT_DATA, "missing \"kind\"");
+		if ((k = stream_parse_kind(&a, line, len, &obj)) < 0 ||
+		    (k == RD_KIND_RESULT &&
+		    stream_get_result(&obj, &res) < 0)) {
 			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
 			n = -1;
 			break;
 		}
-		if (kind->len != 6 || memcmp(kind->u.s, "result", 6) != 0)
+		if (k != RD_KIND_RESULT)
 			continue;
-		t = json_get(&obj, "type");
-		k = json_get(&obj, "key");
-		if (!t || !k || t->type != JSON_STRING || k->type != JSON_STRING) {
-			rd_seterr(RD_EXIT_DATA, "%s:%lu: a result without \"type\" "
-			    "and \"key\"", r.name, r.lineno);
-			n = -1;
-			break;
-		}
-		if (state_prune_add(s, t->u.s, t->len, k->u.s, k->len) < 0) {
+		if (state_prune_add(s, res.type, res.typelen, res.key,
+		    res.keylen) < 0) {
 			n = -1;
 			break;
 		}

@@ -21,10 +21,6 @@
 #define STATE_APP_ID 0x5244454c	/* "RDEL", in PRAGMA application_id */
 #define BUSY_MS 10000
 
-const char *const state_status_names[ST_NSTATUS] = {
-	"ok", "skipped", "conflict", "deferred", "failed", "planned"
-};
-
 /*
  * migrations[i] takes the schema from version i to i + 1.  Each runs inside
  * the transaction that checked the version, so it is applied whole or not at

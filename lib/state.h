@@ -40,7 +40,7 @@
 #ifndef RD_STATE_H
 #define RD_STATE_H
 
-#include "json.h"
+#include "stream.h"
 
 #define STATE_SCHEMA 1
 #define STATE_DEFAULT_PATH ".recdelta/state.db"
@@ -49,13 +49,6 @@ enum {
 	STATE_WRITE = 1,	/* create the database and its directory if absent */
 	STATE_PROBE = 2		/* a newer schema is left for state_check() */
 };
-
-/* The result statuses, in the order of the counts arrays below. */
-enum {
-	ST_OK, ST_SKIPPED, ST_CONFLICT, ST_DEFERRED, ST_FAILED, ST_PLANNED,
-	ST_NSTATUS
-};
-extern const char *const state_status_names[ST_NSTATUS];
 
 struct state;
 
@@ -115,10 +108,10 @@ int state_unlock(struct state *s, long pid, int force, struct sb *msg,
  * has the connection to itself until state_record_finish() or
  * state_record_abort(): call nothing else on s in between.
  *
- * state_record_line() checks one parsed line of kind "result" or "cursor"
- * and adds it to the batch being filled: 1, or 0 for a kind it does not
- * consume, -1 when the line is bad (status 3).  state_record_commit() hands
- * the batch to the writer, which commits it in one transaction while the
+ * state_record_line() checks one line parsed by stream_parse_kind(), of
+ * kind result or cursor, and adds it to the batch being filled: 1, or 0 for
+ * a kind it does not consume, -1 when the line is bad (status 3).
+ * state_record_commit() hands the batch to the writer, which commits it in one transaction while the
  * caller goes on: call it only once the batch's lines are passed on.
  * state_record_finish() hands over the last batch, closes the run and waits
  * for the writer; a stream without result or cursor lines is no run, and
@@ -130,7 +123,7 @@ int state_unlock(struct state *s, long pid, int force, struct sb *msg,
 int state_record_start(struct state *s, const char *scope, long run,
     const char *flow);
 int state_record_line(struct state *s, const struct json *obj,
-    const char *kind, size_t kindlen);
+    enum rd_kind kind);
 /*
  * Mark window START done in the transaction of the last batch, so that the
  * window is done exactly when its results are recorded.  Call after start.
@@ -200,7 +193,7 @@ int state_coverage(struct state *s, struct state_coverage *c,
 struct state_run {
 	long id, pid;
 	const char *scope, *flow, *host, *started, *ended, *status;
-	unsigned long counts[ST_NSTATUS];
+	unsigned long counts[RD_ST_N];	/* by status; RD_ST_NONE unused */
 	int live;	/* status running and its process still here */
 };
 int state_runs_each(struct state *s, long id, int last,

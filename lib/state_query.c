@@ -119,8 +119,9 @@ state_runs_each(struct state *s, long id, int last,
 		r.started = db_col(st, 5, NULL);
 		r.ended = db_col(st, 6, NULL);
 		r.status = db_col(st, 7, NULL);
-		for (i = 0; i < ST_NSTATUS; i++)
-			r.counts[i] = (unsigned long)sqlite3_column_int64(st, 8 + i);
+		for (i = RD_ST_OK; i < RD_ST_N; i++)
+			r.counts[i] = (unsigned long)sqlite3_column_int64(st,
+			    8 + i - RD_ST_OK);
 		if (!r.scope || !r.started || !r.status) {
 			rd_seterr(RD_EXIT_RUNTIME, "%s: runs: a column is NULL",
 			    s->path);

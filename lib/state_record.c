@@ -16,14 +16,6 @@
 #include "record.h"
 #include "state_int.h"
 
-/*
- * "same" comes from push for a change it found already in step (a diff --all
- * same line, or a conflict recomputed to equal): skipped, with the remote's
- * rev and fields, it confirms the record for the base snapshot.
- */
-static const char *const op_names[] = { "create", "update", "delete", "same" };
-enum { OP_CREATE, OP_UPDATE, OP_DELETE, OP_SAME, OP_N };
-
 /* The statements of recording, prepared once and reused for every line. */
 enum {
 	R_UPSERT, R_SETREV, R_DELBASE, R_GETFIELDS, R_LOG, R_OUTPUT, R_OUTDEL,
@@ -68,9 +60,13 @@ static const char *const rec_sql[R_NSTMT] = {
 
 enum { B_RESULT, B_CURSOR };
 
-/* One line to apply: strings are offsets into its batch's bytes. */
+/*
+ * One line to apply: strings are offsets into its batch's bytes; op and
+ * status hold an enum rd_op and an enum rd_status.
+ */
 struct bop {
-	unsigned char what, opi, sti, diff;	/* diff: changed from the base */
+	unsigned char what, op, status;
+	unsigned char diff;	/* changed from the base */
 	size_t type, key, rev, hash, fields, changed, code, message, line;
 	size_t typelen, keylen, revlen, fieldslen, changedlen, codelen;
 	size_t messagelen, linelen;
@@ -81,16 +77,16 @@ struct batch {
 	struct bop *ops;
 	size_t n, cap;
 	int final;
-	unsigned long counts[ST_NSTATUS];	/* the run's, after this batch */
+	unsigned long counts[RD_ST_N];	/* the run's, after this batch */
 	struct batch *next;
 };
 
 struct recorder {
 	char *scope, *flow, *window;
 	long run, seq;
-	unsigned long counts[ST_NSTATUS];	/* caller: lines parsed so far */
+	unsigned long counts[RD_ST_N];	/* caller: lines parsed so far */
 	unsigned long consumed;	/* caller: result and cursor lines */
-	unsigned long saved[ST_NSTATUS];	/* writer: as last committed */
+	unsigned long saved[RD_ST_N];	/* writer: as last committed */
 	int committed;		/* writer: a batch committed, the run exists */
 	uint64_t *oset;		/* writer: hashes of the outbox's keys */
 	size_t ocap, on;
@@ -151,9 +147,10 @@ load_run(struct state *s, struct recorder *r)
 		return -1;
 	}
 	if ((k = db_step_row(s, st)) == 1) {
-		for (i = 0; i < ST_NSTATUS; i++)
-			r->counts[i] = (unsigned long)sqlite3_column_int64(st, i);
-		r->seq = (long)sqlite3_column_int64(st, ST_NSTATUS);
+		for (i = RD_ST_OK; i < RD_ST_N; i++)
+			r->counts[i] = (unsigned long)sqlite3_column_int64(st,
+			    i - RD_ST_OK);
+		r->seq = (long)sqlite3_column_int64(st, RD_ST_N - RD_ST_OK);
 		(void)sqlite3_reset(st);
 	}
 	db_finalize(st);
@@ -294,9 +291,9 @@ apply_op(struct state *s, struct recorder *r, const struct batch *b,
 		    db_binds(s, st, 3, r->now) < 0 ? -1 : db_step_done(s, st);
 	}
 	sb_reset(&r->changed);
-	switch (o->sti) {
-	case ST_OK:
-		if (o->opi == OP_DELETE) {
+	switch (o->status) {
+	case RD_ST_OK:
+		if (o->op == RD_OP_DELETE) {
 			st = r->st[R_DELBASE];
 			if (db_bindt(s, st, 1, type, o->typelen) < 0 ||
 			    db_bindt(s, st, 2, key, o->keylen) < 0 ||
@@ -323,8 +320,9 @@ apply_op(struct state *s, struct recorder *r, const struct batch *b,
 				return -1;
 		}
 		/* FALLTHROUGH */
-	case ST_SKIPPED:
-		if (o->sti == ST_SKIPPED && o->opi == OP_SAME && o->fields != NOSTR) {
+	case RD_ST_SKIPPED:
+		if (o->status == RD_ST_SKIPPED && o->op == RD_OP_SAME &&
+		    o->fields != NOSTR) {
 			/* Found in step: the base learns its rev and fields. */
 			st = r->st[R_UPSERT];
 			if (db_bindt(s, st, 1, type, o->typelen) < 0 ||
@@ -334,7 +332,8 @@ apply_op(struct state *s, struct recorder *r, const struct batch *b,
 			    db_bindt(s, st, 5, bstr(b, o->fields), o->fieldslen) < 0 ||
 			    db_step_done(s, st) < 0)
 				return -1;
-		} else if (o->sti == ST_SKIPPED && o->opi == OP_DELETE &&
+		} else if (o->status == RD_ST_SKIPPED &&
+		    o->op == RD_OP_DELETE &&
 		    o->codelen == 4 && memcmp(bstr(b, o->code), "gone", 4) == 0) {
 			/* Deleted by someone else: gone from the base too. */
 			st = r->st[R_DELBASE];
@@ -344,8 +343,8 @@ apply_op(struct state *s, struct recorder *r, const struct batch *b,
 				return -1;
 		}
 		/* FALLTHROUGH */
-	case ST_CONFLICT:
-	case ST_FAILED:
+	case RD_ST_CONFLICT:
+	case RD_ST_FAILED:
 		/* A definite answer settles the change the outbox held. */
 		if (oset_has(r, keyhash(type, o->typelen, key, o->keylen))) {
 			st = r->st[R_OUTDEL];
@@ -355,11 +354,11 @@ apply_op(struct state *s, struct recorder *r, const struct batch *b,
 				return -1;
 		}
 		break;
-	case ST_DEFERRED:
+	case RD_ST_DEFERRED:
 		st = r->st[R_OUTPUT];
 		if (db_bindt(s, st, 1, type, o->typelen) < 0 ||
 		    db_bindt(s, st, 2, key, o->keylen) < 0 ||
-		    db_binds(s, st, 3, op_names[o->opi]) < 0 ||
+		    db_binds(s, st, 3, rd_op_name(o->op)) < 0 ||
 		    db_bindt(s, st, 4, bstr(b, o->line), o->linelen) < 0 ||
 		    db_binds(s, st, 5, r->now) < 0 || db_step_done(s, st) < 0)
 			return -1;
@@ -368,7 +367,7 @@ apply_op(struct state *s, struct recorder *r, const struct batch *b,
 	default:
 		return 0;
 	}
-	if (o->sti == ST_SKIPPED)
+	if (o->status == RD_ST_SKIPPED)
 		return 0;
 	/* The change log. */
 	st = r->st[R_LOG];
@@ -378,10 +377,10 @@ apply_op(struct state *s, struct recorder *r, const struct batch *b,
 	}
 	r->seq++;
 	return db_bindi(s, st, 1, r->run) < 0 || db_bindi(s, st, 2, r->seq) < 0 ||
-	    db_binds(s, st, 3, op_names[o->opi]) < 0 ||
+	    db_binds(s, st, 3, rd_op_name(o->op)) < 0 ||
 	    db_bindt(s, st, 4, type, o->typelen) < 0 ||
 	    db_bindt(s, st, 5, key, o->keylen) < 0 ||
-	    db_binds(s, st, 6, state_status_names[o->sti]) < 0 ||
+	    db_binds(s, st, 6, rd_status_name(o->status)) < 0 ||
 	    db_bindt(s, st, 7, bstr(b, o->rev), o->revlen) < 0 ||
 	    db_bindt(s, st, 8, r->changed.len ? r->changed.buf : NULL,
 	    r->changed.len) < 0 ||
@@ -460,13 +459,14 @@ write_batch(struct state *s, struct recorder *r, const struct batch *b)
 	if (b->final && r->window && mark_window(s, r) < 0)
 		return -1;
 	st = r->st[R_RUNUPD];
-	for (i = 0; i < ST_NSTATUS; i++)
-		if (db_bindi(s, st, (int)i + 1, (long long)b->counts[i]) < 0)
+	for (i = RD_ST_OK; i < RD_ST_N; i++)
+		if (db_bindi(s, st, (int)(i - RD_ST_OK) + 1,
+		    (long long)b->counts[i]) < 0)
 			return -1;
 	if (db_binds(s, st, 7, b->final ? r->now : NULL) < 0 ||
 	    db_binds(s, st, 8, !b->final ? "running" :
-	    b->counts[ST_CONFLICT] || b->counts[ST_DEFERRED] ||
-	    b->counts[ST_FAILED] ? "partial" : "done") < 0 ||
+	    b->counts[RD_ST_CONFLICT] || b->counts[RD_ST_DEFERRED] ||
+	    b->counts[RD_ST_FAILED] ? "partial" : "done") < 0 ||
 	    db_bindi(s, st, 9, r->run) < 0 || db_step_done(s, st) < 0 ||
 	    db_commit(s) < 0)
 		return -1;
@@ -681,9 +681,9 @@ state_record_abort(struct state *s)
 	st = r->st[R_RUNUPD];
 	state_now(now, sizeof now);
 	ok = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK;
-	for (i = 0; ok && i < ST_NSTATUS; i++)
-		ok = sqlite3_bind_int64(st, i + 1, (long long)r->saved[i]) ==
-		    SQLITE_OK;
+	for (i = RD_ST_OK; ok && i < RD_ST_N; i++)
+		ok = sqlite3_bind_int64(st, i - RD_ST_OK + 1,
+		    (long long)r->saved[i]) == SQLITE_OK;
 	ok = ok && sqlite3_bind_text(st, 7, now, -1, SQLITE_TRANSIENT) ==
 	    SQLITE_OK && sqlite3_bind_text(st, 8, "failed", -1, SQLITE_STATIC) ==
 	    SQLITE_OK && sqlite3_bind_int64(st, 9, r->run) == SQLITE_OK &&
@@ -696,109 +696,19 @@ state_record_abort(struct state *s)
 
 /* The caller's side */
 
-/* A string member: 0 and set (NULL when absent and not required), or -1. */
-static int
-member(const struct json *obj, const char *name, int required,
-    const char **p, size_t *n)
-{
-	const struct json *v = json_get(obj, name);
-
-	*p = NULL;
-	*n = 0;
-	if (!v) {
-		if (!required)
-			return 0;
-		rd_seterr(RD_EXIT_DATA, "missing \"%s\"", name);
-		return -1;
-	}
-	if (v->type != JSON_STRING) {
-		rd_seterr(RD_EXIT_DATA, "\"%s\" is not a string", name);
-		return -1;
-	}
-	if (required && v->len == 0) {
-		rd_seterr(RD_EXIT_DATA, "empty \"%s\"", name);
-		return -1;
-	}
-	*p = v->u.s;
-	*n = v->len;
-	return 0;
-}
-
-static int
-lookup(const char *const *names, int n, const char *p, size_t len)
-{
-	int i;
-
-	for (i = 0; i < n; i++)
-		if (strlen(names[i]) == len && memcmp(names[i], p, len) == 0)
-			return i;
-	return -1;
-}
-
-struct result {
-	const char *op, *type, *key, *status, *rev, *code, *message;
-	size_t oplen, typelen, keylen, statuslen, revlen, codelen, messagelen;
-	int opi, sti;
-	const struct json *fields, *changed;
-};
-
+/*
+ * A result line, as the state needs it: one deferred must hold what a replay
+ * sends.
+ */
 static int
 parse_result(const struct json *obj, struct result *res)
 {
-	const struct json *err;
-	size_t i;
-
-	memset(res, 0, sizeof *res);
-	if (member(obj, "op", 1, &res->op, &res->oplen) < 0 ||
-	    member(obj, "type", 1, &res->type, &res->typelen) < 0 ||
-	    member(obj, "key", 1, &res->key, &res->keylen) < 0 ||
-	    member(obj, "status", 1, &res->status, &res->statuslen) < 0 ||
-	    member(obj, "rev", 0, &res->rev, &res->revlen) < 0)
+	if (stream_get_result(obj, res) < 0)
 		return -1;
-	if ((res->opi = lookup(op_names, OP_N, res->op, res->oplen)) < 0) {
-		rd_seterr(RD_EXIT_DATA, "unknown op \"%s\" (expected create, "
-		    "update, delete or same)", rd_quote(res->op, res->oplen));
-		return -1;
-	}
-	if ((res->sti = lookup(state_status_names, ST_NSTATUS, res->status,
-	    res->statuslen)) < 0) {
-		rd_seterr(RD_EXIT_DATA, "unknown status \"%s\" (expected ok, "
-		    "skipped, conflict, deferred, failed or planned)",
-		    rd_quote(res->status, res->statuslen));
-		return -1;
-	}
-	res->fields = json_get(obj, "fields");
-	if (res->fields && res->fields->type != JSON_OBJECT) {
-		rd_seterr(RD_EXIT_DATA, "\"fields\" is not an object");
-		return -1;
-	}
-	res->changed = json_get(obj, "changed");
-	if (res->changed) {
-		int bad = res->changed->type != JSON_ARRAY;
-
-		for (i = 0; !bad && i < res->changed->len; i++)
-			bad = res->changed->u.items[i].type != JSON_STRING;
-		if (bad) {
-			rd_seterr(RD_EXIT_DATA, "\"changed\" is not an array of "
-			    "strings");
-			return -1;
-		}
-	}
-	if ((err = json_get(obj, "error"))) {
-		if (err->type != JSON_OBJECT) {
-			rd_seterr(RD_EXIT_DATA, "\"error\" is not an object");
-			return -1;
-		}
-		if (member(err, "code", 0, &res->code, &res->codelen) < 0 ||
-		    member(err, "message", 0, &res->message,
-		    &res->messagelen) < 0) {
-			rd_prefixerr("error: ");
-			return -1;
-		}
-	}
-	if (res->sti == ST_DEFERRED && res->opi != OP_DELETE && !res->fields) {
+	if (res->status == RD_ST_DEFERRED && res->op != RD_OP_DELETE &&
+	    !res->fields) {
 		rd_seterr(RD_EXIT_DATA, "deferred %s without \"fields\": it could "
-		    "not be replayed", op_names[res->opi]);
+		    "not be replayed", rd_op_name(res->op));
 		return -1;
 	}
 	return 0;
@@ -845,29 +755,16 @@ put_json(struct batch *b, const struct json *v, size_t *off, size_t *len)
 static void
 put_change(struct batch *b, const struct result *res, struct bop *o)
 {
-	struct sb *out = &b->bytes;
+	struct change c = {
+		.op = res->op, .type = res->type, .typelen = res->typelen,
+		.key = res->key, .keylen = res->keylen, .rev = res->rev,
+		.revlen = res->revlen, .fields = res->fields,
+		.changed = res->changed,
+	};
 
-	o->line = out->len;
-	sb_adds(out, "{\"kind\":\"change\",\"op\":\"");
-	sb_adds(out, op_names[res->opi]);
-	sb_adds(out, "\",\"type\":");
-	json_write_string(out, res->type, res->typelen);
-	sb_adds(out, ",\"key\":");
-	json_write_string(out, res->key, res->keylen);
-	if (res->rev) {
-		sb_adds(out, ",\"rev\":");
-		json_write_string(out, res->rev, res->revlen);
-	}
-	if (res->fields) {
-		sb_adds(out, ",\"fields\":");
-		json_write(out, res->fields, 0);
-	}
-	if (res->changed) {
-		sb_adds(out, ",\"changed\":");
-		json_write(out, res->changed, 0);
-	}
-	sb_addc(out, '}');
-	o->linelen = out->len - o->line;
+	o->line = b->bytes.len;
+	stream_write_change(&b->bytes, &c);
+	o->linelen = b->bytes.len - o->line;
 }
 
 static int
@@ -883,19 +780,25 @@ add_result(struct recorder *r, const struct json *obj)
 
 	if (parse_result(obj, &res) < 0)
 		return -1;
-	confirms = res.fields && res.opi != OP_DELETE && (res.sti == ST_OK ||
-	    (res.sti == ST_SKIPPED && res.opi == OP_SAME && res.rev));
+	/*
+	 * "same" comes from push for a change it found already in step (a diff
+	 * --all same line, or a conflict recomputed to equal): skipped, with
+	 * the remote's rev and fields, it confirms the record for the base.
+	 */
+	confirms = res.fields && res.op != RD_OP_DELETE &&
+	    (res.status == RD_ST_OK || (res.status == RD_ST_SKIPPED &&
+	    res.op == RD_OP_SAME && res.rev));
 	if (confirms) {
 		if (record_hash(&rv, res.fields, h, &r->canon) < 0)
 			return -1;
 		hex_encode(hex, h, RD_HASH_LEN);
 	}
-	r->counts[res.sti]++;
-	if (res.sti == ST_PLANNED)
+	r->counts[res.status]++;
+	if (res.status == RD_ST_PLANNED)
 		return 0;
 	o = new_op(b, B_RESULT);
-	o->opi = (unsigned char)res.opi;
-	o->sti = (unsigned char)res.sti;
+	o->op = (unsigned char)res.op;
+	o->status = (unsigned char)res.status;
 	o->type = put(b, res.type, o->typelen = res.typelen);
 	o->key = put(b, res.key, o->keylen = res.keylen);
 	o->rev = put(b, res.rev, o->revlen = res.revlen);
@@ -906,9 +809,9 @@ add_result(struct recorder *r, const struct json *obj)
 	if (confirms) {
 		o->hash = put(b, hex, 2 * RD_HASH_LEN);
 		put_json(b, res.fields, &o->fields, &o->fieldslen);
-		o->diff = res.opi == OP_UPDATE && !res.changed;
+		o->diff = res.op == RD_OP_UPDATE && !res.changed;
 	}
-	if (res.sti == ST_DEFERRED)
+	if (res.status == RD_ST_DEFERRED)
 		put_change(b, &res, o);
 	return 0;
 }
@@ -917,46 +820,39 @@ static int
 add_cursor(struct recorder *r, const struct json *obj)
 {
 	struct batch *b = r->fill;
-	const struct json *v;
-	const char *src, *name;
-	size_t srclen, namelen;
+	struct cursor cur;
 	struct bop *o;
 
-	if (member(obj, "source", 0, &src, &srclen) < 0 ||
-	    member(obj, "name", 1, &name, &namelen) < 0)
+	if (stream_get_cursor(obj, &cur) < 0)
 		return -1;
-	if (!(v = json_get(obj, "value"))) {
-		rd_seterr(RD_EXIT_DATA, "missing \"value\"");
-		return -1;
-	}
 	/* The cursor's name is "SOURCE/NAME", or NAME without a source. */
 	o = new_op(b, B_CURSOR);
 	o->key = b->bytes.len;
-	if (src && srclen) {
-		sb_add(&b->bytes, src, srclen);
+	if (cur.source && cur.sourcelen) {
+		sb_add(&b->bytes, cur.source, cur.sourcelen);
 		sb_addc(&b->bytes, '/');
 	}
-	sb_add(&b->bytes, name, namelen);
+	sb_add(&b->bytes, cur.name, cur.namelen);
 	o->keylen = b->bytes.len - o->key;
-	if (v->type == JSON_STRING)
-		o->fields = put(b, v->u.s, o->fieldslen = v->len);
+	if (cur.value->type == JSON_STRING)
+		o->fields = put(b, cur.value->u.s,
+		    o->fieldslen = cur.value->len);
 	else
-		put_json(b, v, &o->fields, &o->fieldslen);
+		put_json(b, cur.value, &o->fields, &o->fieldslen);
 	return 0;
 }
 
 int
-state_record_line(struct state *s, const struct json *obj, const char *kind,
-    size_t kindlen)
+state_record_line(struct state *s, const struct json *obj, enum rd_kind kind)
 {
 	struct recorder *r = s->rec;
 
 	if (r->failed)
 		return writer_failed(r);
-	if (kindlen == 6 && memcmp(kind, "result", 6) == 0) {
+	if (kind == RD_KIND_RESULT) {
 		if (add_result(r, obj) < 0)
 			return -1;
-	} else if (kindlen == 6 && memcmp(kind, "cursor", 6) == 0) {
+	} else if (kind == RD_KIND_CURSOR) {
 		if (add_cursor(r, obj) < 0)
 			return -1;
 	} else {
