@@ -743,44 +743,16 @@ value_out(struct ck *ck, struct sb *out, const struct json *v,
 }
 
 /*
- * A CloudKit record dict as a record line in out.  type (may be NULL) is
- * used when the dict has no recordType.
+ * The fields of a CloudKit record dict (fields may be NULL) as the fields
+ * object of a record line, appended to out.
  */
 static int
-record_out(struct ck *ck, const struct json *r, struct sb *out)
+fields_out(struct ck *ck, const struct json *type, const struct json *name,
+    const struct json *fields, struct sb *out)
 {
-	const struct json *name, *type, *tag, *fields, *mod, *ts;
-	long long ms;
-	char buf[64];
 	size_t i;
 
-	name = json_get(r, "recordName");
-	type = json_get(r, "recordType");
-	tag = json_get(r, "recordChangeTag");
-	fields = json_get(r, "fields");
-	if (!name || name->type != JSON_STRING || name->len == 0 || !type ||
-	    type->type != JSON_STRING || type->len == 0) {
-		rd_seterr(RD_EXIT_RUNTIME, "a record without recordName or "
-		    "recordType in the reply");
-		return -1;
-	}
-	sb_reset(out);
-	sb_adds(out, "{\"kind\":\"record\",\"type\":");
-	json_write_string(out, type->u.s, type->len);
-	sb_adds(out, ",\"key\":");
-	json_write_string(out, name->u.s, name->len);
-	if (tag && tag->type == JSON_STRING) {
-		sb_adds(out, ",\"rev\":");
-		json_write_string(out, tag->u.s, tag->len);
-	}
-	if ((mod = json_get(r, "modified")) && mod->type == JSON_OBJECT &&
-	    (ts = json_get(mod, "timestamp")) && int_lit(ts, &ms) == 0 &&
-	    ms_iso(ms, buf, sizeof buf) == 0) {
-		sb_adds(out, ",\"mtime\":\"");
-		sb_adds(out, buf);
-		sb_addc(out, '"');
-	}
-	sb_adds(out, ",\"fields\":{");
+	sb_addc(out, '{');
 	if (fields && fields->type == JSON_OBJECT) {
 		int first = 1;
 
@@ -821,7 +793,55 @@ bad:
 			return -1;
 		}
 	}
-	sb_adds(out, "}}");
+	sb_addc(out, '}');
+	return 0;
+}
+
+/*
+ * A CloudKit record dict as a record line in out.  type (may be NULL) is
+ * used when the dict has no recordType.
+ */
+static int
+record_out(struct ck *ck, const struct json *r, struct sb *out)
+{
+	const struct json *name, *type, *tag, *mod, *ts;
+	struct record rec;
+	struct sb fields;
+	long long ms;
+	char buf[64];
+
+	name = json_get(r, "recordName");
+	type = json_get(r, "recordType");
+	tag = json_get(r, "recordChangeTag");
+	if (!name || name->type != JSON_STRING || name->len == 0 || !type ||
+	    type->type != JSON_STRING || type->len == 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "a record without recordName or "
+		    "recordType in the reply");
+		return -1;
+	}
+	memset(&rec, 0, sizeof rec);
+	rec.type = type->u.s;
+	rec.typelen = type->len;
+	rec.key = name->u.s;
+	rec.keylen = name->len;
+	if (tag && tag->type == JSON_STRING) {
+		rec.rev = tag->u.s;
+		rec.revlen = tag->len;
+	}
+	if ((mod = json_get(r, "modified")) && mod->type == JSON_OBJECT &&
+	    (ts = json_get(mod, "timestamp")) && int_lit(ts, &ms) == 0 &&
+	    ms_iso(ms, buf, sizeof buf) == 0) {
+		rec.mtime = buf;
+		rec.mtimelen = strlen(buf);
+	}
+	sb_init(&fields, 1024);
+	if (fields_out(ck, type, name, json_get(r, "fields"), &fields) < 0) {
+		sb_release(&fields);
+		return -1;
+	}
+	sb_reset(out);
+	stream_write_record_text(out, &rec, fields.buf, fields.len);
+	sb_release(&fields);
 	return 0;
 }
 
@@ -872,10 +892,10 @@ emit_record(struct emit *e, const struct json *r, const char *op)
 			return -1;
 		}
 		/* The feed does not say a deleted record's type. */
+		rec = (struct record){ .type = "*", .typelen = 1,
+		    .key = name->u.s, .keylen = name->len, .deleted = 1 };
 		sb_reset(&e->line);
-		sb_adds(&e->line, "{\"kind\":\"record\",\"type\":\"*\",\"key\":");
-		json_write_string(&e->line, name->u.s, name->len);
-		sb_adds(&e->line, ",\"deleted\":true}");
+		stream_write_record(&e->line, &rec);
 	} else if (record_out(e->ck, r, &e->line) < 0) {
 		rd_prefixerr("cloudkit: %s: ", op);
 		return -1;
@@ -894,16 +914,16 @@ emit_record(struct emit *e, const struct json *r, const char *op)
 static int
 emit_cursor(struct emit *e, const char *name, const char *value, size_t n)
 {
+	struct json v = { .type = JSON_STRING, .len = n, .u.s = value };
+	struct cursor cur = {
+		.source = e->ck->source, .sourcelen = strlen(e->ck->source),
+		.name = name, .namelen = strlen(name), .value = &v,
+	};
+
 	if (!e->o->cursors)
 		return 0;
 	sb_reset(&e->line);
-	sb_adds(&e->line, "{\"kind\":\"cursor\",\"source\":");
-	json_write_string(&e->line, e->ck->source, strlen(e->ck->source));
-	sb_adds(&e->line, ",\"name\":");
-	json_write_string(&e->line, name, strlen(name));
-	sb_adds(&e->line, ",\"value\":");
-	json_write_string(&e->line, value, n);
-	sb_addc(&e->line, '}');
+	stream_write_cursor(&e->line, &cur);
 	return put_line(e, NULL);
 }
 
