@@ -53,6 +53,8 @@ usage(FILE *fp)
 	    "       recdelta-checkpoint preflight --scope SCOPE [--pid PID]\n"
 	    "       recdelta-checkpoint lock --scope SCOPE [--pid PID]\n"
 	    "       recdelta-checkpoint unlock [--pid PID] [--force]\n"
+	    "       recdelta-checkpoint run start --scope SCOPE --flow NAME [--pid PID]\n"
+	    "       recdelta-checkpoint run end RUN [--partial]\n"
 	    "       recdelta-checkpoint history [--json]\n"
 	    "       recdelta-checkpoint show [--json] RUN\n"
 	    "       recdelta-checkpoint outbox\n"
@@ -73,6 +75,7 @@ usage(FILE *fp)
 	    "      --pid PID      the run's owner (default: the parent process)\n"
 	    "      --check        exit 1 when the preflight would refuse\n"
 	    "      --force        release a lock held by another process\n"
+	    "      --partial      end the run as partial\n"
 	    "      --json         write NDJSON\n"
 	    "  -h, --help         print this help and exit\n"
 	    "  -V, --version      print the version and exit\n");
@@ -101,14 +104,14 @@ badusage(const char *fmt, ...)
  */
 enum {
 	O_STATE = 256, O_SCOPE, O_RUN, O_FLOW, O_BATCH, O_WINDOW, O_FROM, O_TO, O_STEP,
-	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE, O_ALL
+	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE, O_ALL, O_PARTIAL
 };
 
 struct subopts {
 	long run, pid;
 	const char *flow, *from, *to, *step, *reason, *window;
 	size_t batch;
-	int json, check, force, all;
+	int json, check, force, all, partial;
 	char **types;
 	size_t ntypes;
 };
@@ -148,6 +151,7 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 		{ "pid", required_argument, NULL, O_PID },
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "all", no_argument, NULL, O_ALL },
+		{ "partial", no_argument, NULL, O_PARTIAL },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -219,6 +223,9 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 			break;
 		case O_FORCE:
 			o->force = 1;
+			break;
+		case O_PARTIAL:
+			o->partial = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -1219,6 +1226,53 @@ cmd_lock(int argc, char **argv)
 	return r ? RD_EXIT_REFUSED : RD_EXIT_OK;
 }
 
+/*
+ * run start: open a run that several `record --run ID` continue, and print
+ * its id; run end: end it.
+ */
+static int
+cmd_run(int argc, char **argv)
+{
+	static const int allowed[] = { O_FLOW, O_PID, O_PARTIAL, 0 };
+	struct subopts o;
+	struct state *s;
+	const char *verb;
+	long id;
+
+	argc -= parse_opts(argc, argv, allowed, &o);
+	argv += optind;
+	if (argc < 1)
+		badusage("run: missing start or end");
+	verb = argv[0];
+	if (strcmp(verb, "start") == 0) {
+		need_args(argc - 1, 0, "");
+		if (o.partial)
+			badusage("--partial goes with run end");
+		if (!o.flow || !*o.flow)
+			badusage("run start: --flow is required");
+		s = open_state(STATE_WRITE);
+		if (state_run_open(s, need_scope(), o.flow, o.pid, &id) < 0)
+			die_state(s);
+		stream_out_init();
+		printf("%ld\n", id);
+		finish_out(s);
+		return RD_EXIT_OK;
+	}
+	if (strcmp(verb, "end") == 0) {
+		need_args(argc - 1, 1, "RUN");
+		if (o.flow)
+			badusage("--flow goes with run start");
+		id = number("run end", argv[1], LONG_MAX);
+		s = open_state(0);
+		if (state_run_close(s, id, o.partial) < 0)
+			die_state(s);
+		state_close(s);
+		return RD_EXIT_OK;
+	}
+	badusage("run: unknown verb \"%s\" (expected start or end)",
+	    rd_quote(verb, strlen(verb)));
+}
+
 /* history, show, outbox */
 
 struct histctx {
@@ -1499,6 +1553,7 @@ static const struct {
 	{ "preflight", cmd_preflight },
 	{ "lock", cmd_lock },
 	{ "unlock", cmd_lock },
+	{ "run", cmd_run },
 	{ "history", cmd_history },
 	{ "show", cmd_show },
 	{ "outbox", cmd_outbox },

@@ -206,6 +206,20 @@ struct state_run {
 int state_runs_each(struct state *s, long id, int last,
     int (*fn)(void *ctx, const struct state_run *r), void *ctx);
 
+/*
+ * A run that spans several recordings, as a historical import does one a
+ * window: state_run_open() starts it, status running, owned by pid on this
+ * host, and sets *id; a recording that continues it (state_record_start
+ * with its id) adds to its counts and change log and leaves it running
+ * while its owner lives; state_run_close() ends it: partial when asked or
+ * when its counts hold a conflict, a deferral or a failure, else done.
+ * Open refuses (status 5) a state of another scope; close wants a run that
+ * exists (status 2).
+ */
+int state_run_open(struct state *s, const char *scope, const char *flow,
+    long pid, long *id);
+int state_run_close(struct state *s, long id, int partial);
+
 /* A run's change log in the order recorded. */
 struct state_change {
 	const char *op, *type, *key, *status, *rev, *changed, *code, *message;
