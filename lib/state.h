@@ -43,6 +43,10 @@
 #include "json.h"
 
 #define STATE_SCHEMA 1
+/*
+ * The state when nothing names one: recdelta-checkpoint's, and that of a
+ * flow run before each scope had its own (state_scope_path).
+ */
 #define STATE_DEFAULT_PATH ".recdelta/state.db"
 
 enum {
@@ -70,6 +74,14 @@ void state_close(struct state *s);
 const char *state_path(const struct state *s);
 int state_exists(const struct state *s);	/* the file was there */
 int state_version(const struct state *s);	/* user_version found */
+
+/*
+ * The state a flow gives scope when neither --state nor RECDELTA_STATE
+ * names one: a database of its own under .recdelta/, named from the scope
+ * (the letters of its end, then the start of its SHA-256), so that two
+ * scopes share neither a state nor a lock.  Owned.
+ */
+char *state_scope_path(const char *scope);
 
 /* The scope the state belongs to: an owned string, or NULL when unset. */
 int state_scope(struct state *s, char **scope);

@@ -227,6 +227,39 @@ sql_open(struct store *s, const char *arg)
 	return 0;
 }
 
+/*
+ * A scope: the database's path, canonical, and the table (its '%', '&', '='
+ * and control bytes %-encoded); key, rev and type name no other data.
+ */
+static int
+sql_scope(const char *arg, struct sb *out)
+{
+	struct store tmp;
+	struct sqlstore *q;
+	const char *p;
+	int r;
+
+	memset(&tmp, 0, sizeof tmp);
+	tmp.spec = xmalloc(strlen(arg) + sizeof "sqlite:");
+	sprintf(tmp.spec, "sqlite:%s", arg);
+	r = sql_open(&tmp, arg);
+	free(tmp.spec);
+	if (r < 0)
+		return -1;
+	q = tmp.priv;
+	if ((r = store_canon_path(q->db, out)) == 0) {
+		sb_adds(out, "?table=");
+		for (p = q->table; *p; p++)
+			if (*p == '%' || *p == '&' || *p == '=' ||
+			    (unsigned char)*p < 0x20)
+				sb_addf(out, "%%%02X", (unsigned char)*p);
+			else
+				sb_addc(out, *p);
+	}
+	sql_free(q);
+	return r;
+}
+
 static void
 quote_ident(struct sb *out, const char *id)
 {
@@ -1780,6 +1813,7 @@ const struct store_ops store_sqlite_ops = {
 	.batch = 1000,
 	.max_batch = STORE_MAX_BATCH,
 	.open = sql_open,
+	.scope = sql_scope,
 	.fetch = sql_fetch,
 	.close = sql_close,
 	.apply = sql_apply,
