@@ -51,6 +51,13 @@ dir_open(struct store *s, const char *arg)
 	return 0;
 }
 
+/* A scope: the folder's path, canonical. */
+static int
+dir_scope(const char *arg, struct sb *out)
+{
+	return store_canon_path(arg, out);
+}
+
 static int
 read_all(int fd, struct sb *out)
 {
@@ -766,6 +773,7 @@ const struct store_ops store_dir_ops = {
 	.batch = 5000,
 	.max_batch = STORE_MAX_BATCH,
 	.open = dir_open,
+	.scope = dir_scope,
 	.fetch = dir_fetch,
 	.close = dir_close,
 	.apply = dir_apply,

@@ -418,6 +418,14 @@ stream_get_change(const struct json *obj, struct change *c)
 		rd_seterr(RD_EXIT_DATA, "\"changed\" is not an array");
 		return -1;
 	}
+	c->edited = json_get(obj, "edited");
+	if (c->edited && (c->edited->type != JSON_ARRAY ||
+	    c->op != RD_OP_UPDATE)) {
+		rd_seterr(RD_EXIT_DATA, c->edited->type != JSON_ARRAY ?
+		    "\"edited\" is not an array" :
+		    "\"edited\" on a change that is no update");
+		return -1;
+	}
 	if (stream_get_str(obj, "target", 0, &s, &n) < 0)
 		return -1;
 	if (s && (op = rd_side_parse(s, n)) < 0) {
@@ -437,6 +445,8 @@ stream_write_change(struct sb *out, const struct change *c)
 	put_str(out, ",\"rev\":", c->rev, c->revlen);
 	put_json(out, ",\"fields\":", c->fields);
 	put_json(out, ",\"changed\":", c->changed);
+	if (c->edited && c->edited->len)
+		put_json(out, ",\"edited\":", c->edited);
 	if (c->target != RD_SIDE_NONE) {
 		sb_adds(out, ",\"target\":\"");
 		sb_adds(out, side_names[c->target]);

@@ -143,6 +143,8 @@ struct change {
 	size_t typelen, keylen, revlen;
 	const struct json *fields;	/* desired fields; NULL if absent */
 	const struct json *changed;	/* the fields that differ, or NULL */
+	const struct json *edited;	/* of those, changed on the remote since
+					   the base (an update only), or NULL */
 	enum rd_side target;		/* RD_SIDE_NONE: absent */
 
 	int force;		/* write without the guard (--force) */

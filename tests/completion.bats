@@ -61,7 +61,7 @@ comp() {
 	run -0 comp 'recdelta-checkpoint w'
 	assert_output windows
 	run -0 comp 'recdelta checkpoint s'
-	assert_output $'show\nstatus'
+	assert_output $'scope\nshow\nstatus'
 	run -0 comp 'recdelta-diff -t '
 	assert_output ''
 }

@@ -90,6 +90,10 @@ calendar_all() {
 	# 35 windows started and done, each once.
 	assert_equal "$(jq -r 'select(.msg == "window done") | .window' "$REF/log.ndjson" | sort -u | wc -l)" 35
 	assert_equal "$(grep -c '"msg":"window start"' "$REF/log.ndjson")" 35
+	# One run in the history for the import, with the totals.
+	run -0 jq -c '[.flow, .status, .ended != null, .counts.ok, .counts.failed]' \
+	    <(recdelta-checkpoint history --json)
+	assert_output '["historical-import","done",true,120,0]'
 	# A second run has nothing left to do, and says so the same way.
 	run -0 --separate-stderr env NO_COLOR=1 "$TOP/pipelines/historical-import" \
 	    --source "sqlite:$REF/src.db?table=games&key=id" --target "dir:$REF/target" \
@@ -97,6 +101,8 @@ calendar_all() {
 	assert_output ""
 	assert_equal "$(tail -n 3 <<< "$stderr")" "$(calendar_all '#')"
 	! grep -q 'Historical import:' <<< "$stderr"
+	# Nothing to do is no run.
+	assert_equal "$(recdelta-checkpoint history | wc -l)" 1
 }
 
 @test "kill -9 at 20 random moments: each restart redoes at most one window, and the target equals an uninterrupted run's" {
@@ -183,6 +189,10 @@ SH
 	assert_output --partial 2024-01-05
 	assert_equal "$(recdelta-fetch "$T" | wc -l)" \
 	    "$(sqlite3 src.db "select count(*) from games where day <> '2024-01-05'")"
+	# One run for the import, partial: a window is not done.
+	run -0 jq -c '[.flow, .status, .counts.ok]' <(recdelta-checkpoint history --json)
+	assert_output "[\"historical-import\",\"partial\",$(sqlite3 src.db \
+	    "select count(*) from games where day <> '2024-01-05'")]"
 	# The next run, with the session back, does that window only.
 	rm broken
 	: > calls
@@ -195,6 +205,11 @@ SH
 	run -0 recdelta-diff --exit-code --local "$SRC" --remote "$T"
 	run -0 recdelta-checkpoint windows coverage
 	assert_line --index 0 "100% complete (35/35 days)"
+	# The second import is a second run, of that window's records.
+	run -0 jq -c '[.status, .counts.ok]' <(recdelta-checkpoint history --json)
+	assert_output "$(printf '["partial",%s]\n["done",%s]' \
+	    "$(sqlite3 src.db "select count(*) from games where day <> '2024-01-05'")" \
+	    "$(sqlite3 src.db "select count(*) from games where day = '2024-01-05'")")"
 }
 
 @test "--auth-cmd runs once per window; its output reaches no stage, no log and no message" {

@@ -246,6 +246,58 @@ EOF
 	assert_equal "$(sha256 "$ST")" "$before"
 }
 
+@test "run start, record --run and run end: one run for several recordings, with the totals" {
+	live_pid
+	run -0 --separate-stderr recdelta-checkpoint run start --scope S --flow import --pid "$PID"
+	assert_output 1
+	assert_equal "$stderr" ""
+	# Each recording adds to it and leaves it running while its owner lives.
+	for i in 1 2; do res create T "k$i" ok 1 '{}'; done > in
+	record S --run 1
+	{ res create T k3 ok 1 '{}'; res update T k3 failed; } > in
+	record S --run 1
+	run -0 q "SELECT runs.status, ended IS NULL, pid, ok, failed, max(seq) FROM runs, changes WHERE id = 1 AND run = 1"
+	assert_output "running|1|$PID|3|1|4"
+	run -0 recdelta-checkpoint history
+	assert_output --regexp $'^1\t[0-9T:Z-]+\t-\timport\t3 ok, 1 failed\trunning$'
+	# Its end: partial for the failure; done when all went well.
+	run -0 --separate-stderr recdelta-checkpoint run end 1
+	assert_equal "$stderr" ""
+	run -0 recdelta-checkpoint history
+	assert_output --regexp $'^1\t[0-9T:Z-]+\t[0-9T:Z-]+\timport\t3 ok, 1 failed\tpartial$'
+	run -0 recdelta-checkpoint run start --scope S --flow import --pid "$PID"
+	assert_output 2
+	res create T k4 ok 1 '{}' > in
+	record S --run 2
+	recdelta-checkpoint run end 2
+	run -0 q "SELECT status FROM runs WHERE id = 2"
+	assert_output done
+	recdelta-checkpoint run start --scope S --flow import --pid "$PID" > /dev/null
+	recdelta-checkpoint run end 3 --partial
+	run -0 q "SELECT status, ok FROM runs WHERE id = 3"
+	assert_output 'partial|0'
+	# An owner gone: the run is interrupted, and a recording closes it as
+	# before.
+	recdelta-checkpoint run start --scope S --flow import --pid 999999 > /dev/null
+	run -0 recdelta-checkpoint history
+	assert_line --index 3 --regexp $'\tinterrupted$'
+	record S --run 4
+	run -0 q "SELECT status, ended IS NOT NULL FROM runs WHERE id = 4"
+	assert_output 'done|1'
+	# Refusals and usage.
+	run -5 --separate-stderr recdelta-checkpoint run start --scope other --flow import
+	assert_output ""
+	assert_equal "${stderr_lines[0]}" "recdelta-checkpoint: refused: the state $ST belongs to scope \"S\", not \"other\""
+	run -2 --separate-stderr recdelta-checkpoint run end 42
+	assert_equal "$stderr" "recdelta-checkpoint: no run 42; see: recdelta-checkpoint history"
+	run -2 --separate-stderr recdelta-checkpoint run start --scope S
+	assert_equal "${stderr_lines[0]}" "recdelta-checkpoint: run start: --flow is required"
+	run -2 --separate-stderr recdelta-checkpoint run end
+	assert_equal "${stderr_lines[0]}" "recdelta-checkpoint: missing RUN"
+	run -2 --separate-stderr recdelta-checkpoint run stop 1
+	assert_equal "${stderr_lines[0]}" "recdelta-checkpoint: run: unknown verb \"stop\" (expected start or end)"
+}
+
 @test "windows: plan, pending, done, fail, coverage; planning again keeps what is done" {
 	run -0 --separate-stderr recdelta-checkpoint windows plan --from 2025-01-01 --to 2025-01-10
 	assert_output ''

@@ -482,7 +482,9 @@ null"
 	tb2=$(ck_tag b)
 	ck_control DELETE log > /dev/null
 	run -0 --separate-stderr recdelta-push --log plog "$T" < plan
-	assert_stderr "$(summary 1 2 1 0)"
+	# a: the other client's edit overwritten, and said.
+	assert_stderr "$(summary 1 2 1 0)
+recdelta-push: overwrote 1 remote edit (see --log)"
 	assert_output - <<EOF
 {"kind":"result","op":"update","type":"Item","key":"a","status":"ok","rev":"$(ck_tag a)","fields":{"n":2,"s":"x"}}
 {"kind":"result","op":"same","type":"Item","key":"b","status":"skipped","rev":"$tb2","fields":{"n":2,"s":"x"}}

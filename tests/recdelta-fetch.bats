@@ -357,7 +357,7 @@ EOF
 	assert_stderr ""
 	[ "${#lines[@]}" -eq 2 ]
 	assert_equal "${lines[0]}" '{"kind":"record","type":"games","key":"1","rev":"3","fields":{"i":9223372036854775807,"r":0.1,"s":"é日本","n":null,"b":{"$bytes":"SGVsbG8="},"loc":{"$loc":{"lat":1.5,"lng":2.5}}}}'
-	assert_equal "${lines[1]}" '{"kind":"record","type":"games","key":"2","rev":"0","fields":{"i":-9223372036854775808,"r":1e300,"s":"plain","n":null,"b":{"$bytes":"AP8Q"},"loc":[1,{"a":null}]}}'
+	assert_equal "${lines[1]}" '{"kind":"record","type":"games","key":"2","rev":"0","fields":{"i":-9223372036854775808,"r":1e+300,"s":"plain","n":null,"b":{"$bytes":"AP8Q"},"loc":[1,{"a":null}]}}'
 }
 
 @test "sqlite: the record type is the table, or type=, or --type" {

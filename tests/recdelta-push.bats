@@ -214,7 +214,11 @@ EOF
 		    '["moved","5"] ["equal","6"] ["gone",null] ["born","7"] ["born2","8"]' | tr ' ' '\n')"
 		rm -f log
 		run -0 --separate-stderr recdelta-push --log log "$t" < plan
-		assert_stderr "$(summary 1 3 2 0)"
+		# moved: the other writer's edit overwritten, and said.
+		assert_stderr "$(summary 1 3 2 0)
+recdelta-push: overwrote 1 remote edit (see --log)"
+		assert_equal "$(jq -c 'select(.msg == "overwrote a remote edit") | [.key, .fields]' log)" \
+		    '["moved",["m","n","other"]]'
 		# Not silently: each conflict is logged, and how it was resolved.
 		assert_equal "$(jq -r 'select(.msg | startswith("conflict")) | "\(.key): \(.msg)"' log)" 'moved: conflict
 moved: conflict resolved: retried
@@ -865,6 +869,8 @@ Failed 1, Deferred 0 (kept for replay)"
 	run -0 --separate-stderr recdelta-push --log log dir:S < in
 	change update a '{"secret":"VALUE-2"}' 7 > in
 	RECDELTA_LOG=log run -0 --separate-stderr recdelta-push dir:S < in
+	assert_stderr "$(summary 0 1 0 0)
+recdelta-push: overwrote 1 remote edit (see --log)"
 	assert_output '{"kind":"result","op":"update","type":"T","key":"a","status":"ok","rev":"2","fields":{"secret":"VALUE-2"}}'
 	assert_equal "$(stat -c %a log)" 600
 	while IFS= read -r l; do
@@ -877,6 +883,7 @@ push done
 push start
 conflict
 conflict resolved: retried
+overwrote a remote edit
 push done'
 	assert_equal "$(jq -c 'select(.msg == "conflict") | [.type, .key]' log)" '["T","a"]'
 	assert_equal "$(jq -c 'select(.msg == "push done") | [.created, .updated]' log)" '[1,0]

@@ -261,7 +261,11 @@ key_at() {
 		RECDELTA_HOOK_BEFORE_PUSH="$(writer) < '$PWD/edit.ndjson' > '$PWD/hook.ndjson'" \
 		    run -0 --separate-stderr smart_sync --log "$PWD/log.ndjson"
 		assert_output ""
-		assert_equal "$stderr" "$(summary 0 1 199 0 0)"
+		# The other writer's attendance is overwritten, and that is said.
+		assert_equal "$stderr" "$(summary 0 1 199 0 0)
+recdelta-push: overwrote 1 remote edit (see --log)"
+		run -0 jq -c 'select(.msg == "overwrote a remote edit") | [.key, .fields]' log.ndjson
+		assert_output "[\"$k\",[\"attendance\",\"home_score\"]]"
 		# The stale write was refused, the record looked up, the update
 		# retried on the other writer's version: a version after theirs.
 		run -0 jq -r 'select(.prog == "recdelta-push" and (.msg | startswith("conflict"))) |
