@@ -65,12 +65,18 @@ side_put(void *ctx, const struct rline *l)
 	return index_add(&s->ix, l, h);
 }
 
+/*
+ * Open a side's store; one that must exist and does not fails here, before
+ * either side is read.
+ */
 static int
 side_open(struct side *s)
 {
 	if (store_open(&s->store, s->spec) < 0)
 		return -1;
 	index_init(&s->ix, &s->store);
+	if (!s->fo->missing_ok && store_exists(&s->store) <= 0)
+		return -1;
 	return 0;
 }
 
@@ -378,6 +384,7 @@ usage(FILE *fp)
 	    "                     [--tolerance FIELD=EPS]... [--rules FILE]\n"
 	    "                     [-t TYPE]... [--summary[=text|json]] [-o FILE]\n"
 	    "                     [--window FIELD=FROM..TO] [--exit-code] [--allow-empty]\n"
+	    "                     [--allow-missing-remote]\n"
 	    "\n"
 	    "  -l, --local SRC          the data as it should be\n"
 	    "  -r, --remote SRC         the data as it is\n"
@@ -392,6 +399,8 @@ usage(FILE *fp)
 	    "                           from FROM up to, not including, TO\n"
 	    "      --exit-code          exit 1 when anything differs\n"
 	    "      --allow-empty        accept an ndjson input with no lines\n"
+	    "      --allow-missing-remote  a remote store that does not exist yet\n"
+	    "                           reads as empty\n"
 	    "  -h, --help               print this help and exit\n"
 	    "  -V, --version            print the version and exit\n"
 	    "\n"
@@ -403,7 +412,7 @@ int
 main(int argc, char *argv[])
 {
 	enum { OPT_TOL = 256, OPT_RULES, OPT_EXIT, OPT_EMPTY, OPT_SUMMARY,
-	    OPT_WINDOW };
+	    OPT_WINDOW, OPT_MISSING };
 	static const struct option longopts[] = {
 		{ "local", required_argument, NULL, 'l' },
 		{ "remote", required_argument, NULL, 'r' },
@@ -416,6 +425,7 @@ main(int argc, char *argv[])
 		{ "output", required_argument, NULL, 'o' },
 		{ "exit-code", no_argument, NULL, OPT_EXIT },
 		{ "allow-empty", no_argument, NULL, OPT_EMPTY },
+		{ "allow-missing-remote", no_argument, NULL, OPT_MISSING },
 		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -427,7 +437,8 @@ main(int argc, char *argv[])
 	struct rules *rules = rules_new();
 	const char *lspec = NULL, *rspec = NULL, *outpath = NULL;
 	const char *rulesfile = NULL;
-	int c, i, summary = 0, exitcode = 0, status = RD_EXIT_OK;
+	int c, i, summary = 0, exitcode = 0, missing_remote = 0;
+	int status = RD_EXIT_OK;
 	struct out o;
 	pthread_t th;
 	unsigned long ndiff = 0;
@@ -486,6 +497,9 @@ main(int argc, char *argv[])
 		case OPT_EMPTY:
 			fo.allow_empty = 1;
 			break;
+		case OPT_MISSING:
+			missing_remote = 1;
+			break;
 		case OPT_WINDOW:
 			if (fetch_window(&fo, optarg) < 0) {
 				rd_warn("%s", rd_errmsg());
@@ -537,6 +551,8 @@ main(int argc, char *argv[])
 		/* Each side its own tally of the window field. */
 		sfo[i] = fo;
 		sfo[i].tally = &tally[i];
+		/* The remote may be a target that the first push creates. */
+		sfo[i].missing_ok = sides[i] == &remote && missing_remote;
 		sides[i]->fo = &sfo[i];
 		sides[i]->rules = rules;
 		if (side_open(sides[i]) < 0)

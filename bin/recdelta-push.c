@@ -54,6 +54,7 @@ static struct line *lines;
 static size_t nlines, caplines;
 static struct rules *rules;
 static struct store st;
+static int created_said;	/* the target's creation was said */
 static char **ptypes;		/* the record types the changes name */
 static size_t nptypes;
 
@@ -537,6 +538,12 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 		rd_warn("%s", failmsg);
 		failed = 1;
 	}
+	/* A target made by this write is said once, even with --quiet. */
+	if (st->created && !created_said) {
+		rd_warn("created \"%s\" (it did not exist)",
+		    rd_quote(st->spec, strlen(st->spec)));
+		created_said = 1;
+	}
 	/* Results in input order, pass-through lines in place. */
 	{
 		size_t j = 0;
@@ -806,6 +813,14 @@ main(int argc, char *argv[])
 			}
 		}
 	}
+	/* What the first write would make; creating nothing to tell. */
+	for (i = 0; o.dry_run && i < nlines; i++)
+		if (lines[i].kind == K_CREATE) {
+			if (store_exists(&st) == 0)
+				rd_warn("\"%s\" does not exist: a push would "
+				    "create it", rd_quote(argv[0], strlen(argv[0])));
+			break;
+		}
 	{
 		struct sb ctx;
 

@@ -471,10 +471,10 @@ EOF
 
 @test "--summary when no record has a given type: no report lines, and json counts that are empty" {
 	rec A a '{"n":1}' > local.ndjson
-	run -0 --separate-stderr recdelta-diff --local "$L" --remote dir:nonexistent -t Nope --summary
+	run -0 --separate-stderr recdelta-diff --local "$L" --remote dir:nonexistent --allow-missing-remote -t Nope --summary
 	assert_equal "$stderr" ''
 	assert_output ''
-	run -0 --separate-stderr recdelta-diff --local "$L" --remote dir:nonexistent -t Nope --summary=json
+	run -0 --separate-stderr recdelta-diff --local "$L" --remote dir:nonexistent --allow-missing-remote -t Nope --summary=json
 	assert_equal "$stderr" ''
 	assert_output '{"kind":"summary","stage":"diff","counts":{}}'
 }

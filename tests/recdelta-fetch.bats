@@ -179,10 +179,10 @@ EOF
 	assert_equal "$(printf '%s\n' "$output" | jq -r .type | tr '\n' ' ')" "B C "
 }
 
-@test "dir: a missing directory, or one without meta.json, is an empty store" {
-	run -0 --separate-stderr recdelta-fetch dir:nothing/here
+@test "dir: a missing directory is a runtime failure and is not created; one without meta.json is an empty store" {
+	run -4 --separate-stderr recdelta-fetch dir:nothing/here
 	assert_output ""
-	assert_stderr ""
+	assert_stderr "recdelta-fetch: nothing/here: No such file or directory"
 	[ ! -e nothing ]
 	mkdir S
 	run -0 --separate-stderr recdelta-fetch dir:S
@@ -386,12 +386,12 @@ EOF
 	assert_output '{"kind":"record","type":"u","key":"42","rev":"0","fields":{"x":"y"}}'
 }
 
-@test "sqlite: a missing table is an empty store; a missing key column or rev= column is a runtime failure" {
+@test "sqlite: a missing table, key column or rev= column is a runtime failure" {
 	make_db
 	before=$(sha256 t.db)
-	run -0 --separate-stderr recdelta-fetch 'sqlite:t.db?table=nope&key=id'
+	run -4 --separate-stderr recdelta-fetch 'sqlite:t.db?table=nope&key=id'
 	assert_output ""
-	assert_stderr ""
+	assert_stderr 'recdelta-fetch: t.db: no table "nope"'
 	assert_equal "$(sha256 t.db)" "$before"
 	assert_equal "$(sqlite3 t.db "SELECT name FROM sqlite_master WHERE type = 'table'")" games
 	run -4 --separate-stderr recdelta-fetch 'sqlite:t.db?table=games&key=id&rev=nope'
@@ -400,11 +400,11 @@ EOF
 	run -4 --separate-stderr recdelta-fetch 'sqlite:t.db?table=games&key=nope'
 	assert_output ""
 	assert_stderr 'recdelta-fetch: t.db: table "games" has no column "nope"'
-	# An empty file is an empty database.
+	# An empty file is an empty database: it has no such table.
 	: > empty.db
-	run -0 --separate-stderr recdelta-fetch 'sqlite:empty.db?table=games&key=id'
+	run -4 --separate-stderr recdelta-fetch 'sqlite:empty.db?table=games&key=id'
 	assert_output ""
-	assert_stderr ""
+	assert_stderr 'recdelta-fetch: empty.db: no table "games"'
 	[ ! -s empty.db ]
 }
 
@@ -431,15 +431,15 @@ EOF
 	assert_stderr 'recdelta-fetch: "sqlite:t.db?table=games&key=id&color=red": unknown or empty parameter "color=red" (expected table, key, rev, type)'
 }
 
-@test "sqlite: a database is only read: a missing one is an empty store and is not created, a present one not written" {
+@test "sqlite: a database is only read: a missing one is a runtime failure and is not created, a present one not written" {
 	mkdir w && cd w
-	run -0 --separate-stderr recdelta-fetch 'sqlite:none.db?table=t&key=id'
+	run -4 --separate-stderr recdelta-fetch 'sqlite:none.db?table=t&key=id'
 	assert_output ""
-	assert_stderr ""
+	assert_stderr "recdelta-fetch: none.db: No such file or directory"
 	[ -z "$(ls -A)" ]
-	run -0 --separate-stderr recdelta-fetch 'sqlite:no/such/dir/none.db?table=t&key=id'
+	run -4 --separate-stderr recdelta-fetch 'sqlite:no/such/dir/none.db?table=t&key=id'
 	assert_output ""
-	assert_stderr ""
+	assert_stderr "recdelta-fetch: no/such/dir/none.db: No such file or directory"
 	[ -z "$(ls -A)" ]
 	# A file that is not a database is no empty store.
 	echo garbage > junk.db

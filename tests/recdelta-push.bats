@@ -124,9 +124,10 @@ EOF
 		# dir: a new record is at rev 1; sqlite: the creates take the
 		# table's next revs, one after the other.
 		rb=$(by_store "$t" 1 2) rc=$(by_store "$t" 1 3)
-		recdelta-diff --all -l ndjson:L -r "$t" -o plan
+		recdelta-diff --allow-missing-remote --all -l ndjson:L -r "$t" -o plan
 		run -0 --separate-stderr recdelta-push "$t" < plan
-		assert_stderr "$(summary 2 0 0 0)"
+		assert_stderr "recdelta-push: created \"$t\" (it did not exist)
+$(summary 2 0 0 0)"
 		assert_output - <<EOF
 {"kind":"result","op":"create","type":"T","key":"a","status":"ok","rev":"1","fields":{"n":1,"s":"x"}}
 {"kind":"result","op":"create","type":"T","key":"b","status":"ok","rev":"$rb","fields":{"n":2}}
@@ -511,13 +512,14 @@ recdelta-push: nothing was written; to allow them, raise --max-delete or check t
 	printf '%s\n' "$(rec T a '{"n":1}')" "$(rec T new '{"n":1}')" > L
 	for t in "${TARGETS[@]}"; do
 		echo "target $t"
-		recdelta-diff --all -l ndjson:L -r "$t" -o plan
+		recdelta-diff --allow-missing-remote --all -l ndjson:L -r "$t" -o plan
 		run -0 --separate-stderr recdelta-push -n --delete-orphans --max-delete 50% "$t" < plan
 		assert_output - <<'EOF'
 {"kind":"result","op":"create","type":"T","key":"a","status":"planned","fields":{"n":1}}
 {"kind":"result","op":"create","type":"T","key":"new","status":"planned","fields":{"n":1}}
 EOF
-		assert_stderr 'Dry run: would create 2, update 0, delete 0; 0 unchanged; nothing written'
+		assert_stderr "recdelta-push: \"$t\" does not exist: a push would create it
+Dry run: would create 2, update 0, delete 0; 0 unchanged; nothing written"
 		assert_equal "$(snapshot "$t")" absent
 
 		seed "$t" a b c
@@ -636,7 +638,7 @@ EOF
 	}
 	# recdelta-diff refuses such a value in a local record the same way.
 	change create x '{"t":{"$ts":"bad"}}' | jq -c '.kind = "record" | del(.op)' > L
-	run -3 --separate-stderr recdelta-diff -l ndjson:L -r dir:S
+	run -3 --separate-stderr recdelta-diff --allow-missing-remote -l ndjson:L -r dir:S
 	assert_output ''
 	assert_stderr 'recdelta-diff: L:1: field "t": bad $ts value: not an ISO-8601 date and time'
 	rm L
@@ -734,7 +736,8 @@ EOF
 	[ -w /dev/full ] || skip "no /dev/full"
 	rm -rf S
 	run -4 --separate-stderr bash -c 'recdelta-push dir:S < in > /dev/full'
-	assert_stderr 'recdelta-push: write error: No space left on device'
+	assert_stderr 'recdelta-push: created "dir:S" (it did not exist)
+recdelta-push: write error: No space left on device'
 }
 
 # --- batches and the stream ------------------------------------------------------------
@@ -792,9 +795,10 @@ EOF
 @test "values into dir:: 64-bit and larger integers exact, any Unicode, keys with / .. and spaces inside the folder, tagged values; a round trip leaves nothing to diff" {
 	cp "$FIXTURES/recdelta-push/values.ndjson" L
 	rec '../up' '../../k' '{"n":5}' >> L
-	recdelta-diff --all -l ndjson:L -r dir:S -o plan
+	recdelta-diff --allow-missing-remote --all -l ndjson:L -r dir:S -o plan
 	run -0 --separate-stderr recdelta-push dir:S < plan
-	assert_stderr "$(summary 9 0 0 0)"
+	assert_stderr "recdelta-push: created \"dir:S\" (it did not exist)
+$(summary 9 0 0 0)"
 	assert_equal "$(results | grep -vc '"ok","1"\]$' || true)" 0
 	# Every file is inside the store, one level down; nothing else was made.
 	assert_equal "$(ls -A)" "$(printf '%s\n' L S plan)"
@@ -820,9 +824,10 @@ EOF
 
 @test "values into sqlite:: an integer beyond 64 bits fails inexact (exit 6) and the rest of its batch is written; the others round-trip exactly" {
 	cp "$FIXTURES/recdelta-push/values.ndjson" L
-	recdelta-diff --all -l ndjson:L -r "$SQLT" -o plan
+	recdelta-diff --allow-missing-remote --all -l ndjson:L -r "$SQLT" -o plan
 	run -6 --separate-stderr recdelta-push "$SQLT" < plan
-	assert_stderr "$(summary 7 0 0 0)
+	assert_stderr "recdelta-push: created \"$SQLT\" (it did not exist)
+$(summary 7 0 0 0)
 Failed 1, Deferred 0 (kept for replay)"
 	assert_line --index 1 '{"kind":"result","op":"create","type":"T","key":"big","status":"failed","error":{"code":"inexact","message":"value of \"n\" cannot be stored exactly in column \"n\""}}'
 	# The others take the table's revs in input order; the failed change
@@ -929,10 +934,13 @@ converge() {
 	# plan is 3000 creates, the next ones 1000 updates and 50 creates.
 	: > L.old
 	gen_local 0 > L
+	# An empty store to begin with: a reader finds one even before the
+	# first write that a kill lets through.
+	mkdir S
 	version=0 kills=0 vkills=0 round=0
 	while [ "$kills" -lt 10 ] && [ "$round" -lt 60 ]; do
 		round=$((round + 1))
-		recdelta-diff -l ndjson:L -r dir:S -o plan
+		recdelta-diff --allow-missing-remote -l ndjson:L -r dir:S -o plan
 		if [ ! -s plan ] || [ "$vkills" -ge 4 ]; then
 			converge
 			version=$((version + 1)) vkills=0
