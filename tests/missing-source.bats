@@ -25,8 +25,9 @@ suite_setup() {
 		done
 	} | sqlite3 src.db
 	SRC='sqlite:src.db?table=games&key=id&type=Game'
-	recdelta-fetch "$SRC" | recdelta-diff --all --allow-missing-remote \
-	    -l - -r dir:local | recdelta-push dir:local > /dev/null 2>&1
+	mkdir local
+	recdelta-fetch "$SRC" | recdelta-diff --all -l - -r dir:local |
+	    recdelta-push dir:local > /dev/null 2>&1
 	recdelta smart-sync -q -l "$SRC" -r dir:remote 2> /dev/null
 	[ "$(recdelta-fetch dir:remote | wc -l)" -eq 5 ]
 }
