@@ -85,7 +85,7 @@ usage(FILE *fp)
 	    "usage: recdelta-push [-n] [-b N] [--delete-orphans] [--max-delete N[%%]]\n"
 	    "                     [--force] [--retries N] [-i FIELD]...\n"
 	    "                     [--tolerance FIELD=EPS]... [--rules FILE] [-q]\n"
-	    "                     [--log FILE] TARGET\n"
+	    "                     [--log FILE] [--check-args] TARGET\n"
 	    "\n"
 	    "  -n, --dry-run            plan only: results \"planned\", nothing written\n"
 	    "  -b, --batch N            changes per write (default: the store's)\n"
@@ -99,6 +99,8 @@ usage(FILE *fp)
 	    "      --rules FILE         per-type rules (TYPE ignore|tolerance ARG)\n"
 	    "  -q, --quiet              no progress and no summary\n"
 	    "      --log FILE           append NDJSON log lines to FILE\n"
+	    "      --check-args         check the options and TARGET's word, then\n"
+	    "                           exit: read nothing, write nothing\n"
 	    "  -h, --help               print this help and exit\n"
 	    "  -V, --version            print the version and exit\n"
 	    "\n"
@@ -655,7 +657,7 @@ int
 main(int argc, char *argv[])
 {
 	enum { OPT_DELETE = 256, OPT_MAXDEL, OPT_RETRIES, OPT_TOL, OPT_RULES,
-	    OPT_LOG, OPT_FORCE };
+	    OPT_LOG, OPT_FORCE, OPT_CHECK };
 	static const struct option longopts[] = {
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "batch", required_argument, NULL, 'b' },
@@ -668,6 +670,7 @@ main(int argc, char *argv[])
 		{ "rules", required_argument, NULL, OPT_RULES },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "log", required_argument, NULL, OPT_LOG },
+		{ "check-args", no_argument, NULL, OPT_CHECK },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -681,7 +684,7 @@ main(int argc, char *argv[])
 	size_t i, from, nwrite = 0, ndelete = 0, done = 0;
 	long long total;
 	time_t start = time(NULL);
-	int c, status;
+	int c, status, checkargs = 0;
 
 	rd_setprogname(argv[0]);
 	argv[0] = (char *)rd_progname;
@@ -735,6 +738,9 @@ main(int argc, char *argv[])
 		case 'q':
 			o.quiet = 1;
 			break;
+		case OPT_CHECK:
+			checkargs = 1;
+			break;
 		case OPT_LOG:
 			logpath = optarg;
 			break;
@@ -776,6 +782,11 @@ main(int argc, char *argv[])
 		    st.ops->max_batch);
 	if (!o.batch)
 		o.batch = st.ops->batch;
+	if (checkargs)
+		return finish(RD_EXIT_OK);
+	if (o.max_delete >= 0 && !o.delete_orphans)
+		rd_warn("warning: --max-delete has no effect without "
+		    "--delete-orphans");
 
 	if (read_plan() < 0)
 		rd_die_pending();
