@@ -170,6 +170,11 @@ Teams: 1 unchanged, 0 new, 0 updated, 0 deleted"
 	run -2 --separate-stderr hi --source ndjson:local.ndjson --target "dir:$PWD/t" \
 	    --tolerance=score=-1
 	assert_stderr 'recdelta-diff: "score=-1": tolerance is not a non-negative number'
+	for opt in --from=2024-13-01 --to=x --step=1x; do
+		run -2 --separate-stderr hi --source ndjson:local.ndjson --target "dir:$PWD/t" "$opt"
+		assert_output ""
+		[[ ${stderr%%$'\n'*} == "recdelta-checkpoint: ${opt%%=*}: \"${opt#*=}\""* ]]
+	done
 	assert_equal "$(state_digest)" "$before"
 	[ ! -e t ]
 }
