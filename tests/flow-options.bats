@@ -227,3 +227,14 @@ Teams: 1 unchanged, 0 new, 0 updated, 0 deleted"
 	run -2 --separate-stderr recdelta-push --check-args --force "dir:$PWD/r"
 	assert_stderr "recdelta-push: --force: dir:$PWD/r: the dir: store has no forced writes"
 }
+
+@test "every flow's usage has the options of its synopsis in recdelta-flows(7)" {
+	for f in diff-only smart-sync historical-import; do
+		usage=$(recdelta "$f" --help | grep -oE -- '--?[a-zA-Z][a-zA-Z-]*' | LC_ALL=C sort -u)
+		synopsis=$(mandoc -Tascii -Owidth=1000 "$TOP/man/man7/recdelta-flows.7" | col -bx |
+		    awk '/^SYNOPSIS/ { on = 1; next } /^[A-Z]/ { on = 0 } on' |
+		    grep -E "^ *recdelta $f " | grep -oE -- '--?[a-zA-Z][a-zA-Z-]*' | LC_ALL=C sort -u)
+		[ -n "$usage" ] && [ -n "$synopsis" ]
+		assert_equal "$usage" "$synopsis"
+	done
+}
