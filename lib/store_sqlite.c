@@ -454,10 +454,17 @@ sql_fetch(struct store *s, const struct fetch_opts *o,
 	int kc, rc_, rc, ret = -1;
 	unsigned long row = 0;
 
-	/* -t selects, as on every store: the table's type, or nothing. */
+	/*
+	 * -t selects, as on every store: the table's type, or nothing, which
+	 * is most likely a type meant to be named by type=.
+	 */
 	type = store_type(q);
-	if (o && !fetch_wants_type(o, type, strlen(type)))
+	if (o && !fetch_wants_type(o, type, strlen(type))) {
+		rd_warn("warning: %s: its records are of type \"%s\", which no "
+		    "-t names: none read (a table's type is named by type=)",
+		    s->spec, rd_quote(type, strlen(type)));
 		return 0;
+	}
 	sb_init(&sql, 128);
 	sb_init(&line, 1024);
 	sb_init(&tmp, 256);

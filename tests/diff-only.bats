@@ -143,7 +143,7 @@ teams: 0 unchanged, 0 new, 0 updated, 32 deleted"
 	# -t selects: a type the table does not hold reads none of it.
 	run -0 --separate-stderr recdelta diff-only -t Stadium --local ndjson:teams.ndjson \
 	    --remote 'sqlite:t.db?table=teams&key=id&type=Team'
-	assert_stderr ""
+	assert_stderr 'recdelta-diff: warning: sqlite:t.db?table=teams&key=id&type=Team: its records are of type "Team", which no -t names: none read (a table'"'"'s type is named by type=)'
 	assert_output ""
 	rm t.db teams.ndjson teams.tsv
 	assert_nothing_written

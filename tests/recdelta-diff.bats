@@ -675,7 +675,7 @@ EOF
 	assert_output '{"kind":"change","op":"update","type":"Game","key":"a","rev":"0","fields":{"n":1},"changed":["n"]}'
 	# -t Team: the table's records are not of that type, so none are read.
 	run -0 --separate-stderr recdelta-diff --local "$L" --remote "$S" -t Team
-	assert_equal "$stderr" ''
+	assert_equal "$stderr" "recdelta-diff: warning: $S: its records are of type \"Game\", which no -t names: none read (a table's type is named by type=)"
 	assert_output '{"kind":"change","op":"create","type":"Team","key":"t","fields":{"n":1}}'
 	run -0 --separate-stderr recdelta-diff --summary --local "$L" --remote "$S" -t Team -t Game
 	assert_output - <<'EOF'
