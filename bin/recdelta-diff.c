@@ -203,6 +203,47 @@ write_summary(FILE *fp, int json)
 	sb_release(&out);
 }
 
+/*
+ * Two inputs that both had records of which no type is on both sides (a
+ * "games" table against "Game" records) are most likely a misnamed type:
+ * everything is new on one side and deleted on the other.  Say so, once.
+ * A type is on the local side when it counted a record as same, create or
+ * update, on the remote side as same, update or delete.
+ */
+static void
+warn_no_shared_type(void)
+{
+	struct sb side[2];
+	size_t i, n[2] = { 0, 0 };
+	int s;
+
+	for (i = 0; i < ncounts; i++) {
+		const unsigned long *c = counts[i].c;
+
+		if (c[C_SAME] || c[C_UPDATE] || (c[C_CREATE] && c[C_DELETE]))
+			return;
+	}
+	for (s = 0; s < 2; s++)
+		sb_init(&side[s], 64);
+	for (i = 0; i < ncounts; i++) {
+		s = counts[i].c[C_CREATE] ? 0 : 1;
+		if (n[s]++ == 3) {
+			sb_adds(&side[s], ", ...");
+			continue;
+		}
+		if (n[s] > 4)
+			continue;
+		if (n[s] > 1)
+			sb_adds(&side[s], ", ");
+		sb_addf(&side[s], "\"%s\"", rd_quote(counts[i].type, counts[i].len));
+	}
+	if (n[0] && n[1])
+		rd_warn("warning: the two sides share no type (%s vs %s)",
+		    side[0].buf, side[1].buf);
+	for (s = 0; s < 2; s++)
+		sb_release(&side[s]);
+}
+
 struct out {
 	FILE *fp;		/* change lines, or NULL when not wanted */
 	struct sb line;
@@ -444,7 +485,7 @@ usage(FILE *fp)
 	    "                     [--tolerance FIELD=EPS]... [--rules FILE]\n"
 	    "                     [-t TYPE]... [--summary[=text|json]] [-o FILE]\n"
 	    "                     [--window FIELD=FROM..TO] [--exit-code] [--allow-empty]\n"
-	    "                     [--base SRC]\n"
+	    "                     [--base SRC] [--check-args]\n"
 	    "\n"
 	    "  -l, --local SRC          the data as it should be\n"
 	    "  -r, --remote SRC         the data as it is\n"
@@ -452,7 +493,7 @@ usage(FILE *fp)
 	    "  -i, --ignore FIELD       never compare FIELD\n"
 	    "      --tolerance FIELD=EPS  numbers in FIELD equal within EPS\n"
 	    "      --rules FILE         per-type rules (TYPE ignore|tolerance ARG)\n"
-	    "  -t, --type TYPE          only records of TYPE (sqlite: the record type)\n"
+	    "  -t, --type TYPE          only records of TYPE\n"
 	    "      --summary[=FORMAT]   write a per-type report (text or json)\n"
 	    "  -o, --output FILE        write the change lines to FILE\n"
 	    "      --window FIELD=FROM..TO  only records whose FIELD is an instant\n"
@@ -461,18 +502,20 @@ usage(FILE *fp)
 	    "      --allow-empty        accept an ndjson input with no lines\n"
 	    "      --base SRC           the records when last in step: an update\n"
 	    "                           names in \"edited\" the remote edits it overwrites\n"
+	    "      --check-args         check the options and the stores' words, then\n"
+	    "                           exit: read nothing, write nothing\n"
 	    "  -h, --help               print this help and exit\n"
 	    "  -V, --version            print the version and exit\n"
 	    "\n"
 	    "SRC: ndjson:PATH | - | sqlite:DB?table=T&key=COL[&rev=COL][&type=T]\n"
-	    "     | dir:PATH\n");
+	    "     | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n");
 }
 
 int
 main(int argc, char *argv[])
 {
 	enum { OPT_TOL = 256, OPT_RULES, OPT_EXIT, OPT_EMPTY, OPT_SUMMARY,
-	    OPT_WINDOW, OPT_BASE };
+	    OPT_WINDOW, OPT_BASE, OPT_CHECK };
 	static const struct option longopts[] = {
 		{ "local", required_argument, NULL, 'l' },
 		{ "remote", required_argument, NULL, 'r' },
@@ -487,6 +530,7 @@ main(int argc, char *argv[])
 		{ "allow-empty", no_argument, NULL, OPT_EMPTY },
 		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "base", required_argument, NULL, OPT_BASE },
+		{ "check-args", no_argument, NULL, OPT_CHECK },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -497,7 +541,7 @@ main(int argc, char *argv[])
 	struct rules *rules = rules_new();
 	const char *lspec = NULL, *rspec = NULL, *bspec = NULL, *outpath = NULL;
 	const char *rulesfile = NULL;
-	int c, i, summary = 0, exitcode = 0, status = RD_EXIT_OK;
+	int c, i, summary = 0, exitcode = 0, checkargs = 0, status = RD_EXIT_OK;
 	struct out o;
 	pthread_t th;
 	unsigned long ndiff = 0;
@@ -559,6 +603,9 @@ main(int argc, char *argv[])
 			break;
 		case OPT_EMPTY:
 			fo.allow_empty = 1;
+			break;
+		case OPT_CHECK:
+			checkargs = 1;
 			break;
 		case OPT_WINDOW:
 			if (fetch_window(&fo, optarg) < 0) {
@@ -633,6 +680,8 @@ main(int argc, char *argv[])
 		if (side_open(&base) < 0)
 			rd_die_pending();
 	}
+	if (checkargs)
+		goto out;
 
 	/* Index the remote in a second thread while this one reads local. */
 	if ((errno = pthread_create(&th, NULL, side_read, &remote)) != 0)
@@ -677,6 +726,9 @@ main(int argc, char *argv[])
 	sb_init(&o.line, 4096);
 	if (classify(&local, &remote, bspec ? &base : NULL, &o, &ndiff) < 0)
 		rd_die_pending();
+	if (ncounts)
+		qsort(counts, ncounts, sizeof *counts, tcountcmp);
+	warn_no_shared_type();
 	if (outpath && (fflush(o.fp) != 0 || ferror(o.fp) || fclose(o.fp) != 0))
 		rd_die(RD_EXIT_RUNTIME, "%s: %s", outpath, strerror(errno));
 	if (summary)

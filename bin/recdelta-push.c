@@ -92,7 +92,8 @@ usage(FILE *fp)
 	    "usage: recdelta-push [-n] [-b N] [--delete-orphans] [--max-delete N[%%]]\n"
 	    "                     [--force] [--retries N] [-i FIELD]...\n"
 	    "                     [--tolerance FIELD=EPS]... [--rules FILE] [-q]\n"
-	    "                     [--keep-remote-edits] [--log FILE] TARGET\n"
+	    "                     [--keep-remote-edits] [--log FILE] [--check-args]\n"
+	    "                     TARGET\n"
 	    "\n"
 	    "  -n, --dry-run            plan only: results \"planned\", nothing written\n"
 	    "  -b, --batch N            changes per write (default: the store's)\n"
@@ -107,6 +108,8 @@ usage(FILE *fp)
 	    "      --keep-remote-edits  skip an update that would overwrite a remote edit\n"
 	    "  -q, --quiet              no progress and no summary\n"
 	    "      --log FILE           append NDJSON log lines to FILE\n"
+	    "      --check-args         check the options and TARGET's word, then\n"
+	    "                           exit: read nothing, write nothing\n"
 	    "  -h, --help               print this help and exit\n"
 	    "  -V, --version            print the version and exit\n"
 	    "\n"
@@ -737,7 +740,7 @@ int
 main(int argc, char *argv[])
 {
 	enum { OPT_DELETE = 256, OPT_MAXDEL, OPT_RETRIES, OPT_TOL, OPT_RULES,
-	    OPT_LOG, OPT_FORCE, OPT_KEEP };
+	    OPT_LOG, OPT_FORCE, OPT_KEEP, OPT_CHECK };
 	static const struct option longopts[] = {
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "batch", required_argument, NULL, 'b' },
@@ -751,6 +754,7 @@ main(int argc, char *argv[])
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "log", required_argument, NULL, OPT_LOG },
 		{ "keep-remote-edits", no_argument, NULL, OPT_KEEP },
+		{ "check-args", no_argument, NULL, OPT_CHECK },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -764,7 +768,7 @@ main(int argc, char *argv[])
 	size_t i, from, nwrite = 0, ndelete = 0, done = 0;
 	long long total;
 	time_t start = time(NULL);
-	int c, status;
+	int c, status, checkargs = 0;
 
 	rd_setprogname(argv[0]);
 	argv[0] = (char *)rd_progname;
@@ -821,6 +825,9 @@ main(int argc, char *argv[])
 		case OPT_KEEP:
 			o.keep_edits = 1;
 			break;
+		case OPT_CHECK:
+			checkargs = 1;
+			break;
 		case OPT_LOG:
 			logpath = optarg;
 			break;
@@ -862,6 +869,11 @@ main(int argc, char *argv[])
 		    st.ops->max_batch);
 	if (!o.batch)
 		o.batch = st.ops->batch;
+	if (checkargs)
+		return finish(RD_EXIT_OK);
+	if (o.max_delete >= 0 && !o.delete_orphans)
+		rd_warn("warning: --max-delete has no effect without "
+		    "--delete-orphans");
 
 	if (read_plan() < 0)
 		rd_die_pending();

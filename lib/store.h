@@ -3,9 +3,10 @@
  *
  * A store is named by a word: "ndjson:PATH" or "-" (a file or standard
  * input), "sqlite:DB?table=T&key=COL[&rev=COL][&type=TYPE]" (a table of a
- * SQLite database), "dir:PATH" (a folder of entity files plus meta.json, the
- * embedded default remote), "cloudkit:CONTAINER/ENV/DB[/ZONE]" (CloudKit
- * Web Services).  Only lib/store*.c knows a scheme's format.
+ * SQLite database, its records of type TYPE or the table's name),
+ * "dir:PATH" (a folder of entity files plus meta.json, the embedded default
+ * remote), "cloudkit:CONTAINER/ENV/DB[/ZONE]" (CloudKit Web Services).
+ * Only lib/store*.c knows a scheme's format.
  *
  * Fetching hands every line of the store, in order, to a sink: a record line
  * with its parsed parts, or (ndjson: only) a line of another kind to pass
@@ -34,7 +35,7 @@ struct store_sink {
 };
 
 struct fetch_opts {
-	char **types;		/* only these types (sqlite: the type) */
+	char **types;		/* only these types, on every store */
 	size_t ntypes;
 	int allow_empty;	/* accept an ndjson input with no lines */
 	/*

@@ -1,7 +1,8 @@
 /*
  * store_sqlite.c - sqlite:DB?table=T&key=COL[&rev=COL][&type=TYPE].
  *
- * One table is one record type (TYPE, or --type, or the table's name).  The
+ * One table is one record type: TYPE, or the table's name.  A fetch with
+ * types (-t) reads the table when its type is one of them, else nothing.  The
  * key column gives the record key, the rev column (default "rev", when the
  * table has one) its version, "0" when NULL or when there is no rev column
  * (a row recdelta never wrote), so that a change can name it.  The table
@@ -492,12 +493,17 @@ sql_fetch(struct store *s, const struct fetch_opts *o,
 	int kc, rc_, rc, ret = -1;
 	unsigned long row = 0;
 
-	if (o && o->ntypes > 1) {
-		rd_seterr(RD_EXIT_USAGE, "sqlite: holds one record type; give at "
-		    "most one --type");
-		return -1;
+	/*
+	 * -t selects, as on every store: the table's type, or nothing, which
+	 * is most likely a type meant to be named by type=.
+	 */
+	type = store_type(q);
+	if (o && !fetch_wants_type(o, type, strlen(type))) {
+		rd_warn("warning: %s: its records are of type \"%s\", which no "
+		    "-t names: none read (a table's type is named by type=)",
+		    s->spec, rd_quote(type, strlen(type)));
+		return 0;
 	}
-	type = o && o->ntypes == 1 ? o->types[0] : store_type(q);
 	sb_init(&sql, 128);
 	sb_init(&line, 1024);
 	sb_init(&tmp, 256);

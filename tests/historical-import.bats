@@ -221,9 +221,12 @@ echo "$t"
 SH
 	chmod +x auth
 	mkdir shim
+	# The pushes of the windows; not the check of the arguments, which
+	# runs once before the first window.
 	cat > shim/recdelta-push <<SH
 #!/bin/sh
-printf '%s\n' "\${RECDELTA_AUTH_TOKEN-unset}" >> "$PWD/seen"
+[ "\$1" = --check-args ] ||
+    printf '%s\n' "\${RECDELTA_AUTH_TOKEN-unset}" >> "$PWD/seen"
 exec "$TOP/bin/recdelta-push" "\$@"
 SH
 	chmod +x shim/recdelta-push

@@ -490,6 +490,15 @@ recdelta-push: nothing was written; to allow them, raise --max-delete or check t
 		assert_output ''
 		run -0 --separate-stderr recdelta-push --max-delete 1 "$t" < plan
 		assert_equal "$(snapshot "$t")" "$before"
+		# Which a warning says, even with -q (which quiets the summary and
+		# its orphan line; smart-sync -q says that line itself).
+		assert_equal "${stderr_lines[0]}" \
+		    'recdelta-push: warning: --max-delete has no effect without --delete-orphans'
+		assert_equal "${stderr_lines[2]}" \
+		    'Would delete 2 orphan records (use --delete-orphans to confirm)'
+		run -0 --separate-stderr recdelta-push -q --max-delete=1 "$t" < plan
+		assert_stderr 'recdelta-push: warning: --max-delete has no effect without --delete-orphans'
+		assert_equal "$(snapshot "$t")" "$before"
 
 		run -0 --separate-stderr recdelta-push --delete-orphans --max-delete 50% "$t" < plan
 		assert_stderr "$(summary 0 0 0 2)"

@@ -340,6 +340,36 @@ Would delete 3 orphan records (use --delete-orphans to confirm)"
 	done
 }
 
+@test "-q never hides the orphan line; --max-delete without --delete-orphans warns" {
+	orphans="Would delete 3 orphan records (use --delete-orphans to confirm)"
+	nodelete="recdelta-push: warning: --max-delete has no effect without --delete-orphans"
+	for kind in $KINDS; do
+		enter "$kind"
+		smart_sync -q
+		sed -i '5d;50d;150d' local.ndjson
+		before=$(target_digest)
+		run -0 --separate-stderr smart_sync -q
+		assert_output ""
+		assert_equal "$stderr" "$orphans"
+		run -0 --separate-stderr smart_sync -q --dry-run
+		assert_output ""
+		assert_equal "$stderr" "$orphans"
+		run -0 --separate-stderr smart_sync --max-delete 1
+		assert_equal "$stderr" "$nodelete
+$(summary 0 0 197 0 0)
+$orphans"
+		run -0 --separate-stderr smart_sync -q --max-delete=1
+		assert_equal "$stderr" "$nodelete
+$orphans"
+		assert_equal "$(target_digest)" "$before"
+		assert_equal "$(fetch_live | wc -l)" 200
+		run -0 --separate-stderr smart_sync -q --delete-orphans --max-delete 3
+		assert_output ""
+		assert_equal "$stderr" ""
+		assert_in_step
+	done
+}
+
 @test "--max-delete refuses more deletes, leaving target and state as they were" {
 	for kind in $KINDS; do
 		enter "$kind"
