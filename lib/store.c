@@ -520,19 +520,10 @@ static int
 ndjson_reread(struct store *s, off_t offset, size_t len, char *dst)
 {
 	struct ndjson *nd = s->priv;
-	size_t got = 0;
-	ssize_t n;
 
-	while (got < len) {
-		n = pread(nd->rfd, dst + got, len - got, offset + (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rd_seterr(RD_EXIT_RUNTIME, "%s: reading back: %s", s->spec,
-			    n < 0 ? strerror(errno) : "file changed while reading");
-			return -1;
-		}
-		got += (size_t)n;
+	if (rd_pread_full(nd->rfd, dst, len, offset) < 0) {
+		rd_prefixerr("%s: reading back: ", s->spec);
+		return -1;
 	}
 	return 0;
 }
