@@ -23,6 +23,7 @@
 #include "../lib/record.h"
 #include "../lib/log.h"
 #include "../lib/state.h"
+#include "../lib/store.h"
 #include "../lib/stream.h"
 
 #define DEFAULT_BATCH 1000
@@ -53,6 +54,9 @@ usage(FILE *fp)
 	    "       recdelta-checkpoint preflight --scope SCOPE [--pid PID]\n"
 	    "       recdelta-checkpoint lock --scope SCOPE [--pid PID]\n"
 	    "       recdelta-checkpoint unlock [--pid PID] [--force]\n"
+	    "       recdelta-checkpoint run start --scope SCOPE --flow NAME [--pid PID]\n"
+	    "       recdelta-checkpoint run end RUN [--partial]\n"
+	    "       recdelta-checkpoint scope [-z] [--source SRC] TARGET\n"
 	    "       recdelta-checkpoint history [--json]\n"
 	    "       recdelta-checkpoint show [--json] RUN\n"
 	    "       recdelta-checkpoint outbox\n"
@@ -64,6 +68,8 @@ usage(FILE *fp)
 	    "      --state PATH   the state database (default $RECDELTA_STATE,\n"
 	    "                     else .recdelta/state.db)\n"
 	    "      --scope SCOPE  the remote's identity plus the data set\n"
+	    "      --source SRC   the store a flow reads from, for its scope\n"
+	    "  -z                 end each value with NUL, not a newline\n"
 	    "      --run ID       continue run ID instead of starting a new one\n"
 	    "      --flow NAME    the flow the run belongs to\n"
 	    "      --batch N      lines per transaction (default 1000)\n"
@@ -73,6 +79,7 @@ usage(FILE *fp)
 	    "      --pid PID      the run's owner (default: the parent process)\n"
 	    "      --check        exit 1 when the preflight would refuse\n"
 	    "      --force        release a lock held by another process\n"
+	    "      --partial      end the run as partial\n"
 	    "      --json         write NDJSON\n"
 	    "  -h, --help         print this help and exit\n"
 	    "  -V, --version      print the version and exit\n");
@@ -101,14 +108,14 @@ badusage(const char *fmt, ...)
  */
 enum {
 	O_STATE = 256, O_SCOPE, O_RUN, O_FLOW, O_BATCH, O_WINDOW, O_FROM, O_TO, O_STEP,
-	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE, O_ALL
+	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE, O_ALL, O_PARTIAL, O_SOURCE
 };
 
 struct subopts {
 	long run, pid;
-	const char *flow, *from, *to, *step, *reason, *window;
+	const char *flow, *from, *to, *step, *reason, *window, *source;
 	size_t batch;
-	int json, check, force, all;
+	int json, check, force, all, partial, nul;
 	char **types;
 	size_t ntypes;
 };
@@ -148,6 +155,8 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 		{ "pid", required_argument, NULL, O_PID },
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "all", no_argument, NULL, O_ALL },
+		{ "partial", no_argument, NULL, O_PARTIAL },
+		{ "source", required_argument, NULL, O_SOURCE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -159,7 +168,7 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 	o->batch = DEFAULT_BATCH;
 	argv[0] = (char *)rd_progname;	/* getopt's messages use it */
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "t:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:zhV", longopts, NULL)) != -1) {
 		for (ok = 0, a = allowed; *a; a++)
 			ok |= *a == c;
 		if (c == O_STATE || c == O_SCOPE || c == 'h' || c == 'V')
@@ -219,6 +228,15 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 			break;
 		case O_FORCE:
 			o->force = 1;
+			break;
+		case O_PARTIAL:
+			o->partial = 1;
+			break;
+		case O_SOURCE:
+			o->source = optarg;
+			break;
+		case 'z':
+			o->nul = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -1219,6 +1237,156 @@ cmd_lock(int argc, char **argv)
 	return r ? RD_EXIT_REFUSED : RD_EXIT_OK;
 }
 
+/*
+ * run start: open a run that several `record --run ID` continue, and print
+ * its id; run end: end it.
+ */
+static int
+cmd_run(int argc, char **argv)
+{
+	static const int allowed[] = { O_FLOW, O_PID, O_PARTIAL, 0 };
+	struct subopts o;
+	struct state *s;
+	const char *verb;
+	long id;
+
+	argc -= parse_opts(argc, argv, allowed, &o);
+	argv += optind;
+	if (argc < 1)
+		badusage("run: missing start or end");
+	verb = argv[0];
+	if (strcmp(verb, "start") == 0) {
+		need_args(argc - 1, 0, "");
+		if (o.partial)
+			badusage("--partial goes with run end");
+		if (!o.flow || !*o.flow)
+			badusage("run start: --flow is required");
+		s = open_state(STATE_WRITE);
+		if (state_run_open(s, need_scope(), o.flow, o.pid, &id) < 0)
+			die_state(s);
+		stream_out_init();
+		printf("%ld\n", id);
+		finish_out(s);
+		return RD_EXIT_OK;
+	}
+	if (strcmp(verb, "end") == 0) {
+		need_args(argc - 1, 1, "RUN");
+		if (o.flow)
+			badusage("--flow goes with run start");
+		id = number("run end", argv[1], LONG_MAX);
+		s = open_state(0);
+		if (state_run_close(s, id, o.partial) < 0)
+			die_state(s);
+		state_close(s);
+		return RD_EXIT_OK;
+	}
+	badusage("run: unknown verb \"%s\" (expected start or end)",
+	    rd_quote(verb, strlen(verb)));
+}
+
+/* scope */
+
+/*
+ * The scope of the state at path, owned; NULL when it has none yet or
+ * cannot be read (the command that uses the state will say why).
+ */
+static char *
+scope_of(const char *path)
+{
+	struct state *s;
+	char *own = NULL;
+
+	if (access(path, F_OK) < 0 || state_open(&s, path, STATE_PROBE) < 0)
+		return NULL;
+	if (state_version(s) > STATE_SCHEMA || state_scope(s, &own) < 0)
+		own = NULL;
+	state_close(s);
+	return own;
+}
+
+/* True when own, a state's scope, names what canon does, spelt otherwise. */
+static int
+same_scope(const char *own, const char *canon)
+{
+	char *c = store_scope_canon(own);
+	int r = strcmp(c, canon) == 0;
+
+	free(c);
+	return r;
+}
+
+/*
+ * The scope a flow gives its runs, and the state they use.  The scope is
+ * --scope, else TARGET (" <- " SOURCE), each store word in its store's
+ * spelling.  The state is --state, else RECDELTA_STATE, else the scope's
+ * own; but .recdelta/state.db, where every scope lived before, while it
+ * belongs to this scope and the scope has no state of its own yet.  A
+ * state that belongs to the same store spelt otherwise (made before
+ * spellings were canonical) keeps its spelling, which is then the scope.
+ */
+static int
+cmd_scope(int argc, char **argv)
+{
+	static const int allowed[] = { O_SOURCE, 'z', 0 };
+	const char *env = getenv("RECDELTA_STATE");
+	struct subopts o;
+	struct sb words;
+	char *scope, *own, *path;
+	int end;
+
+	argc -= parse_opts(argc, argv, allowed, &o);
+	argv += optind;
+	need_args(argc, 1, "TARGET");
+	if (scope_opt && !*scope_opt)
+		badusage("--scope: empty scope");
+	if (!*argv[0] || (o.source && !*o.source))
+		badusage("empty store");
+	sb_init(&words, 256);
+	if (scope_opt) {
+		sb_adds(&words, scope_opt);
+	} else {
+		sb_adds(&words, argv[0]);
+		if (o.source) {
+			sb_adds(&words, " <- ");
+			sb_adds(&words, o.source);
+		}
+	}
+	scope = store_scope_canon(words.buf);
+	sb_release(&words);
+	if (state_opt) {
+		path = xstrdup(state_opt);
+	} else if (env && *env) {
+		path = xstrdup(env);
+	} else {
+		path = state_scope_path(scope);
+		if (access(path, F_OK) < 0 && errno == ENOENT &&
+		    (own = scope_of(STATE_DEFAULT_PATH))) {
+			if (same_scope(own, scope)) {
+				free(path);
+				path = xstrdup(STATE_DEFAULT_PATH);
+			}
+			free(own);
+		}
+	}
+	if ((own = scope_of(path)) && strcmp(own, scope) != 0 &&
+	    same_scope(own, scope)) {
+		free(scope);
+		scope = own;
+		own = NULL;
+	}
+	free(own);
+	end = o.nul ? '\0' : '\n';
+	fputs(scope, stdout);
+	putchar(end);
+	fputs(path, stdout);
+	putchar(end);
+	free(scope);
+	free(path);
+	if (fflush(stdout) == EOF || ferror(stdout))
+		rd_die(RD_EXIT_RUNTIME, "write error: %s", strerror(errno));
+	return RD_EXIT_OK;
+}
+
 /* history, show, outbox */
 
 struct histctx {
@@ -1499,6 +1667,8 @@ static const struct {
 	{ "preflight", cmd_preflight },
 	{ "lock", cmd_lock },
 	{ "unlock", cmd_lock },
+	{ "run", cmd_run },
+	{ "scope", cmd_scope },
 	{ "history", cmd_history },
 	{ "show", cmd_show },
 	{ "outbox", cmd_outbox },

@@ -8,6 +8,9 @@
  * same too with --all.  Lines of other kinds in the inputs pass through:
  * the remote's first, then the local's in order among the changes.  With
  * --summary it writes a report instead (or as well, with --output).
+ * With --base, the records as they were when last in step (a checkpoint's
+ * base snapshot), an update that would overwrite a field changed on the
+ * remote since the base names that field in "edited".
  *
  * Both inputs are read whole before the first line is written, each in its
  * own thread, into an index (lib/index.h) holding per record its key, a hash
@@ -206,6 +209,47 @@ write_summary(FILE *fp, int json)
 	sb_release(&out);
 }
 
+/*
+ * Two inputs that both had records of which no type is on both sides (a
+ * "games" table against "Game" records) are most likely a misnamed type:
+ * everything is new on one side and deleted on the other.  Say so, once.
+ * A type is on the local side when it counted a record as same, create or
+ * update, on the remote side as same, update or delete.
+ */
+static void
+warn_no_shared_type(void)
+{
+	struct sb side[2];
+	size_t i, n[2] = { 0, 0 };
+	int s;
+
+	for (i = 0; i < ncounts; i++) {
+		const unsigned long *c = counts[i].c;
+
+		if (c[C_SAME] || c[C_UPDATE] || (c[C_CREATE] && c[C_DELETE]))
+			return;
+	}
+	for (s = 0; s < 2; s++)
+		sb_init(&side[s], 64);
+	for (i = 0; i < ncounts; i++) {
+		s = counts[i].c[C_CREATE] ? 0 : 1;
+		if (n[s]++ == 3) {
+			sb_adds(&side[s], ", ...");
+			continue;
+		}
+		if (n[s] > 4)
+			continue;
+		if (n[s] > 1)
+			sb_adds(&side[s], ", ");
+		sb_addf(&side[s], "\"%s\"", rd_quote(counts[i].type, counts[i].len));
+	}
+	if (n[0] && n[1])
+		rd_warn("warning: the two sides share no type (%s vs %s)",
+		    side[0].buf, side[1].buf);
+	for (s = 0; s < 2; s++)
+		sb_release(&side[s]);
+}
+
 struct out {
 	FILE *fp;		/* change lines, or NULL when not wanted */
 	struct sb line;
@@ -262,16 +306,68 @@ emit_same(struct out *o, const struct index *remote,
 	emit(o);
 }
 
+/*
+ * The fields an update overwrites that were changed on the remote since the
+ * base: those of changed (local against remote) that also differ between
+ * the base and the remote, as a JSON array into edited, empty when none or
+ * when the base does not hold the record.  Equal hashes need no parse.
+ */
+static int
+remote_edits(struct side *base, const struct ruleview *rv,
+    const struct json *rfields, const struct index_ent *re, const char *t,
+    size_t tn, const char *k, size_t kn, const struct sb *changed,
+    struct arena *a, struct sb *bbuf, struct sb *edited)
+{
+	const struct index_ent *be;
+	struct json bobj, names, since;
+	struct record brec;
+	struct sb tmp;
+	size_t i, j;
+	int any = 0;
+
+	sb_reset(edited);
+	if (!base || !(be = index_find(&base->ix, t, tn, k, kn)) ||
+	    index_same_hash(be, re))
+		return 0;
+	if (index_parse(&base->ix, be, bbuf, a, &bobj, &brec) < 0)
+		return -1;
+	sb_init(&tmp, 64);
+	if (record_compare(rv, brec.fields, rfields, &tmp) == 0 ||
+	    json_parse(a, arena_memdup(a, tmp.buf, tmp.len), tmp.len, &since,
+	    NULL) < 0 || json_parse(a, arena_memdup(a, changed->buf,
+	    changed->len), changed->len, &names, NULL) < 0) {
+		sb_release(&tmp);
+		return 0;
+	}
+	sb_release(&tmp);
+	for (i = 0; i < names.len; i++) {
+		const struct json *n = &names.u.items[i];
+
+		for (j = 0; j < since.len; j++) {
+			const struct json *m = &since.u.items[j];
+
+			if (n->len != m->len || memcmp(n->u.s, m->u.s, n->len))
+				continue;
+			sb_addc(edited, any++ ? ',' : '[');
+			json_write_string(edited, n->u.s, n->len);
+			break;
+		}
+	}
+	if (any)
+		sb_addc(edited, ']');
+	return 0;
+}
+
 /* Walk the local side in order, then the remote's unmatched records. */
 static int
-classify(struct side *local, struct side *remote, struct out *o,
-    unsigned long *ndiff)
+classify(struct side *local, struct side *remote, struct side *base,
+    struct out *o, unsigned long *ndiff)
 {
 	struct index *const ixs[2] = { &local->ix, &remote->ix };
 	struct index *lix = &local->ix, *rix = &remote->ix;
 	struct index_walk w;
 	const struct index_ent *at[2];
-	struct sb lbuf, rbuf, changed;
+	struct sb lbuf, rbuf, bbuf, changed, edited;
 	struct arena a;
 	struct json lobj, robj;
 	struct record lrec, rrec;
@@ -280,7 +376,9 @@ classify(struct side *local, struct side *remote, struct out *o,
 
 	sb_init(&lbuf, 4096);
 	sb_init(&rbuf, 4096);
+	sb_init(&bbuf, 4096);
 	sb_init(&changed, 256);
+	sb_init(&edited, 64);
 	arena_init(&a);
 	for (i = 0; i < index_len(rix); i++) {
 		if (!index_is_pass(index_at(rix, i)))
@@ -358,12 +456,19 @@ classify(struct side *local, struct side *remote, struct out *o,
 		}
 		count(t, le->typelen, C_UPDATE);
 		(*ndiff)++;
+		if (o->fp && remote_edits(base, &rv, rrec.fields, re, t,
+		    le->typelen, k, le->keylen, &changed, &a, &bbuf, &edited) < 0)
+			goto out;
 		change_head(o, "update", t, le->typelen, k, le->keylen);
 		change_rev(o, rix, re);
 		sb_adds(&o->line, ",\"fields\":");
 		json_write(&o->line, lrec.fields, 0);
 		sb_adds(&o->line, ",\"changed\":");
 		sb_add(&o->line, changed.buf, changed.len);
+		if (edited.len) {
+			sb_adds(&o->line, ",\"edited\":");
+			sb_add(&o->line, edited.buf, edited.len);
+		}
 		sb_addc(&o->line, '}');
 		emit(o);
 	}
@@ -372,7 +477,9 @@ out:
 	arena_release(&a);
 	sb_release(&lbuf);
 	sb_release(&rbuf);
+	sb_release(&bbuf);
 	sb_release(&changed);
+	sb_release(&edited);
 	return ret;
 }
 
@@ -384,7 +491,7 @@ usage(FILE *fp)
 	    "                     [--tolerance FIELD=EPS]... [--rules FILE]\n"
 	    "                     [-t TYPE]... [--summary[=text|json]] [-o FILE]\n"
 	    "                     [--window FIELD=FROM..TO] [--exit-code] [--allow-empty]\n"
-	    "                     [--allow-missing-remote]\n"
+	    "                     [--allow-missing-remote] [--base SRC] [--check-args]\n"
 	    "\n"
 	    "  -l, --local SRC          the data as it should be\n"
 	    "  -r, --remote SRC         the data as it is\n"
@@ -392,7 +499,7 @@ usage(FILE *fp)
 	    "  -i, --ignore FIELD       never compare FIELD\n"
 	    "      --tolerance FIELD=EPS  numbers in FIELD equal within EPS\n"
 	    "      --rules FILE         per-type rules (TYPE ignore|tolerance ARG)\n"
-	    "  -t, --type TYPE          only records of TYPE (sqlite: the record type)\n"
+	    "  -t, --type TYPE          only records of TYPE\n"
 	    "      --summary[=FORMAT]   write a per-type report (text or json)\n"
 	    "  -o, --output FILE        write the change lines to FILE\n"
 	    "      --window FIELD=FROM..TO  only records whose FIELD is an instant\n"
@@ -401,18 +508,22 @@ usage(FILE *fp)
 	    "      --allow-empty        accept an ndjson input with no lines\n"
 	    "      --allow-missing-remote  a remote store that does not exist yet\n"
 	    "                           reads as empty\n"
+	    "      --base SRC           the records when last in step: an update\n"
+	    "                           names in \"edited\" the remote edits it overwrites\n"
+	    "      --check-args         check the options and the stores' words, then\n"
+	    "                           exit: read nothing, write nothing\n"
 	    "  -h, --help               print this help and exit\n"
 	    "  -V, --version            print the version and exit\n"
 	    "\n"
 	    "SRC: ndjson:PATH | - | sqlite:DB?table=T&key=COL[&rev=COL][&type=T]\n"
-	    "     | dir:PATH\n");
+	    "     | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n");
 }
 
 int
 main(int argc, char *argv[])
 {
 	enum { OPT_TOL = 256, OPT_RULES, OPT_EXIT, OPT_EMPTY, OPT_SUMMARY,
-	    OPT_WINDOW, OPT_MISSING };
+	    OPT_WINDOW, OPT_MISSING, OPT_BASE, OPT_CHECK };
 	static const struct option longopts[] = {
 		{ "local", required_argument, NULL, 'l' },
 		{ "remote", required_argument, NULL, 'r' },
@@ -427,17 +538,19 @@ main(int argc, char *argv[])
 		{ "allow-empty", no_argument, NULL, OPT_EMPTY },
 		{ "allow-missing-remote", no_argument, NULL, OPT_MISSING },
 		{ "window", required_argument, NULL, OPT_WINDOW },
+		{ "base", required_argument, NULL, OPT_BASE },
+		{ "check-args", no_argument, NULL, OPT_CHECK },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct side local, remote, *sides[2] = { &local, &remote };
-	struct fetch_opts fo = { 0 }, sfo[2];
+	struct side local, remote, base, *sides[2] = { &local, &remote };
+	struct fetch_opts fo = { 0 }, sfo[2], bfo;
 	struct window_tally tally[2] = { { 0 }, { 0 } };
 	struct rules *rules = rules_new();
-	const char *lspec = NULL, *rspec = NULL, *outpath = NULL;
+	const char *lspec = NULL, *rspec = NULL, *bspec = NULL, *outpath = NULL;
 	const char *rulesfile = NULL;
-	int c, i, summary = 0, exitcode = 0, missing_remote = 0;
+	int c, i, summary = 0, exitcode = 0, missing_remote = 0, checkargs = 0;
 	int status = RD_EXIT_OK;
 	struct out o;
 	pthread_t th;
@@ -448,6 +561,7 @@ main(int argc, char *argv[])
 	memset(&o, 0, sizeof o);
 	memset(&local, 0, sizeof local);
 	memset(&remote, 0, sizeof remote);
+	memset(&base, 0, sizeof base);
 	while ((c = getopt_long(argc, argv, "l:r:ai:t:o:hV", longopts,
 	    NULL)) != -1) {
 		switch (c) {
@@ -488,6 +602,9 @@ main(int argc, char *argv[])
 				goto out;
 			}
 			break;
+		case OPT_BASE:
+			bspec = optarg;
+			break;
 		case 'o':
 			outpath = optarg;
 			break;
@@ -499,6 +616,9 @@ main(int argc, char *argv[])
 			break;
 		case OPT_MISSING:
 			missing_remote = 1;
+			break;
+		case OPT_CHECK:
+			checkargs = 1;
 			break;
 		case OPT_WINDOW:
 			if (fetch_window(&fo, optarg) < 0) {
@@ -538,6 +658,11 @@ main(int argc, char *argv[])
 		status = RD_EXIT_USAGE;
 		goto out;
 	}
+	if (bspec && store_is_stdin(bspec)) {
+		rd_warn("--base cannot be standard input");
+		status = RD_EXIT_USAGE;
+		goto out;
+	}
 	if (rulesfile && rules_load(rules, rulesfile) < 0)
 		rd_die_pending();
 	if (rd_log_open(NULL) < 0)
@@ -558,12 +683,32 @@ main(int argc, char *argv[])
 		if (side_open(sides[i]) < 0)
 			rd_die_pending();
 	}
+	if (bspec) {
+		/* Empty before the first sync; no window tally to check. */
+		bfo = fo;
+		bfo.tally = NULL;
+		bfo.allow_empty = 1;
+		base.label = "base";
+		base.spec = bspec;
+		base.fo = &bfo;
+		base.rules = rules;
+		if (side_open(&base) < 0)
+			rd_die_pending();
+	}
+	if (checkargs)
+		goto out;
 
 	/* Index the remote in a second thread while this one reads local. */
 	if ((errno = pthread_create(&th, NULL, side_read, &remote)) != 0)
 		rd_die(RD_EXIT_RUNTIME, "cannot start a thread: %s", strerror(errno));
 	side_read(&local);
+	if (bspec)
+		side_read(&base);
 	pthread_join(th, NULL);
+	if (base.err) {
+		rd_warn("%s", base.err);
+		status = base.status;
+	}
 	for (i = 0; i < 2; i++) {
 		if (!sides[i]->err && window_tally_check(&sfo[i],
 		    sides[i]->spec) < 0) {
@@ -594,8 +739,11 @@ main(int argc, char *argv[])
 		o.fp = stdout;
 	}
 	sb_init(&o.line, 4096);
-	if (classify(&local, &remote, &o, &ndiff) < 0)
+	if (classify(&local, &remote, bspec ? &base : NULL, &o, &ndiff) < 0)
 		rd_die_pending();
+	if (ncounts)
+		qsort(counts, ncounts, sizeof *counts, tcountcmp);
+	warn_no_shared_type();
 	if (outpath && (fflush(o.fp) != 0 || ferror(o.fp) || fclose(o.fp) != 0))
 		rd_die(RD_EXIT_RUNTIME, "%s: %s", outpath, strerror(errno));
 	if (summary)
@@ -614,6 +762,8 @@ main(int argc, char *argv[])
 out:
 	for (i = 0; i < 2; i++)
 		side_release(sides[i]);
+	if (bspec && base.store.ops)
+		side_release(&base);
 	for (i = 0; (size_t)i < ncounts; i++)
 		free(counts[i].type);
 	free(counts);

@@ -11,6 +11,12 @@
  * recomputed under the same rules (now equal: skipped; else retried with the
  * new rev, at most --retries times).  Deletes are applied only with
  * --delete-orphans.  A summary goes to standard error.
+ *
+ * An update that overwrites a remote edit, one whose line names in "edited"
+ * the fields changed on the remote since the base (recdelta-diff --base), or
+ * one refused as a conflict and recomputed against what the remote now
+ * holds, is logged by name and counted; with --keep-remote-edits it is not
+ * written but skipped, so that the remote edit stays.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -31,10 +37,11 @@ struct line {
 	size_t len;
 	unsigned long lineno;
 	enum kind kind;
+	int edited;	/* an update that names remote edits */
 };
 
 struct opts {
-	int dry_run, delete_orphans, quiet, progress, force;
+	int dry_run, delete_orphans, quiet, progress, force, keep_edits;
 	size_t batch;
 	int retries;
 	long long max_delete;	/* -1: no budget */
@@ -44,7 +51,7 @@ struct opts {
 
 struct counts {
 	unsigned long created, updated, deleted, skipped, conflicts, failed,
-	    deferred, orphans, planned[3];
+	    deferred, orphans, planned[3], overwrote, kept;
 };
 
 static struct counts cnt;
@@ -86,7 +93,8 @@ usage(FILE *fp)
 	    "usage: recdelta-push [-n] [-b N] [--delete-orphans] [--max-delete N[%%]]\n"
 	    "                     [--force] [--retries N] [-i FIELD]...\n"
 	    "                     [--tolerance FIELD=EPS]... [--rules FILE] [-q]\n"
-	    "                     [--log FILE] TARGET\n"
+	    "                     [--keep-remote-edits] [--log FILE] [--check-args]\n"
+	    "                     TARGET\n"
 	    "\n"
 	    "  -n, --dry-run            plan only: results \"planned\", nothing written\n"
 	    "  -b, --batch N            changes per write (default: the store's)\n"
@@ -98,8 +106,11 @@ usage(FILE *fp)
 	    "  -i, --ignore FIELD       never compare FIELD (when recomputing)\n"
 	    "      --tolerance FIELD=EPS  numbers in FIELD equal within EPS\n"
 	    "      --rules FILE         per-type rules (TYPE ignore|tolerance ARG)\n"
+	    "      --keep-remote-edits  skip an update that would overwrite a remote edit\n"
 	    "  -q, --quiet              no progress and no summary\n"
 	    "      --log FILE           append NDJSON log lines to FILE\n"
+	    "      --check-args         check the options and TARGET's word, then\n"
+	    "                           exit: read nothing, write nothing\n"
 	    "  -h, --help               print this help and exit\n"
 	    "  -V, --version            print the version and exit\n"
 	    "\n"
@@ -148,11 +159,13 @@ str_member(const struct json *obj, const char *name, int required,
 }
 
 /*
- * Parse a change line into c (strings borrow from the line's value).
- * Returns its kind, or -1 with a message.
+ * Parse a change line into c (strings borrow from the line's value), and
+ * its "edited" member into *edited when edited is not NULL.  Returns its
+ * kind, or -1 with a message.
  */
 static int
-parse_change(struct arena *a, const char *text, size_t len, struct change *c)
+parse_change(struct arena *a, const char *text, size_t len, struct change *c,
+    const struct json **edited)
 {
 	struct json obj;
 	const struct json *kind, *f;
@@ -197,6 +210,14 @@ parse_change(struct arena *a, const char *text, size_t len, struct change *c)
 		return -1;
 	}
 	c->changed = f;
+	f = json_get(&obj, "edited");
+	if (f && (f->type != JSON_ARRAY || k != K_UPDATE)) {
+		rd_seterr(RD_EXIT_DATA, f->type != JSON_ARRAY ? "\"edited\" is "
+		    "not an array" : "\"edited\" on a change that is no update");
+		return -1;
+	}
+	if (edited)
+		*edited = f && f->len ? f : NULL;
 	c->op = k == K_CREATE ? CH_CREATE : k == K_DELETE ? CH_DELETE : CH_UPDATE;
 	return (int)k;
 }
@@ -233,6 +254,7 @@ read_plan(void)
 	struct lreader r;
 	struct arena a;
 	struct change c;
+	const struct json *edited;
 	struct sb canon;
 	const char *text;
 	size_t len;
@@ -249,7 +271,7 @@ read_plan(void)
 	}
 	while ((n = lreader_next(&r, &text, &len)) > 0) {
 		arena_reset(&a);
-		if ((k = parse_change(&a, text, len, &c)) < 0 ||
+		if ((k = parse_change(&a, text, len, &c, &edited)) < 0 ||
 		    (c.fields && check_fields(&c, &canon) < 0)) {
 			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
 			goto out;
@@ -264,6 +286,7 @@ read_plan(void)
 		lines[nlines].len = len;
 		lines[nlines].lineno = r.lineno;
 		lines[nlines].kind = (enum kind)k;
+		lines[nlines].edited = edited != NULL;
 		nlines++;
 		if (fwrite(text, 1, len, spool) != len) {
 			rd_seterr(RD_EXIT_RUNTIME, "spool file: %s", strerror(errno));
@@ -283,6 +306,15 @@ out:
 	arena_release(&a);
 	lreader_close(&r);
 	return ret;
+}
+
+/* A change this run writes: a kept remote edit and an orphan are not. */
+static int
+writes(const struct line *l, const struct opts *o)
+{
+	return l->kind == K_CREATE || (l->kind == K_UPDATE &&
+	    !(l->edited && o->keep_edits)) ||
+	    (l->kind == K_DELETE && o->delete_orphans);
 }
 
 static int
@@ -370,9 +402,40 @@ log_change(const char *msg, const struct change *c)
 	sb_release(&ctx);
 }
 
+/* A log line naming a remote edit overwritten or kept, and its fields. */
+static void
+log_edit(const char *level, const char *msg, const struct change *c,
+    const struct json *fields)
+{
+	struct sb ctx;
+
+	sb_init(&ctx, 128);
+	sb_adds(&ctx, "\"type\":");
+	json_write_string(&ctx, c->type, c->typelen);
+	sb_adds(&ctx, ",\"key\":");
+	json_write_string(&ctx, c->key, c->keylen);
+	if (fields) {
+		sb_adds(&ctx, ",\"fields\":");
+		json_write(&ctx, fields, 0);
+	}
+	rd_log(level, msg, ctx.buf);
+	sb_release(&ctx);
+}
+
+/* The skipped result of an update kept for its remote edit. */
+static void
+keep_edit(const struct change *c, const struct json *fields)
+{
+	result("update", c, "skipped", c->rev, c->revlen, NULL, "remote_edit",
+	    "kept a remote edit (--keep-remote-edits)");
+	log_edit("info", "kept a remote edit", c, fields);
+	cnt.kept++;
+}
+
 /*
  * A change the store refused as a conflict: look the record up, recompute,
- * retry.  Writes the final result line.
+ * retry.  Writes the final result line.  An update retried overwrites what
+ * the remote changed since its rev; with --keep-remote-edits it is skipped.
  */
 static int
 resolve(struct store *st, struct change *c, const struct opts *o)
@@ -420,6 +483,11 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 				ret = 0;
 				goto out;
 			}
+			if (c->op == CH_UPDATE && o->keep_edits) {
+				keep_edit(c, NULL);
+				ret = 0;
+				goto out;
+			}
 			retry.op = CH_UPDATE;
 			/* What differs now, as diff would have said. */
 			{
@@ -455,6 +523,11 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 			else
 				cnt.deleted++;
 			log_change("conflict resolved: retried", c);
+			if (c->op == CH_UPDATE && retry.op == CH_UPDATE) {
+				log_edit("warning", "overwrote a remote edit", c,
+				    retry.changed);
+				cnt.overwrote++;
+			}
 			ret = 0;
 			goto out;
 		}
@@ -513,12 +586,12 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 		struct change c;
 		int k;
 
-		if (lines[i].kind == K_PASS || lines[i].kind == K_SAME ||
-		    (lines[i].kind == K_DELETE && !o->delete_orphans))
+		if (!writes(&lines[i], o))
 			continue;
 		if (reread(&lines[i], &(*bufs)[i - from]) < 0)
 			goto out;
-		k = parse_change(a, (*bufs)[i - from].buf, (*bufs)[i - from].len, &c);
+		k = parse_change(a, (*bufs)[i - from].buf, (*bufs)[i - from].len, &c,
+		    NULL);
 		if (k < 0)
 			goto out;
 		c.force = o->force;
@@ -549,6 +622,7 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 		size_t j = 0;
 		struct sb tmp;
 		struct arena ta;
+		const struct json *edited;
 
 		sb_init(&tmp, 256);
 		arena_init(&ta);
@@ -566,7 +640,16 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 					result(opnames[x->op], x, "planned", x->rev,
 					    x->revlen, x->fields, NULL, NULL);
 					cnt.planned[x->op]++;
+					cnt.overwrote += lines[i].edited;
 				} else if (x->status == RS_OK) {
+					if (lines[i].edited && reread(&lines[i],
+					    &tmp) == 0 && (arena_reset(&ta),
+					    parse_change(&ta, tmp.buf, tmp.len, &c,
+					    &edited) >= 0)) {
+						log_edit("warning", "overwrote a remote "
+						    "edit", x, edited);
+						cnt.overwrote++;
+					}
 					result(opnames[x->op], x, "ok", x->newrev,
 					    x->newrev ? strlen(x->newrev) : 0,
 					    x->op == CH_DELETE ?
@@ -614,9 +697,11 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 				continue;
 			}
 			arena_reset(&ta);
-			if (parse_change(&ta, tmp.buf, tmp.len, &c) < 0)
+			if (parse_change(&ta, tmp.buf, tmp.len, &c, &edited) < 0)
 				goto out2;
-			if (lines[i].kind == K_SAME) {
+			if (lines[i].kind == K_UPDATE) {
+				keep_edit(&c, edited);
+			} else if (lines[i].kind == K_SAME) {
 				/* In step already: said so, for the checkpoint. */
 				result("same", &c, "skipped", c.rev, c.revlen,
 				    c.fields, NULL, NULL);
@@ -662,7 +747,7 @@ int
 main(int argc, char *argv[])
 {
 	enum { OPT_DELETE = 256, OPT_MAXDEL, OPT_RETRIES, OPT_TOL, OPT_RULES,
-	    OPT_LOG, OPT_FORCE };
+	    OPT_LOG, OPT_FORCE, OPT_KEEP, OPT_CHECK };
 	static const struct option longopts[] = {
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "batch", required_argument, NULL, 'b' },
@@ -675,6 +760,8 @@ main(int argc, char *argv[])
 		{ "rules", required_argument, NULL, OPT_RULES },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "log", required_argument, NULL, OPT_LOG },
+		{ "keep-remote-edits", no_argument, NULL, OPT_KEEP },
+		{ "check-args", no_argument, NULL, OPT_CHECK },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -688,7 +775,7 @@ main(int argc, char *argv[])
 	size_t i, from, nwrite = 0, ndelete = 0, done = 0;
 	long long total;
 	time_t start = time(NULL);
-	int c, status;
+	int c, status, checkargs = 0;
 
 	rd_setprogname(argv[0]);
 	argv[0] = (char *)rd_progname;
@@ -742,6 +829,12 @@ main(int argc, char *argv[])
 		case 'q':
 			o.quiet = 1;
 			break;
+		case OPT_KEEP:
+			o.keep_edits = 1;
+			break;
+		case OPT_CHECK:
+			checkargs = 1;
+			break;
 		case OPT_LOG:
 			logpath = optarg;
 			break;
@@ -783,14 +876,19 @@ main(int argc, char *argv[])
 		    st.ops->max_batch);
 	if (!o.batch)
 		o.batch = st.ops->batch;
+	if (checkargs)
+		return finish(RD_EXIT_OK);
+	if (o.max_delete >= 0 && !o.delete_orphans)
+		rd_warn("warning: --max-delete has no effect without "
+		    "--delete-orphans");
 
 	if (read_plan() < 0)
 		rd_die_pending();
 	for (i = 0; i < nlines; i++) {
-		if (lines[i].kind == K_CREATE || lines[i].kind == K_UPDATE)
-			nwrite++;
-		else if (lines[i].kind == K_DELETE)
+		if (lines[i].kind == K_DELETE)
 			ndelete++;
+		else if (writes(&lines[i], &o))
+			nwrite++;
 	}
 	if (o.delete_orphans) {
 		nwrite += ndelete;
@@ -841,9 +939,7 @@ main(int argc, char *argv[])
 
 		/* A batch is o.batch writes; other lines ride along. */
 		while (to < nlines) {
-			enum kind kd = lines[to].kind;
-			int w = kd == K_CREATE || kd == K_UPDATE ||
-			    (kd == K_DELETE && o.delete_orphans);
+			int w = writes(&lines[to], &o);
 
 			if (w && k == o.batch)
 				break;
@@ -887,14 +983,24 @@ main(int argc, char *argv[])
 			fprintf(stderr, "Would delete %lu orphan records (use "
 			    "--delete-orphans to confirm)\n", cnt.orphans);
 	}
+	/* Even with -q: someone's edit was lost, or is left unsynced. */
+	if (cnt.overwrote)
+		rd_warn("%s %lu remote edit%s (see --log)", o.dry_run ?
+		    "would overwrite" : "overwrote", cnt.overwrote,
+		    cnt.overwrote == 1 ? "" : "s");
+	if (cnt.kept)
+		rd_warn("kept %lu remote edit%s: not pushed (--keep-remote-edits)",
+		    cnt.kept, cnt.kept == 1 ? "" : "s");
 	{
-		char ctx[256];
+		char ctx[512];
 
 		snprintf(ctx, sizeof ctx, "\"created\":%lu,\"updated\":%lu,"
 		    "\"skipped\":%lu,\"deleted\":%lu,\"conflicts\":%lu,"
-		    "\"failed\":%lu,\"deferred\":%lu,\"orphans\":%lu",
+		    "\"failed\":%lu,\"deferred\":%lu,\"orphans\":%lu,"
+		    "\"overwrote\":%lu,\"kept\":%lu",
 		    cnt.created, cnt.updated, cnt.skipped, cnt.deleted,
-		    cnt.conflicts, cnt.failed, cnt.deferred, cnt.orphans);
+		    cnt.conflicts, cnt.failed, cnt.deferred, cnt.orphans,
+		    cnt.overwrote, cnt.kept);
 		rd_log("info", "push done", ctx);
 	}
 	status = cnt.conflicts || cnt.failed || cnt.deferred ? RD_EXIT_PARTIAL :

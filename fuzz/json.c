@@ -10,8 +10,8 @@
  * - json_getn() finds every member;
  * - a number's canonical form is a number literal, equal to it, and its own
  *   canonical form; json_number_equal() is reflexive and symmetric;
- * - json_format_double() of a finite value reads back as that double and
- *   is a JSON number.
+ * - json_format_double() of a finite value reads back as that double, sign
+ *   of zero included, and is a JSON number with a point or an exponent.
  */
 #include <math.h>
 #include <stdint.h>
@@ -54,6 +54,8 @@ check_number(const struct json *v)
 	if (isfinite(d)) {
 		CHECK(json_format_double(buf, sizeof buf, d) == 0);
 		CHECK(strtod(buf, NULL) == d);
+		CHECK(signbit(strtod(buf, NULL)) == signbit(d));
+		CHECK(strpbrk(buf, ".e") != NULL);
 		arena_init(&a);
 		CHECK(json_parse(&a, buf, strlen(buf), &n, NULL) == 0);
 		CHECK(n.type == JSON_NUMBER);

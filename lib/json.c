@@ -857,26 +857,62 @@ json_number_lit(struct arena *a, const char *lit, size_t n)
 int
 json_format_double(char *buf, size_t size, double d)
 {
-	int prec;
+	char sci[40], out[40], digits[20], *o = out;
+	const char *m;
+	int prec, nd = 0, x, i;
 
 	if (!isfinite(d))
 		return -1;
-	char *e, *q;
-
+	/* The fewest significant digits that read back as d. */
 	for (prec = 1; prec <= 17; prec++) {
-		snprintf(buf, size, "%.*g", prec, d);
-		if (strtod(buf, NULL) == d)
+		snprintf(sci, sizeof sci, "%.*e", prec - 1, d);
+		if (strtod(sci, NULL) == d)
 			break;
 	}
-	/* "1e+07" and "1e-07" read back fine; "1e7" and "1e-7" are shorter. */
-	if ((e = strchr(buf, 'e'))) {
-		q = e + 1;
-		if (*q == '+')
-			memmove(q, q + 1, strlen(q));
-		else if (*q == '-')
-			q++;
-		while (q[0] == '0' && q[1])
-			memmove(q, q + 1, strlen(q));
+	/* sci is "[-]D[.DDD]e[+-]XX": take its digits and exponent apart. */
+	m = sci;
+	if (*m == '-') {
+		*o++ = '-';
+		m++;
 	}
+	for (; *m != 'e'; m++)
+		if (*m != '.')
+			digits[nd++] = *m;
+	x = (int)strtol(m + 1, NULL, 10);
+	while (nd > 1 && digits[nd - 1] == '0')
+		nd--;
+	if (x >= -4 && x < 16) {
+		/* Plain: 30.0, -120.5, 0.0001, at least one digit after the point. */
+		if (x < 0) {
+			*o++ = '0';
+			*o++ = '.';
+			for (i = -1; i > x; i--)
+				*o++ = '0';
+			for (i = 0; i < nd; i++)
+				*o++ = digits[i];
+		} else {
+			for (i = 0; i <= x; i++)
+				*o++ = i < nd ? digits[i] : '0';
+			*o++ = '.';
+			if (nd <= x + 1)
+				*o++ = '0';
+			for (i = x + 1; i < nd; i++)
+				*o++ = digits[i];
+		}
+		*o = '\0';
+	} else {
+		/* Scientific, as printf and jq write it: 1e+300, 2.5e-07. */
+		*o++ = digits[0];
+		if (nd > 1) {
+			*o++ = '.';
+			for (i = 1; i < nd; i++)
+				*o++ = digits[i];
+		}
+		snprintf(o, sizeof out - (size_t)(o - out), "e%c%02d",
+		    x < 0 ? '-' : '+', x < 0 ? -x : x);
+	}
+	if (strlen(out) >= size)
+		return -1;
+	memcpy(buf, out, strlen(out) + 1);
 	return 0;
 }

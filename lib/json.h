@@ -110,7 +110,15 @@ int json_number_is_integer(const char *lit, size_t n);
 struct json json_string(struct arena *a, const char *s, size_t n);
 struct json json_number_lit(struct arena *a, const char *lit, size_t n);
 
-/* Shortest text that reads back as the same double; -1 for NaN/inf. */
+/*
+ * A double as a JSON number that reads back as the same double and is
+ * recognisably one, as Python's repr and jq write it: the fewest significant
+ * digits that round-trip, plain with at least one digit after the point when
+ * the decimal exponent is within -4..15 (30.0, -120.5, 0.1, 0.0001, -0.0),
+ * else in scientific notation with a signed exponent of at least two digits
+ * (1e+300, 2.5e-07, 1e+16).  -1 for NaN or an infinity, or when the text and
+ * its NUL do not fit in size bytes (32 always do).
+ */
 int json_format_double(char *buf, size_t size, double d);
 
 #endif

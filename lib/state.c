@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "digest.h"
 #include "state_int.h"
 
 #define STATE_APP_ID 0x5244454c	/* "RDEL", in PRAGMA application_id */
@@ -667,6 +668,47 @@ int
 state_version(const struct state *s)
 {
 	return s->version;
+}
+
+char *
+state_scope_path(const char *scope)
+{
+	char hex[2 * RD_SHA256_LEN + 1];
+	size_t n = strlen(scope), from = 0;
+	const char *p;
+	struct sb slug, out;
+
+	rd_sha256_hex(scope, n, hex);
+	/* Letters, digits, '.', '-' and '_'; any run of others as one '_'. */
+	sb_init(&slug, n + 1);
+	for (p = scope; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.')
+			sb_addc(&slug, *p);
+		else if (slug.len && slug.buf[slug.len - 1] != '_')
+			sb_addc(&slug, '_');
+	}
+	/* The end says most (the end of a path): the last 40, from a word. */
+	if (slug.len > 40) {
+		from = slug.len - 40;
+		while (from < slug.len && slug.buf[from - 1] != '_')
+			from++;
+		if (from == slug.len)
+			from = slug.len - 40;
+	}
+	/* Never a hidden name. */
+	while (from < slug.len && strchr("._-", slug.buf[from]))
+		from++;
+	sb_init(&out, 96);
+	sb_adds(&out, ".recdelta/");
+	if (from < slug.len) {
+		sb_add(&out, slug.buf + from, slug.len - from);
+		sb_addc(&out, '-');
+	}
+	sb_add(&out, hex, 16);
+	sb_adds(&out, ".db");
+	sb_release(&slug);
+	return out.buf;
 }
 
 int

@@ -43,6 +43,10 @@
 #include "json.h"
 
 #define STATE_SCHEMA 1
+/*
+ * The state when nothing names one: recdelta-checkpoint's, and that of a
+ * flow run before each scope had its own (state_scope_path).
+ */
 #define STATE_DEFAULT_PATH ".recdelta/state.db"
 
 enum {
@@ -70,6 +74,14 @@ void state_close(struct state *s);
 const char *state_path(const struct state *s);
 int state_exists(const struct state *s);	/* the file was there */
 int state_version(const struct state *s);	/* user_version found */
+
+/*
+ * The state a flow gives scope when neither --state nor RECDELTA_STATE
+ * names one: a database of its own under .recdelta/, named from the scope
+ * (the letters of its end, then the start of its SHA-256), so that two
+ * scopes share neither a state nor a lock.  Owned.
+ */
+char *state_scope_path(const char *scope);
 
 /* The scope the state belongs to: an owned string, or NULL when unset. */
 int state_scope(struct state *s, char **scope);
@@ -205,6 +217,20 @@ struct state_run {
 };
 int state_runs_each(struct state *s, long id, int last,
     int (*fn)(void *ctx, const struct state_run *r), void *ctx);
+
+/*
+ * A run that spans several recordings, as a historical import does one a
+ * window: state_run_open() starts it, status running, owned by pid on this
+ * host, and sets *id; a recording that continues it (state_record_start
+ * with its id) adds to its counts and change log and leaves it running
+ * while its owner lives; state_run_close() ends it: partial when asked or
+ * when its counts hold a conflict, a deferral or a failure, else done.
+ * Open refuses (status 5) a state of another scope; close wants a run that
+ * exists (status 2).
+ */
+int state_run_open(struct state *s, const char *scope, const char *flow,
+    long pid, long *id);
+int state_run_close(struct state *s, long id, int partial);
 
 /* A run's change log in the order recorded. */
 struct state_change {

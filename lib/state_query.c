@@ -5,6 +5,7 @@
 #include "state.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "state_int.h"
@@ -88,6 +89,78 @@ out:
 }
 
 /* Runs, changes, outbox */
+
+int
+state_run_open(struct state *s, const char *scope, const char *flow,
+    long pid, long *id)
+{
+	sqlite3_stmt *st = NULL;
+	char now[32], *own = NULL;
+	struct sb m;
+	int r = -1;
+
+	state_now(now, sizeof now);
+	if (db_begin(s) < 0)
+		return -1;
+	if (state_scope(s, &own) < 0)
+		goto out;
+	if (own && strcmp(own, scope) != 0) {
+		sb_init(&m, 256);
+		state_scope_refusal(s, own, scope, "run start", &m);
+		m.buf[--m.len] = '\0';
+		rd_seterr(RD_EXIT_REFUSED, "%s", m.buf);
+		sb_release(&m);
+		goto out;
+	}
+	if (!own && state_set_scope(s, scope) < 0)
+		goto out;
+	if (db_prep(s, &st, "INSERT INTO runs(scope, flow, pid, host, started,"
+	    " status) VALUES (?1, ?2, ?3, ?4, ?5, 'running')", 0) < 0)
+		goto out;
+	if (db_binds(s, st, 1, scope) < 0 || db_binds(s, st, 2, flow) < 0 ||
+	    db_bindi(s, st, 3, pid) < 0 || db_binds(s, st, 4, s->host) < 0 ||
+	    db_binds(s, st, 5, now) < 0 || db_step_done(s, st) < 0)
+		goto out;
+	*id = (long)sqlite3_last_insert_rowid(s->db);
+	r = db_commit(s);
+out:
+	db_finalize(st);
+	free(own);
+	if (r < 0)
+		db_rollback(s);
+	return r;
+}
+
+int
+state_run_close(struct state *s, long id, int partial)
+{
+	sqlite3_stmt *st;
+	char now[32];
+	int r = -1;
+
+	state_now(now, sizeof now);
+	if (db_begin(s) < 0)
+		return -1;
+	if (db_prep(s, &st, "UPDATE runs SET ended = ?2, status = CASE WHEN ?3"
+	    " OR conflict + deferred + failed > 0 THEN 'partial' ELSE 'done' END"
+	    " WHERE id = ?1", 0) < 0)
+		goto out;
+	if (db_bindi(s, st, 1, id) == 0 && db_binds(s, st, 2, now) == 0 &&
+	    db_bindi(s, st, 3, partial) == 0 && db_step_done(s, st) == 0) {
+		if (sqlite3_changes(s->db) == 0)
+			rd_seterr(RD_EXIT_USAGE, "no run %ld; see: "
+			    "recdelta-checkpoint history", id);
+		else
+			r = 0;
+	}
+	db_finalize(st);
+	if (r == 0)
+		r = db_commit(s);
+out:
+	if (r < 0)
+		db_rollback(s);
+	return r;
+}
 
 int
 state_runs_each(struct state *s, long id, int last,

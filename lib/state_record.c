@@ -92,6 +92,7 @@ struct recorder {
 	unsigned long consumed;	/* caller: result and cursor lines */
 	unsigned long saved[ST_NSTATUS];	/* writer: as last committed */
 	int committed;		/* writer: a batch committed, the run exists */
+	int open;		/* the run is its live owner's to end (run open) */
 	uint64_t *oset;		/* writer: hashes of the outbox's keys */
 	size_t ocap, on;
 	char now[32];
@@ -135,16 +136,21 @@ recorder_free(struct recorder *r)
 	free(r);
 }
 
-/* Load the counts and the last change number of a run to continue. */
+/*
+ * Load the counts and the last change number of a run to continue, and
+ * whether another process that lives here holds it open (state_run_open).
+ */
 static int
 load_run(struct state *s, struct recorder *r)
 {
 	sqlite3_stmt *st;
+	const char *status, *host;
+	long pid;
 	int k, i;
 
 	if (db_prep(s, &st, "SELECT ok, skipped, conflict, deferred, failed,"
-	    " planned, (SELECT max(seq) FROM changes WHERE run = ?1)"
-	    " FROM runs WHERE id = ?1", 0) < 0)
+	    " planned, (SELECT max(seq) FROM changes WHERE run = ?1),"
+	    " status, pid, host FROM runs WHERE id = ?1", 0) < 0)
 		return -1;
 	if (db_bindi(s, st, 1, r->run) < 0) {
 		db_finalize(st);
@@ -154,6 +160,12 @@ load_run(struct state *s, struct recorder *r)
 		for (i = 0; i < ST_NSTATUS; i++)
 			r->counts[i] = (unsigned long)sqlite3_column_int64(st, i);
 		r->seq = (long)sqlite3_column_int64(st, ST_NSTATUS);
+		status = db_col(st, ST_NSTATUS + 1, NULL);
+		pid = (long)sqlite3_column_int64(st, ST_NSTATUS + 2);
+		host = db_col(st, ST_NSTATUS + 3, NULL);
+		r->open = status && strcmp(status, "running") == 0 && host &&
+		    strcmp(host, s->host) == 0 && pid != (long)getpid() &&
+		    state_pid_alive(pid);
 		(void)sqlite3_reset(st);
 	}
 	db_finalize(st);
@@ -443,6 +455,8 @@ write_batch(struct state *s, struct recorder *r, const struct batch *b)
 		if (!own && state_set_scope(s, r->scope) < 0)
 			return -1;
 		free(own);
+		if (r->open)
+			goto opened;
 		if ((r->run ? db_bindi(s, st, 1, r->run) :
 		    db_bindt(s, st, 1, NULL, 0)) < 0 ||
 		    db_binds(s, st, 2, r->scope) < 0 ||
@@ -454,6 +468,7 @@ write_batch(struct state *s, struct recorder *r, const struct batch *b)
 		if (!r->run)
 			r->run = (long)sqlite3_last_insert_rowid(s->db);
 	}
+opened:
 	for (i = 0; i < b->n; i++)
 		if (apply_op(s, r, b, &b->ops[i]) < 0)
 			return -1;
@@ -463,8 +478,8 @@ write_batch(struct state *s, struct recorder *r, const struct batch *b)
 	for (i = 0; i < ST_NSTATUS; i++)
 		if (db_bindi(s, st, (int)i + 1, (long long)b->counts[i]) < 0)
 			return -1;
-	if (db_binds(s, st, 7, b->final ? r->now : NULL) < 0 ||
-	    db_binds(s, st, 8, !b->final ? "running" :
+	if (db_binds(s, st, 7, b->final && !r->open ? r->now : NULL) < 0 ||
+	    db_binds(s, st, 8, !b->final || r->open ? "running" :
 	    b->counts[ST_CONFLICT] || b->counts[ST_DEFERRED] ||
 	    b->counts[ST_FAILED] ? "partial" : "done") < 0 ||
 	    db_bindi(s, st, 9, r->run) < 0 || db_step_done(s, st) < 0 ||
@@ -684,8 +699,10 @@ state_record_abort(struct state *s)
 	for (i = 0; ok && i < ST_NSTATUS; i++)
 		ok = sqlite3_bind_int64(st, i + 1, (long long)r->saved[i]) ==
 		    SQLITE_OK;
-	ok = ok && sqlite3_bind_text(st, 7, now, -1, SQLITE_TRANSIENT) ==
-	    SQLITE_OK && sqlite3_bind_text(st, 8, "failed", -1, SQLITE_STATIC) ==
+	ok = ok && (r->open ? sqlite3_bind_null(st, 7) :
+	    sqlite3_bind_text(st, 7, now, -1, SQLITE_TRANSIENT)) ==
+	    SQLITE_OK && sqlite3_bind_text(st, 8, r->open ? "running" : "failed",
+	    -1, SQLITE_STATIC) ==
 	    SQLITE_OK && sqlite3_bind_int64(st, 9, r->run) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_DONE;
 	(void)sqlite3_reset(st);

@@ -151,6 +151,138 @@ store_close(struct store *s)
 	s->ops = NULL;
 }
 
+/* Scopes */
+
+int
+store_canon_path(const char *path, struct sb *out)
+{
+	size_t n = strlen(path), start = out->len;
+	char *p, *slash, *dir, *real;
+	const char *base;
+	int ret = -1;
+
+	if (n == 0) {
+		rd_seterr(RD_EXIT_USAGE, "empty path");
+		return -1;
+	}
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	p = xmemdup(path, n);
+	if (strcmp(p, "/") == 0) {
+		sb_addc(out, '/');
+		free(p);
+		return 0;
+	}
+	slash = strrchr(p, '/');
+	base = slash ? slash + 1 : p;
+	dir = !slash ? xstrdup(".") : slash == p ? xstrdup("/") :
+	    xmemdup(p, (size_t)(slash - p));
+	/* "." and "..": the folder itself, resolved whole when it exists. */
+	if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+		if ((real = realpath(p, NULL))) {
+			sb_adds(out, real);
+			free(real);
+			ret = 0;
+		} else if (slash && store_canon_path(dir, out) == 0) {
+			if (strcmp(base, "..") == 0) {
+				while (out->len > start + 1 &&
+				    out->buf[out->len - 1] != '/')
+					out->len--;
+				if (out->len > start + 1)
+					out->len--;
+				out->buf[out->len] = '\0';
+			}
+			ret = 0;
+		} else if (!slash) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s: %s", p, strerror(errno));
+		}
+		goto out;
+	}
+	if ((real = realpath(dir, NULL))) {
+		sb_adds(out, real);
+		free(real);
+	} else if (!slash || (errno != ENOENT && errno != ENOTDIR)) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", dir, strerror(errno));
+		goto out;
+	} else if (store_canon_path(dir, out) < 0) {
+		goto out;
+	}
+	if (out->buf[out->len - 1] != '/')
+		sb_addc(out, '/');
+	sb_adds(out, base);
+	ret = 0;
+out:
+	if (ret < 0) {
+		out->len = start;
+		out->buf[start] = '\0';
+	}
+	free(dir);
+	free(p);
+	return ret;
+}
+
+int
+store_scope(const char *spec, struct sb *out)
+{
+	const char *colon = strchr(spec, ':');
+	size_t i, n, start = out->len;
+
+	if (store_is_stdin(spec)) {
+		sb_adds(out, "ndjson:-");
+		return 0;
+	}
+	n = colon ? (size_t)(colon - spec) : 0;
+	for (i = 0; colon && i < sizeof schemes / sizeof schemes[0]; i++) {
+		if (strlen(schemes[i]->scheme) != n ||
+		    memcmp(schemes[i]->scheme, spec, n) != 0)
+			continue;
+		if (!colon[1]) {
+			rd_seterr(RD_EXIT_USAGE, "\"%s\": missing path after the "
+			    "scheme", rd_quote(spec, strlen(spec)));
+			return -1;
+		}
+		sb_add(out, spec, n + 1);
+		if (!schemes[i]->scope) {
+			sb_adds(out, colon + 1);
+			return 0;
+		}
+		if (schemes[i]->scope(colon + 1, out) < 0) {
+			out->len = start;
+			out->buf[start] = '\0';
+			return -1;
+		}
+		return 0;
+	}
+	rd_seterr(RD_EXIT_USAGE, "\"%s\": not a store", rd_quote(spec,
+	    strlen(spec)));
+	return -1;
+}
+
+char *
+store_scope_canon(const char *scope)
+{
+	static const char sep[] = " <- ";
+	const char *p = scope, *next;
+	struct sb out;
+	char *word;
+	size_t n;
+
+	sb_init(&out, strlen(scope) + 64);
+	for (;;) {
+		next = strstr(p, sep);
+		n = next ? (size_t)(next - p) : strlen(p);
+		word = xmemdup(p, n);
+		if (store_scope(word, &out) < 0)
+			sb_add(&out, p, n);
+		free(word);
+		if (!next)
+			break;
+		sb_adds(&out, sep);
+		p = next + sizeof sep - 1;
+	}
+	return out.buf;
+}
+
 int
 store_is_stdin(const char *spec)
 {
@@ -282,6 +414,17 @@ struct ndjson {
 	int rfd;	/* the file of the last fetch, read again; or -1 */
 };
 
+/* A scope: the file's path, canonical; standard input has one name. */
+static int
+ndjson_scope(const char *arg, struct sb *out)
+{
+	if (strcmp(arg, "-") == 0) {
+		sb_addc(out, '-');
+		return 0;
+	}
+	return store_canon_path(arg, out);
+}
+
 static int
 ndjson_open(struct store *s, const char *arg)
 {
@@ -397,19 +540,10 @@ static int
 ndjson_reread(struct store *s, off_t offset, size_t len, char *dst)
 {
 	struct ndjson *nd = s->priv;
-	size_t got = 0;
-	ssize_t n;
 
-	while (got < len) {
-		n = pread(nd->rfd, dst + got, len - got, offset + (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rd_seterr(RD_EXIT_RUNTIME, "%s: reading back: %s", s->spec,
-			    n < 0 ? strerror(errno) : "file changed while reading");
-			return -1;
-		}
-		got += (size_t)n;
+	if (rd_pread_full(nd->rfd, dst, len, offset) < 0) {
+		rd_prefixerr("%s: reading back: ", s->spec);
+		return -1;
 	}
 	return 0;
 }
@@ -446,6 +580,7 @@ const struct store_ops store_ndjson_ops = {
 	.synopsis = "ndjson:PATH",
 	.open = ndjson_open,
 	.exists = ndjson_exists,
+	.scope = ndjson_scope,
 	.fetch = ndjson_fetch,
 	.close = ndjson_close,
 	.reread = ndjson_reread,

@@ -3,9 +3,10 @@
  *
  * A store is named by a word: "ndjson:PATH" or "-" (a file or standard
  * input), "sqlite:DB?table=T&key=COL[&rev=COL][&type=TYPE]" (a table of a
- * SQLite database), "dir:PATH" (a folder of entity files plus meta.json, the
- * embedded default remote), "cloudkit:CONTAINER/ENV/DB[/ZONE]" (CloudKit
- * Web Services).  Only lib/store*.c knows a scheme's format.
+ * SQLite database, its records of type TYPE or the table's name),
+ * "dir:PATH" (a folder of entity files plus meta.json, the embedded default
+ * remote), "cloudkit:CONTAINER/ENV/DB[/ZONE]" (CloudKit Web Services).
+ * Only lib/store*.c knows a scheme's format.
  *
  * Fetching hands every line of the store, in order, to a sink: a record line
  * with its parsed parts, or (ndjson: only) a line of another kind to pass
@@ -41,7 +42,7 @@ struct store_sink {
 };
 
 struct fetch_opts {
-	char **types;		/* only these types (sqlite: the type) */
+	char **types;		/* only these types, on every store */
 	size_t ntypes;
 	int allow_empty;	/* accept an ndjson input with no lines */
 	/*
@@ -198,6 +199,14 @@ struct store_ops {
 	 */
 	int (*reread)(struct store *s, off_t offset, size_t len, char *dst);
 	int (*rereads_file)(struct store *s, const char *path);
+	/*
+	 * The store's name for a scope: one spelling for every word that
+	 * names the same store (a path made absolute with its folder's
+	 * symbolic links resolved, defaults spelt out), appended to out from
+	 * arg, the word after the scheme.  Reads no store and needs no
+	 * credential; -1 with a message for a word that names none.
+	 */
+	int (*scope)(const char *arg, struct sb *out);
 };
 
 struct store {
@@ -226,6 +235,24 @@ int store_get(struct store *s, const char *type, size_t typelen,
 long long store_count(struct store *s, char *const *types, size_t ntypes);
 int store_reread(struct store *s, off_t offset, size_t len, char *dst);
 int store_rereads_file(struct store *s, const char *path);
+
+/*
+ * The scope of the store a word names (ops->scope), appended to out: -1 with
+ * a message (status 2) when the word names no store.
+ */
+int store_scope(const char *spec, struct sb *out);
+/*
+ * A scope in canonical spelling, owned: each part of "A <- B <- ..." that
+ * is a store word in the store's spelling (store_scope), any other kept as
+ * written.  Two scopes are the same when these are equal.
+ */
+char *store_scope_canon(const char *scope);
+/*
+ * path absolute, its folder's symbolic links resolved (realpath(3)), the
+ * last part kept as written, so that a path that does not exist yet has
+ * the spelling it will have: appended to out.  -1 with a message.
+ */
+int store_canon_path(const char *path, struct sb *out);
 
 /* True when the word names standard input ("-" or "ndjson:-"). */
 int store_is_stdin(const char *spec);

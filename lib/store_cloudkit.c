@@ -228,32 +228,31 @@ name_ok(const char *s, size_t n, const char *extra)
 
 static void ck_free(struct ck *ck);
 
+/*
+ * The parts of CONTAINER/ENV/DB[/ZONE]: their starts and lengths in p and
+ * len, their number in *np.  -1 with a message for a word that names none.
+ */
 static int
-ck_open(struct store *s, const char *arg)
+ck_name(const char *arg, const char *p[4], size_t len[4], size_t *np)
 {
 	static const char *const envs[] = { "development", "production" };
 	static const char *const dbs[] = { "public", "private", "shared" };
-	struct ck *ck = xcalloc(1, sizeof *ck);
-	const char *p[4];
-	size_t len[4], i, np = 0;
 	const char *q = arg;
-	char *keyid = NULL, *keyfile = NULL, *url = NULL, *v;
-	const char *urlfrom = "RECDELTA_CLOUDKIT_URL";
-	struct http_url base = { NULL, NULL, 0 };
+	size_t i;
 	int ok;
 
-	/* CONTAINER/ENV/DB[/ZONE] */
-	while (np < 4) {
+	*np = 0;
+	while (*np < 4) {
 		const char *sl = strchr(q, '/');
 
-		p[np] = q;
-		len[np] = sl ? (size_t)(sl - q) : strlen(q);
-		np++;
+		p[*np] = q;
+		len[*np] = sl ? (size_t)(sl - q) : strlen(q);
+		(*np)++;
 		if (!sl)
 			break;
 		q = sl + 1;
 	}
-	ok = (np == 3 || np == 4) && !strchr(p[np - 1], '/') &&
+	ok = (*np == 3 || *np == 4) && !strchr(p[*np - 1], '/') &&
 	    name_ok(p[0], len[0], "._-");
 	if (ok) {
 		ok = 0;
@@ -268,16 +267,50 @@ ck_open(struct store *s, const char *arg)
 			if (len[2] == strlen(dbs[i]) && memcmp(p[2], dbs[i], len[2]) == 0)
 				ok = 1;
 	}
-	if (ok && np == 4)
+	if (ok && *np == 4)
 		ok = name_ok(p[3], len[3], "_-");
 	if (!ok) {
 		rd_seterr(RD_EXIT_USAGE, "\"cloudkit:%s\": expected "
 		    "cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE], ENVIRONMENT "
 		    "development or production, DATABASE public, private or shared",
 		    rd_quote(arg, strlen(arg)));
-		free(ck);
 		return -1;
 	}
+	return 0;
+}
+
+/* A scope: the container, environment, database and zone, spelt out. */
+static int
+ck_scope(const char *arg, struct sb *out)
+{
+	const char *p[4];
+	size_t len[4], np;
+
+	if (ck_name(arg, p, len, &np) < 0)
+		return -1;
+	sb_add(out, arg, (size_t)(p[2] + len[2] - arg));
+	sb_addc(out, '/');
+	if (np == 4)
+		sb_add(out, p[3], len[3]);
+	else
+		sb_adds(out, CK_DEFAULT_ZONE);
+	return 0;
+}
+
+static int
+ck_open(struct store *s, const char *arg)
+{
+	struct ck *ck;
+	const char *p[4];
+	size_t len[4], np;
+	char *keyid = NULL, *keyfile = NULL, *url = NULL, *v;
+	const char *urlfrom = "RECDELTA_CLOUDKIT_URL";
+	struct http_url base = { NULL, NULL, 0 };
+
+	/* CONTAINER/ENV/DB[/ZONE] */
+	if (ck_name(arg, p, len, &np) < 0)
+		return -1;
+	ck = xcalloc(1, sizeof *ck);
 	ck->db = xmemdup(arg, (size_t)(p[2] + len[2] - arg));
 	ck->zone = np == 4 ? xmemdup(p[3], len[3]) : xstrdup(CK_DEFAULT_ZONE);
 	ck->source = xmalloc(strlen(arg) + sizeof "cloudkit:");
@@ -1684,6 +1717,7 @@ const struct store_ops store_cloudkit_ops = {
 	.batch = CK_MAX_OPS,
 	.max_batch = STORE_MAX_BATCH,
 	.open = ck_open,
+	.scope = ck_scope,
 	.fetch = ck_fetch,
 	.close = ck_close,
 	.apply = ck_apply,

@@ -76,6 +76,13 @@ dir_exists(struct store *s)
 	return e == ENOENT ? 0 : -1;
 }
 
+/* A scope: the folder's path, canonical. */
+static int
+dir_scope(const char *arg, struct sb *out)
+{
+	return store_canon_path(arg, out);
+}
+
 static int
 read_all(int fd, struct sb *out)
 {
@@ -819,6 +826,7 @@ const struct store_ops store_dir_ops = {
 	.max_batch = STORE_MAX_BATCH,
 	.open = dir_open,
 	.exists = dir_exists,
+	.scope = dir_scope,
 	.fetch = dir_fetch,
 	.close = dir_close,
 	.apply = dir_apply,

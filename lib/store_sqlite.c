@@ -1,15 +1,17 @@
 /*
  * store_sqlite.c - sqlite:DB?table=T&key=COL[&rev=COL][&type=TYPE].
  *
- * One table is one record type (TYPE, or --type, or the table's name).  The
+ * One table is one record type: TYPE, or the table's name.  A fetch with
+ * types (-t) reads the table when its type is one of them, else nothing.  The
  * key column gives the record key, the rev column (default "rev", when the
  * table has one) its version, "0" when NULL or when there is no rev column
  * (a row recdelta never wrote), so that a change can name it.  The table
  * and the columns are named in any ASCII case, as SQLite resolves names, by
  * reading and writing alike; a parameter that holds a NUL byte or is not
  * UTF-8 once %XX are decoded is refused.  Every other column is a field of
- * the same name: INTEGER a number (exact, 64 bits), REAL the shortest
- * number that reads back as the same double, TEXT a string, BLOB
+ * the same name: INTEGER an integer (exact, 64 bits), REAL a number written
+ * as a double, with the fewest digits that read back as it (30.0, -120.5,
+ * 0.1, 1e+300, -0.0: json_format_double), TEXT a string, BLOB
  * {"$bytes":BASE64}, NULL null, and a column declared JSON, or with a type
  * beginning "JSON " such as "JSON TEXT", holds a JSON value as text (how
  * objects, arrays and tagged values are kept).
@@ -30,17 +32,22 @@
  *   keeps the text as bound); anything else a column with no declared type,
  *   where SQLite stores integers, reals, text and blobs exactly as bound.  A
  *   field first seen as null takes the kind of its next value in the batch.
- * - Values: a string is TEXT; a number that is an integer within 64 bits
- *   (1.0 and 1e2 included) is INTEGER; another number is REAL when the double
- *   reads back as the same decimal value, else the change fails "inexact"; null
- *   is NULL; {"$bytes":B64} a BLOB.  A JSON column holds the compact JSON text
- *   of any value (null is NULL; in a column declared just JSON, whose
- *   affinity is numeric, a number is stored as a number).  Other objects,
- *   arrays and booleans in a column that is not JSON fail "type".
+ * - Values: a string is TEXT; a number is bound as it is written, so that
+ *   a REAL read stays REAL: an integer literal (30) is INTEGER when it fits
+ *   64 bits, a literal with a fraction or an exponent (30.0, 1e2, -0.0) is
+ *   REAL when the double's text has the same decimal value, and any other
+ *   number fails "inexact"; null is NULL; {"$bytes":B64} a BLOB.  A JSON
+ *   column holds the compact JSON text of any value (null is NULL; in a
+ *   column declared just JSON, whose affinity is numeric, a number is stored
+ *   as a number).  Other objects, arrays and booleans in a column that is
+ *   not JSON fail "type".
  * - A column declared with a type has SQLite's affinity, which converts: a
  *   string that may read as a number bound to a numeric column, a number to a
  *   TEXT one, an integer a REAL column would round, or a key that would not
- *   read back the same, fails "affinity" instead.
+ *   read back the same, fails "affinity" instead.  What it converts without
+ *   changing the value is left to it: a whole REAL becomes INTEGER in an
+ *   INTEGER or NUMERIC column (30.0 reads back 30), and a REAL column keeps
+ *   -0.0 as 0.0; both compare equal to what was written.
  * - A change's fields are the whole record: the columns it does not name are
  *   set to NULL, by an update as by a create, and read back as null fields (a
  *   table cannot tell a missing field from a null one).  Generated columns are
@@ -223,6 +230,39 @@ sql_open(struct store *s, const char *arg)
 	}
 	s->priv = q;
 	return 0;
+}
+
+/*
+ * A scope: the database's path, canonical, and the table (its '%', '&', '='
+ * and control bytes %-encoded); key, rev and type name no other data.
+ */
+static int
+sql_scope(const char *arg, struct sb *out)
+{
+	struct store tmp;
+	struct sqlstore *q;
+	const char *p;
+	int r;
+
+	memset(&tmp, 0, sizeof tmp);
+	tmp.spec = xmalloc(strlen(arg) + sizeof "sqlite:");
+	sprintf(tmp.spec, "sqlite:%s", arg);
+	r = sql_open(&tmp, arg);
+	free(tmp.spec);
+	if (r < 0)
+		return -1;
+	q = tmp.priv;
+	if ((r = store_canon_path(q->db, out)) == 0) {
+		sb_adds(out, "?table=");
+		for (p = q->table; *p; p++)
+			if (*p == '%' || *p == '&' || *p == '=' ||
+			    (unsigned char)*p < 0x20)
+				sb_addf(out, "%%%02X", (unsigned char)*p);
+			else
+				sb_addc(out, *p);
+	}
+	sql_free(q);
+	return r;
 }
 
 static void
@@ -535,12 +575,17 @@ sql_fetch(struct store *s, const struct fetch_opts *o,
 	int kc, rc_, rc, ret = -1;
 	unsigned long row = 0;
 
-	if (o && o->ntypes > 1) {
-		rd_seterr(RD_EXIT_USAGE, "sqlite: holds one record type; give at "
-		    "most one --type");
-		return -1;
+	/*
+	 * -t selects, as on every store: the table's type, or nothing, which
+	 * is most likely a type meant to be named by type=.
+	 */
+	type = store_type(q);
+	if (o && !fetch_wants_type(o, type, strlen(type))) {
+		rd_warn("warning: %s: its records are of type \"%s\", which no "
+		    "-t names: none read (a table's type is named by type=)",
+		    s->spec, rd_quote(type, strlen(type)));
+		return 0;
 	}
-	type = o && o->ntypes == 1 ? o->types[0] : store_type(q);
 	sb_init(&sql, 128);
 	sb_init(&line, 1024);
 	sb_init(&tmp, 256);
@@ -894,19 +939,22 @@ canon_int64(const char *s, long long *out)
 }
 
 /*
- * A number as a column holds it: an int64 when it is one (1.0 and 1e2 are),
- * else a double whose shortest text has the same decimal value; -1 if
- * neither.
+ * A number as a column holds it, by how it is written, so that what a fetch
+ * gave back is bound as it was read: an integer literal is an int64, and a
+ * literal with a fraction or an exponent (30.0, 1e300, -0.0) a double whose
+ * text has the same decimal value.  -1 when the literal is neither: an
+ * integer beyond 64 bits, a fraction a double cannot hold exactly.
  */
 static int
 num_value(const struct json *v, struct bval *b, struct sb *tmp)
 {
 	char fmt[40];
 
-	sb_reset(tmp);
-	if (json_number_canon(tmp, v->u.s, v->len) < 0)
-		return -1;
-	if (canon_int64(tmp->buf, &b->i) == 0) {
+	if (json_number_is_integer(v->u.s, v->len)) {
+		sb_reset(tmp);
+		if (json_number_canon(tmp, v->u.s, v->len) < 0 ||
+		    canon_int64(tmp->buf, &b->i) < 0)
+			return -1;
 		b->kind = SQLITE_INTEGER;
 		return 0;
 	}
@@ -1851,6 +1899,7 @@ const struct store_ops store_sqlite_ops = {
 	.max_batch = STORE_MAX_BATCH,
 	.open = sql_open,
 	.exists = sql_exists,
+	.scope = sql_scope,
 	.fetch = sql_fetch,
 	.close = sql_close,
 	.apply = sql_apply,

@@ -357,20 +357,49 @@ EOF
 	assert_stderr ""
 	[ "${#lines[@]}" -eq 2 ]
 	assert_equal "${lines[0]}" '{"kind":"record","type":"games","key":"1","rev":"3","fields":{"i":9223372036854775807,"r":0.1,"s":"é日本","n":null,"b":{"$bytes":"SGVsbG8="},"loc":{"$loc":{"lat":1.5,"lng":2.5}}}}'
-	assert_equal "${lines[1]}" '{"kind":"record","type":"games","key":"2","rev":"0","fields":{"i":-9223372036854775808,"r":1e300,"s":"plain","n":null,"b":{"$bytes":"AP8Q"},"loc":[1,{"a":null}]}}'
+	assert_equal "${lines[1]}" '{"kind":"record","type":"games","key":"2","rev":"0","fields":{"i":-9223372036854775808,"r":1e+300,"s":"plain","n":null,"b":{"$bytes":"AP8Q"},"loc":[1,{"a":null}]}}'
 }
 
-@test "sqlite: the record type is the table, or type=, or --type" {
+@test "sqlite: the record type is type=, or the table; -t selects, as on every store" {
 	make_db
 	run -0 --separate-stderr recdelta-fetch 'sqlite:t.db?table=games&key=id&type=Game'
 	assert_equal "$(printf '%s\n' "$output" | jq -r .type | sort -u)" Game
+	run -0 --separate-stderr recdelta-fetch 'sqlite:t.db?table=games&key=id'
+	assert_equal "$(printf '%s\n' "$output" | jq -r .type | sort -u)" games
+	# -t names no type: the table's type is not Match, so nothing, and a
+	# warning that says where the type is named.
 	run -0 --separate-stderr recdelta-fetch --type Match 'sqlite:t.db?table=games&key=id'
-	assert_equal "$(printf '%s\n' "$output" | jq -r .type | sort -u)" Match
-	run -0 --separate-stderr recdelta-fetch -t Match 'sqlite:t.db?table=games&key=id&type=Game'
-	assert_equal "$(printf '%s\n' "$output" | jq -r .type | sort -u)" Match
-	run -2 --separate-stderr recdelta-fetch -t A -t B 'sqlite:t.db?table=games&key=id'
 	assert_output ""
-	assert_stderr "recdelta-fetch: sqlite: holds one record type; give at most one --type"
+	assert_stderr 'recdelta-fetch: warning: sqlite:t.db?table=games&key=id: its records are of type "games", which no -t names: none read (a table'"'"'s type is named by type=)'
+	run -0 --separate-stderr recdelta-fetch -t Match 'sqlite:t.db?table=games&key=id&type=Game'
+	assert_output ""
+	assert_stderr 'recdelta-fetch: warning: sqlite:t.db?table=games&key=id&type=Game: its records are of type "Game", which no -t names: none read (a table'"'"'s type is named by type=)'
+	# The table's type among the -t types: every row, as without -t.
+	run -0 --separate-stderr recdelta-fetch -t Game 'sqlite:t.db?table=games&key=id&type=Game'
+	assert_stderr ""
+	all=$(recdelta-fetch 'sqlite:t.db?table=games&key=id&type=Game')
+	assert_output "$all"
+	run -0 --separate-stderr recdelta-fetch -t A -t games 'sqlite:t.db?table=games&key=id'
+	assert_equal "${#lines[@]}" 2
+	assert_equal "$(printf '%s\n' "$output" | jq -r .type | sort -u)" games
+}
+
+@test "-t selects the same records from ndjson:, dir: and sqlite:" {
+	{ rec Game g1 '{"n":1}'; rec Team t1 '{"n":2}'; } > in.ndjson
+	recdelta-push -q dir:d < <(recdelta-diff -l ndjson:in.ndjson -r dir:d) > /dev/null
+	recdelta-push -q 'sqlite:s.db?table=games&key=id&type=Game' \
+	    < <(recdelta-diff -t Game -l ndjson:in.ndjson -r 'sqlite:s.db?table=games&key=id&type=Game') > /dev/null
+	for t in Game Team; do
+		want=$(recdelta-fetch -t "$t" ndjson:in.ndjson | jq -c '[.type, .key, .fields]')
+		for w in dir:d 'sqlite:s.db?table=games&key=id&type=Game'; do
+			got=$(recdelta-fetch -t "$t" "$w" 2>/dev/null | jq -c '[.type, .key, .fields]')
+			if [ "$t" = Team ] && [ "${w%%:*}" = sqlite ]; then
+				assert_equal "$got" ""
+			else
+				assert_equal "$got" "$want"
+			fi
+		done
+	done
 }
 
 @test "sqlite: the rev column (rev= or rev) is the record's rev, not a field" {
