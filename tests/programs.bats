@@ -196,7 +196,9 @@ sx_refs() {
 	cmd=${said% | *}
 	for m in "$TOP"/man/man1/recdelta-checkpoint.1 "$TOP"/man/man7/recdelta-flows.7; do
 		# Every replay command in the page, rendered, delivers deletes too.
-		rendered=$(mandoc -Tascii -Owidth=1000 "$m" | col -bx)
+		# (A page may name the state, as the refusal does: --state S.)
+		rendered=$(mandoc -Tascii -Owidth=1000 "$m" | col -bx |
+		    sed 's/ --state [^ ]*//g')
 		grep -qF -- "$cmd" <<<"$rendered" || fail "${m##*/}: no \"$cmd\""
 		! grep -E 'outbox \| recdelta-push [A-Z]' <<<"$rendered" ||
 		    fail "${m##*/}: a replay without --delete-orphans"
