@@ -86,14 +86,20 @@ STREAMKINDS = tests/helpers/streamkinds
 $(STREAMKINDS): tests/helpers/streamkinds.c lib/librecdelta.a $(LIBHDR) config.mk
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $@.c lib/librecdelta.a $(LDLIBS)
 
+# The keyed index seen from outside, for tests/index.bats.
+INDEXWALK = tests/helpers/indexwalk
+
+$(INDEXWALK): tests/helpers/indexwalk.c lib/librecdelta.a $(LIBHDR) config.mk
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $@.c lib/librecdelta.a $(LDLIBS)
+
 # TESTS: the suites to run (make check TESTS=tests/recdelta-diff.bats).
 TESTS = tests
 
-check: all $(SHIM) $(HTTPREQ) $(STREAMKINDS)
+check: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK)
 	bats --jobs $${BATS_JOBS:-2} $(TESTS)
 
 # Each suite under valgrind: every program run by the tests is wrapped.
-check-valgrind: all $(SHIM) $(HTTPREQ) $(STREAMKINDS)
+check-valgrind: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK)
 	RECDELTA_VALGRIND=1 bats --jobs $${BATS_JOBS:-2} $(TESTS)
 
 # A separate build with the sanitizers, then the suite.
@@ -205,7 +211,7 @@ uninstall:
 
 clean:
 	rm -f $(BIN) $(LIBOBJ) lib/librecdelta.a bench/recgen $(SHIM) $(HTTPREQ) \
-	    $(STREAMKINDS)
+	    $(STREAMKINDS) $(INDEXWALK)
 	rm -rf build
 
 .PHONY: all check check-valgrind check-san demo bench bench-cloudkit fuzz fuzz-build \

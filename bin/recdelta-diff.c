@@ -68,12 +68,18 @@ side_put(void *ctx, const struct rline *l)
 	return index_add(&s->ix, l, h);
 }
 
+/*
+ * Open a side's store; one that must exist and does not fails here, before
+ * either side is read.
+ */
 static int
 side_open(struct side *s)
 {
 	if (store_open(&s->store, s->spec) < 0)
 		return -1;
 	index_init(&s->ix, &s->store);
+	if (!s->fo->missing_ok && store_exists(&s->store) <= 0)
+		return -1;
 	return 0;
 }
 
@@ -188,6 +194,49 @@ write_summary(FILE *fp, int json)
 	}
 	fwrite(out.buf, 1, out.len, fp);
 	sb_release(&out);
+}
+
+/*
+ * Two inputs that both had records of which no type is on both sides (a
+ * "games" table against "Game" records) are most likely a misnamed type:
+ * everything is new on one side and deleted on the other.  Say so, once.
+ * A type is on the local side when it counted a record as same, create or
+ * update, on the remote side as same, update or delete.
+ */
+static void
+warn_no_shared_type(void)
+{
+	struct sb side[2];
+	size_t i, n[2] = { 0, 0 };
+	int s;
+
+	for (i = 0; i < ncounts; i++) {
+		const unsigned long *c = counts[i].n;
+
+		if (c[RD_OP_SAME] || c[RD_OP_UPDATE] ||
+		    (c[RD_OP_CREATE] && c[RD_OP_DELETE]))
+			return;
+	}
+	for (s = 0; s < 2; s++)
+		sb_init(&side[s], 64);
+	for (i = 0; i < ncounts; i++) {
+		s = counts[i].n[RD_OP_CREATE] ? 0 : 1;
+		if (n[s]++ == 3) {
+			sb_adds(&side[s], ", ...");
+			continue;
+		}
+		if (n[s] > 4)
+			continue;
+		if (n[s] > 1)
+			sb_adds(&side[s], ", ");
+		sb_addf(&side[s], "\"%s\"", rd_quote(counts[i].type,
+		    counts[i].typelen));
+	}
+	if (n[0] && n[1])
+		rd_warn("warning: the two sides share no type (%s vs %s)",
+		    side[0].buf, side[1].buf);
+	for (s = 0; s < 2; s++)
+		sb_release(&side[s]);
 }
 
 struct out {
@@ -422,7 +471,7 @@ usage(FILE *fp)
 	    "                     [--tolerance FIELD=EPS]... [--rules FILE]\n"
 	    "                     [-t TYPE]... [--summary[=text|json]] [-o FILE]\n"
 	    "                     [--window FIELD=FROM..TO] [--exit-code] [--allow-empty]\n"
-	    "                     [--base SRC]\n"
+	    "                     [--allow-missing-remote] [--base SRC] [--check-args]\n"
 	    "\n"
 	    "  -l, --local SRC          the data as it should be\n"
 	    "  -r, --remote SRC         the data as it is\n"
@@ -430,27 +479,31 @@ usage(FILE *fp)
 	    "  -i, --ignore FIELD       never compare FIELD\n"
 	    "      --tolerance FIELD=EPS  numbers in FIELD equal within EPS\n"
 	    "      --rules FILE         per-type rules (TYPE ignore|tolerance ARG)\n"
-	    "  -t, --type TYPE          only records of TYPE (sqlite: the record type)\n"
+	    "  -t, --type TYPE          only records of TYPE\n"
 	    "      --summary[=FORMAT]   write a per-type report (text or json)\n"
 	    "  -o, --output FILE        write the change lines to FILE\n"
 	    "      --window FIELD=FROM..TO  only records whose FIELD is an instant\n"
 	    "                           from FROM up to, not including, TO\n"
 	    "      --exit-code          exit 1 when anything differs\n"
 	    "      --allow-empty        accept an ndjson input with no lines\n"
+	    "      --allow-missing-remote  a remote store that does not exist yet\n"
+	    "                           reads as empty\n"
 	    "      --base SRC           the records when last in step: an update\n"
 	    "                           names in \"edited\" the remote edits it overwrites\n"
+	    "      --check-args         check the options and the stores' words, then\n"
+	    "                           exit: read nothing, write nothing\n"
 	    "  -h, --help               print this help and exit\n"
 	    "  -V, --version            print the version and exit\n"
 	    "\n"
 	    "SRC: ndjson:PATH | - | sqlite:DB?table=T&key=COL[&rev=COL][&type=T]\n"
-	    "     | dir:PATH\n");
+	    "     | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n");
 }
 
 int
 main(int argc, char *argv[])
 {
 	enum { OPT_TOL = 256, OPT_RULES, OPT_EXIT, OPT_EMPTY, OPT_SUMMARY,
-	    OPT_WINDOW, OPT_BASE };
+	    OPT_WINDOW, OPT_MISSING, OPT_BASE, OPT_CHECK };
 	static const struct option longopts[] = {
 		{ "local", required_argument, NULL, 'l' },
 		{ "remote", required_argument, NULL, 'r' },
@@ -463,8 +516,10 @@ main(int argc, char *argv[])
 		{ "output", required_argument, NULL, 'o' },
 		{ "exit-code", no_argument, NULL, OPT_EXIT },
 		{ "allow-empty", no_argument, NULL, OPT_EMPTY },
+		{ "allow-missing-remote", no_argument, NULL, OPT_MISSING },
 		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "base", required_argument, NULL, OPT_BASE },
+		{ "check-args", no_argument, NULL, OPT_CHECK },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -475,7 +530,8 @@ main(int argc, char *argv[])
 	struct rules *rules = rules_new();
 	const char *lspec = NULL, *rspec = NULL, *bspec = NULL, *outpath = NULL;
 	const char *rulesfile = NULL;
-	int c, i, summary = 0, exitcode = 0, status = RD_EXIT_OK;
+	int c, i, summary = 0, exitcode = 0, missing_remote = 0, checkargs = 0;
+	int status = RD_EXIT_OK;
 	struct out o;
 	pthread_t th;
 	unsigned long ndiff = 0;
@@ -538,6 +594,12 @@ main(int argc, char *argv[])
 		case OPT_EMPTY:
 			fo.allow_empty = 1;
 			break;
+		case OPT_MISSING:
+			missing_remote = 1;
+			break;
+		case OPT_CHECK:
+			checkargs = 1;
+			break;
 		case OPT_WINDOW:
 			if (fetch_window(&fo, optarg) < 0) {
 				rd_warn("%s", rd_errmsg());
@@ -594,6 +656,8 @@ main(int argc, char *argv[])
 		/* Each side its own tally of the window field. */
 		sfo[i] = fo;
 		sfo[i].tally = &tally[i];
+		/* The remote may be a target that the first push creates. */
+		sfo[i].missing_ok = sides[i] == &remote && missing_remote;
 		sides[i]->fo = &sfo[i];
 		sides[i]->rules = rules;
 		if (side_open(sides[i]) < 0)
@@ -611,6 +675,8 @@ main(int argc, char *argv[])
 		if (side_open(&base) < 0)
 			rd_die_pending();
 	}
+	if (checkargs)
+		goto out;
 
 	/* Index the remote in a second thread while this one reads local. */
 	if ((errno = pthread_create(&th, NULL, side_read, &remote)) != 0)
@@ -655,6 +721,9 @@ main(int argc, char *argv[])
 	sb_init(&o.line, 4096);
 	if (classify(&local, &remote, bspec ? &base : NULL, &o, &ndiff) < 0)
 		rd_die_pending();
+	if (ncounts)
+		qsort(counts, ncounts, sizeof *counts, tcountcmp);
+	warn_no_shared_type();
 	if (outpath && (fflush(o.fp) != 0 || ferror(o.fp) || fclose(o.fp) != 0))
 		rd_die(RD_EXIT_RUNTIME, "%s: %s", outpath, strerror(errno));
 	if (summary)

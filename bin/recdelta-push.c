@@ -62,6 +62,7 @@ static struct line *lines;
 static size_t nlines, caplines;
 static struct rules *rules;
 static struct store st;
+static int created_said;	/* the target's creation was said */
 static char **ptypes;		/* the record types the changes name */
 static size_t nptypes;
 
@@ -93,7 +94,8 @@ usage(FILE *fp)
 	    "usage: recdelta-push [-n] [-b N] [--delete-orphans] [--max-delete N[%%]]\n"
 	    "                     [--force] [--retries N] [-i FIELD]...\n"
 	    "                     [--tolerance FIELD=EPS]... [--rules FILE] [-q]\n"
-	    "                     [--keep-remote-edits] [--log FILE] TARGET\n"
+	    "                     [--keep-remote-edits] [--log FILE] [--check-args]\n"
+	    "                     TARGET\n"
 	    "\n"
 	    "  -n, --dry-run            plan only: results \"planned\", nothing written\n"
 	    "  -b, --batch N            changes per write (default: the store's)\n"
@@ -108,6 +110,8 @@ usage(FILE *fp)
 	    "      --keep-remote-edits  skip an update that would overwrite a remote edit\n"
 	    "  -q, --quiet              no progress and no summary\n"
 	    "      --log FILE           append NDJSON log lines to FILE\n"
+	    "      --check-args         check the options and TARGET's word, then\n"
+	    "                           exit: read nothing, write nothing\n"
 	    "  -h, --help               print this help and exit\n"
 	    "  -V, --version            print the version and exit\n"
 	    "\n"
@@ -524,6 +528,12 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 		rd_warn("%s", failmsg);
 		failed = 1;
 	}
+	/* A target made by this write is said once, even with --quiet. */
+	if (st->created && !created_said) {
+		rd_warn("created \"%s\" (it did not exist)",
+		    rd_quote(st->spec, strlen(st->spec)));
+		created_said = 1;
+	}
 	/* Results in input order, pass-through lines in place. */
 	{
 		size_t j = 0;
@@ -656,7 +666,7 @@ int
 main(int argc, char *argv[])
 {
 	enum { OPT_DELETE = 256, OPT_MAXDEL, OPT_RETRIES, OPT_TOL, OPT_RULES,
-	    OPT_LOG, OPT_FORCE, OPT_KEEP };
+	    OPT_LOG, OPT_FORCE, OPT_KEEP, OPT_CHECK };
 	static const struct option longopts[] = {
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "batch", required_argument, NULL, 'b' },
@@ -670,6 +680,7 @@ main(int argc, char *argv[])
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "log", required_argument, NULL, OPT_LOG },
 		{ "keep-remote-edits", no_argument, NULL, OPT_KEEP },
+		{ "check-args", no_argument, NULL, OPT_CHECK },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -683,7 +694,7 @@ main(int argc, char *argv[])
 	size_t i, from, nwrite = 0, ndelete = 0, done = 0;
 	long long total;
 	time_t start = time(NULL);
-	int c, status;
+	int c, status, checkargs = 0;
 
 	rd_setprogname(argv[0]);
 	argv[0] = (char *)rd_progname;
@@ -740,6 +751,9 @@ main(int argc, char *argv[])
 		case OPT_KEEP:
 			o.keep_edits = 1;
 			break;
+		case OPT_CHECK:
+			checkargs = 1;
+			break;
 		case OPT_LOG:
 			logpath = optarg;
 			break;
@@ -781,6 +795,11 @@ main(int argc, char *argv[])
 		    st.ops->max_batch);
 	if (!o.batch)
 		o.batch = st.ops->batch;
+	if (checkargs)
+		return finish(RD_EXIT_OK);
+	if (o.max_delete >= 0 && !o.delete_orphans)
+		rd_warn("warning: --max-delete has no effect without "
+		    "--delete-orphans");
 
 	if (read_plan() < 0)
 		rd_die_pending();
@@ -811,6 +830,14 @@ main(int argc, char *argv[])
 			}
 		}
 	}
+	/* What the first write would make; creating nothing to tell. */
+	for (i = 0; o.dry_run && i < nlines; i++)
+		if (lines[i].op == RD_OP_CREATE) {
+			if (store_exists(&st) == 0)
+				rd_warn("\"%s\" does not exist: a push would "
+				    "create it", rd_quote(argv[0], strlen(argv[0])));
+			break;
+		}
 	{
 		struct sb ctx;
 

@@ -212,21 +212,9 @@ index_finish(struct index *ix)
 static int
 spool_read(struct index *ix, const struct index_ent *e, struct sb *buf)
 {
-	ssize_t n;
-	size_t got = 0;
-
-	while (got < e->len) {
-		n = pread(fileno(ix->spool), buf->buf + got, e->len - got,
-		    e->off + (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rd_seterr(RD_EXIT_RUNTIME, "%s: reading back: %s",
-			    ix->store->spec, n < 0 ? strerror(errno) :
-			    "file changed while reading");
-			return -1;
-		}
-		got += (size_t)n;
+	if (rd_pread_full(fileno(ix->spool), buf->buf, e->len, e->off) < 0) {
+		rd_prefixerr("%s: reading back: ", ix->store->spec);
+		return -1;
 	}
 	return 0;
 }

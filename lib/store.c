@@ -101,6 +101,12 @@ store_fetch(struct store *s, const struct fetch_opts *o,
 }
 
 int
+store_exists(struct store *s)
+{
+	return s->ops->exists ? s->ops->exists(s) : 1;
+}
+
+int
 store_apply(struct store *s, struct change *v, size_t n)
 {
 	if (!s->ops->writable || !s->ops->apply) {
@@ -447,6 +453,20 @@ ndjson_keep(struct ndjson *nd, const struct lreader *r)
 		nd->rfd = fcntl(r->fd, F_DUPFD_CLOEXEC, 0);
 }
 
+/* A file that is not there; any other failure is the fetch's to report. */
+static int
+ndjson_exists(struct store *s)
+{
+	struct ndjson *nd = s->priv;
+	struct stat st;
+
+	if (strcmp(nd->path, "-") == 0 || stat(nd->path, &st) == 0 ||
+	    errno != ENOENT)
+		return 1;
+	rd_seterr(RD_EXIT_RUNTIME, "%s: %s", nd->path, strerror(ENOENT));
+	return 0;
+}
+
 static int
 ndjson_fetch(struct store *s, const struct fetch_opts *o,
     const struct store_sink *sink)
@@ -520,19 +540,10 @@ static int
 ndjson_reread(struct store *s, off_t offset, size_t len, char *dst)
 {
 	struct ndjson *nd = s->priv;
-	size_t got = 0;
-	ssize_t n;
 
-	while (got < len) {
-		n = pread(nd->rfd, dst + got, len - got, offset + (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rd_seterr(RD_EXIT_RUNTIME, "%s: reading back: %s", s->spec,
-			    n < 0 ? strerror(errno) : "file changed while reading");
-			return -1;
-		}
-		got += (size_t)n;
+	if (rd_pread_full(nd->rfd, dst, len, offset) < 0) {
+		rd_prefixerr("%s: reading back: ", s->spec);
+		return -1;
 	}
 	return 0;
 }
@@ -568,6 +579,7 @@ const struct store_ops store_ndjson_ops = {
 	.scheme = "ndjson",
 	.synopsis = "ndjson:PATH",
 	.open = ndjson_open,
+	.exists = ndjson_exists,
 	.scope = ndjson_scope,
 	.fetch = ndjson_fetch,
 	.close = ndjson_close,

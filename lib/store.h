@@ -3,15 +3,23 @@
  *
  * A store is named by a word: "ndjson:PATH" or "-" (a file or standard
  * input), "sqlite:DB?table=T&key=COL[&rev=COL][&type=TYPE]" (a table of a
- * SQLite database), "dir:PATH" (a folder of entity files plus meta.json, the
- * embedded default remote), "cloudkit:CONTAINER/ENV/DB[/ZONE]" (CloudKit
- * Web Services).  Only lib/store*.c knows a scheme's format.
+ * SQLite database, its records of type TYPE or the table's name),
+ * "dir:PATH" (a folder of entity files plus meta.json, the embedded default
+ * remote), "cloudkit:CONTAINER/ENV/DB[/ZONE]" (CloudKit Web Services).
+ * Only lib/store*.c knows a scheme's format.
  *
  * Fetching hands every line of the store, in order, to a sink: a record line
  * with its parsed parts, or (ndjson: only) a line of another kind to pass
  * through (and, when asked, cursor lines).  What the sink receives is valid only during the call.  A sink
  * that returns -1 stops the fetch, which then returns -1 with the sink's
  * message.  Stores are independent: two may be fetched from two threads.
+ *
+ * A store that does not exist (no file, database, table or folder) is never
+ * read as an empty one: fetching it fails, status 4, naming what is
+ * missing, unless the caller reads a target that a first write may create
+ * (fetch_opts.missing_ok).  Reading creates nothing: no file, database,
+ * table, folder or lock file.  Writing may create the store; apply then sets
+ * store.created, and the caller says so.
  */
 #ifndef RD_STORE_H
 #define RD_STORE_H
@@ -34,9 +42,14 @@ struct store_sink {
 };
 
 struct fetch_opts {
-	char **types;		/* only these types (sqlite: the type) */
+	char **types;		/* only these types, on every store */
 	size_t ntypes;
 	int allow_empty;	/* accept an ndjson input with no lines */
+	/*
+	 * A store that does not exist reads as empty: a target that a first
+	 * write will create.  Without it, fetching one fails (status 4).
+	 */
+	int missing_ok;
 	/*
 	 * A window: only records whose field wfield holds an instant in
 	 * [wfrom, wto) (seconds since the epoch), when wfield is set.
@@ -121,6 +134,13 @@ struct store_ops {
 	size_t batch;		/* changes per apply unless told (writable) */
 	size_t max_batch;	/* the most a caller may hand apply at once */
 	int (*open)(struct store *s, const char *arg);
+	/*
+	 * Whether the store exists, creating nothing: 1; 0 with a message
+	 * (status 4) naming what is missing; -1 with a message when that
+	 * cannot be told.  NULL for a store whose server answers it when read
+	 * (cloudkit:).
+	 */
+	int (*exists)(struct store *s);
 	int (*fetch)(struct store *s, const struct fetch_opts *o,
 	    const struct store_sink *sink);
 	void (*close)(struct store *s);
@@ -176,6 +196,7 @@ struct store {
 	const struct store_ops *ops;
 	char *spec;		/* the word that named it */
 	void *priv;
+	int created;		/* set by an apply that created the store */
 };
 
 /*
@@ -185,6 +206,11 @@ struct store {
 int store_open(struct store *s, const char *spec);
 int store_fetch(struct store *s, const struct fetch_opts *o,
     const struct store_sink *sink);
+/*
+ * 1 when the store exists; 0 with a message (status 4) naming what is
+ * missing; -1 with a message.  Creates nothing.
+ */
+int store_exists(struct store *s);
 void store_close(struct store *s);
 int store_apply(struct store *s, struct change *v, size_t n);
 int store_get(struct store *s, const char *type, size_t typelen,

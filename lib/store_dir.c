@@ -12,6 +12,12 @@
  * with other hard links (writing through it would change another file) or
  * something of the wrong kind makes a damaged store, and nothing is touched.
  *
+ * A folder that does not exist is an error for a source and an empty store
+ * for a target (fetch_opts.missing_ok); reading creates nothing, not even
+ * the lock file.  Writing creates the folder only for a batch that holds a
+ * create (and sets store.created); without one, updates and deletes into a
+ * missing store conflict and nothing is made.
+ *
  * Writing (section 6 of the brief, for a local folder): under an exclusive
  * flock(2) on PATH/.lock, read meta.json, check each change's rev against the
  * index, create each new version's file exclusively, make them durable, then
@@ -49,6 +55,25 @@ dir_open(struct store *s, const char *arg)
 	d->path = xstrdup(arg);
 	s->priv = d;
 	return 0;
+}
+
+/* Whether the folder is there; a missing one is never made by reading. */
+static int
+dir_exists(struct store *s)
+{
+	struct dirstore *d = s->priv;
+	struct stat st;
+	int e;
+
+	if (stat(d->path, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return 1;
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", d->path, strerror(ENOTDIR));
+		return -1;
+	}
+	e = errno;
+	rd_seterr(RD_EXIT_RUNTIME, "%s: %s", d->path, strerror(e));
+	return e == ENOENT ? 0 : -1;
 }
 
 /* A scope: the folder's path, canonical. */
@@ -156,9 +181,16 @@ dir_fetch(struct store *s, const struct fetch_opts *o,
 	arena_init(&a);
 	dio.basefd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dio.basefd < 0) {
-		/* A store that does not exist yet is empty, as a 404 on webdav:. */
+		/*
+		 * A target that does not exist yet is empty, as a 404 on
+		 * webdav:; a source that does not exist is an error.
+		 */
 		if (errno == ENOENT && stat(d->path, &st) < 0) {
-			ret = 0;
+			if (o && o->missing_ok)
+				ret = 0;
+			else
+				rd_seterr(RD_EXIT_RUNTIME, "%s: %s", d->path,
+				    strerror(ENOENT));
 			goto out;
 		}
 		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", d->path, strerror(errno));
@@ -442,8 +474,13 @@ check_version(struct typedirs *t, const struct layout_entry *e,
 	    t->v[*ti].name, t->name.buf));
 }
 
+/*
+ * The store's folder and its lock: shared for reading, exclusive (the
+ * folder and .lock created when missing, *made set when the folder was)
+ * for writing.  1, 0 when reading a folder that does not exist, or -1.
+ */
 static int
-open_base(struct dirstore *d, int create, int *basefd, int *lockfd)
+open_base(struct dirstore *d, int create, int *basefd, int *lockfd, int *made)
 {
 	*lockfd = -1;
 	*basefd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -452,6 +489,7 @@ open_base(struct dirstore *d, int create, int *basefd, int *lockfd)
 			rd_seterr(RD_EXIT_RUNTIME, "%s: %s", d->path, strerror(errno));
 			return -1;
 		}
+		*made = 1;
 		*basefd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
 	if (*basefd < 0) {
@@ -543,6 +581,7 @@ dir_apply(struct store *s, struct change *v, size_t n)
 	struct layout_index x;
 	struct typedirs t;
 	struct sb file, meta, msg;
+	struct stat st;
 	char now[32];
 	size_t i, written = 0, committed = 0;
 	int basefd, lockfd, r, keep, ret = -1;
@@ -552,7 +591,20 @@ dir_apply(struct store *s, struct change *v, size_t n)
 	sb_init(&msg, 256);
 	layout_index_init(&x);
 	typedirs_init(&t, d->path, -1);
-	if (open_base(d, 1, &basefd, &lockfd) < 0)
+	basefd = lockfd = -1;
+	/*
+	 * Only a create makes a store: in one that does not exist, an update
+	 * or a delete fails its guard, and nothing is made.
+	 */
+	for (i = 0; i < n && v[i].op != RD_OP_CREATE; i++)
+		;
+	if (i == n && stat(d->path, &st) < 0 && errno == ENOENT) {
+		for (i = 0; i < n; i++)
+			v[i].status = RD_ST_CONFLICT;
+		ret = 0;
+		goto out;
+	}
+	if (open_base(d, 1, &basefd, &lockfd, &s->created) < 0)
 		goto out;
 	t.basefd = basefd;
 	/* A damaged store is refused before anything is written. */
@@ -680,7 +732,7 @@ dir_get(struct store *s, const char *type, size_t typelen, const char *key,
 	sb_init(&name, 128);
 	sb_init(&msg, 256);
 	sb_init(&data, 0);
-	if ((r = open_base(d, 0, &basefd, &lockfd)) <= 0) {
+	if ((r = open_base(d, 0, &basefd, &lockfd, NULL)) <= 0) {
 		ret = r;
 		goto out;
 	}
@@ -740,7 +792,7 @@ dir_count(struct store *s, char *const *types, size_t ntypes)
 	int basefd, lockfd, r;
 
 	(void)types, (void)ntypes;
-	if ((r = open_base(d, 0, &basefd, &lockfd)) <= 0)
+	if ((r = open_base(d, 0, &basefd, &lockfd, NULL)) <= 0)
 		return r;
 	layout_index_init(&x);
 	if (load_index(&x, d->path, basefd) < 0)
@@ -773,6 +825,7 @@ const struct store_ops store_dir_ops = {
 	.batch = 5000,
 	.max_batch = STORE_MAX_BATCH,
 	.open = dir_open,
+	.exists = dir_exists,
 	.scope = dir_scope,
 	.fetch = dir_fetch,
 	.close = dir_close,

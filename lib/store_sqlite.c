@@ -1,7 +1,8 @@
 /*
  * store_sqlite.c - sqlite:DB?table=T&key=COL[&rev=COL][&type=TYPE].
  *
- * One table is one record type (TYPE, or --type, or the table's name).  The
+ * One table is one record type: TYPE, or the table's name.  A fetch with
+ * types (-t) reads the table when its type is one of them, else nothing.  The
  * key column gives the record key, the rev column (default "rev", when the
  * table has one) its version, "0" when NULL or when there is no rev column
  * (a row recdelta never wrote), so that a change can name it.  The table
@@ -21,8 +22,10 @@
  *
  * - A batch is one transaction, BEGIN IMMEDIATE ... COMMIT, waiting up to 5 s
  *   for the lock.  The database file is created if missing, and so is the
- *   table: ("KEY" TEXT PRIMARY KEY, "REV" INTEGER NOT NULL), REV the rev=
- *   column or "rev".  A table without its rev column gets one, INTEGER,
+ *   table, by a batch that holds a create of the store's type (which sets
+ *   store.created): ("KEY" TEXT PRIMARY KEY, "REV" INTEGER NOT NULL), REV
+ *   the rev= column or "rev".  In a store that does not exist, a batch
+ *   without one makes nothing: its updates and deletes conflict.  A table without its rev column gets one, INTEGER,
  *   NULL in its rows (rev "0") until they are written.
  * - A field without a column gets one.  Objects other than {"$bytes":...},
  *   arrays and booleans get a JSON column, declared JSON TEXT (TEXT affinity
@@ -66,7 +69,9 @@
  *   COMMIT failing) rolls the whole batch back and apply returns -1.
  *
  * get and count use the same connection, opened read-write (the file is not
- * created); a missing database or table holds no record.
+ * created); a missing database or table holds no record.  fetch and exists
+ * open their own, never creating the file: a missing database or table is
+ * an error for a source, an empty store for a target (fetch_opts.missing_ok).
  */
 #include "store.h"
 
@@ -479,6 +484,84 @@ row_record(const struct sqlstore *q, struct arena *a, sqlite3_stmt *st,
 	return 0;
 }
 
+/*
+ * A store that does not exist: its database file (nodb), or its table.  A
+ * target read before its first write is empty (0); a source is an error.
+ */
+static int
+missing(const struct sqlstore *q, const struct fetch_opts *o, int nodb)
+{
+	if (o && o->missing_ok)
+		return 0;
+	if (nodb)
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", q->db, strerror(ENOENT));
+	else
+		rd_seterr(RD_EXIT_RUNTIME, "%s: no table \"%s\"", q->db,
+		    rd_quote(q->table, strlen(q->table)));
+	return -1;
+}
+
+/*
+ * A connection for reading an existing database, which it never creates.
+ * Read-write when we may, though we only read: a writer killed mid-
+ * transaction leaves a hot journal that only a read-write connection can
+ * roll back.
+ */
+static int
+open_read(const struct sqlstore *q, sqlite3 **db)
+{
+	if (sqlite3_open_v2(q->db, db, access(q->db, W_OK) == 0 ?
+	    SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", q->db,
+		    *db ? sqlite3_errmsg(*db) : "cannot open");
+		return -1;
+	}
+	return 0;
+}
+
+/* 1 when the database holds the store's table (or view), 0 if not, -1. */
+static int
+table_present(const struct sqlstore *q, sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	/* As SQLite resolves a table's name: in any ASCII case. */
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name = ?1 "
+	    "COLLATE NOCASE AND type IN ('table', 'view')", -1, &st, NULL) !=
+	    SQLITE_OK ||
+	    sqlite3_bind_text(st, 1, q->table, -1, SQLITE_STATIC) != SQLITE_OK) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", q->db, sqlite3_errmsg(db));
+		sqlite3_finalize(st);
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		return rc == SQLITE_ROW;
+	rd_seterr(RD_EXIT_RUNTIME, "%s: %s", q->db, sqlite3_errmsg(db));
+	return -1;
+}
+
+static int
+sql_exists(struct store *s)
+{
+	struct sqlstore *q = s->priv;
+	sqlite3 *db = NULL;
+	int r;
+
+	if (access(q->db, F_OK) < 0 && errno == ENOENT) {
+		missing(q, NULL, 1);
+		return 0;
+	}
+	if (open_read(q, &db) < 0)
+		r = -1;
+	else if ((r = table_present(q, db)) == 0)
+		missing(q, NULL, 0);
+	sqlite3_close(db);
+	return r;
+}
+
 static int
 sql_fetch(struct store *s, const struct fetch_opts *o,
     const struct store_sink *sink)
@@ -492,52 +575,33 @@ sql_fetch(struct store *s, const struct fetch_opts *o,
 	int kc, rc_, rc, ret = -1;
 	unsigned long row = 0;
 
-	if (o && o->ntypes > 1) {
-		rd_seterr(RD_EXIT_USAGE, "sqlite: holds one record type; give at "
-		    "most one --type");
-		return -1;
+	/*
+	 * -t selects, as on every store: the table's type, or nothing, which
+	 * is most likely a type meant to be named by type=.
+	 */
+	type = store_type(q);
+	if (o && !fetch_wants_type(o, type, strlen(type))) {
+		rd_warn("warning: %s: its records are of type \"%s\", which no "
+		    "-t names: none read (a table's type is named by type=)",
+		    s->spec, rd_quote(type, strlen(type)));
+		return 0;
 	}
-	type = o && o->ntypes == 1 ? o->types[0] : store_type(q);
 	sb_init(&sql, 128);
 	sb_init(&line, 1024);
 	sb_init(&tmp, 256);
 	arena_init(&a);
 	/*
-	 * A target that does not exist yet is empty, as for dir:: no database
-	 * file (none is created by reading), or no such table in it.
+	 * No database file (none is created by reading), or no such table in
+	 * it: a target not written yet, or a missing source.
 	 */
 	if (access(q->db, F_OK) < 0 && errno == ENOENT) {
-		ret = 0;
+		ret = missing(q, o, 1);
 		goto out;
 	}
-	/*
-	 * Read-write when we may, though we only read: a writer killed mid-
-	 * transaction leaves a hot journal that only a read-write connection
-	 * can roll back.
-	 */
-	if (sqlite3_open_v2(q->db, &db, access(q->db, W_OK) == 0 ?
-	    SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", q->db,
-		    db ? sqlite3_errmsg(db) : "cannot open");
+	if (open_read(q, &db) < 0 || (rc = table_present(q, db)) < 0)
 		goto out;
-	}
-	/* As SQLite resolves a table's name: in any ASCII case. */
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE name = ?1 "
-	    "COLLATE NOCASE AND type IN ('table', 'view')", -1, &st, NULL) !=
-	    SQLITE_OK ||
-	    sqlite3_bind_text(st, 1, q->table, -1, SQLITE_STATIC) != SQLITE_OK) {
-		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", q->db, sqlite3_errmsg(db));
-		goto out;
-	}
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	st = NULL;
-	if (rc == SQLITE_DONE) {
-		ret = 0;
-		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", q->db, sqlite3_errmsg(db));
+	if (rc == 0) {
+		ret = missing(q, o, 0);
 		goto out;
 	}
 	sb_adds(&sql, "SELECT * FROM ");
@@ -1645,24 +1709,41 @@ sql_apply(struct store *s, struct change *v, size_t n)
 	struct wctx w;
 	char msg[256] = "";
 	size_t i;
-	int ours = 0, ret = -1;
+	int ours = 0, creates = 0, made, absent, begun = 0, r, ret = -1;
 
 	for (i = 0; i < n; i++) {
 		change_release(&v[i]);
 		ours |= same_type(q, &v[i]);
+		creates |= same_type(q, &v[i]) && v[i].op == RD_OP_CREATE;
 	}
 	if (n == 0)
 		return 0;
-	if (conn(q, 1) < 0)
+	/*
+	 * Only a create makes the database or its table: in a store that does
+	 * not exist, an update or a delete fails its guard, and nothing is
+	 * made.
+	 */
+	made = creates && !q->h && access(q->db, F_OK) < 0 && errno == ENOENT;
+	if ((r = conn(q, creates)) < 0)
 		return -1;
+	absent = r == 0;
 	wctx_init(&w);
-	if (run(q, "BEGIN IMMEDIATE") != SQLITE_OK) {
+	if (!absent && run(q, "BEGIN IMMEDIATE") != SQLITE_OK) {
 		sqlerr(q);
 		goto out;
 	}
-	if (ours && prepare_table(q, &w, msg, sizeof msg) < 0)
+	begun = !absent;
+	if (ours && !absent && load_cols(q) < 0)
 		goto out;
-	if (ours && !*msg && seq_load(q, &w) < 0)
+	if (ours && !absent && q->ncols == 0) {
+		if (creates)
+			made = 1;
+		else
+			absent = 1;
+	}
+	if (ours && !absent && prepare_table(q, &w, msg, sizeof msg) < 0)
+		goto out;
+	if (ours && !absent && !*msg && seq_load(q, &w) < 0)
 		goto out;
 	utf8_fix(msg);
 	for (i = 0; i < n; i++) {
@@ -1673,23 +1754,27 @@ sql_apply(struct store *s, struct change *v, size_t n)
 			change_fail(c, "type", "type \"%s\" is not the store's type \"%s\"",
 			    rd_quote(c->type, c->typelen),
 			    rd_quote(type, strlen(type)));
+		else if (absent)
+			c->status = RD_ST_CONFLICT;
 		else if (*msg)
 			change_fail(c, "schema", "%s", msg);
 		else if (apply_one(q, &w, v, n, i) < 0)
 			goto out;
 	}
-	if (ours && !*msg && seq_store(q, &w) < 0)
+	if (ours && !absent && !*msg && seq_store(q, &w) < 0)
 		goto out;
-	if (run(q, "COMMIT") != SQLITE_OK) {
+	if (begun && run(q, "COMMIT") != SQLITE_OK) {
 		sqlerr(q);
 		goto out;
 	}
+	if (made && q->ncols)
+		s->created = 1;
 	ret = 0;
 out:
 	cache_clear(q);
 	if (ret < 0) {
 		/* A connection that cannot roll back is closed, which does. */
-		if (!sqlite3_get_autocommit(q->h) &&
+		if (q->h && !sqlite3_get_autocommit(q->h) &&
 		    sqlite3_exec(q->h, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK) {
 			sqlite3_close(q->h);
 			q->h = NULL;
@@ -1813,6 +1898,7 @@ const struct store_ops store_sqlite_ops = {
 	.batch = 1000,
 	.max_batch = STORE_MAX_BATCH,
 	.open = sql_open,
+	.exists = sql_exists,
 	.scope = sql_scope,
 	.fetch = sql_fetch,
 	.close = sql_close,

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *rd_progname = "recdelta";
 
@@ -424,4 +425,25 @@ utf8_fix(char *s)
 		}
 		i += k;
 	}
+}
+
+int
+rd_pread_full(int fd, void *buf, size_t len, off_t off)
+{
+	char *p = buf;
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = pread(fd, p + got, len - got, off + (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s", n < 0 ? strerror(errno) :
+			    "file changed while reading");
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	return 0;
 }

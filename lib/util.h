@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 enum {
 	RD_EXIT_OK = 0,		/* ran correctly, whatever it found */
@@ -99,6 +100,14 @@ int base64_decode(struct sb *out, const char *in, size_t n);
  */
 uint64_t rd_idhash(const char *type, size_t typelen, const char *key,
     size_t keylen);
+
+/*
+ * Read len bytes at off of fd into buf, whole: a read cut short or
+ * interrupted (EINTR) goes on.  -1 with a message (status 4): the error, or
+ * "file changed while reading" when the file ends before len bytes; the
+ * caller prefixes what it was reading.
+ */
+int rd_pread_full(int fd, void *buf, size_t len, off_t off);
 
 /* Hex of n bytes into out (2n+1 bytes). */
 void hex_encode(char *out, const unsigned char *p, size_t n);

@@ -307,6 +307,30 @@ EOF
 	assert_output '[["x0","ok"],["x1","QUOTA_EXCEEDED"]]'
 }
 
+@test "a fault with after lets that many requests by; a held request waits until released, and GET held counts it" {
+	ck_start
+	ck_control POST faults '{"path":"records/query","hold":true,"after":1}' > /dev/null
+	ck_request records/query '{"query":{"recordType":"Item"}}' > r1.json
+	[ "$CK_STATUS" = 200 ]
+	assert_equal "$(ck_control GET held)" '{"held":0}'
+	ck_request records/query '{"query":{"recordType":"Item"}}' > r2.json 3>&- &
+	pid=$!
+	held() {
+		[ "$(ck_control GET held | jq .held)" = 1 ]
+	}
+	wait_until held
+	# Held: not answered, not logged.
+	kill -0 "$pid"
+	assert_equal "$(ck_control GET log | jq length)" 1
+	assert_equal "$(ck_control POST release)" '{"released":1}'
+	wait "$pid"
+	run jq -c .records r2.json
+	assert_output '[]'
+	assert_equal "$(ck_control GET held)" '{"held":0}'
+	assert_equal "$(ck_control GET log | jq -c '[.[] | .fault]')" '[null,"delay"]'
+	assert_equal "$(ck_control GET faults)" '[]'
+}
+
 @test "the request log counts requests and operations; reset forgets" {
 	ck_start
 	ck_request records/modify "$(modify_body "$(creates it 0 150)")" > /dev/null

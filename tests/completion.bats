@@ -42,9 +42,9 @@ comp() {
 	: > data/games.ndjson
 	run -0 comp 'recdelta-fetch '
 	assert_output $'-\ncloudkit:\ndir:\nndjson:\nsqlite:'
-	# diff reads no cloudkit: store, and says so in its help.
+	# diff reads every store fetch reads, and its help says so.
 	run -0 comp 'recdelta-diff -r '
-	assert_output $'-\ndir:\nndjson:\nsqlite:'
+	assert_output $'-\ncloudkit:\ndir:\nndjson:\nsqlite:'
 	run -0 comp 'recdelta smart-sync --remote d'
 	assert_output dir:
 	# After "dir:" bash's word is what follows the colon.

@@ -125,6 +125,30 @@ TEAMS="Teams: 31 unchanged, 0 new, 1 updated, 0 deleted"
 	assert_equal "$output" "$(printf '%s\n' "$STADIUMS" "$TEAMS")"
 }
 
+@test "diff-only: a type named two ways warns on stderr, the report as usual" {
+	grep '"type":"Team"' "$SAMPLE/local.ndjson" |
+	    jq -c '.fields = {name: .fields.name}' > teams.ndjson
+	jq -r '[.key, .fields.name] | @tsv' teams.ndjson > teams.tsv
+	sqlite3 t.db "CREATE TABLE teams(id TEXT PRIMARY KEY, name TEXT);" \
+	    ".mode tabs" ".import teams.tsv teams"
+	run -0 --separate-stderr recdelta diff-only --local ndjson:teams.ndjson \
+	    --remote 'sqlite:t.db?table=teams&key=id'
+	assert_stderr 'recdelta-diff: warning: the two sides share no type ("Team" vs "teams")'
+	assert_output "Teams: 0 unchanged, 32 new, 0 updated, 0 deleted
+teams: 0 unchanged, 0 new, 0 updated, 32 deleted"
+	run -0 --separate-stderr recdelta diff-only --local ndjson:teams.ndjson \
+	    --remote 'sqlite:t.db?table=teams&key=id&type=Team'
+	assert_stderr ""
+	assert_output "Teams: 32 unchanged, 0 new, 0 updated, 0 deleted"
+	# -t selects: a type the table does not hold reads none of it.
+	run -0 --separate-stderr recdelta diff-only -t Stadium --local ndjson:teams.ndjson \
+	    --remote 'sqlite:t.db?table=teams&key=id&type=Team'
+	assert_stderr 'recdelta-diff: warning: sqlite:t.db?table=teams&key=id&type=Team: its records are of type "Team", which no -t names: none read (a table'"'"'s type is named by type=)'
+	assert_output ""
+	rm t.db teams.ndjson teams.tsv
+	assert_nothing_written
+}
+
 @test "diff-only: bad local input is bad data, and no report is printed" {
 	cp "$SAMPLE/local.ndjson" ../bad.ndjson
 	echo '{"kind":"record","type":"Game","fields":{}}' >> ../bad.ndjson

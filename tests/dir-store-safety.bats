@@ -26,7 +26,7 @@ change() {
 # sync_check L: diff ndjson:L against dir:R, push the plan, fetch: nothing
 # is left to diff, against the store nor against what was fetched.
 sync_check() {
-	recdelta-diff --all -l "ndjson:$1" -r dir:R -o plan
+	recdelta-diff --all --allow-missing-remote -l "ndjson:$1" -r dir:R -o plan
 	run -0 --separate-stderr recdelta-push --delete-orphans dir:R < plan
 	refute_output --partial '"status":"failed"'
 	recdelta-fetch dir:R > F

@@ -12,22 +12,10 @@ bats_require_minimum_version 1.5.0
 
 load helpers/common
 load helpers/dirstore
-
-SHIM="$TOP/tests/helpers/faultinject.so"
+load helpers/faultinject
 
 suite_setup() {
 	[ -f "$SHIM" ] || fail "$SHIM: missing; make check builds it"
-}
-
-# faulty CMD...: run CMD (a recdelta program) with the shim, configured by
-# the RECDELTA_FAULT_* variables set around the call.  The shim counts in
-# the program's process alone, not in a wrapper around it; a sanitizer
-# build wants its runtime first, but the shim may go before it.
-faulty() {
-	LD_PRELOAD="$SHIM${LD_PRELOAD:+ $LD_PRELOAD}" \
-	    RECDELTA_FAULT_PROG="${1##*/}" \
-	    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
-	    "$@"
 }
 
 # count_calls CMD...: run CMD without a fault and set CALLS to the number of

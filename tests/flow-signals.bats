@@ -34,7 +34,8 @@ lock_holder() {
 		assert_equal "$(ls tmp)" ""
 		[ ! -e remote/Item ] || fail "SIG$name: the flow wrote after the signal"
 		run -0 --separate-stderr recdelta smart-sync -l ndjson:local.ndjson -r dir:remote
-		assert_equal "$stderr" "Created 3, Updated 0, Skipped 0 unchanged, Deleted 0, Conflicts 0"
+		assert_equal "$stderr" "recdelta-push: created \"dir:remote\" (it did not exist)
+Created 3, Updated 0, Skipped 0 unchanged, Deleted 0, Conflicts 0"
 	done
 }
 

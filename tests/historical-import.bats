@@ -8,6 +8,7 @@ bats_require_minimum_version 1.5.0
 
 load helpers/common
 load helpers/cloudkit
+load helpers/faultinject
 
 teardown() {
 	ck_stop
@@ -105,38 +106,32 @@ calendar_all() {
 	assert_equal "$(recdelta-checkpoint history | wc -l)" 1
 }
 
-@test "kill -9 at 20 random moments: each restart redoes at most one window, and the target equals an uninterrupted run's" {
+# Kill points are chosen, not timed: run j stops the processes of one stage
+# (push, checkpoint or diff, in turn) before their Nth file-system call,
+# lets the first j % 4 of them go on and kills the whole flow at the next.
+# Push makes at least 16 such calls a window, each checkpoint and diff more
+# than N at some point, so every run is killed, on any machine, at a point
+# spread over the windows and the stages of one.
+@test "kill -9 at 20 chosen points: each restart redoes at most one window, and the target equals an uninterrupted run's" {
+	stages=(recdelta-push recdelta-checkpoint recdelta-diff)
 	kills=0
-	i=0
-	while :; do
-		i=$((i + 1))
-		[ "$i" -le 80 ] || fail "not finished after $i runs"
-		if [ "$kills" -lt 20 ]; then
-			# setsid: the flow leads a process group of its own, so
-			# that one kill reaches every stage of it.
-			setsid "$TOP/pipelines/historical-import" --source "$SRC" --target "$T" \
-			    --window-field day --from "$FROM" --to "$TO" --log "$PWD/log.ndjson" \
-			    -q > /dev/null 2> "run.$i" 3>&- &
-			pid=$!
-			delay=$(( 50 + RANDOM % 351 ))
-			sleep "$(printf '0.%03d' "$delay")"
-			if kill -9 -- "-$pid" 2>/dev/null; then
-				wait "$pid" 2>/dev/null || true
-				kills=$((kills + 1))
-				echo "run $i: killed after $delay ms"
-				continue
-			fi
-			st=0
-			wait "$pid" || st=$?
-		else
-			import --from "$FROM" --to "$TO" --log "$PWD/log.ndjson" -q > /dev/null 2> "run.$i"
-			st=$?
-		fi
-		[ "$st" -eq 0 ] || fail "run $i: status $st: $(cat "run.$i")"
-		break
+	for j in $(seq 1 20); do
+		n=$((1 + j * 7 % 16))
+		RECDELTA_FAULT_PROG=${stages[j % 3]} paused "$n" "$TOP/pipelines/historical-import" \
+		    --source "$SRC" --target "$T" --window-field day --from "$FROM" --to "$TO" \
+		    --log "$PWD/log.ndjson" -q > /dev/null 2> "run.$j"
+		for r in $(seq 0 $((j % 4))); do
+			wait_paused || fail "run $j: ended before pause $r of ${stages[j % 3]}: status $PAUSED_STATUS: $(cat "run.$j")"
+			[ "$r" -eq $((j % 4)) ] || resume
+		done
+		kill_paused
+		[ "$PAUSED_STATUS" -eq 137 ] || fail "run $j: status $PAUSED_STATUS, not killed"
+		kills=$((kills + 1))
+		echo "run $j: killed in ${stages[j % 3]} before call $n, pause $((j % 4 + 1))"
 	done
-	echo "$kills kills, $i runs"
-	[ "$kills" -ge 20 ]
+	echo "# $kills kills; $(grep -c '"msg":"window done"' log.ndjson) windows logged done before the last run" >&3
+	run -0 --separate-stderr import --from "$FROM" --to "$TO" --log "$PWD/log.ndjson" -q
+	assert_equal "$kills" 20
 	# The same records as an uninterrupted run, none doubled or missing.
 	run -0 recdelta-diff --exit-code --local "dir:$REF/target" --remote "$T"
 	assert_output ""
@@ -221,9 +216,12 @@ echo "$t"
 SH
 	chmod +x auth
 	mkdir shim
+	# The pushes of the windows; not the check of the arguments, which
+	# runs once before the first window.
 	cat > shim/recdelta-push <<SH
 #!/bin/sh
-printf '%s\n' "\${RECDELTA_AUTH_TOKEN-unset}" >> "$PWD/seen"
+[ "\$1" = --check-args ] ||
+    printf '%s\n' "\${RECDELTA_AUTH_TOKEN-unset}" >> "$PWD/seen"
 exec "$TOP/bin/recdelta-push" "\$@"
 SH
 	chmod +x shim/recdelta-push

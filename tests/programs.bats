@@ -138,6 +138,73 @@ options() {
 	done
 }
 
+# sections PAGE: the titles of PAGE's .Sh and .Ss headings, one a line.
+sections() {
+	sed -n 's/^\.S[hs] //p' "$1" | sed 's/\\&//g'
+}
+
+# sx_refs PAGE: "LINE<TAB>TARGET<TAB>TITLE" for each .Sx of PAGE: TARGET is
+# the page an .Xr within the three lines before it names, unless the .Xr
+# ends its sentence (a section of another page: "as recdelta-diff(1)
+# describes under Summary"), else PAGE.
+sx_refs() {
+	awk -v self="$1" '
+	{ hist[FNR % 4] = $0 }
+	/(^\.| )Sx / {
+		t = $0
+		sub(/.*Sx /, "", t)
+		while (t ~ / [.,;:()]$/)
+			t = substr(t, 1, length(t) - 2)
+		gsub(/\\&/, "", t)
+		target = self
+		for (i = 1; i <= 3; i++) {
+			l = hist[(FNR - i + 4) % 4]
+			# Not an .Xr that ends its sentence.
+			if (FNR - i > 0 && l ~ /^\.Xr recdelta/ && l !~ / \.$/) {
+				split(l, w, " ")
+				target = w[2] "." w[3]
+				break
+			}
+		}
+		printf "%d\t%s\t%s\n", FNR, target, t
+	}' "$1"
+}
+
+@test "every .Sx names a section of its page, or of the page an .Xr before it names" {
+	errors=
+	for m in "$TOP"/man/man*/*.[1-9]; do
+		while IFS=$'\t' read -r line target title; do
+			case $target in
+			"$m") page=$m ;;
+			*) page=$(ls "$TOP"/man/man*/"$target" 2>/dev/null) ||
+			    { errors+="${m#"$TOP"/}:$line: no page $target"$'\n'; continue; } ;;
+			esac
+			sections "$page" | grep -qxF -- "$title" ||
+			    errors+="${m#"$TOP"/}:$line: .Sx $title: no such section in ${page##*/}"$'\n'
+		done < <(sx_refs "$m")
+	done
+	[ -z "$errors" ] || fail "$errors"
+}
+
+@test "the outbox's replay command is the same in the refusal and the manuals" {
+	export RECDELTA_STATE=$BATS_TEST_TMPDIR/s.db
+	res delete T a deferred 1 | recdelta-checkpoint record --scope S > /dev/null
+	run -5 --separate-stderr recdelta-checkpoint preflight --scope S
+	said=$(sed -n 's/^  replay it first: //p' <<<"$stderr" | sed "s| --state $RECDELTA_STATE||g")
+	assert_equal "$said" \
+	    'recdelta-checkpoint outbox | recdelta-push --delete-orphans TARGET | recdelta-checkpoint record --scope S'
+	cmd=${said% | *}
+	for m in "$TOP"/man/man1/recdelta-checkpoint.1 "$TOP"/man/man7/recdelta-flows.7; do
+		# Every replay command in the page, rendered, delivers deletes too.
+		# (A page may name the state, as the refusal does: --state S.)
+		rendered=$(mandoc -Tascii -Owidth=1000 "$m" | col -bx |
+		    sed 's/ --state [^ ]*//g')
+		grep -qF -- "$cmd" <<<"$rendered" || fail "${m##*/}: no \"$cmd\""
+		! grep -E 'outbox \| recdelta-push [A-Z]' <<<"$rendered" ||
+		    fail "${m##*/}: a replay without --delete-orphans"
+	done
+}
+
 @test "make install into a DESTDIR ships every program, flow and man page; man -l renders each page" {
 	d=$BATS_TEST_TMPDIR/dest
 	run -0 make -s -C "$TOP" install DESTDIR="$d" PREFIX=/opt/rd

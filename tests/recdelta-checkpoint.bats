@@ -6,6 +6,7 @@
 bats_require_minimum_version 1.5.0
 
 load helpers/common
+load helpers/faultinject
 
 ST=.recdelta/state.db
 
@@ -730,10 +731,10 @@ EOF
 	pid=$!
 	exec 4> fifo
 	{ res create T a ok 1 '{}'; res create T b ok 1 '{}'; } >&4
-	for i in $(seq 100); do
-		[ "$(q 'SELECT count(*) FROM base' 2>/dev/null)" = 2 ] && break
-		sleep 0.1
-	done
+	based() {
+		[ "$(q 'SELECT count(*) FROM base' 2>/dev/null)" = "$1" ]
+	}
+	wait_until based 2
 	run -0 q 'SELECT count(*) FROM base'
 	assert_output 2
 	run -0 cat out
@@ -744,29 +745,25 @@ EOF
 
 # The property that matters: killed at any point, record leaves a database
 # that is whole and whose base holds only results it had read whole and
-# written on.  A slow writer feeds it through a FIFO in pieces that cut lines
-# in two; it is killed at random points once it is under way.
-@test "kill -9 of record at random points: the base never runs ahead of the stream" {
+# written on.  It is killed at 10 points spread over the file-system calls
+# of an uninterrupted run (helpers/faultinject.bash): each stops it before
+# its Nth call, and the test kills it there.
+@test "kill -9 of record at 10 chosen points: the base never runs ahead of the stream" {
 	awk 'BEGIN { for (i = 0; i < 6000; i++) printf "{\"kind\":\"result\",\"op\":\"create\",\"type\":\"T\",\"key\":\"k%05d\",\"status\":\"ok\",\"rev\":\"1\",\"fields\":{\"n\":%d}}\n", i, i }' > in
-	split -b 12000 in piece.
+	mkdir st
+	RECDELTA_FAULT_COUNT=$PWD/count faulty recdelta-checkpoint --state st/s.db \
+	    record --scope S --batch 300 < in > /dev/null
+	calls=$(cat count)
+	[ "$calls" -ge 100 ] || fail "only $calls calls counted"
 	midway=0
 	for round in $(seq 10); do
-		rm -rf st out fifo
+		rm -rf st out
 		mkdir st
-		mkfifo fifo
-		(for f in piece.*; do cat "$f" || break; sleep 0.003; done > fifo) 2>/dev/null 3>&- &
-		writer=$!
-		recdelta-checkpoint --state st/s.db record --scope S --batch 300 < fifo > out 3>&- &
-		pid=$!
-		for i in $(seq 500); do
-			[ -s out ] && break
-			sleep 0.02
-		done
-		sleep "$(printf 0.%02d $((RANDOM % 20)))"
-		kill -9 "$pid" 2>/dev/null || true
-		wait "$pid" || true
-		kill "$writer" 2>/dev/null || true
-		wait "$writer" || true
+		paused $((round * calls / 11)) recdelta-checkpoint --state st/s.db \
+		    record --scope S --batch 300 < in > out 2> err
+		wait_paused || fail "round $round: ended before call $((round * calls / 11)) of $calls: status $PAUSED_STATUS: $(cat err)"
+		kill_paused
+		assert_equal "$PAUSED_STATUS" 137
 
 		# The lines written on whole: a last line cut short is left out.
 		complete=
@@ -786,6 +783,7 @@ EOF
 			assert_output --regexp $'\tinterrupted$'
 		fi
 	done
+	echo "# $midway of 10 rounds killed midway, $calls calls" >&3
 	[ "$midway" -ge 3 ] || fail "only $midway of 10 rounds were killed midway"
 }
 

@@ -376,25 +376,24 @@ null"
 
 @test "a fetch killed with -9 after a cursor resumes from the last cursor's value: the records before it and the resumed ones are the whole set, each once" {
 	ck_seed Item it 0 1000
-	# Slow pages, so that the kill comes between two of them.
-	ck_control POST faults '{"path":"records/query","delayMs":300,"count":10}' > /dev/null
+	# The third page is held until the test releases it, so that the kill
+	# comes after two pages and their cursors.
+	ck_control POST faults '{"path":"records/query","hold":true,"after":2}' > /dev/null
 	recdelta-fetch -t Item "$T" > part 2> part.err 3>&- &
 	pid=$!
-	# (Whole lines only: the last may be cut short by the kill.)
+	held() {
+		[ "$(ck_control GET held | jq .held)" = 1 ]
+	}
+	wait_until held || fail "no page was held: $(cat part.err)"
+	# (Whole lines only, as the last may be cut short by a kill.)
 	whole() {
 		head -n "$(wc -l < part)" part
 	}
-	for i in $(seq 1 200); do
-		whole | grep -q '"kind":"cursor"' && break
-		kill -0 "$pid" 2> /dev/null || break
-		sleep 0.05
-	done
-	# The cursor came out while the fetch was still at work.
-	kill -9 "$pid" 2> /dev/null ||
-	    fail "the fetch ended before its first cursor line was seen: $(wc -l < part) lines, $(grep -c '"kind":"cursor"' part) cursors at the end"
+	kill -9 "$pid"
 	status=0
 	wait "$pid" || status=$?
 	assert_equal "$status" 137
+	assert_equal "$(ck_control POST release | jq .released)" 1
 	ck_control DELETE faults > /dev/null
 
 	n=$(whole | grep -n '"kind":"cursor"' | tail -n 1 | cut -d: -f1)
@@ -405,6 +404,7 @@ null"
 	[ "$nb" -gt 0 ]
 	[ "$nb" -lt 1000 ]
 	[ $((nb % 200)) = 0 ]
+	assert_equal "$nb" 400
 	[[ $v == Item:?* ]]
 
 	run -0 --separate-stderr recdelta-fetch -t Item --resume "$v" "$T"
@@ -688,10 +688,10 @@ b'
 	# The retry's answer was the one used: the held one is not out yet.
 	assert_equal "$(ck_control GET log | jq -c '.[] | [.op, .status, .fault]')" '["records/query",200,null]'
 	assert_equal "$(ck_control POST release | jq .released)" 1
-	for i in $(seq 1 200); do
-		[ "$(ck_control GET log | jq length)" -ge 2 ] && break
-		sleep 0.05
-	done
+	logged() {
+		[ "$(ck_control GET log | jq length)" -ge 2 ]
+	}
+	wait_until logged
 	assert_equal "$(ck_control GET log | jq -c '.[] | [.op, .status, .fault]')" '["records/query",200,null]
 ["records/query",200,"delay"]'
 }

@@ -471,10 +471,10 @@ EOF
 
 @test "--summary when no record has a given type: no report lines, and json counts that are empty" {
 	rec A a '{"n":1}' > local.ndjson
-	run -0 --separate-stderr recdelta-diff --local "$L" --remote dir:nonexistent -t Nope --summary
+	run -0 --separate-stderr recdelta-diff --local "$L" --remote dir:nonexistent --allow-missing-remote -t Nope --summary
 	assert_equal "$stderr" ''
 	assert_output ''
-	run -0 --separate-stderr recdelta-diff --local "$L" --remote dir:nonexistent -t Nope --summary=json
+	run -0 --separate-stderr recdelta-diff --local "$L" --remote dir:nonexistent --allow-missing-remote -t Nope --summary=json
 	assert_equal "$stderr" ''
 	assert_output '{"kind":"summary","stage":"diff","counts":{}}'
 }
@@ -625,6 +625,62 @@ EOF
 {"kind":"change","op":"update","type":"B","key":"b","fields":{"n":1},"changed":["n"]}
 {"kind":"change","op":"create","type":"C","key":"c1","fields":{"n":1}}
 {"kind":"change","op":"delete","type":"C","key":"c2"}
+EOF
+}
+
+@test "two sides with records but no type in common: one warning line, the output as usual" {
+	rec games a '{"n":1}' > local.ndjson
+	rec game a '{"n":1}' 1 > remote.ndjson
+	run -0 --separate-stderr recdelta-diff --local "$L" --remote "$R"
+	assert_equal "$stderr" 'recdelta-diff: warning: the two sides share no type ("games" vs "game")'
+	assert_output - <<'EOF'
+{"kind":"change","op":"create","type":"games","key":"a","fields":{"n":1}}
+{"kind":"change","op":"delete","type":"game","key":"a","rev":"1"}
+EOF
+	# Several types a side, sorted by their bytes; the summary as usual.
+	{ rec B b '{}'; rec A a '{}'; } >> local.ndjson
+	rec C c '{}' >> remote.ndjson
+	run -0 --separate-stderr recdelta-diff --summary --local "$L" --remote "$R"
+	assert_equal "$stderr" 'recdelta-diff: warning: the two sides share no type ("A", "B", "games" vs "C", "game")'
+	assert_equal "${#lines[@]}" 5
+	# One type in common, even with no key in common: no warning.
+	rec C other '{}' >> local.ndjson
+	run -0 --separate-stderr recdelta-diff --summary --local "$L" --remote "$R"
+	assert_equal "$stderr" ''
+	# Nothing to share on a side without records (after -t): no warning.
+	run -0 --separate-stderr recdelta-diff --local "$L" --remote "$R" -t games
+	assert_equal "$stderr" ''
+	assert_output '{"kind":"change","op":"create","type":"games","key":"a","fields":{"n":1}}'
+	: > remote.ndjson
+	run -0 --separate-stderr recdelta-diff --allow-empty --summary --local "$L" --remote "$R"
+	assert_equal "$stderr" ''
+	# An sqlite: table read under its own name against typed records: the
+	# warning names both; type= mends it.
+	rec Game a '{"n":1}' > local.ndjson
+	sqlite3 g.db "CREATE TABLE games(id TEXT PRIMARY KEY, n INTEGER); INSERT INTO games VALUES('a', 1);"
+	run -0 --separate-stderr recdelta-diff --summary --local "$L" --remote 'sqlite:g.db?table=games&key=id'
+	assert_equal "$stderr" 'recdelta-diff: warning: the two sides share no type ("Game" vs "games")'
+	run -0 --separate-stderr recdelta-diff --summary --local "$L" --remote 'sqlite:g.db?table=games&key=id&type=Game'
+	assert_equal "$stderr" ''
+	assert_output 'Games: 1 unchanged, 0 new, 0 updated, 0 deleted'
+}
+
+@test "-t selects on an sqlite: side as on any other: the table's type, or nothing" {
+	rec Game a '{"n":1}' > local.ndjson
+	rec Team t '{"n":1}' >> local.ndjson
+	sqlite3 g.db "CREATE TABLE games(id TEXT PRIMARY KEY, n INTEGER); INSERT INTO games VALUES('a', 2);"
+	S='sqlite:g.db?table=games&key=id&type=Game'
+	run -0 --separate-stderr recdelta-diff --local "$L" --remote "$S" -t Game
+	assert_equal "$stderr" ''
+	assert_output '{"kind":"change","op":"update","type":"Game","key":"a","rev":"0","fields":{"n":1},"changed":["n"]}'
+	# -t Team: the table's records are not of that type, so none are read.
+	run -0 --separate-stderr recdelta-diff --local "$L" --remote "$S" -t Team
+	assert_equal "$stderr" "recdelta-diff: warning: $S: its records are of type \"Game\", which no -t names: none read (a table's type is named by type=)"
+	assert_output '{"kind":"change","op":"create","type":"Team","key":"t","fields":{"n":1}}'
+	run -0 --separate-stderr recdelta-diff --summary --local "$L" --remote "$S" -t Team -t Game
+	assert_output - <<'EOF'
+Games: 0 unchanged, 0 new, 1 updated, 0 deleted
+Teams: 0 unchanged, 1 new, 0 updated, 0 deleted
 EOF
 }
 

@@ -179,10 +179,10 @@ EOF
 	assert_equal "$(printf '%s\n' "$output" | jq -r .type | tr '\n' ' ')" "B C "
 }
 
-@test "dir: a missing directory, or one without meta.json, is an empty store" {
-	run -0 --separate-stderr recdelta-fetch dir:nothing/here
+@test "dir: a missing directory is a runtime failure and is not created; one without meta.json is an empty store" {
+	run -4 --separate-stderr recdelta-fetch dir:nothing/here
 	assert_output ""
-	assert_stderr ""
+	assert_stderr "recdelta-fetch: nothing/here: No such file or directory"
 	[ ! -e nothing ]
 	mkdir S
 	run -0 --separate-stderr recdelta-fetch dir:S
@@ -360,17 +360,46 @@ EOF
 	assert_equal "${lines[1]}" '{"kind":"record","type":"games","key":"2","rev":"0","fields":{"i":-9223372036854775808,"r":1e+300,"s":"plain","n":null,"b":{"$bytes":"AP8Q"},"loc":[1,{"a":null}]}}'
 }
 
-@test "sqlite: the record type is the table, or type=, or --type" {
+@test "sqlite: the record type is type=, or the table; -t selects, as on every store" {
 	make_db
 	run -0 --separate-stderr recdelta-fetch 'sqlite:t.db?table=games&key=id&type=Game'
 	assert_equal "$(printf '%s\n' "$output" | jq -r .type | sort -u)" Game
+	run -0 --separate-stderr recdelta-fetch 'sqlite:t.db?table=games&key=id'
+	assert_equal "$(printf '%s\n' "$output" | jq -r .type | sort -u)" games
+	# -t names no type: the table's type is not Match, so nothing, and a
+	# warning that says where the type is named.
 	run -0 --separate-stderr recdelta-fetch --type Match 'sqlite:t.db?table=games&key=id'
-	assert_equal "$(printf '%s\n' "$output" | jq -r .type | sort -u)" Match
-	run -0 --separate-stderr recdelta-fetch -t Match 'sqlite:t.db?table=games&key=id&type=Game'
-	assert_equal "$(printf '%s\n' "$output" | jq -r .type | sort -u)" Match
-	run -2 --separate-stderr recdelta-fetch -t A -t B 'sqlite:t.db?table=games&key=id'
 	assert_output ""
-	assert_stderr "recdelta-fetch: sqlite: holds one record type; give at most one --type"
+	assert_stderr 'recdelta-fetch: warning: sqlite:t.db?table=games&key=id: its records are of type "games", which no -t names: none read (a table'"'"'s type is named by type=)'
+	run -0 --separate-stderr recdelta-fetch -t Match 'sqlite:t.db?table=games&key=id&type=Game'
+	assert_output ""
+	assert_stderr 'recdelta-fetch: warning: sqlite:t.db?table=games&key=id&type=Game: its records are of type "Game", which no -t names: none read (a table'"'"'s type is named by type=)'
+	# The table's type among the -t types: every row, as without -t.
+	run -0 --separate-stderr recdelta-fetch -t Game 'sqlite:t.db?table=games&key=id&type=Game'
+	assert_stderr ""
+	all=$(recdelta-fetch 'sqlite:t.db?table=games&key=id&type=Game')
+	assert_output "$all"
+	run -0 --separate-stderr recdelta-fetch -t A -t games 'sqlite:t.db?table=games&key=id'
+	assert_equal "${#lines[@]}" 2
+	assert_equal "$(printf '%s\n' "$output" | jq -r .type | sort -u)" games
+}
+
+@test "-t selects the same records from ndjson:, dir: and sqlite:" {
+	{ rec Game g1 '{"n":1}'; rec Team t1 '{"n":2}'; } > in.ndjson
+	recdelta-push -q dir:d < <(recdelta-diff -l ndjson:in.ndjson -r dir:d) > /dev/null
+	recdelta-push -q 'sqlite:s.db?table=games&key=id&type=Game' \
+	    < <(recdelta-diff -t Game -l ndjson:in.ndjson -r 'sqlite:s.db?table=games&key=id&type=Game') > /dev/null
+	for t in Game Team; do
+		want=$(recdelta-fetch -t "$t" ndjson:in.ndjson | jq -c '[.type, .key, .fields]')
+		for w in dir:d 'sqlite:s.db?table=games&key=id&type=Game'; do
+			got=$(recdelta-fetch -t "$t" "$w" 2>/dev/null | jq -c '[.type, .key, .fields]')
+			if [ "$t" = Team ] && [ "${w%%:*}" = sqlite ]; then
+				assert_equal "$got" ""
+			else
+				assert_equal "$got" "$want"
+			fi
+		done
+	done
 }
 
 @test "sqlite: the rev column (rev= or rev) is the record's rev, not a field" {
@@ -386,12 +415,12 @@ EOF
 	assert_output '{"kind":"record","type":"u","key":"42","rev":"0","fields":{"x":"y"}}'
 }
 
-@test "sqlite: a missing table is an empty store; a missing key column or rev= column is a runtime failure" {
+@test "sqlite: a missing table, key column or rev= column is a runtime failure" {
 	make_db
 	before=$(sha256 t.db)
-	run -0 --separate-stderr recdelta-fetch 'sqlite:t.db?table=nope&key=id'
+	run -4 --separate-stderr recdelta-fetch 'sqlite:t.db?table=nope&key=id'
 	assert_output ""
-	assert_stderr ""
+	assert_stderr 'recdelta-fetch: t.db: no table "nope"'
 	assert_equal "$(sha256 t.db)" "$before"
 	assert_equal "$(sqlite3 t.db "SELECT name FROM sqlite_master WHERE type = 'table'")" games
 	run -4 --separate-stderr recdelta-fetch 'sqlite:t.db?table=games&key=id&rev=nope'
@@ -400,11 +429,11 @@ EOF
 	run -4 --separate-stderr recdelta-fetch 'sqlite:t.db?table=games&key=nope'
 	assert_output ""
 	assert_stderr 'recdelta-fetch: t.db: table "games" has no column "nope"'
-	# An empty file is an empty database.
+	# An empty file is an empty database: it has no such table.
 	: > empty.db
-	run -0 --separate-stderr recdelta-fetch 'sqlite:empty.db?table=games&key=id'
+	run -4 --separate-stderr recdelta-fetch 'sqlite:empty.db?table=games&key=id'
 	assert_output ""
-	assert_stderr ""
+	assert_stderr 'recdelta-fetch: empty.db: no table "games"'
 	[ ! -s empty.db ]
 }
 
@@ -431,15 +460,15 @@ EOF
 	assert_stderr 'recdelta-fetch: "sqlite:t.db?table=games&key=id&color=red": unknown or empty parameter "color=red" (expected table, key, rev, type)'
 }
 
-@test "sqlite: a database is only read: a missing one is an empty store and is not created, a present one not written" {
+@test "sqlite: a database is only read: a missing one is a runtime failure and is not created, a present one not written" {
 	mkdir w && cd w
-	run -0 --separate-stderr recdelta-fetch 'sqlite:none.db?table=t&key=id'
+	run -4 --separate-stderr recdelta-fetch 'sqlite:none.db?table=t&key=id'
 	assert_output ""
-	assert_stderr ""
+	assert_stderr "recdelta-fetch: none.db: No such file or directory"
 	[ -z "$(ls -A)" ]
-	run -0 --separate-stderr recdelta-fetch 'sqlite:no/such/dir/none.db?table=t&key=id'
+	run -4 --separate-stderr recdelta-fetch 'sqlite:no/such/dir/none.db?table=t&key=id'
 	assert_output ""
-	assert_stderr ""
+	assert_stderr "recdelta-fetch: no/such/dir/none.db: No such file or directory"
 	[ -z "$(ls -A)" ]
 	# A file that is not a database is no empty store.
 	echo garbage > junk.db

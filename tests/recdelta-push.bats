@@ -17,6 +17,7 @@
 bats_require_minimum_version 1.5.0
 
 load helpers/common
+load helpers/faultinject
 load helpers/dirstore
 
 suite_setup() {
@@ -124,9 +125,10 @@ EOF
 		# dir: a new record is at rev 1; sqlite: the creates take the
 		# table's next revs, one after the other.
 		rb=$(by_store "$t" 1 2) rc=$(by_store "$t" 1 3)
-		recdelta-diff --all -l ndjson:L -r "$t" -o plan
+		recdelta-diff --allow-missing-remote --all -l ndjson:L -r "$t" -o plan
 		run -0 --separate-stderr recdelta-push "$t" < plan
-		assert_stderr "$(summary 2 0 0 0)"
+		assert_stderr "recdelta-push: created \"$t\" (it did not exist)
+$(summary 2 0 0 0)"
 		assert_output - <<EOF
 {"kind":"result","op":"create","type":"T","key":"a","status":"ok","rev":"1","fields":{"n":1,"s":"x"}}
 {"kind":"result","op":"create","type":"T","key":"b","status":"ok","rev":"$rb","fields":{"n":2}}
@@ -490,6 +492,15 @@ recdelta-push: nothing was written; to allow them, raise --max-delete or check t
 		assert_output ''
 		run -0 --separate-stderr recdelta-push --max-delete 1 "$t" < plan
 		assert_equal "$(snapshot "$t")" "$before"
+		# Which a warning says, even with -q (which quiets the summary and
+		# its orphan line; smart-sync -q says that line itself).
+		assert_equal "${stderr_lines[0]}" \
+		    'recdelta-push: warning: --max-delete has no effect without --delete-orphans'
+		assert_equal "${stderr_lines[2]}" \
+		    'Would delete 2 orphan records (use --delete-orphans to confirm)'
+		run -0 --separate-stderr recdelta-push -q --max-delete=1 "$t" < plan
+		assert_stderr 'recdelta-push: warning: --max-delete has no effect without --delete-orphans'
+		assert_equal "$(snapshot "$t")" "$before"
 
 		run -0 --separate-stderr recdelta-push --delete-orphans --max-delete 50% "$t" < plan
 		assert_stderr "$(summary 0 0 0 2)"
@@ -515,13 +526,14 @@ recdelta-push: nothing was written; to allow them, raise --max-delete or check t
 	printf '%s\n' "$(rec T a '{"n":1}')" "$(rec T new '{"n":1}')" > L
 	for t in "${TARGETS[@]}"; do
 		echo "target $t"
-		recdelta-diff --all -l ndjson:L -r "$t" -o plan
+		recdelta-diff --allow-missing-remote --all -l ndjson:L -r "$t" -o plan
 		run -0 --separate-stderr recdelta-push -n --delete-orphans --max-delete 50% "$t" < plan
 		assert_output - <<'EOF'
 {"kind":"result","op":"create","type":"T","key":"a","status":"planned","fields":{"n":1}}
 {"kind":"result","op":"create","type":"T","key":"new","status":"planned","fields":{"n":1}}
 EOF
-		assert_stderr 'Dry run: would create 2, update 0, delete 0; 0 unchanged; nothing written'
+		assert_stderr "recdelta-push: \"$t\" does not exist: a push would create it
+Dry run: would create 2, update 0, delete 0; 0 unchanged; nothing written"
 		assert_equal "$(snapshot "$t")" absent
 
 		seed "$t" a b c
@@ -640,7 +652,7 @@ EOF
 	}
 	# recdelta-diff refuses such a value in a local record the same way.
 	change create x '{"t":{"$ts":"bad"}}' | jq -c '.kind = "record" | del(.op)' > L
-	run -3 --separate-stderr recdelta-diff -l ndjson:L -r dir:S
+	run -3 --separate-stderr recdelta-diff --allow-missing-remote -l ndjson:L -r dir:S
 	assert_output ''
 	assert_stderr 'recdelta-diff: L:1: field "t": bad $ts value: not an ISO-8601 date and time'
 	rm L
@@ -738,7 +750,8 @@ EOF
 	[ -w /dev/full ] || skip "no /dev/full"
 	rm -rf S
 	run -4 --separate-stderr bash -c 'recdelta-push dir:S < in > /dev/full'
-	assert_stderr 'recdelta-push: write error: No space left on device'
+	assert_stderr 'recdelta-push: created "dir:S" (it did not exist)
+recdelta-push: write error: No space left on device'
 }
 
 # --- batches and the stream ------------------------------------------------------------
@@ -796,9 +809,10 @@ EOF
 @test "values into dir:: 64-bit and larger integers exact, any Unicode, keys with / .. and spaces inside the folder, tagged values; a round trip leaves nothing to diff" {
 	cp "$FIXTURES/recdelta-push/values.ndjson" L
 	rec '../up' '../../k' '{"n":5}' >> L
-	recdelta-diff --all -l ndjson:L -r dir:S -o plan
+	recdelta-diff --allow-missing-remote --all -l ndjson:L -r dir:S -o plan
 	run -0 --separate-stderr recdelta-push dir:S < plan
-	assert_stderr "$(summary 9 0 0 0)"
+	assert_stderr "recdelta-push: created \"dir:S\" (it did not exist)
+$(summary 9 0 0 0)"
 	assert_equal "$(results | grep -vc '"ok","1"\]$' || true)" 0
 	# Every file is inside the store, one level down; nothing else was made.
 	assert_equal "$(ls -A)" "$(printf '%s\n' L S plan)"
@@ -824,9 +838,10 @@ EOF
 
 @test "values into sqlite:: an integer beyond 64 bits fails inexact (exit 6) and the rest of its batch is written; the others round-trip exactly" {
 	cp "$FIXTURES/recdelta-push/values.ndjson" L
-	recdelta-diff --all -l ndjson:L -r "$SQLT" -o plan
+	recdelta-diff --allow-missing-remote --all -l ndjson:L -r "$SQLT" -o plan
 	run -6 --separate-stderr recdelta-push "$SQLT" < plan
-	assert_stderr "$(summary 7 0 0 0)
+	assert_stderr "recdelta-push: created \"$SQLT\" (it did not exist)
+$(summary 7 0 0 0)
 Failed 1, Deferred 0 (kept for replay)"
 	assert_line --index 1 '{"kind":"result","op":"create","type":"T","key":"big","status":"failed","error":{"code":"inexact","message":"value of \"n\" cannot be stored exactly in column \"n\""}}'
 	# The others take the table's revs in input order; the failed change
@@ -928,18 +943,24 @@ converge() {
 	assert_equal "$(printf '%s\n' "$output" | grep -o '"key":"[^"]*"' | sort -u | wc -l)" "$(wc -l < L)"
 }
 
-@test "kill -9 at random points: the store is never damaged, holds each record old or new, and a rerun converges with nothing lost or duplicated" {
+@test "kill -9 at chosen points: the store is never damaged, holds each record old or new, and a rerun converges with nothing lost or duplicated" {
 	# Each round recomputes the plan against the target, as a rerun
-	# does, pushes it in batches of 50 and kills the push after a random
-	# time.  After 4 kills, or when the target caught up, a rerun goes to
-	# the end, and the local data moves on to its next version: the first
-	# plan is 3000 creates, the next ones 1000 updates and 50 creates.
+	# does, pushes it in batches of 50 and kills the push where it
+	# stopped before its Nth file-system call (helpers/faultinject.bash):
+	# N a quarter, a half, three quarters or all of the plan's lines,
+	# and a dir: push makes more than one call a record, so each push is
+	# killed midway.  After 4 kills a rerun goes to the end, and the local
+	# data moves on to its next version: the first plan is 3000 creates,
+	# the next ones 1000 updates and 50 creates.
 	: > L.old
 	gen_local 0 > L
+	# An empty store to begin with: a reader finds one even before the
+	# first write that a kill lets through.
+	mkdir S
 	version=0 kills=0 vkills=0 round=0
 	while [ "$kills" -lt 10 ] && [ "$round" -lt 60 ]; do
 		round=$((round + 1))
-		recdelta-diff -l ndjson:L -r dir:S -o plan
+		recdelta-diff --allow-missing-remote -l ndjson:L -r dir:S -o plan
 		if [ ! -s plan ] || [ "$vkills" -ge 4 ]; then
 			converge
 			version=$((version + 1)) vkills=0
@@ -947,18 +968,12 @@ converge() {
 			gen_local "$version" > L
 			continue
 		fi
-		recdelta-push -q -b 50 dir:S < plan > /dev/null 2> push.err 3>&- &
-		pid=$!
-		sleep "0.$(printf '%03d' $((RANDOM % 150)))"
-		kill -9 "$pid" 2> /dev/null || true
-		status=0
-		wait "$pid" || status=$?
-		if [ "$status" -eq 137 ]; then
-			kills=$((kills + 1)) vkills=$((vkills + 1))
-		else
-			assert_equal "$status" 0
-			assert_equal "$(cat push.err)" ''
-		fi
+		n=$((1 + $(wc -l < plan) * (round % 4 + 1) / 4))
+		paused "$n" recdelta-push -q -b 50 dir:S < plan > /dev/null 2> push.err
+		wait_paused || fail "round $round: the push ended before call $n: status $PAUSED_STATUS: $(cat push.err)"
+		kill_paused
+		assert_equal "$PAUSED_STATUS" 137
+		kills=$((kills + 1)) vkills=$((vkills + 1))
 
 		# What a reader sees: a whole store, each record as it was or as
 		# it is to be, none neither, none twice.
@@ -971,7 +986,7 @@ converge() {
 		assert_equal "$(comm -12 not_new not_old)" ''
 	done
 	echo "# $kills kills in $round rounds, local data at version $version" >&3
-	[ "$kills" -ge 10 ]
+	[ "$kills" -eq 10 ]
 	[ "$version" -ge 2 ]
 	converge
 }

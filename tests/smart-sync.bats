@@ -10,6 +10,7 @@ bats_require_minimum_version 1.5.0
 
 load helpers/common
 load helpers/cloudkit
+load helpers/faultinject
 
 teardown() {
 	ck_stop
@@ -90,6 +91,17 @@ restore_target() {
 	cp ck-state.json "$BATS_TEST_TMPDIR/ck/state.json" || return 1
 	unset CK_KEYS_JSON
 	ck_begin --state-file "$BATS_TEST_TMPDIR/ck/state.json"
+}
+
+# created: the line of the first write into a target that did not exist
+# (none for cloudkit:, whose zone is the server's).
+created() {
+	[ "$KIND" = cloudkit ] || printf 'recdelta-push: created "%s" (it did not exist)\n' "$T"
+}
+
+# would_create: the line of a dry run into a target that does not exist.
+would_create() {
+	[ "$KIND" = cloudkit ] || printf 'recdelta-push: "%s" does not exist: a push would create it\n' "$T"
 }
 
 # smart_sync [OPTION]...: the flow from local.ndjson to the target.
@@ -228,7 +240,7 @@ key_at() {
 		assert_equal "$(target_digest)" absent
 		run -0 --separate-stderr smart_sync
 		assert_output ""
-		assert_equal "$stderr" "$(summary 200 0 0 0 0)"
+		assert_equal "$stderr" "$(created; summary 200 0 0 0 0)"
 		assert_in_step
 		# The state holds what the target holds, version for version.
 		assert_equal "$(base_keys)" "$(target_keys)"
@@ -340,6 +352,36 @@ Would delete 3 orphan records (use --delete-orphans to confirm)"
 	done
 }
 
+@test "-q never hides the orphan line; --max-delete without --delete-orphans warns" {
+	orphans="Would delete 3 orphan records (use --delete-orphans to confirm)"
+	nodelete="recdelta-push: warning: --max-delete has no effect without --delete-orphans"
+	for kind in $KINDS; do
+		enter "$kind"
+		smart_sync -q
+		sed -i '5d;50d;150d' local.ndjson
+		before=$(target_digest)
+		run -0 --separate-stderr smart_sync -q
+		assert_output ""
+		assert_equal "$stderr" "$orphans"
+		run -0 --separate-stderr smart_sync -q --dry-run
+		assert_output ""
+		assert_equal "$stderr" "$orphans"
+		run -0 --separate-stderr smart_sync --max-delete 1
+		assert_equal "$stderr" "$nodelete
+$(summary 0 0 197 0 0)
+$orphans"
+		run -0 --separate-stderr smart_sync -q --max-delete=1
+		assert_equal "$stderr" "$nodelete
+$orphans"
+		assert_equal "$(target_digest)" "$before"
+		assert_equal "$(fetch_live | wc -l)" 200
+		run -0 --separate-stderr smart_sync -q --delete-orphans --max-delete 3
+		assert_output ""
+		assert_equal "$stderr" ""
+		assert_in_step
+	done
+}
+
 @test "--max-delete refuses more deletes, leaving target and state as they were" {
 	for kind in $KINDS; do
 		enter "$kind"
@@ -381,7 +423,7 @@ SHIM
 		enter "$kind"
 		# Into nothing: neither a target nor a state is made.
 		run -0 --separate-stderr smart_sync -n
-		assert_equal "$stderr" "Dry run: would create 200, update 0, delete 0; 0 unchanged; nothing written"
+		assert_equal "$stderr" "$(would_create; echo 'Dry run: would create 200, update 0, delete 0; 0 unchanged; nothing written')"
 		assert_equal "$(target_digest)" absent
 		assert_equal "$(state_digest)" absent
 		# The target holds games 1-180, 5 of them older: the run that
@@ -424,7 +466,7 @@ SHIM
 		# No base yet: the whole remote is read.
 		run -0 --separate-stderr smart_sync --incremental
 		assert_equal "$stderr" "recdelta-smart-sync: no base snapshot yet: reading the whole remote
-$(summary 200 0 0 0 0)"
+$(created; summary 200 0 0 0 0)"
 		gen=$(writes)
 		before=$(target_digest)
 		run -0 --separate-stderr smart_sync --incremental --log "$PWD/log.ndjson"
@@ -550,7 +592,7 @@ crash_mid_commit() {
 		printf '%s\n' 'PRAGMA cache_size = 1;' 'BEGIN IMMEDIATE;' \
 		    'UPDATE games SET week = week + 100, rev = rev + 1;' \
 		    "SELECT 'changed';" >&4
-		until grep -q changed sql.out; do sleep 0.05; done
+		wait_until grep -q changed sql.out || return 1
 		kill -9 "$pid"
 		{ wait "$pid"; } 2>/dev/null || true
 		exec 4>&-
@@ -591,14 +633,21 @@ crash_mid_commit() {
 	[ -z "$skipped" ] || skip "$skipped"
 }
 
-# Kill the whole flow, every stage of it, with SIGKILL at a random moment,
-# then run it again: the target must end as an uninterrupted run leaves it,
-# and the state agree with it.  Five kills for dir: and sqlite:, three for
-# cloudkit: (each start again restarts the emulator from its saved records;
-# the emulator itself outlives the kills, as a remote server does), the
-# first while the flow surely holds its lock; RECDELTA_KILL_ITERATIONS=N
-# for more.
-@test "kill -9 at random points: the next run converges, nothing lost or doubled" {
+# Kill the whole flow, every stage of it, with SIGKILL at a point the test
+# chose, then run it again: the target must end as an uninterrupted run
+# leaves it, and the state agree with it.  Five kills for dir: and sqlite:,
+# three for cloudkit: (each start again restarts the emulator from its saved
+# records; the emulator itself outlives the kills, as a remote server does),
+# the first while the flow surely holds its lock; RECDELTA_KILL_ITERATIONS=N
+# for more.  The points (helpers/faultinject.bash): in the hook before the
+# push; in recdelta-checkpoint record, before its 10th file-system call (the
+# 4th checkpoint of the run to make 10) and its 40th (the first); in the
+# push, before its 60th and 120th call (dir: and sqlite: make more than 120)
+# or, for cloudkit:, while the emulator holds its first or second
+# records/modify request.  A point is STAGE:N:M, M the number of pauses let
+# go on before the kill; for the push, the records/modify requests let by.
+@test "kill -9 at chosen points: the next run converges, nothing lost or doubled" {
+	points=(checkpoint:10:3 push:60:0 checkpoint:40:0 push:120:1)
 	for kind in $KINDS; do
 		iterations=${RECDELTA_KILL_ITERATIONS:-5}
 		[ "$kind" != cloudkit ] || iterations=${RECDELTA_KILL_ITERATIONS:-3}
@@ -613,53 +662,60 @@ crash_mid_commit() {
 		mkdir start
 		save_target
 		cp -a remote r.db ck-state.json state.db* start/ 2>/dev/null || true
-		# The end an uninterrupted run reaches, and how long it takes.
-		t0=$(date +%s%N)
+		# The end an uninterrupted run reaches.
 		run -0 --separate-stderr smart_sync --delete-orphans -b 50
-		ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 		assert_equal "$stderr" "$(summary 40 40 320 20 0)"
 		expected=$(fetch_live)
 		reclaimed=0
 		for i in $(seq "$iterations"); do
-			rm -rf remote r.db r.db-* ck-state.json state.db state.db-* tmp/*
+			rm -rf remote r.db r.db-* ck-state.json state.db state.db-* tmp/* hooked
 			cp -a start/. .
 			restore_target
-			if [ "$i" = 1 ]; then
-				# Once with the lock surely held: in the hook.
-				export RECDELTA_HOOK_BEFORE_PUSH='sleep 30'
+			point=${points[(i + 2) % 4]}
+			prog=recdelta-${point%%:*} n=${point#*:} n=${n%:*} go=${point##*:}
+			[ "$i" != 1 ] || point=hook
+			if [ "$point" = hook ]; then
+				# Once with the lock surely held: in the hook, which
+				# stops itself until the kill.
+				RECDELTA_HOOK_BEFORE_PUSH='echo > hooked; kill -STOP $$' \
+				    paused 0 recdelta smart-sync -t Game -l ndjson:local.ndjson -r "$T" \
+				    --delete-orphans -b 50 > /dev/null 2> "killed.$i"
+				wait_for hooked
+			elif [ "$prog" = recdelta-push ] && [ "$KIND" = cloudkit ]; then
+				point="records/modify:$go"
+				ck_control POST faults "{\"path\":\"records/modify\",\"hold\":true,\"after\":$go}" > /dev/null
+				paused 0 recdelta smart-sync -t Game -l ndjson:local.ndjson -r "$T" \
+				    --delete-orphans -b 50 > /dev/null 2> "killed.$i"
+				held_or_ended() {
+					[ "$(ck_control GET held | jq .held)" = 1 ] || ! kill -0 "$PAUSED_PID" 2> /dev/null
+				}
+				wait_until held_or_ended
+				[ "$(ck_control GET held | jq .held)" = 1 ] ||
+				    fail "iteration $i: the flow ended before request $((go + 1)) of records/modify: $(cat "killed.$i")"
 			else
-				unset RECDELTA_HOOK_BEFORE_PUSH
-			fi
-			# setsid: the flow leads a process group of its own, so
-			# that one kill reaches every stage of it.
-			setsid recdelta smart-sync -t Game -l ndjson:local.ndjson -r "$T" \
-			    --delete-orphans -b 50 > /dev/null 2> "killed.$i" 3>&- &
-			pid=$!
-			if [ "$i" = 1 ]; then
-				delay=0
-				until [ -n "$(sqlite3 state.db 'SELECT pid FROM lock' 2>/dev/null)" ] ||
-				    [ "$delay" -ge 20000 ]; do
-					sleep 0.05
-					delay=$((delay + 50))
+				[ "$prog" != recdelta-push ] || go=0
+				RECDELTA_FAULT_PROG=$prog paused "$n" recdelta smart-sync -t Game \
+				    -l ndjson:local.ndjson -r "$T" --delete-orphans -b 50 > /dev/null 2> "killed.$i"
+				for r in $(seq 0 "$go"); do
+					wait_paused || fail "iteration $i: the flow ended before pause $r at $point: $(cat "killed.$i")"
+					[ "$r" -eq "$go" ] || resume
 				done
-			else
-				delay=$((RANDOM % (ms + 1)))
-				sleep "$((delay / 1000)).$(printf '%03d' $((delay % 1000)))"
 			fi
-			kill -9 -- "-$pid" 2>/dev/null || true
-			{ wait "$pid"; } 2>/dev/null || true
+			kill_paused
+			[ "$PAUSED_STATUS" = 137 ] || fail "iteration $i ($point): status $PAUSED_STATUS, not killed"
+			[ "$KIND" != cloudkit ] || ck_control POST release > /dev/null
 			unset RECDELTA_HOOK_BEFORE_PUSH
 			owner=$(sqlite3 state.db 'SELECT pid FROM lock' 2>/dev/null || true)
 			run --separate-stderr smart_sync --delete-orphans -b 50
 			[ "$status" -eq 0 ] ||
-			    fail "iteration $i (killed after $delay ms): status $status: $stderr"
+			    fail "iteration $i (killed at $point): status $status: $stderr"
 			if [ -n "$owner" ]; then
 				grep -q "^recdelta-checkpoint: reclaimed the orphan lock of pid $owner " <<<"$stderr" ||
 				    fail "iteration $i: the lock of pid $owner was not reclaimed: $stderr"
 				reclaimed=$((reclaimed + 1))
 			fi
 			[ "$(fetch_live)" = "$expected" ] ||
-			    fail "iteration $i (killed after $delay ms): the target differs from an uninterrupted run's"
+			    fail "iteration $i (killed at $point): the target differs from an uninterrupted run's"
 			assert_in_step
 			assert_equal "$(base_keys)" "$(target_keys)"
 		done

@@ -43,7 +43,7 @@ import() {
 
 @test "diff --window: the side whose records lack the field is an error, exit 3" {
 	run -3 --separate-stderr recdelta-diff --window 'updatedat=2025-01-01..2025-02-01' \
-	    --local "$SRC" --remote dir:nowhere --allow-empty
+	    --local "$SRC" --remote dir:nowhere --allow-missing-remote --allow-empty
 	assert_output ''
 	assert_equal "$stderr" 'recdelta-diff: sqlite:g.db?table=games&key=id: the --window field "updatedat" holds no time in any of its 5 records (misspelt?)'
 }

@@ -73,3 +73,21 @@ sha256() {
 tree_digest() {
 	(cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r sha256sum) | sha256sum | cut -d' ' -f1
 }
+
+# wait_until CMD...: run CMD until it succeeds, polling, for at most 60
+# seconds (a bound for a machine under load, never reached when CMD's event
+# comes); 1 if it never did.  What a test waits for is an event it observes,
+# a file made, a line written, a row in the state, never a length of time.
+wait_until() {
+	local i
+	for i in $(seq 1 3000); do
+		"$@" && return 0
+		sleep 0.02
+	done
+	return 1
+}
+
+# wait_for FILE: wait_until FILE exists.
+wait_for() {
+	wait_until test -e "$1" || { echo "wait_for: $1: never appeared" >&2; return 1; }
+}

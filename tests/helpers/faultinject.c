@@ -1,5 +1,6 @@
 /*
- * faultinject.c - an LD_PRELOAD shim that makes the Nth file-system call fail.
+ * faultinject.c - an LD_PRELOAD shim that makes the Nth file-system call fail,
+ * or stops the process there until a test has seen it stopped.
  *
  * It wraps the calls a store or the state database writes through:
  *
@@ -32,7 +33,17 @@
  *                            F, and " FAULT" after the failed ones
  *   RECDELTA_FAULT_PROG=P    only in processes whose name is P; others pass
  *                            every call through uncounted
+ *   RECDELTA_FAULT_PAUSE=N   before the Nth counted call, create the file
+ *                            RECDELTA_FAULT_PAUSE_FILE holding the pid and
+ *                            wait until that file is removed, then go on;
+ *                            each process of P that reaches N does so
  *
+ * A pause is how a test kills a program at a point it chose rather than after
+ * a delay: it waits for the pause file (helpers/faultinject.bash), then kills
+ * the process with SIGKILL or lets it go on by removing the file.  The file
+ * appears whole (written aside, then linked into place) and only while no
+ * other process holds it, so processes of a pipeline that reach N at once
+ * pause one after the other.
  * The environment is inherited, so a child process loads the shim too and
  * counts its own calls from 1; a test that runs one program directly needs
  * nothing more, one that runs a flow names the program with
@@ -54,6 +65,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 enum {
@@ -83,11 +95,14 @@ static const struct {
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int active, calls = F_ALL, fault_errno = ENOSPC, repeat;
-static unsigned long fault_at, counter;
-static const char *countfile, *tracefile;
+static unsigned long fault_at, pause_at, counter;
+static const char *countfile, *tracefile, *pausefile;
 
 static int (*real_open)(const char *, int, ...);
 static ssize_t (*real_write)(int, const void *, size_t);
+static int (*real_unlink)(const char *);
+
+#define REAL_UNLINK(path) (real_unlink ? (void)real_unlink(path) : (void)0)
 
 static void
 config(void)
@@ -98,6 +113,7 @@ config(void)
 	real_open = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open");
 	real_write = (ssize_t (*)(int, const void *, size_t))dlsym(RTLD_NEXT,
 	    "write");
+	real_unlink = (int (*)(const char *))dlsym(RTLD_NEXT, "unlink");
 	s = getenv("RECDELTA_FAULT_PROG");
 	if (s && *s && strcmp(s, program_invocation_short_name) != 0)
 		return;
@@ -126,6 +142,11 @@ config(void)
 					calls |= families[i].bit;
 		}
 	}
+	if ((s = getenv("RECDELTA_FAULT_PAUSE")))
+		pause_at = strtoul(s, NULL, 10);
+	pausefile = getenv("RECDELTA_FAULT_PAUSE_FILE");
+	if (pausefile && !*pausefile)
+		pausefile = NULL;
 	countfile = getenv("RECDELTA_FAULT_COUNT");
 	tracefile = getenv("RECDELTA_FAULT_TRACE");
 	if (countfile && !*countfile)
@@ -145,6 +166,30 @@ put(const char *file, int flags, const char *buf, size_t len)
 			(void)0;	/* a test helper: the file says what it got */
 		close(fd);
 	}
+	errno = e;
+}
+
+/*
+ * Stop here: make pausefile, holding the pid, once no other process holds
+ * it, and wait until it is gone.  The waits poll, as the shim has no other
+ * way to learn of a file's creation or removal; they wait for an event, and
+ * a test that never removes the file kills the process instead.
+ */
+static void
+stop(void)
+{
+	static const struct timespec tick = { 0, 10 * 1000 * 1000 };
+	char tmp[4200], buf[32];
+	int e = errno, len;
+
+	snprintf(tmp, sizeof tmp, "%s.%ld", pausefile, (long)getpid());
+	len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+	put(tmp, O_TRUNC, buf, (size_t)len);
+	while (link(tmp, pausefile) == -1 && errno == EEXIST)
+		nanosleep(&tick, NULL);
+	REAL_UNLINK(tmp);
+	while (access(pausefile, F_OK) == 0)
+		nanosleep(&tick, NULL);
 	errno = e;
 }
 
@@ -185,6 +230,8 @@ fault(int bit, const char *call, const char *path, int fd)
 		put(tracefile, O_APPEND, buf, len < (int)sizeof buf ?
 		    (size_t)len : sizeof buf - 1);
 	}
+	if (pause_at && n == pause_at && pausefile)
+		stop();
 	if (fail)
 		errno = fault_errno;
 	return fail;

@@ -17,9 +17,11 @@
 //   POST /_emulator/faults  {path,count,status,serverErrorCode,reason,retryAfter,
 //                            retryAfterHeader,drop,delayMs,hold,recordName}
 //                           (hold: the request waits for POST /_emulator/release)
+//                           (after: N, the fault lets N matching requests by first)
 //                           (an array of these is accepted too; DELETE clears)
 //   GET  /_emulator/faults
 //   POST /_emulator/release lets every held request go on
+//   GET  /_emulator/held    {held: N}, the requests waiting for a release
 //   GET  /_emulator/log     JSON array of {method,path,op,status,ops,ts,...}
 //                           (?format=ndjson for NDJSON); DELETE clears
 //   POST /_emulator/options {conflictTopLevel, createExistsCode, indexLagMs,
@@ -675,6 +677,7 @@ function takeFault(op) {
 	for (let i = 0; i < faults.length; i++) {
 		const f = faults[i];
 		if (f.recordName !== undefined || !matches(f, op)) continue;
+		if (f.after > 0) { f.after--; continue; }
 		if (--f.count <= 0) faults.splice(i, 1);
 		return f;
 	}
@@ -712,6 +715,7 @@ function control(req, res, url, raw) {
 	if (raw.length) {
 		try { body = parseJSON(raw.toString('utf8')); } catch (e) { return send(res, 400, { uuid: uuid(), serverErrorCode: 'BAD_REQUEST', reason: e.message }); }
 	}
+	if (p === '/_emulator/held' && req.method === 'GET') return send(res, 200, { held: held.length });
 	if (p === '/_emulator/release' && req.method === 'POST') {
 		const n = held.length;
 		held.forEach((r) => r());
@@ -728,6 +732,7 @@ function control(req, res, url, raw) {
 				if (!f || typeof f !== 'object') return send(res, 400, { uuid: uuid(), serverErrorCode: 'BAD_REQUEST', reason: 'fault must be an object' });
 				const g = { ...f, count: f.count === undefined ? 1 : Number(f.count) };
 				if (typeof g.retryAfter === 'bigint') g.retryAfter = Number(g.retryAfter);
+				if (g.after !== undefined) g.after = Number(g.after);
 				if (g.status !== undefined) g.status = Number(g.status);
 				if (g.status && !g.serverErrorCode) g.serverErrorCode = Object.keys(STATUS).find((k) => STATUS[k] === g.status) || 'INTERNAL_ERROR';
 				if (g.serverErrorCode && !g.status && g.recordName === undefined) g.status = STATUS[g.serverErrorCode] || 500;
