@@ -657,7 +657,9 @@ main(int argc, char *argv[])
 		sfo[i] = fo;
 		sfo[i].tally = &tally[i];
 		/* The remote may be a target that the first push creates. */
-		sfo[i].missing_ok = sides[i] == &remote && missing_remote;
+		/* --check-args checks words, not whether the stores exist. */
+		sfo[i].missing_ok = checkargs ||
+		    (sides[i] == &remote && missing_remote);
 		sides[i]->fo = &sfo[i];
 		sides[i]->rules = rules;
 		if (side_open(sides[i]) < 0)
@@ -668,6 +670,7 @@ main(int argc, char *argv[])
 		bfo = fo;
 		bfo.tally = NULL;
 		bfo.allow_empty = 1;
+		bfo.missing_ok = checkargs;
 		base.label = "base";
 		base.spec = bspec;
 		base.fo = &bfo;

@@ -305,21 +305,7 @@ result(enum rd_op op, const struct change *c, enum rd_status status,
 	sb_release(&out);
 }
 
-static void
-log_change(const char *msg, const struct change *c)
-{
-	struct sb ctx;
-
-	sb_init(&ctx, 128);
-	sb_adds(&ctx, "\"type\":");
-	json_write_string(&ctx, c->type, c->typelen);
-	sb_adds(&ctx, ",\"key\":");
-	json_write_string(&ctx, c->key, c->keylen);
-	rd_log("info", msg, ctx.buf);
-	sb_release(&ctx);
-}
-
-/* A log line naming a remote edit overwritten or kept, and its fields. */
+/* A log line naming a change, and the fields of a remote edit if any. */
 static void
 log_edit(const char *level, const char *msg, const struct change *c,
     const struct json *fields)
@@ -337,6 +323,12 @@ log_edit(const char *level, const char *msg, const struct change *c,
 	}
 	rd_log(level, msg, ctx.buf);
 	sb_release(&ctx);
+}
+
+static void
+log_change(const char *msg, const struct change *c)
+{
+	log_edit("info", msg, c, NULL);
 }
 
 /* The skipped result of an update kept for its remote edit. */

@@ -63,7 +63,7 @@ column() {
 	assert_equal "$(column entry 4 | sort -u)" spool
 	assert_equal "$(column entry 9)" "$(cat c.ndjson)"
 	# Both at once, and a dir: store, which cannot read a line again.
-	recdelta-diff -l ndjson:b.ndjson -r dir:S --allow-empty | recdelta-push -q dir:S > /dev/null
+	recdelta-diff -l ndjson:b.ndjson -r dir:S --allow-empty --allow-missing-remote | recdelta-push -q dir:S > /dev/null
 	recdelta-fetch dir:S > s.ndjson
 	run -0 --separate-stderr piped c.ndjson "$INDEXWALK" ndjson:a.ndjson ndjson:- dir:S
 	assert_equal "$(column entry 2 | uniq -c | awk '{ print $2 ":" $1 }' | tr '\n' ' ')" '0:4 1:3 2:2 '

@@ -47,6 +47,11 @@ local_data() {
 	{ rec Game g1 '{"n":1}'; rec Game g2 '{"n":2}'; } > l.ndjson
 }
 
+
+# The line of a push whose first write made its target.
+created() {
+	printf 'recdelta-push: created "%s" (it did not exist)\n' "$1"
+}
 @test "scope: dir: spelt relative, ./, with a trailing slash, through .. or absolute is one scope and one state, before and after the store exists" {
 	mkdir sub real
 	ln -s real link
@@ -128,9 +133,9 @@ local_data() {
 @test "smart-sync: two stores from one folder without --state: each its own state, both succeed" {
 	local_data
 	run -0 --separate-stderr recdelta smart-sync -l ndjson:l.ndjson -r dir:a
-	assert_equal "$stderr" "$(summary 2 0 0 0 0)"
+	assert_equal "$stderr" "$(created "dir:a"; summary 2 0 0 0 0)"
 	run -0 --separate-stderr recdelta smart-sync -l ndjson:l.ndjson -r dir:b
-	assert_equal "$stderr" "$(summary 2 0 0 0 0)"
+	assert_equal "$stderr" "$(created "dir:b"; summary 2 0 0 0 0)"
 	sa=$(state_of dir:a) sb=$(state_of dir:b)
 	[ "$sa" != "$sb" ]
 	[ -f "$sa" ] && [ -f "$sb" ] && [ ! -e .recdelta/state.db ]
@@ -159,8 +164,8 @@ local_data() {
 	wait "$pa" || ra=$?
 	wait "$pb" || rb=$?
 	assert_equal "$ra $rb" "0 0"
-	assert_equal "$(cat err_a)" "$(summary 2 0 0 0 0)"
-	assert_equal "$(cat err_b)" "$(summary 2 0 0 0 0)"
+	assert_equal "$(cat err_a)" "$(created "dir:a"; summary 2 0 0 0 0)"
+	assert_equal "$(cat err_b)" "$(created "dir:./b"; summary 2 0 0 0 0)"
 	assert_equal "$(recdelta-fetch dir:a | jq -r .key)" "$(printf 'g1\ng2')"
 	assert_equal "$(recdelta-fetch dir:b | jq -r .key)" "$(printf 'g1\ng2')"
 	for w in dir:a dir:b; do
@@ -175,7 +180,7 @@ local_data() {
 	st=$(state_of dir:remote)
 	RECDELTA_HOOK_BEFORE_PUSH='env -u RECDELTA_STATE -u RECDELTA_HOOK_BEFORE_PUSH recdelta smart-sync -l ndjson:l.ndjson -r dir:./remote/ > inner.out 2> inner.err; echo $? > inner.rc' \
 	    run -0 --separate-stderr recdelta smart-sync -l ndjson:l.ndjson -r dir:remote
-	assert_equal "$stderr" "$(summary 2 0 0 0 0)"
+	assert_equal "$stderr" "$(created "dir:remote"; summary 2 0 0 0 0)"
 	assert_equal "$(cat inner.rc)" 5
 	assert_equal "$(sed -n 1p inner.err)" "recdelta-checkpoint: refused: another run holds the lock of scope \"dir:$here/remote\""
 	assert_equal "$(sed -n 3p inner.err)" "  wait for it, or if it is gone: recdelta-checkpoint --state $st unlock --force"
@@ -197,7 +202,7 @@ local_data() {
 	[ ! -e b ]
 	# Without --state, b has a state of its own.
 	run -0 --separate-stderr recdelta smart-sync -l ndjson:l.ndjson -r dir:b
-	assert_equal "$stderr" "$(summary 2 0 0 0 0)"
+	assert_equal "$stderr" "$(created "dir:b"; summary 2 0 0 0 0)"
 }
 
 @test "a state made before each scope had its own: .recdelta/state.db goes on serving its store, in its spelling; another store gets its own" {
@@ -208,7 +213,7 @@ local_data() {
 	recdelta-checkpoint --state other.db record --scope dir:./remote < in > /dev/null
 	assert_equal "$(recdelta-checkpoint scope dir:./remote)" "$(printf 'dir:remote\n.recdelta/state.db')"
 	run -0 --separate-stderr recdelta smart-sync -l ndjson:l.ndjson -r "dir:$PWD/remote"
-	assert_equal "$stderr" "$(summary 2 0 0 0 0)"
+	assert_equal "$stderr" "$(created "dir:$PWD/remote"; summary 2 0 0 0 0)"
 	assert_equal "$(recdelta-checkpoint history | wc -l)" 2
 	assert_equal "$(recdelta-checkpoint status --json | jq -c '[.scope, .last_run.scope]')" '["dir:remote","dir:remote"]'
 	assert_equal "$(ls .recdelta | grep -c '\.db$')" 1
@@ -235,8 +240,9 @@ local_data() {
 	    --auth-cmd '[ -e b.rc ] || { env -u RECDELTA_STATE "$TOP/pipelines/historical-import" -q \
 		--source ndjson:./src.ndjson --target dir:./b --window-field day \
 		--from 2024-01-01 --to 2024-01-02 > b.out 2> b.err; echo $? > b.rc; }'
-	assert_equal "$stderr" ""
-	assert_equal "$(cat b.rc b.err)" 0
+	assert_equal "$stderr" "$(created dir:a)"
+	assert_equal "$(cat b.rc b.err)" "0
+$(created dir:./b)"
 	sa=$(state_of dir:a --source ndjson:src.ndjson)
 	sb=$(state_of dir:b --source "ndjson:$here/src.ndjson")
 	[ "$sa" != "$sb" ] && [ -f "$sa" ] && [ -f "$sb" ] && [ ! -e .recdelta/state.db ]

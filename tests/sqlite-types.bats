@@ -93,9 +93,10 @@ EOF
 	SRC='sqlite:s.db?table=t&key=k'
 	DST='sqlite:d.db?table=t&key=k'
 	recdelta-fetch "$SRC" > fetched
-	recdelta-diff -l ndjson:fetched -r dir:D > plan
+	recdelta-diff --allow-missing-remote -l ndjson:fetched -r dir:D > plan
 	run -0 --separate-stderr recdelta-push dir:D < plan
-	assert_equal "$stderr" 'Created 8, Updated 0, Skipped 0 unchanged, Deleted 0, Conflicts 0'
+	assert_equal "$stderr" 'recdelta-push: created "dir:D" (it did not exist)
+Created 8, Updated 0, Skipped 0 unchanged, Deleted 0, Conflicts 0'
 	# dir: keeps the numbers as fetch wrote them (its fields sorted by name).
 	run -0 --separate-stderr recdelta-fetch dir:D
 	assert_output --partial '"fields":{"b":{"$bytes":"AP8="},"i":9223372036854775807,"j":{"a":[1,2.5,null],"t":{"$ts":"2026-01-10T16:02:53Z"}},"n":null,"r":30.0,"s":"30.0","v":-0.0}}'
@@ -126,9 +127,11 @@ EOF
 	SRC='sqlite:s.db?table=t&key=k'
 	DST='sqlite:d.db?table=t&key=k'
 	run -0 --separate-stderr recdelta smart-sync --state s1.db -l "$SRC" -r dir:D
-	assert_equal "$stderr" 'Created 8, Updated 0, Skipped 0 unchanged, Deleted 0, Conflicts 0'
+	assert_equal "$stderr" 'recdelta-push: created "dir:D" (it did not exist)
+Created 8, Updated 0, Skipped 0 unchanged, Deleted 0, Conflicts 0'
 	run -0 --separate-stderr recdelta smart-sync --state s2.db -l dir:D -r "$DST"
-	assert_equal "$stderr" 'Created 8, Updated 0, Skipped 0 unchanged, Deleted 0, Conflicts 0'
+	assert_equal "$stderr" "recdelta-push: created \"$DST\" (it did not exist)
+Created 8, Updated 0, Skipped 0 unchanged, Deleted 0, Conflicts 0"
 	# New columns have no declared type, or JSON TEXT for objects and
 	# arrays, so every value is kept as it was bound.
 	assert_equal "$(sqlite3 d.db "SELECT name || ':' || type FROM pragma_table_info('t')
