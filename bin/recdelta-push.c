@@ -244,22 +244,11 @@ writes(const struct line *l, const struct opts *o)
 static int
 reread(const struct line *l, struct sb *buf)
 {
-	size_t got = 0;
-
 	sb_reset(buf);
 	sb_grow(buf, l->len);
-	while (got < l->len) {
-		ssize_t n = pread(fileno(spool), buf->buf + got, l->len - got,
-		    l->off + (off_t)got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rd_seterr(RD_EXIT_RUNTIME, "spool file: %s",
-			    n < 0 ? strerror(errno) : "short read");
-			return -1;
-		}
-		got += (size_t)n;
+	if (rd_pread_full(fileno(spool), buf->buf, l->len, l->off) < 0) {
+		rd_prefixerr("spool file: ");
+		return -1;
 	}
 	buf->len = l->len;
 	buf->buf[buf->len] = '\0';
