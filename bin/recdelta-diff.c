@@ -296,18 +296,18 @@ emit_same(struct out *o, const struct index *lix, const struct index_ent *le,
 
 /*
  * The fields an update overwrites that were changed on the remote since the
- * base: those of changed (local against remote) that also differ between
+ * base: those of names (the update's "changed", local against remote) that also differ between
  * the base and the remote, as a JSON array into edited, empty when none or
  * when the base does not hold the record.  Equal hashes need no parse.
  */
 static int
 remote_edits(struct side *base, const struct ruleview *rv,
     const struct json *rfields, const struct index_ent *re, const char *t,
-    size_t tn, const char *k, size_t kn, const struct sb *changed,
+    size_t tn, const char *k, size_t kn, const struct json *names,
     struct arena *a, struct sb *bbuf, struct sb *edited)
 {
 	const struct index_ent *be;
-	struct json bobj, names, since;
+	struct json bobj, since;
 	struct record brec;
 	struct sb tmp;
 	size_t i, j;
@@ -322,14 +322,13 @@ remote_edits(struct side *base, const struct ruleview *rv,
 	sb_init(&tmp, 64);
 	if (record_compare(rv, brec.fields, rfields, &tmp) == 0 ||
 	    json_parse(a, arena_memdup(a, tmp.buf, tmp.len), tmp.len, &since,
-	    NULL) < 0 || json_parse(a, arena_memdup(a, changed->buf,
-	    changed->len), changed->len, &names, NULL) < 0) {
+	    NULL) < 0) {
 		sb_release(&tmp);
 		return 0;
 	}
 	sb_release(&tmp);
-	for (i = 0; i < names.len; i++) {
-		const struct json *n = &names.u.items[i];
+	for (i = 0; i < names->len; i++) {
+		const struct json *n = &names->u.items[i];
 
 		for (j = 0; j < since.len; j++) {
 			const struct json *m = &since.u.items[j];
@@ -437,12 +436,11 @@ classify(struct side *local, struct side *remote, struct side *base,
 		(*ndiff)++;
 		if (!o->fp)
 			continue;
-		if (remote_edits(base, &rv, rrec.fields, re, t, le->typelen,
-		    index_key(lix, le), le->keylen, &changed, &a, &bbuf,
-		    &edited) < 0)
-			goto out;
 		/* The names record_compare() wrote, as the line's "changed". */
 		if (json_parse(&a, changed.buf, changed.len, &chobj, NULL) < 0 ||
+		    remote_edits(base, &rv, rrec.fields, re, t, le->typelen,
+		    index_key(lix, le), le->keylen, &chobj, &a, &bbuf,
+		    &edited) < 0 ||
 		    (edited.len && json_parse(&a, edited.buf, edited.len, &edobj,
 		    NULL) < 0))
 			goto out;
