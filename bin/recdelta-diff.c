@@ -296,9 +296,10 @@ emit_same(struct out *o, const struct index *lix, const struct index_ent *le,
 
 /*
  * The fields an update overwrites that were changed on the remote since the
- * base: those of names (the update's "changed", local against remote) that also differ between
- * the base and the remote, as a JSON array into edited, empty when none or
- * when the base does not hold the record.  Equal hashes need no parse.
+ * base: those of names (the update's "changed", local against remote) that
+ * also differ between the base and the remote, as a JSON array into edited,
+ * empty when none or when the base does not hold the record.  Equal hashes
+ * need no parse.
  */
 static int
 remote_edits(struct side *base, const struct ruleview *rv,
