@@ -274,7 +274,7 @@ result(enum rd_op op, const struct change *c, enum rd_status status,
 	struct result res = {
 		.op = op, .status = status, .type = c->type,
 		.typelen = c->typelen, .key = c->key, .keylen = c->keylen,
-		.fields = fields,
+		.fields = fields, .target = c->target,
 	};
 	struct sb out;
 

@@ -382,6 +382,21 @@ stream_write_record_text(struct sb *out, const struct record *rec,
 	sb_addc(out, '}');
 }
 
+#define RD_SEEN_BYTES 32	/* a SHA-256 */
+
+static int
+is_hexhash(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n != 2 * RD_SEEN_BYTES)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!strchr("0123456789abcdef", s[i]) || !s[i])
+			return 0;
+	return 1;
+}
+
 int
 stream_get_change(const struct json *obj, struct change *c)
 {
@@ -433,6 +448,13 @@ stream_get_change(const struct json *obj, struct change *c)
 		return -1;
 	}
 	c->target = s ? (enum rd_side)op : RD_SIDE_NONE;
+	if (stream_get_str(obj, "seen", 0, &c->seen, &c->seenlen) < 0)
+		return -1;
+	if (c->seen && !is_hexhash(c->seen, c->seenlen)) {
+		rd_seterr(RD_EXIT_DATA, "\"seen\" is not %d hex digits",
+		    2 * RD_SEEN_BYTES);
+		return -1;
+	}
 	return 0;
 }
 
@@ -452,6 +474,7 @@ stream_write_change(struct sb *out, const struct change *c)
 		sb_adds(out, side_names[c->target]);
 		sb_addc(out, '"');
 	}
+	put_str(out, ",\"seen\":", c->seen, c->seenlen);
 	sb_addc(out, '}');
 }
 
@@ -485,6 +508,13 @@ stream_get_result(const struct json *obj, struct result *res)
 		return -1;
 	}
 	res->status = (enum rd_status)k;
+	if (stream_get_str(obj, "target", 0, &st, &stlen) < 0)
+		return -1;
+	if (st && (k = rd_side_parse(st, stlen)) < 0) {
+		rd_seterr(RD_EXIT_DATA, "\"target\" is not remote or local");
+		return -1;
+	}
+	res->target = st ? (enum rd_side)k : RD_SIDE_NONE;
 	if (get_obj(obj, "fields", &res->fields) < 0)
 		return -1;
 	res->changed = json_get(obj, "changed");
@@ -523,6 +553,11 @@ stream_write_result(struct sb *out, const struct result *res)
 	put_str(out, ",\"rev\":", res->rev, res->revlen);
 	put_json(out, ",\"fields\":", res->fields);
 	put_json(out, ",\"changed\":", res->changed);
+	if (res->target != RD_SIDE_NONE) {
+		sb_adds(out, ",\"target\":\"");
+		sb_adds(out, side_names[res->target]);
+		sb_addc(out, '"');
+	}
 	if (res->code || res->message) {
 		sb_adds(out, ",\"error\":{");
 		put_str(out, "\"code\":", res->code, res->codelen);

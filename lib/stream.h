@@ -146,6 +146,14 @@ struct change {
 	const struct json *edited;	/* of those, changed on the remote since
 					   the base (an update only), or NULL */
 	enum rd_side target;		/* RD_SIDE_NONE: absent */
+	/*
+	 * The hex SHA-256 of the target record's fields as the plan read them
+	 * (record_hash() without rules), or NULL: a store whose revs do not
+	 * move when others edit it (sqlite:, ndjson:) refuses an update or
+	 * delete as a conflict when the record no longer hashes to it.
+	 */
+	const char *seen;
+	size_t seenlen;
 
 	int force;		/* write without the guard (--force) */
 	enum rd_status status;
@@ -168,6 +176,7 @@ struct result {
 	const char *type, *key, *rev;	/* rev NULL if absent */
 	size_t typelen, keylen, revlen;
 	const struct json *fields, *changed;	/* NULL if absent */
+	enum rd_side target;		/* the change's; RD_SIDE_NONE: absent */
 	/* The error: written when code or message is not NULL. */
 	const char *code, *message;
 	size_t codelen, messagelen;
