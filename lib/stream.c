@@ -418,10 +418,21 @@ stream_get_change(const struct json *obj, struct change *c)
 	    &c->typelen) < 0 ||
 	    stream_get_str(obj, "key", STREAM_REQUIRED, &c->key,
 	    &c->keylen) < 0 ||
-	    stream_get_str(obj, "rev", c->op == RD_OP_UPDATE ||
-	    c->op == RD_OP_DELETE ? STREAM_REQUIRED : 0, &c->rev,
-	    &c->revlen) < 0)
+	    stream_get_str(obj, "rev", 0, &c->rev, &c->revlen) < 0 ||
+	    stream_get_str(obj, "seen", 0, &c->seen, &c->seenlen) < 0)
 		return -1;
+	if (c->seen && !is_hexhash(c->seen, c->seenlen)) {
+		rd_seterr(RD_EXIT_DATA, "\"seen\" is not %d lower-case hex "
+		    "digits", 2 * RD_SEEN_BYTES);
+		return -1;
+	}
+	/* An update or a delete is guarded: by its rev, or what it saw. */
+	if ((c->op == RD_OP_UPDATE || c->op == RD_OP_DELETE) &&
+	    (!c->rev || !c->revlen) && !c->seen) {
+		rd_seterr(RD_EXIT_DATA, c->rev ? "empty \"rev\"" :
+		    "missing \"rev\"");
+		return -1;
+	}
 	if (get_obj(obj, "fields", &c->fields) < 0)
 		return -1;
 	if (!c->fields && (c->op == RD_OP_CREATE || c->op == RD_OP_UPDATE)) {
@@ -448,13 +459,6 @@ stream_get_change(const struct json *obj, struct change *c)
 		return -1;
 	}
 	c->target = s ? (enum rd_side)op : RD_SIDE_NONE;
-	if (stream_get_str(obj, "seen", 0, &c->seen, &c->seenlen) < 0)
-		return -1;
-	if (c->seen && !is_hexhash(c->seen, c->seenlen)) {
-		rd_seterr(RD_EXIT_DATA, "\"seen\" is not %d hex digits",
-		    2 * RD_SEEN_BYTES);
-		return -1;
-	}
 	return 0;
 }
 

@@ -163,8 +163,9 @@ struct change {
 };
 
 /*
- * Checks what a store needs to apply the change: "rev" for an update or a
- * delete, "fields" for a create or an update.
+ * Checks what a store needs to apply the change: a guard for an update or a
+ * delete ("rev", or "seen" alone for a record the store keeps no rev of),
+ * "fields" for a create or an update.
  */
 int stream_get_change(const struct json *obj, struct change *c);
 void stream_write_change(struct sb *out, const struct change *c);
