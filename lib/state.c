@@ -101,7 +101,37 @@ static const char *const migrations[STATE_SCHEMA] = {
 	"  started TEXT NOT NULL,\n"
 	"  version TEXT NOT NULL,\n"
 	"  scope TEXT NOT NULL\n"
+	");\n",
+
+	/*
+	 * 2: two-way sync.  What each side last confirmed it holds, the side
+	 * each logged change went to, and the conflicts merge reported, kept
+	 * for review.
+	 */
+	"CREATE TABLE sides(\n"
+	"  type TEXT NOT NULL,\n"
+	"  key TEXT NOT NULL,\n"
+	"  side TEXT NOT NULL CHECK (side IN ('local', 'remote')),\n"
+	"  rev TEXT,\n"
+	"  hash TEXT NOT NULL,\n"
+	"  PRIMARY KEY (type, key, side)\n"
+	") WITHOUT ROWID;\n"
+	"ALTER TABLE changes ADD COLUMN target TEXT;\n"
+	"CREATE TABLE conflicts(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  run INTEGER,\n"
+	"  type TEXT NOT NULL,\n"
+	"  key TEXT NOT NULL,\n"
+	"  field TEXT,\n"
+	"  base TEXT,\n"
+	"  local TEXT,\n"
+	"  remote TEXT,\n"
+	"  winner TEXT NOT NULL,\n"
+	"  reason TEXT NOT NULL,\n"
+	"  recorded TEXT NOT NULL,\n"
+	"  reviewed TEXT\n"
 	");\n"
+	"CREATE INDEX conflicts_key ON conflicts(type, key);\n"
 };
 
 /* Helpers */

@@ -5,8 +5,10 @@
  * what a flow needs to resume, report and refuse: the base snapshot of what
  * was last in step, cursors, the windows of a historical import, the history
  * of runs with a change log per run, the outbox of changes that could not be
- * delivered, the run lock and the scope itself.  The tables are documented in
- * recdelta-checkpoint(1) so that users can query them with sqlite3.
+ * delivered, the run lock and the scope itself; for a two-way sync also what
+ * each side last confirmed it holds, and the conflicts merge reported, kept
+ * for review.  The tables are documented in recdelta-checkpoint(1) so that
+ * users can query them with sqlite3.
  *
  * Where it lives.  lib/state.c opens the database and holds the schema and
  * its migrations; lib/state_lock.c the run lock and the preflight
@@ -31,6 +33,15 @@
  * and hands a batch over only after writing its lines on; a batch not
  * handed over is never applied, so the base holds only what was confirmed.
  *
+ * Two-way sync.  A result with a "target" is one side's answer: an ok create
+ * or update, or a skipped same, with fields sets that side's row of sides
+ * (its rev and the content hash), and the base takes the fields, with the
+ * remote side's rev, only once both sides' rows hold the same hash; until
+ * then the base stays the common ancestor, whichever side answers first.
+ * An ok delete (or a delete found gone) forgets the record: its base row
+ * and both sides rows.  Nothing else moves the base or sides.  A result
+ * without a target is recorded as it always was, and touches no sides row.
+ *
  * Ownership.  A struct state is owned by its opener and released with
  * state_close().  Rows handed to callbacks borrow from SQLite and are valid
  * only during the call.  Functions return 0 (or a count) on success and -1
@@ -42,7 +53,7 @@
 
 #include "stream.h"
 
-#define STATE_SCHEMA 1
+#define STATE_SCHEMA 2
 /*
  * The state when nothing names one: recdelta-checkpoint's, and that of a
  * flow run before each scope had its own (state_scope_path).
@@ -121,12 +132,16 @@ int state_unlock(struct state *s, long pid, int force, struct sb *msg,
  * state_record_abort(): call nothing else on s in between.
  *
  * state_record_line() checks one line parsed by stream_parse_kind(), of
- * kind result or cursor, and adds it to the batch being filled: 1, or 0 for
- * a kind it does not consume, -1 when the line is bad (status 3).
+ * kind result, cursor or conflict, and adds it to the batch being filled:
+ * 1, or 0 for a kind it does not consume, -1 when the line is bad (status
+ * 3).  A conflict is kept in the conflicts table unless one equal to it
+ * (type, key, field and the three values as compact JSON) waits for review
+ * already.
  * state_record_commit() hands the batch to the writer, which commits it in one transaction while the
  * caller goes on: call it only once the batch's lines are passed on.
  * state_record_finish() hands over the last batch, closes the run and waits
- * for the writer; a stream without result or cursor lines is no run, and
+ * for the writer; a stream without result, cursor or conflict lines is no
+ * run, and
  * leaves the state untouched.  A failure of the writer is returned by the next of these
  * calls.  state_record_abort() drops the batch being filled, waits for the
  * writer to commit those handed over, and marks the run failed if a batch
@@ -201,11 +216,15 @@ struct state_gap {
 int state_coverage(struct state *s, struct state_coverage *c,
     int (*gapfn)(void *ctx, const struct state_gap *g), void *ctx);
 
-/* Runs, newest last; id 0 for every run, last for only the newest. */
+/*
+ * Runs, newest last; id 0 for every run, last for only the newest.  A run
+ * of a two-way sync also counts the changes of its log by side.
+ */
 struct state_run {
 	long id, pid;
 	const char *scope, *flow, *host, *started, *ended, *status;
 	unsigned long counts[RD_ST_N];	/* by status; RD_ST_NONE unused */
+	unsigned long to_local, to_remote;	/* logged changes by target */
 	int live;	/* status running and its process still here */
 };
 int state_runs_each(struct state *s, long id, int last,
@@ -228,22 +247,48 @@ int state_run_close(struct state *s, long id, int partial);
 /* A run's change log in the order recorded. */
 struct state_change {
 	const char *op, *type, *key, *status, *rev, *changed, *code, *message;
+	const char *target;	/* "local" or "remote"; NULL: no target */
 	size_t typelen, keylen;		/* NULL: column not set */
 };
 int state_changes_each(struct state *s, long run,
     int (*fn)(void *ctx, const struct state_change *c), void *ctx);
+
+/*
+ * The conflicts kept for review, oldest first: those not reviewed, or all
+ * with all; only of the ntypes types when ntypes is not 0.  The values are
+ * compact JSON text, NULL where absent; run is 0 when not known, reviewed
+ * NULL while not reviewed.
+ */
+struct state_conflict {
+	long long id, run;
+	const char *type, *key, *field, *base, *local, *remote;
+	const char *winner, *reason, *recorded, *reviewed;
+	size_t typelen, keylen, fieldlen, baselen, locallen, remotelen;
+	size_t reasonlen;
+};
+int state_conflicts_each(struct state *s, int all, char *const *types,
+    size_t ntypes, int (*fn)(void *ctx, const struct state_conflict *c),
+    void *ctx);
+/*
+ * Mark conflicts reviewed, now, in one transaction: the n of ids, or with
+ * n 0 every one not reviewed (only of the ntypes types when ntypes is not
+ * 0).  One reviewed already keeps its time.  An id that does not exist
+ * marks nothing (status 2).  *marked says how many were newly marked.
+ */
+int state_conflicts_review(struct state *s, const long long *ids, size_t n,
+    char *const *types, size_t ntypes, unsigned long *marked);
 
 /* The outbox: its size, and its change lines in the order deferred. */
 long state_outbox_count(struct state *s);
 int state_outbox_each(struct state *s,
     int (*fn)(void *ctx, const char *line, size_t len), void *ctx);
 
-/* The current time as "YYYY-MM-DDTHH:MM:SSZ" into buf (at least 21 bytes). */
 /*
  * Prune the base snapshot to the records a complete result stream named
  * (every record of a full run has a result, "same" ones included): begin,
  * add each result's type and key, then finish deletes every other base row,
- * in one transaction, and says how many.  Only for a stream known complete:
+ * and the sides rows of every other record, in one transaction, and says
+ * how many base rows went.  Only for a stream known complete:
  * a flow calls it when push ended normally, never after a kill.
  */
 int state_prune_begin(struct state *s);
@@ -252,6 +297,7 @@ int state_prune_add(struct state *s, const char *type, size_t typelen,
 int state_prune_finish(struct state *s, long long *removed);
 void state_prune_abort(struct state *s);
 
+/* The current time as "YYYY-MM-DDTHH:MM:SSZ" into buf (at least 21 bytes). */
 void state_now(char *buf, size_t size);
 /* Format an instant as a date (dates) or a UTC date-time. */
 void state_fmt_time(char *buf, size_t size, long long t, int dates);

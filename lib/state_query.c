@@ -1,6 +1,6 @@
 /*
  * state_query.c - run state: the base snapshot and its pruning, cursors,
- * runs and their change logs, the outbox.
+ * runs and their change logs, the conflicts kept for review, the outbox.
  */
 #include "state.h"
 
@@ -167,9 +167,13 @@ state_runs_each(struct state *s, long id, int last,
     int (*fn)(void *ctx, const struct state_run *r), void *ctx)
 {
 	static const char cols[] = "SELECT id, scope, flow, pid, host, started,"
-	    " ended, status, ok, skipped, conflict, deferred, failed, planned"
+	    " ended, status, ok, skipped, conflict, deferred, failed, planned,"
+	    " (SELECT count(*) FROM changes WHERE run = runs.id"
+	    " AND target = 'local'),"
+	    " (SELECT count(*) FROM changes WHERE run = runs.id"
+	    " AND target = 'remote')"
 	    " FROM runs";
-	char sql[256];
+	char sql[512];
 	sqlite3_stmt *st;
 	struct state_run r;
 	int k, i, ret = 0;
@@ -195,6 +199,10 @@ state_runs_each(struct state *s, long id, int last,
 		for (i = RD_ST_OK; i < RD_ST_N; i++)
 			r.counts[i] = (unsigned long)sqlite3_column_int64(st,
 			    8 + i - RD_ST_OK);
+		r.to_local = (unsigned long)sqlite3_column_int64(st,
+		    8 + RD_ST_N - RD_ST_OK);
+		r.to_remote = (unsigned long)sqlite3_column_int64(st,
+		    9 + RD_ST_N - RD_ST_OK);
 		if (!r.scope || !r.started || !r.status) {
 			rd_seterr(RD_EXIT_RUNTIME, "%s: runs: a column is NULL",
 			    s->path);
@@ -219,7 +227,7 @@ state_changes_each(struct state *s, long run,
 	int k, ret = 0;
 
 	if (db_prep(s, &st, "SELECT op, type, key, status, rev, changed,"
-	    " error_code, error_message FROM changes WHERE run = ?1"
+	    " error_code, error_message, target FROM changes WHERE run = ?1"
 	    " ORDER BY seq", 0) < 0)
 		return -1;
 	if (db_bindi(s, st, 1, run) < 0) {
@@ -235,6 +243,7 @@ state_changes_each(struct state *s, long run,
 		c.changed = db_col(st, 5, NULL);
 		c.code = db_col(st, 6, NULL);
 		c.message = db_col(st, 7, NULL);
+		c.target = db_col(st, 8, NULL);
 		if (!c.op || !c.type || !c.key || !c.status) {
 			rd_seterr(RD_EXIT_RUNTIME, "%s: changes: a column is NULL",
 			    s->path);
@@ -246,6 +255,144 @@ state_changes_each(struct state *s, long run,
 	}
 	db_finalize(st);
 	return k < 0 || ret < 0 ? -1 : 0;
+}
+
+/* Conflicts */
+
+/* Append " AND type IN (?FIRST, ...)" for n types, when n is not 0. */
+static void
+types_in(struct sb *sql, size_t n, int first)
+{
+	size_t i;
+
+	if (!n)
+		return;
+	sb_adds(sql, " AND type IN (");
+	for (i = 0; i < n; i++)
+		sb_addf(sql, "%s?%zu", i ? ", " : "", (size_t)first + i);
+	sb_addc(sql, ')');
+}
+
+static int
+bind_types(struct state *s, sqlite3_stmt *st, char *const *types, size_t n,
+    int first)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (db_binds(s, st, first + (int)i, types[i]) < 0)
+			return -1;
+	return 0;
+}
+
+int
+state_conflicts_each(struct state *s, int all, char *const *types,
+    size_t ntypes, int (*fn)(void *ctx, const struct state_conflict *c),
+    void *ctx)
+{
+	sqlite3_stmt *st;
+	struct state_conflict c;
+	struct sb sql;
+	int k, ret = 0;
+
+	sb_init(&sql, 256);
+	sb_adds(&sql, "SELECT id, run, type, key, field, base, local, remote,"
+	    " winner, reason, recorded, reviewed FROM conflicts WHERE ");
+	sb_adds(&sql, all ? "1" : "reviewed IS NULL");
+	types_in(&sql, ntypes, 1);
+	sb_adds(&sql, " ORDER BY id");
+	k = db_prep(s, &st, sql.buf, 0);
+	sb_release(&sql);
+	if (k < 0)
+		return -1;
+	if (bind_types(s, st, types, ntypes, 1) < 0) {
+		db_finalize(st);
+		return -1;
+	}
+	while ((k = db_step_row(s, st)) == 1) {
+		memset(&c, 0, sizeof c);
+		c.id = sqlite3_column_int64(st, 0);
+		c.run = sqlite3_column_int64(st, 1);
+		c.type = db_col(st, 2, &c.typelen);
+		c.key = db_col(st, 3, &c.keylen);
+		c.field = db_col(st, 4, &c.fieldlen);
+		c.base = db_col(st, 5, &c.baselen);
+		c.local = db_col(st, 6, &c.locallen);
+		c.remote = db_col(st, 7, &c.remotelen);
+		c.winner = db_col(st, 8, NULL);
+		c.reason = db_col(st, 9, &c.reasonlen);
+		c.recorded = db_col(st, 10, NULL);
+		c.reviewed = db_col(st, 11, NULL);
+		if (!c.type || !c.key || !c.winner || !c.reason || !c.recorded) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s: conflicts: a column is "
+			    "NULL", s->path);
+			k = -1;
+			break;
+		}
+		if ((ret = fn(ctx, &c)) < 0)
+			break;
+	}
+	db_finalize(st);
+	return k < 0 || ret < 0 ? -1 : 0;
+}
+
+int
+state_conflicts_review(struct state *s, const long long *ids, size_t n,
+    char *const *types, size_t ntypes, unsigned long *marked)
+{
+	sqlite3_stmt *st = NULL, *has = NULL;
+	char now[32];
+	struct sb sql;
+	size_t i;
+	int k, r = -1;
+
+	*marked = 0;
+	state_now(now, sizeof now);
+	sb_init(&sql, 256);
+	if (db_begin(s) < 0)
+		goto out;
+	if (n) {
+		/* Every id must exist before any is marked. */
+		if (db_prep(s, &has, "SELECT 1 FROM conflicts WHERE id = ?1",
+		    0) < 0 || db_prep(s, &st, "UPDATE conflicts SET reviewed = ?2"
+		    " WHERE id = ?1 AND reviewed IS NULL", 0) < 0)
+			goto out;
+		for (i = 0; i < n; i++) {
+			if (db_bindi(s, has, 1, ids[i]) < 0 ||
+			    (k = db_step_row(s, has)) < 0)
+				goto out;
+			if (k == 0) {
+				rd_seterr(RD_EXIT_USAGE, "no conflict %lld; see: "
+				    "recdelta-checkpoint conflicts --all", ids[i]);
+				goto out;
+			}
+			(void)sqlite3_reset(has);
+		}
+		for (i = 0; i < n; i++) {
+			if (db_bindi(s, st, 1, ids[i]) < 0 ||
+			    db_binds(s, st, 2, now) < 0 || db_step_done(s, st) < 0)
+				goto out;
+			*marked += (unsigned long)sqlite3_changes(s->db);
+		}
+	} else {
+		sb_adds(&sql, "UPDATE conflicts SET reviewed = ?1"
+		    " WHERE reviewed IS NULL");
+		types_in(&sql, ntypes, 2);
+		if (db_prep(s, &st, sql.buf, 0) < 0 ||
+		    db_binds(s, st, 1, now) < 0 ||
+		    bind_types(s, st, types, ntypes, 2) < 0 ||
+		    db_step_done(s, st) < 0)
+			goto out;
+		*marked = (unsigned long)sqlite3_changes(s->db);
+	}
+	r = db_commit(s);
+out:
+	db_finalize(has);
+	db_finalize(st);
+	sb_release(&sql);
+	if (r < 0)
+		db_rollback(s);
+	return r;
 }
 
 long
@@ -318,6 +465,11 @@ state_prune_finish(struct state *s, long long *removed)
 		return -1;
 	}
 	*removed = sqlite3_changes(s->db);
+	if (db_exec(s, "DELETE FROM sides WHERE NOT EXISTS (SELECT 1 FROM "
+	    "prune_seen p WHERE p.type = sides.type AND p.key = sides.key)") < 0) {
+		db_rollback(s);
+		return -1;
+	}
 	return db_commit(s);
 }
 

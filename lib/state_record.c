@@ -1,6 +1,7 @@
 /*
- * state_record.c - run state: recording a stream of result and cursor lines
- * into the base, the change log, the outbox and the cursors.
+ * state_record.c - run state: recording a stream of result, cursor and
+ * conflict lines into the base and the sides, the change log, the outbox,
+ * the cursors and the conflicts.
  */
 #include "state.h"
 
@@ -19,7 +20,8 @@
 /* The statements of recording, prepared once and reused for every line. */
 enum {
 	R_UPSERT, R_SETREV, R_DELBASE, R_GETFIELDS, R_LOG, R_OUTPUT, R_OUTDEL,
-	R_CURSOR, R_RUNOPEN, R_RUNUPD, R_NSTMT
+	R_CURSOR, R_RUNOPEN, R_RUNUPD, R_SIDESET, R_SIDEDROP, R_SIDESDEL,
+	R_AGREED, R_CONFLICT, R_NSTMT
 };
 
 static const char *const rec_sql[R_NSTMT] = {
@@ -30,8 +32,8 @@ static const char *const rec_sql[R_NSTMT] = {
 	"DELETE FROM base WHERE type = ?1 AND key = ?2",
 	"SELECT fields FROM base WHERE type = ?1 AND key = ?2",
 	"INSERT INTO changes(run, seq, op, type, key, status, rev, changed,"
-	" error_code, error_message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-	" ?10)",
+	" error_code, error_message, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+	" ?8, ?9, ?10, ?11)",
 	"INSERT OR REPLACE INTO outbox(type, key, op, line, added)"
 	" VALUES (?1, ?2, ?3, ?4, ?5)",
 	"DELETE FROM outbox WHERE type = ?1 AND key = ?2",
@@ -43,6 +45,25 @@ static const char *const rec_sql[R_NSTMT] = {
 	" flow = coalesce(excluded.flow, flow)",
 	"UPDATE runs SET ok = ?1, skipped = ?2, conflict = ?3, deferred = ?4,"
 	" failed = ?5, planned = ?6, ended = ?7, status = ?8 WHERE id = ?9",
+	"INSERT INTO sides(type, key, side, rev, hash) VALUES (?1, ?2, ?3, ?4, ?5)"
+	" ON CONFLICT (type, key, side) DO UPDATE SET rev = excluded.rev,"
+	" hash = excluded.hash",
+	"DELETE FROM sides WHERE type = ?1 AND key = ?2 AND side = ?3",
+	"DELETE FROM sides WHERE type = ?1 AND key = ?2",
+	/* The base moves only when both sides hold the same content. */
+	"INSERT INTO base(type, key, rev, hash, fields) SELECT ?1, ?2,"
+	" (SELECT rev FROM sides WHERE type = ?1 AND key = ?2"
+	" AND side = 'remote'), ?3, ?4"
+	" WHERE (SELECT count(*) FROM sides WHERE type = ?1 AND key = ?2"
+	" AND hash = ?3) = 2"
+	" ON CONFLICT (type, key) DO UPDATE SET rev = excluded.rev,"
+	" hash = excluded.hash, fields = excluded.fields",
+	/* A conflict waiting for review already is not kept twice. */
+	"INSERT INTO conflicts(run, type, key, field, base, local, remote, winner,"
+	" reason, recorded) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10"
+	" WHERE NOT EXISTS (SELECT 1 FROM conflicts WHERE type = ?2 AND key = ?3"
+	" AND field IS ?4 AND base IS ?5 AND local IS ?6 AND remote IS ?7"
+	" AND reviewed IS NULL)",
 };
 
 /*
@@ -58,18 +79,22 @@ static const char *const rec_sql[R_NSTMT] = {
 #define NOSTR ((size_t)-1)
 #define NBATCH 3	/* one being filled, two queued or being written */
 
-enum { B_RESULT, B_CURSOR };
+enum { B_RESULT, B_CURSOR, B_CONFLICT };
 
 /*
  * One line to apply: strings are offsets into its batch's bytes; op and
- * status hold an enum rd_op and an enum rd_status.
+ * status hold an enum rd_op and an enum rd_status, side (a result's target,
+ * a conflict's winner) an enum rd_side.  A conflict's field, values and
+ * reason are in field, base, local, remote and message.
  */
 struct bop {
-	unsigned char what, op, status;
+	unsigned char what, op, status, side;
 	unsigned char diff;	/* changed from the base */
 	size_t type, key, rev, hash, fields, changed, code, message, line;
 	size_t typelen, keylen, revlen, fieldslen, changedlen, codelen;
 	size_t messagelen, linelen;
+	size_t field, base, local, remote;
+	size_t fieldlen, baselen, locallen, remotelen;
 };
 
 struct batch {
@@ -289,6 +314,127 @@ diff_old(struct state *s, struct recorder *r, const struct batch *b,
 	return 0;
 }
 
+/* Bind the type and key of o to parameters 1 and 2 of st. */
+static int
+bind_id(struct state *s, sqlite3_stmt *st, const struct batch *b,
+    const struct bop *o)
+{
+	return db_bindt(s, st, 1, bstr(b, o->type), o->typelen) < 0 ||
+	    db_bindt(s, st, 2, bstr(b, o->key), o->keylen) < 0 ? -1 : 0;
+}
+
+/* Set the base row of o to its rev, hash and fields. */
+static int
+base_put(struct state *s, struct recorder *r, const struct batch *b,
+    const struct bop *o)
+{
+	sqlite3_stmt *st = r->st[R_UPSERT];
+
+	return bind_id(s, st, b, o) < 0 ||
+	    db_bindt(s, st, 3, bstr(b, o->rev), o->revlen) < 0 ||
+	    db_bindt(s, st, 4, bstr(b, o->hash), 2 * RD_HASH_LEN) < 0 ||
+	    db_bindt(s, st, 5, bstr(b, o->fields), o->fieldslen) < 0 ?
+	    -1 : db_step_done(s, st);
+}
+
+/* Step statement which, its parameters the type and key of o. */
+static int
+step_id(struct state *s, struct recorder *r, int which, const struct batch *b,
+    const struct bop *o)
+{
+	sqlite3_stmt *st = r->st[which];
+
+	return bind_id(s, st, b, o) < 0 ? -1 : db_step_done(s, st);
+}
+
+/* A delete found done by someone else: what was wanted. */
+static int
+gone(const struct batch *b, const struct bop *o)
+{
+	return o->status == RD_ST_SKIPPED && o->op == RD_OP_DELETE &&
+	    o->codelen == 4 && memcmp(bstr(b, o->code), "gone", 4) == 0;
+}
+
+/* What a result without a target does to the base. */
+static int
+base_apply(struct state *s, struct recorder *r, const struct batch *b,
+    const struct bop *o)
+{
+	sqlite3_stmt *st;
+
+	if ((o->status == RD_ST_OK && o->op == RD_OP_DELETE) || gone(b, o))
+		return step_id(s, r, R_DELBASE, b, o);
+	/*
+	 * Confirmed with its fields, written (ok) or found in step (a skipped
+	 * same): the base learns its rev and fields.
+	 */
+	if (o->fields != NOSTR)
+		return base_put(s, r, b, o);
+	if (o->status == RD_ST_OK) {
+		/* Written without saying what: keep the fields known. */
+		st = r->st[R_SETREV];
+		return bind_id(s, st, b, o) < 0 ||
+		    db_bindt(s, st, 3, bstr(b, o->rev), o->revlen) < 0 ?
+		    -1 : db_step_done(s, st);
+	}
+	return 0;
+}
+
+/*
+ * What a result with a target does: its side's row holds what that side
+ * now confirms, and the base takes it once the other side's row agrees.
+ */
+static int
+sides_apply(struct state *s, struct recorder *r, const struct batch *b,
+    const struct bop *o)
+{
+	const char *side = rd_side_name(o->side);
+	sqlite3_stmt *st;
+
+	if ((o->status == RD_ST_OK && o->op == RD_OP_DELETE) || gone(b, o))
+		return step_id(s, r, R_DELBASE, b, o) < 0 ? -1 :
+		    step_id(s, r, R_SIDESDEL, b, o);
+	if (o->fields != NOSTR) {
+		st = r->st[R_SIDESET];
+		if (bind_id(s, st, b, o) < 0 || db_binds(s, st, 3, side) < 0 ||
+		    db_bindt(s, st, 4, bstr(b, o->rev), o->revlen) < 0 ||
+		    db_bindt(s, st, 5, bstr(b, o->hash), 2 * RD_HASH_LEN) < 0 ||
+		    db_step_done(s, st) < 0)
+			return -1;
+		st = r->st[R_AGREED];
+		return bind_id(s, st, b, o) < 0 ||
+		    db_bindt(s, st, 3, bstr(b, o->hash), 2 * RD_HASH_LEN) < 0 ||
+		    db_bindt(s, st, 4, bstr(b, o->fields), o->fieldslen) < 0 ?
+		    -1 : db_step_done(s, st);
+	}
+	if (o->status == RD_ST_OK) {
+		/* Written, but what the side now holds was not said. */
+		st = r->st[R_SIDEDROP];
+		return bind_id(s, st, b, o) < 0 || db_binds(s, st, 3, side) < 0 ?
+		    -1 : db_step_done(s, st);
+	}
+	return 0;
+}
+
+/* Keep a conflict for review, unless it waits for review already. */
+static int
+put_conflict(struct state *s, struct recorder *r, const struct batch *b,
+    const struct bop *o)
+{
+	sqlite3_stmt *st = r->st[R_CONFLICT];
+
+	return db_bindi(s, st, 1, r->run) < 0 ||
+	    db_bindt(s, st, 2, bstr(b, o->type), o->typelen) < 0 ||
+	    db_bindt(s, st, 3, bstr(b, o->key), o->keylen) < 0 ||
+	    db_bindt(s, st, 4, bstr(b, o->field), o->fieldlen) < 0 ||
+	    db_bindt(s, st, 5, bstr(b, o->base), o->baselen) < 0 ||
+	    db_bindt(s, st, 6, bstr(b, o->local), o->locallen) < 0 ||
+	    db_bindt(s, st, 7, bstr(b, o->remote), o->remotelen) < 0 ||
+	    db_binds(s, st, 8, rd_side_name(o->side)) < 0 ||
+	    db_bindt(s, st, 9, bstr(b, o->message), o->messagelen) < 0 ||
+	    db_binds(s, st, 10, r->now) < 0 ? -1 : db_step_done(s, st);
+}
+
 static int
 apply_op(struct state *s, struct recorder *r, const struct batch *b,
     const struct bop *o)
@@ -302,74 +448,28 @@ apply_op(struct state *s, struct recorder *r, const struct batch *b,
 		    db_bindt(s, st, 2, bstr(b, o->fields), o->fieldslen) < 0 ||
 		    db_binds(s, st, 3, r->now) < 0 ? -1 : db_step_done(s, st);
 	}
+	if (o->what == B_CONFLICT)
+		return put_conflict(s, r, b, o);
 	sb_reset(&r->changed);
+	/* The fields an update changed, read before the base moves. */
+	if (o->diff && diff_old(s, r, b, o) < 0)
+		return -1;
+	if ((o->side != RD_SIDE_NONE ? sides_apply(s, r, b, o) :
+	    base_apply(s, r, b, o)) < 0)
+		return -1;
 	switch (o->status) {
 	case RD_ST_OK:
-		if (o->op == RD_OP_DELETE) {
-			st = r->st[R_DELBASE];
-			if (db_bindt(s, st, 1, type, o->typelen) < 0 ||
-			    db_bindt(s, st, 2, key, o->keylen) < 0 ||
-			    db_step_done(s, st) < 0)
-				return -1;
-		} else if (o->fields != NOSTR) {
-			if (o->diff && diff_old(s, r, b, o) < 0)
-				return -1;
-			st = r->st[R_UPSERT];
-			if (db_bindt(s, st, 1, type, o->typelen) < 0 ||
-			    db_bindt(s, st, 2, key, o->keylen) < 0 ||
-			    db_bindt(s, st, 3, bstr(b, o->rev), o->revlen) < 0 ||
-			    db_bindt(s, st, 4, bstr(b, o->hash), 2 * RD_HASH_LEN) < 0 ||
-			    db_bindt(s, st, 5, bstr(b, o->fields), o->fieldslen) < 0 ||
-			    db_step_done(s, st) < 0)
-				return -1;
-		} else {
-			/* Written without saying what: keep the fields known. */
-			st = r->st[R_SETREV];
-			if (db_bindt(s, st, 1, type, o->typelen) < 0 ||
-			    db_bindt(s, st, 2, key, o->keylen) < 0 ||
-			    db_bindt(s, st, 3, bstr(b, o->rev), o->revlen) < 0 ||
-			    db_step_done(s, st) < 0)
-				return -1;
-		}
-		/* FALLTHROUGH */
 	case RD_ST_SKIPPED:
-		if (o->status == RD_ST_SKIPPED && o->op == RD_OP_SAME &&
-		    o->fields != NOSTR) {
-			/* Found in step: the base learns its rev and fields. */
-			st = r->st[R_UPSERT];
-			if (db_bindt(s, st, 1, type, o->typelen) < 0 ||
-			    db_bindt(s, st, 2, key, o->keylen) < 0 ||
-			    db_bindt(s, st, 3, bstr(b, o->rev), o->revlen) < 0 ||
-			    db_bindt(s, st, 4, bstr(b, o->hash), 2 * RD_HASH_LEN) < 0 ||
-			    db_bindt(s, st, 5, bstr(b, o->fields), o->fieldslen) < 0 ||
-			    db_step_done(s, st) < 0)
-				return -1;
-		} else if (o->status == RD_ST_SKIPPED &&
-		    o->op == RD_OP_DELETE &&
-		    o->codelen == 4 && memcmp(bstr(b, o->code), "gone", 4) == 0) {
-			/* Deleted by someone else: gone from the base too. */
-			st = r->st[R_DELBASE];
-			if (db_bindt(s, st, 1, type, o->typelen) < 0 ||
-			    db_bindt(s, st, 2, key, o->keylen) < 0 ||
-			    db_step_done(s, st) < 0)
-				return -1;
-		}
-		/* FALLTHROUGH */
 	case RD_ST_CONFLICT:
 	case RD_ST_FAILED:
 		/* A definite answer settles the change the outbox held. */
-		if (oset_has(r, keyhash(type, o->typelen, key, o->keylen))) {
-			st = r->st[R_OUTDEL];
-			if (db_bindt(s, st, 1, type, o->typelen) < 0 ||
-			    db_bindt(s, st, 2, key, o->keylen) < 0 ||
-			    db_step_done(s, st) < 0)
-				return -1;
-		}
+		if (oset_has(r, keyhash(type, o->typelen, key, o->keylen)) &&
+		    step_id(s, r, R_OUTDEL, b, o) < 0)
+			return -1;
 		break;
 	case RD_ST_DEFERRED:
 		st = r->st[R_OUTPUT];
-		if (db_bindt(s, st, 1, type, o->typelen) < 0 ||
-		    db_bindt(s, st, 2, key, o->keylen) < 0 ||
+		if (bind_id(s, st, b, o) < 0 ||
 		    db_binds(s, st, 3, rd_op_name(o->op)) < 0 ||
 		    db_bindt(s, st, 4, bstr(b, o->line), o->linelen) < 0 ||
 		    db_binds(s, st, 5, r->now) < 0 || db_step_done(s, st) < 0)
@@ -397,8 +497,9 @@ apply_op(struct state *s, struct recorder *r, const struct batch *b,
 	    db_bindt(s, st, 8, r->changed.len ? r->changed.buf : NULL,
 	    r->changed.len) < 0 ||
 	    db_bindt(s, st, 9, bstr(b, o->code), o->codelen) < 0 ||
-	    db_bindt(s, st, 10, bstr(b, o->message), o->messagelen) < 0 ?
-	    -1 : db_step_done(s, st);
+	    db_bindt(s, st, 10, bstr(b, o->message), o->messagelen) < 0 ||
+	    db_binds(s, st, 11, o->side != RD_SIDE_NONE ?
+	    rd_side_name(o->side) : NULL) < 0 ? -1 : db_step_done(s, st);
 }
 
 /* The window of the run is done, in the transaction of its last results. */
@@ -745,6 +846,7 @@ new_op(struct batch *b, int what)
 	o->what = (unsigned char)what;
 	o->type = o->key = o->rev = o->hash = o->fields = o->changed = NOSTR;
 	o->code = o->message = o->line = NOSTR;
+	o->field = o->base = o->local = o->remote = NOSTR;
 	return o;
 }
 
@@ -776,7 +878,7 @@ put_change(struct batch *b, const struct result *res, struct bop *o)
 		.op = res->op, .type = res->type, .typelen = res->typelen,
 		.key = res->key, .keylen = res->keylen, .rev = res->rev,
 		.revlen = res->revlen, .fields = res->fields,
-		.changed = res->changed,
+		.changed = res->changed, .target = res->target,
 	};
 
 	o->line = b->bytes.len;
@@ -801,10 +903,12 @@ add_result(struct recorder *r, const struct json *obj)
 	 * "same" comes from push for a change it found already in step (a diff
 	 * --all same line, or a conflict recomputed to equal): skipped, with
 	 * the remote's rev and fields, it confirms the record for the base.
+	 * One side of a two-way sync confirms it with or without a rev: the
+	 * local side may keep none.
 	 */
 	confirms = res.fields && res.op != RD_OP_DELETE &&
 	    (res.status == RD_ST_OK || (res.status == RD_ST_SKIPPED &&
-	    res.op == RD_OP_SAME && res.rev));
+	    res.op == RD_OP_SAME && (res.rev || res.target != RD_SIDE_NONE)));
 	if (confirms) {
 		if (record_hash(&rv, res.fields, h, &r->canon) < 0)
 			return -1;
@@ -816,6 +920,7 @@ add_result(struct recorder *r, const struct json *obj)
 	o = new_op(b, B_RESULT);
 	o->op = (unsigned char)res.op;
 	o->status = (unsigned char)res.status;
+	o->side = (unsigned char)res.target;
 	o->type = put(b, res.type, o->typelen = res.typelen);
 	o->key = put(b, res.key, o->keylen = res.keylen);
 	o->rev = put(b, res.rev, o->revlen = res.revlen);
@@ -859,6 +964,35 @@ add_cursor(struct recorder *r, const struct json *obj)
 	return 0;
 }
 
+/* A value of a conflict as compact JSON, or NOSTR when absent. */
+static void
+put_value(struct batch *b, const struct json *v, size_t *off, size_t *len)
+{
+	if (v)
+		put_json(b, v, off, len);
+}
+
+static int
+add_conflict(struct recorder *r, const struct json *obj)
+{
+	struct batch *b = r->fill;
+	struct conflict cf;
+	struct bop *o;
+
+	if (stream_get_conflict(obj, &cf) < 0)
+		return -1;
+	o = new_op(b, B_CONFLICT);
+	o->side = (unsigned char)cf.winner;
+	o->type = put(b, cf.type, o->typelen = cf.typelen);
+	o->key = put(b, cf.key, o->keylen = cf.keylen);
+	o->field = put(b, cf.field, o->fieldlen = cf.fieldlen);
+	put_value(b, cf.base, &o->base, &o->baselen);
+	put_value(b, cf.local, &o->local, &o->locallen);
+	put_value(b, cf.remote, &o->remote, &o->remotelen);
+	o->message = put(b, cf.reason, o->messagelen = cf.reasonlen);
+	return 0;
+}
+
 int
 state_record_line(struct state *s, const struct json *obj, enum rd_kind kind)
 {
@@ -871,6 +1005,9 @@ state_record_line(struct state *s, const struct json *obj, enum rd_kind kind)
 			return -1;
 	} else if (kind == RD_KIND_CURSOR) {
 		if (add_cursor(r, obj) < 0)
+			return -1;
+	} else if (kind == RD_KIND_CONFLICT) {
+		if (add_conflict(r, obj) < 0)
 			return -1;
 	} else {
 		return 0;
