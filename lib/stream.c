@@ -719,6 +719,20 @@ stream_write_conflict(struct sb *out, const struct conflict *cf)
 	sb_adds(out, side_names[cf->winner]);
 	sb_adds(out, "\",\"reason\":");
 	json_write_string(out, cf->reason, cf->reasonlen);
+	if (cf->id) {
+		sb_addf(out, ",\"id\":%lld,\"run\":", cf->id);
+		if (cf->run)
+			sb_addf(out, "%lld", cf->run);
+		else
+			sb_adds(out, "null");
+		sb_adds(out, ",\"recorded\":");
+		json_write_string(out, cf->recorded, strlen(cf->recorded));
+		sb_adds(out, ",\"reviewed\":");
+		if (cf->reviewed)
+			json_write_string(out, cf->reviewed, strlen(cf->reviewed));
+		else
+			sb_adds(out, "null");
+	}
 	sb_addc(out, '}');
 }
 

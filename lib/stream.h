@@ -231,6 +231,13 @@ struct conflict {
 	enum rd_side winner;	/* RD_SIDE_LOCAL or RD_SIDE_REMOTE */
 	const char *reason;
 	size_t reasonlen;
+	/*
+	 * Where recdelta-checkpoint keeps it, no part of merge's line: written
+	 * after the others when id is not 0, run 0 and reviewed NULL as null.
+	 * A parsed conflict has them zero.
+	 */
+	long long id, run;
+	const char *recorded, *reviewed;
 };
 
 int stream_get_conflict(const struct json *obj, struct conflict *cf);
