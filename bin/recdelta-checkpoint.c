@@ -3,13 +3,13 @@
  * lock, outbox and the preflight, in one SQLite database per scope.
  *
  * `record` reads a stream on standard input and writes every line of it on
- * standard output unchanged and in order, while it records the result and
- * cursor lines in the state, one transaction per batch; a batch's lines are
- * flushed before it commits, so the state never holds a confirmation that
- * was not both read and passed on.  `base`, `outbox`, `windows pending
- * --json`, `history --json` and `show --json` write NDJSON lines; the other
- * subcommands write short reports for people.  Messages, notices and
- * refusals go to standard error.
+ * standard output unchanged and in order, while it records the result,
+ * cursor and conflict lines in the state, one transaction per batch; a
+ * batch's lines are flushed before it commits, so the state never holds a
+ * confirmation that was not both read and passed on.  `base`, `outbox`,
+ * `windows pending --json`, `history --json`, `show --json` and `conflicts
+ * --json` write NDJSON lines; the other subcommands write short reports for
+ * people.  Messages, notices and refusals go to standard error.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -59,6 +59,8 @@ usage(FILE *fp)
 	    "       recdelta-checkpoint scope [-z] [--source SRC] TARGET\n"
 	    "       recdelta-checkpoint history [--json]\n"
 	    "       recdelta-checkpoint show [--json] RUN\n"
+	    "       recdelta-checkpoint conflicts [--json] [--all] [-t TYPE]...\n"
+	    "       recdelta-checkpoint conflicts review (ID... | --all [-t TYPE]...)\n"
 	    "       recdelta-checkpoint outbox\n"
 	    "       recdelta-checkpoint prune\n");
 	if (fp == stderr)
@@ -80,6 +82,8 @@ usage(FILE *fp)
 	    "      --check        exit 1 when the preflight would refuse\n"
 	    "      --force        release a lock held by another process\n"
 	    "      --partial      end the run as partial\n"
+	    "      --all          every window (windows reset), every conflict\n"
+	    "                     (conflicts, conflicts review)\n"
 	    "      --json         write NDJSON\n"
 	    "  -h, --help         print this help and exit\n"
 	    "  -V, --version      print the version and exit\n");
@@ -981,6 +985,15 @@ counts_text(struct sb *out, const unsigned long *counts)
 		sb_adds(out, "no results");
 }
 
+/* A two-way run's changes by side; nothing for a run without targets. */
+static void
+targets_text(struct sb *out, const struct state_run *r)
+{
+	if (r->to_local || r->to_remote)
+		sb_addf(out, "; %lu to local, %lu to remote", r->to_local,
+		    r->to_remote);
+}
+
 static void
 counts_json(struct sb *out, const unsigned long *counts)
 {
@@ -1023,6 +1036,9 @@ run_json(struct sb *out, const struct state_run *r)
 	jstr(out, "status", run_status(r));
 	sb_adds(out, ",\"counts\":");
 	counts_json(out, r->counts);
+	if (r->to_local || r->to_remote)
+		sb_addf(out, ",\"targets\":{\"local\":%lu,\"remote\":%lu}",
+		    r->to_local, r->to_remote);
 	sb_addc(out, '}');
 }
 
@@ -1046,6 +1062,7 @@ last_run_text(void *ctx, const struct state_run *r)
 	sb_addf(b, " %s, %s..%s: ", run_status(r), r->started,
 	    r->ended ? r->ended : "");
 	counts_text(b, r->counts);
+	targets_text(b, r);
 	return 0;
 }
 
@@ -1403,6 +1420,7 @@ history_row(void *ctx, const struct state_run *r)
 		sb_addf(&h->b, "%ld\t%s\t%s\t%s\t", r->id, r->started,
 		    r->ended ? r->ended : "-", r->flow ? r->flow : "-");
 		counts_text(&h->b, r->counts);
+		targets_text(&h->b, r);
 		sb_addf(&h->b, "\t%s", run_status(r));
 	}
 	stream_out_line(h->b.buf, h->b.len);
@@ -1463,6 +1481,8 @@ show_row(void *ctx, const struct state_change *c)
 		json_write_string(b, c->type, c->typelen);
 		sb_adds(b, ",\"key\":");
 		json_write_string(b, c->key, c->keylen);
+		if (c->target)
+			jstr(b, "target", c->target);
 		jstr(b, "status", c->status);
 		if (c->rev)
 			jstr(b, "rev", c->rev);
@@ -1490,6 +1510,8 @@ show_row(void *ctx, const struct state_change *c)
 	add_text(b, c->type, c->typelen);
 	sb_addc(b, ' ');
 	add_text(b, c->key, c->keylen);
+	if (c->target)
+		sb_addf(b, " to %s", c->target);
 	if (c->rev) {
 		sb_adds(b, " rev ");
 		add_text(b, c->rev, strlen(c->rev));
@@ -1550,6 +1572,170 @@ cmd_show(int argc, char **argv)
 	ret = state_changes_each(s, sc.run, show_row, &sc);
 	sb_release(&sc.b);
 	arena_release(&sc.a);
+	if (ret < 0)
+		die_state(s);
+	finish_out(s);
+	return RD_EXIT_OK;
+}
+
+/* conflicts */
+
+struct cfctx {
+	struct state *s;
+	struct sb b;
+	struct arena a;
+	int json;
+};
+
+/* A stored value back as JSON in a: *v NULL when absent. */
+static int
+cf_value(const struct state *st, struct arena *a,
+    const struct state_conflict *c, const char *name, const char *text,
+    size_t len, const struct json **v)
+{
+	struct json *j;
+
+	*v = NULL;
+	if (!text)
+		return 0;
+	j = arena_alloc(a, sizeof *j);
+	if (json_parse(a, text, len, j, NULL) < 0) {
+		char why[512];
+
+		snprintf(why, sizeof why, "%s", rd_errmsg());
+		rd_seterr(RD_EXIT_RUNTIME, "%s: conflict %lld: %s: %s",
+		    state_path(st), c->id, name, why);
+		return -1;
+	}
+	*v = j;
+	return 0;
+}
+
+static int
+conflict_row(void *ctx, const struct state_conflict *c)
+{
+	struct cfctx *x = ctx;
+	struct sb *b = &x->b;
+	int side = rd_side_parse(c->winner, strlen(c->winner));
+	const char *lost;
+	size_t lostlen;
+
+	sb_reset(b);
+	if (x->json) {
+		struct conflict cf = {
+			.type = c->type, .typelen = c->typelen,
+			.key = c->key, .keylen = c->keylen,
+			.field = c->field, .fieldlen = c->fieldlen,
+			.winner = side < 0 ? RD_SIDE_NONE : (enum rd_side)side,
+			.reason = c->reason, .reasonlen = c->reasonlen,
+			.id = c->id, .run = c->run,
+			.recorded = c->recorded, .reviewed = c->reviewed,
+		};
+
+		if (side < 0) {
+			rd_seterr(RD_EXIT_RUNTIME, "conflict %lld: winner \"%s\" "
+			    "is not local or remote", c->id,
+			    rd_quote(c->winner, strlen(c->winner)));
+			return -1;
+		}
+		arena_reset(&x->a);
+		if (cf_value(x->s, &x->a, c, "base", c->base, c->baselen,
+		    &cf.base) < 0 ||
+		    cf_value(x->s, &x->a, c, "local", c->local, c->locallen,
+		    &cf.local) < 0 ||
+		    cf_value(x->s, &x->a, c, "remote", c->remote, c->remotelen,
+		    &cf.remote) < 0)
+			return -1;
+		stream_write_conflict(b, &cf);
+		stream_out_line(b->buf, b->len);
+		return 0;
+	}
+	/* The value of the side that did not win. */
+	lost = side == RD_SIDE_LOCAL ? c->remote : c->local;
+	lostlen = side == RD_SIDE_LOCAL ? c->remotelen : c->locallen;
+	sb_addf(b, "%lld  ", c->id);
+	if (c->run)
+		sb_addf(b, "%lld  ", c->run);
+	else
+		sb_adds(b, "-  ");
+	add_text(b, c->type, c->typelen);
+	sb_adds(b, "  ");
+	add_text(b, c->key, c->keylen);
+	sb_adds(b, "  ");
+	if (c->field)
+		add_text(b, c->field, c->fieldlen);
+	else
+		sb_adds(b, "(record)");
+	sb_adds(b, "  winner ");
+	add_text(b, c->winner, strlen(c->winner));
+	sb_adds(b, " (");
+	add_text(b, c->reason, c->reasonlen);
+	sb_adds(b, "); lost: ");
+	if (lost)
+		add_text(b, lost, lostlen);
+	else
+		sb_adds(b, "(deleted)");
+	if (c->reviewed)
+		sb_addf(b, "; reviewed %s", c->reviewed);
+	stream_out_line(b->buf, b->len);
+	return 0;
+}
+
+/*
+ * conflicts: list the conflicts kept for review; conflicts review: mark
+ * them reviewed.
+ */
+static int
+cmd_conflicts(int argc, char **argv)
+{
+	static const int allowed[] = { O_JSON, O_ALL, 't', 0 };
+	struct subopts o;
+	struct state *s;
+	struct cfctx x;
+	long long *ids;
+	unsigned long marked;
+	int i, ret;
+
+	argc -= parse_opts(argc, argv, allowed, &o);
+	argv += optind;
+	if (argc >= 1 && strcmp(argv[0], "review") == 0) {
+		argc--;
+		argv++;
+		if (o.json)
+			badusage("--json goes with conflicts, not conflicts review");
+		if (o.all && argc)
+			badusage("conflicts review: IDs or --all, not both");
+		if (!o.all && !argc)
+			badusage("conflicts review: missing ID (or --all)");
+		if (o.ntypes && !o.all)
+			badusage("conflicts review: -t goes with --all");
+		ids = xcalloc(argc ? (size_t)argc : 1, sizeof *ids);
+		for (i = 0; i < argc; i++)
+			ids[i] = number("conflicts review", argv[i], LONG_MAX);
+		s = open_state(0);
+		ret = state_conflicts_review(s, ids, (size_t)argc, o.types,
+		    o.ntypes, &marked);
+		free(ids);
+		free(o.types);
+		if (ret < 0)
+			die_state(s);
+		state_close(s);
+		return RD_EXIT_OK;
+	}
+	if (argc >= 1)
+		badusage("conflicts: unknown verb \"%s\" (expected review)",
+		    rd_quote(argv[0], strlen(argv[0])));
+	s = open_state(0);
+	stream_out_init();
+	sb_init(&x.b, 256);
+	arena_init(&x.a);
+	x.json = o.json;
+	x.s = s;
+	ret = state_conflicts_each(s, o.all, o.types, o.ntypes, conflict_row,
+	    &x);
+	sb_release(&x.b);
+	arena_release(&x.a);
+	free(o.types);
 	if (ret < 0)
 		die_state(s);
 	finish_out(s);
@@ -1660,6 +1846,7 @@ static const struct {
 	{ "scope", cmd_scope },
 	{ "history", cmd_history },
 	{ "show", cmd_show },
+	{ "conflicts", cmd_conflicts },
 	{ "outbox", cmd_outbox },
 	{ "prune", cmd_prune },
 };
