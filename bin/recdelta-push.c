@@ -17,6 +17,11 @@
  * one refused as a conflict and recomputed against what the remote now
  * holds, is logged by name and counted; with --keep-remote-edits it is not
  * written but skipped, so that the remote edit stays.
+ *
+ * With --side, push is one side's push of a two-way sync: a change whose
+ * "target" names the other side is passed through like a line of another
+ * kind, neither applied nor counted, for the other side's push further
+ * down the pipe.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -43,6 +48,7 @@ struct line {
 
 struct opts {
 	int dry_run, delete_orphans, quiet, progress, force, keep_edits;
+	enum rd_side side;	/* --side; RD_SIDE_NONE: every change */
 	size_t batch;
 	int retries;
 	long long max_delete;	/* -1: no budget */
@@ -94,8 +100,8 @@ usage(FILE *fp)
 	    "usage: recdelta-push [-n] [-b N] [--delete-orphans] [--max-delete N[%%]]\n"
 	    "                     [--force] [--retries N] [-i FIELD]...\n"
 	    "                     [--tolerance FIELD=EPS]... [--rules FILE] [-q]\n"
-	    "                     [--keep-remote-edits] [--log FILE] [--check-args]\n"
-	    "                     TARGET\n"
+	    "                     [--keep-remote-edits] [--side local|remote]\n"
+	    "                     [--log FILE] [--check-args] TARGET\n"
 	    "\n"
 	    "  -n, --dry-run            plan only: results \"planned\", nothing written\n"
 	    "  -b, --batch N            changes per write (default: the store's)\n"
@@ -108,6 +114,8 @@ usage(FILE *fp)
 	    "      --tolerance FIELD=EPS  numbers in FIELD equal within EPS\n"
 	    "      --rules FILE         per-type rules (TYPE ignore|tolerance ARG)\n"
 	    "      --keep-remote-edits  skip an update that would overwrite a remote edit\n"
+	    "      --side SIDE          apply only the changes whose target is SIDE\n"
+	    "                           (or that have none); pass the others on\n"
 	    "  -q, --quiet              no progress and no summary\n"
 	    "      --log FILE           append NDJSON log lines to FILE\n"
 	    "      --check-args         check the options and TARGET's word, then\n"
@@ -173,7 +181,7 @@ note_type(const char *type, size_t n)
 
 /* Phase one: read and check everything, keep the lines in a spool file. */
 static int
-read_plan(void)
+read_plan(const struct opts *o)
 {
 	struct lreader r;
 	struct arena a;
@@ -200,6 +208,10 @@ read_plan(void)
 			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
 			goto out;
 		}
+		/* The other side's change, checked all the same: passed on. */
+		if (k != PASS && o->side != RD_SIDE_NONE &&
+		    c.target != RD_SIDE_NONE && c.target != o->side)
+			k = PASS;
 		if (k != PASS)
 			note_type(c.type, c.typelen);
 		if (nlines == caplines) {
@@ -647,7 +659,7 @@ int
 main(int argc, char *argv[])
 {
 	enum { OPT_DELETE = 256, OPT_MAXDEL, OPT_RETRIES, OPT_TOL, OPT_RULES,
-	    OPT_LOG, OPT_FORCE, OPT_KEEP, OPT_CHECK };
+	    OPT_LOG, OPT_FORCE, OPT_KEEP, OPT_CHECK, OPT_SIDE };
 	static const struct option longopts[] = {
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "batch", required_argument, NULL, 'b' },
@@ -662,6 +674,7 @@ main(int argc, char *argv[])
 		{ "log", required_argument, NULL, OPT_LOG },
 		{ "keep-remote-edits", no_argument, NULL, OPT_KEEP },
 		{ "check-args", no_argument, NULL, OPT_CHECK },
+		{ "side", required_argument, NULL, OPT_SIDE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -675,7 +688,7 @@ main(int argc, char *argv[])
 	size_t i, from, nwrite = 0, ndelete = 0, done = 0;
 	long long total;
 	time_t start = time(NULL);
-	int c, status, checkargs = 0;
+	int c, side, status, checkargs = 0;
 
 	rd_setprogname(argv[0]);
 	argv[0] = (char *)rd_progname;
@@ -735,6 +748,12 @@ main(int argc, char *argv[])
 		case OPT_CHECK:
 			checkargs = 1;
 			break;
+		case OPT_SIDE:
+			if ((side = rd_side_parse(optarg, strlen(optarg))) < 0)
+				rd_die(RD_EXIT_USAGE, "--side: \"%s\": expected "
+				    "local or remote", optarg);
+			o.side = (enum rd_side)side;
+			break;
 		case OPT_LOG:
 			logpath = optarg;
 			break;
@@ -782,7 +801,7 @@ main(int argc, char *argv[])
 		rd_warn("warning: --max-delete has no effect without "
 		    "--delete-orphans");
 
-	if (read_plan() < 0)
+	if (read_plan(&o) < 0)
 		rd_die_pending();
 	for (i = 0; i < nlines; i++) {
 		if (lines[i].op == RD_OP_DELETE)
