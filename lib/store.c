@@ -1,4 +1,4 @@
-/* store.c - naming stores, what every store shares, and ndjson:. */
+/* store.c - naming stores, what every store shares, and ndjson: (read and written). */
 #include "digest.h"
 #include "record.h"
 #include "store.h"

@@ -56,7 +56,11 @@
  * - Guards: a change of another type than the store's fails "type".  A create
  *   conflicts when the key exists.  An update or a delete conflicts unless
  *   the row exists with its rev, as decimal text, equal to the change's (a
- *   row whose rev is NULL matches rev "0", or a change without one).  A
+ *   row whose rev is NULL matches rev "0", or a change without one).  With
+ *   "seen" (content_guard) the row, read as fetch reads it inside the write
+ *   transaction, must also hash to it (record_hash, no rules), so that a row
+ *   changed with SQL, which moves no rev, conflicts; a change with "seen"
+ *   and no rev is guarded by its content alone.  A
  *   create or update writes the next rev of the table's sequence (see
  *   seq_load), above the row's own (a stored rev that is not an integer
  *   fails "rev"); a delete reports rev "".  An empty key fails "key"; a key
