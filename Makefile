@@ -92,14 +92,20 @@ INDEXWALK = tests/helpers/indexwalk
 $(INDEXWALK): tests/helpers/indexwalk.c lib/librecdelta.a $(LIBHDR) config.mk
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $@.c lib/librecdelta.a $(LDLIBS)
 
+# The "seen" of records (record_hash, no rules), for the content-guard suites.
+SEENHASH = tests/helpers/seenhash
+
+$(SEENHASH): tests/helpers/seenhash.c lib/librecdelta.a $(LIBHDR) config.mk
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $@.c lib/librecdelta.a $(LDLIBS)
+
 # TESTS: the suites to run (make check TESTS=tests/recdelta-diff.bats).
 TESTS = tests
 
-check: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK)
+check: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH)
 	bats --jobs $${BATS_JOBS:-2} $(TESTS)
 
 # Each suite under valgrind: every program run by the tests is wrapped.
-check-valgrind: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK)
+check-valgrind: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH)
 	RECDELTA_VALGRIND=1 bats --jobs $${BATS_JOBS:-2} $(TESTS)
 
 # A separate build with the sanitizers, then the suite.
@@ -211,7 +217,7 @@ uninstall:
 
 clean:
 	rm -f $(BIN) $(LIBOBJ) lib/librecdelta.a bench/recgen $(SHIM) $(HTTPREQ) \
-	    $(STREAMKINDS) $(INDEXWALK)
+	    $(STREAMKINDS) $(INDEXWALK) $(SEENHASH)
 	rm -rf build
 
 .PHONY: all check check-valgrind check-san demo bench bench-cloudkit fuzz fuzz-build \

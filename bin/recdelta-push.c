@@ -6,8 +6,9 @@
  * through in order.  The whole input is read and checked before the first
  * write: bad input, or more deletes than --max-delete allows, writes nothing.
  * Changes are then applied in batches.  Every update and delete carries the
- * rev it was computed against, so a record someone else changed meanwhile is
- * refused by the store as a conflict; it is then looked up alone, the change
+ * rev it was computed against (or, on a store with a content guard, the
+ * hash of the fields it saw, "seen"), so a record someone else changed
+ * meanwhile is refused by the store as a conflict; it is then looked up alone, the change
  * recomputed under the same rules (now equal: skipped; else retried with the
  * new rev, at most --retries times).  Deletes are applied only with
  * --delete-orphans.  A summary goes to standard error.
@@ -123,8 +124,8 @@ usage(FILE *fp)
 	    "  -h, --help               print this help and exit\n"
 	    "  -V, --version            print the version and exit\n"
 	    "\n"
-	    "TARGET: sqlite:DB?table=T&key=COL[&rev=COL][&type=T] | dir:PATH\n"
-	    "        | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n");
+	    "TARGET: ndjson:PATH | sqlite:DB?table=T&key=COL[&rev=COL][&type=T]\n"
+	    "        | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n");
 }
 
 /*
@@ -212,6 +213,14 @@ read_plan(const struct opts *o)
 		if (k != PASS && o->side != RD_SIDE_NONE &&
 		    c.target != RD_SIDE_NONE && c.target != o->side)
 			k = PASS;
+		/* A store whose content cannot guard a write needs the rev. */
+		if ((k == RD_OP_UPDATE || k == RD_OP_DELETE) &&
+		    (!c.rev || !c.revlen) && !st.ops->content_guard) {
+			rd_seterr(RD_EXIT_DATA, "%s:%lu: no \"rev\" to guard the "
+			    "write: the %s: store needs one", r.name, r.lineno,
+			    st.ops->scheme);
+			goto out;
+		}
 		if (k != PASS)
 			note_type(c.type, c.typelen);
 		if (nlines == caplines) {

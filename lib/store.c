@@ -1,4 +1,5 @@
-/* store.c - naming stores, what every store shares, and ndjson:. */
+/* store.c - naming stores, what every store shares, and ndjson: (read and written). */
+#include "digest.h"
 #include "record.h"
 #include "store.h"
 
@@ -409,6 +410,8 @@ window_tally_check(const struct fetch_opts *o, const char *spec)
 
 /* ndjson: a file, or standard input */
 
+static const struct store_ops ndjson_stdin_ops;
+
 struct ndjson {
 	char *path;
 	int rfd;	/* the file of the last fetch, read again; or -1 */
@@ -433,6 +436,8 @@ ndjson_open(struct store *s, const char *arg)
 	nd->path = xstrdup(arg);
 	nd->rfd = -1;
 	s->priv = nd;
+	if (strcmp(arg, "-") == 0)
+		s->ops = &ndjson_stdin_ops;
 	return 0;
 }
 
@@ -575,7 +580,665 @@ store_rereads_file(struct store *s, const char *path)
 	return s->ops->rereads_file && s->ops->rereads_file(s, path);
 }
 
+/*
+ * ndjson: writing.  A batch rewrites the file whole, once: it is read (its
+ * bytes, and its lines as lreader reads them: numbered from 1, blank ones
+ * skipped), every change checked against what was read and applied to the
+ * lines, the result written to a temporary file in the same folder and
+ * renamed over the file, only if the file is still what was read.  A line no
+ * change names keeps its bytes, blank lines and line ends included.
+ */
+
+/* One record of the file, or one a change of the batch made. */
+struct ndent {
+	const char *type, *key;		/* in the batch's arena */
+	size_t typelen, keylen;
+	size_t off, len;		/* its line in the file's bytes */
+	unsigned long lineno;		/* 0: made by this batch */
+	int live;			/* present now (not deleted, no tombstone) */
+	long by;			/* the change that wrote it last, or -1 */
+};
+
+struct ndfile {
+	struct sb bytes;		/* the file as read */
+	struct stat st;
+	int absent;			/* no file: an empty one, created */
+	struct arena a;
+	struct ndent *e;
+	size_t n, cap;
+	size_t *tab;			/* open addressing: entry + 1, 0 empty */
+	size_t tcap;
+};
+
+static struct ndent *
+nd_find(const struct ndfile *f, const char *type, size_t typelen,
+    const char *key, size_t keylen, size_t *slot)
+{
+	size_t i = (size_t)rd_idhash(type, typelen, key, keylen) & (f->tcap - 1);
+
+	for (; f->tab[i]; i = (i + 1) & (f->tcap - 1)) {
+		struct ndent *e = &f->e[f->tab[i] - 1];
+
+		if (e->typelen == typelen && e->keylen == keylen &&
+		    memcmp(e->type, type, typelen) == 0 &&
+		    memcmp(e->key, key, keylen) == 0)
+			return e;
+	}
+	*slot = i;
+	return NULL;
+}
+
+/* A new entry for (type, key), which nd_find did not find. */
+static struct ndent *
+nd_add(struct ndfile *f, const char *type, size_t typelen, const char *key,
+    size_t keylen)
+{
+	struct ndent *e;
+	size_t slot, i;
+
+	if ((f->n + 1) * 2 > f->tcap) {
+		size_t *old = f->tab, ocap = f->tcap;
+
+		f->tcap = f->tcap ? 2 * f->tcap : 64;
+		f->tab = xcalloc(f->tcap, sizeof *f->tab);
+		for (i = 0; i < ocap; i++)
+			if (old[i]) {
+				e = &f->e[old[i] - 1];
+				(void)nd_find(f, e->type, e->typelen, e->key,
+				    e->keylen, &slot);
+				f->tab[slot] = old[i];
+			}
+		free(old);
+	}
+	(void)nd_find(f, type, typelen, key, keylen, &slot);
+	if (f->n == f->cap) {
+		f->cap = f->cap ? 2 * f->cap : 64;
+		f->e = xreallocarray(f->e, f->cap, sizeof *f->e);
+	}
+	e = &f->e[f->n];
+	memset(e, 0, sizeof *e);
+	e->type = arena_memdup(&f->a, type, typelen);
+	e->typelen = typelen;
+	e->key = arena_memdup(&f->a, key, keylen);
+	e->keylen = keylen;
+	e->by = -1;
+	f->tab[slot] = ++f->n;
+	return e;
+}
+
+static void
+nd_release(struct ndfile *f)
+{
+	sb_release(&f->bytes);
+	arena_release(&f->a);
+	free(f->e);
+	free(f->tab);
+}
+
+/* Read len bytes of fd into out, or to its end when len is (size_t)-1. */
+static int
+nd_read(int fd, struct sb *out, size_t len)
+{
+	size_t want;
+	ssize_t n;
+
+	for (;;) {
+		want = len == (size_t)-1 ? 64 * 1024 : len - out->len;
+		if (want == 0)
+			return 0;
+		sb_grow(out, want);
+		n = read(fd, out->buf + out->len, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		out->len += (size_t)n;
+		out->buf[out->len] = '\0';
+	}
+}
+
+/*
+ * The next line of the bytes from *pos, as lreader_next() sees lines (blank
+ * ones skipped, numbered in *lineno): 1, or 0 at the end.
+ */
+static int
+nd_line(const struct sb *b, size_t *pos, unsigned long *lineno, size_t *off,
+    size_t *len)
+{
+	while (*pos < b->len) {
+		const char *p = b->buf + *pos,
+		    *nl = memchr(p, '\n', b->len - *pos);
+		size_t l = nl ? (size_t)(nl - p) : b->len - *pos, i;
+
+		(*lineno)++;
+		*off = *pos;
+		*pos += l + (nl ? 1 : 0);
+		for (i = 0; i < l; i++)
+			if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+				break;
+		if (i < l) {
+			*len = l;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Read the file and index its records: 0, or -1 with a message. */
+static int
+nd_load(struct ndfile *f, const char *path)
+{
+	struct arena a;
+	struct json obj;
+	struct record rec;
+	const char *kind;
+	size_t pos = 0, off, len, kindlen, slot;
+	unsigned long lineno = 0;
+	int fd, k, ret = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		if (errno != ENOENT) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s: %s", path, strerror(errno));
+			return -1;
+		}
+		f->absent = 1;
+		return 0;
+	}
+	if (fstat(fd, &f->st) < 0 || nd_read(fd, &f->bytes, (size_t)-1) < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (!S_ISREG(f->st.st_mode)) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: not a regular file: it cannot be "
+		    "rewritten", path);
+		return -1;
+	}
+	arena_init(&a);
+	while (nd_line(&f->bytes, &pos, &lineno, &off, &len)) {
+		struct ndent *e;
+
+		if (len > rd_max_line()) {
+			rd_seterr(RD_EXIT_DATA, "%s:%lu: line too long (more than "
+			    "%zu bytes)", path, lineno, rd_max_line());
+			goto out;
+		}
+		arena_reset(&a);
+		if ((k = stream_parse_line(&a, f->bytes.buf + off, len, &obj, &rec,
+		    &kind, &kindlen)) < 0) {
+			rd_prefixerr("%s:%lu: ", path, lineno);
+			goto out;
+		}
+		if (k == 0)
+			continue;
+		if (f->tcap && (e = nd_find(f, rec.type, rec.typelen, rec.key,
+		    rec.keylen, &slot))) {
+			rd_seterr(RD_EXIT_DATA, "%s:%lu: duplicate record (type "
+			    "\"%s\", key \"%s\"), first at line %lu", path, lineno,
+			    rd_quote(rec.type, rec.typelen),
+			    rd_quote(rec.key, rec.keylen), e->lineno);
+			goto out;
+		}
+		e = nd_add(f, rec.type, rec.typelen, rec.key, rec.keylen);
+		e->off = off;
+		e->len = len;
+		e->lineno = lineno;
+		e->live = !rec.deleted;
+	}
+	ret = 0;
+out:
+	arena_release(&a);
+	return ret;
+}
+
+/*
+ * Whether change c (an update or a delete) may go to entry e as it is now:
+ * its rev, when it carries one, equals the record's (a record without one
+ * matches none), and its "seen" the hash of the record's fields.  1 yes, 0
+ * a conflict, -1 with a message.
+ */
+static int
+nd_guard(struct ndfile *f, const struct ndent *e, const struct change *v,
+    const struct change *c, struct arena *a, struct sb *scratch)
+{
+	struct ruleview none = { 0 };
+	const struct json *fields;
+	const char *rev = NULL, *kind;
+	size_t revlen = 0, kindlen;
+	unsigned char h[RD_HASH_LEN];
+	char hex[2 * RD_HASH_LEN + 1];
+	struct json obj;
+	struct record rec;
+
+	arena_reset(a);
+	if (e->by >= 0) {
+		/* Written by this batch: its fields, and no rev. */
+		fields = v[e->by].fields;
+	} else {
+		if (stream_parse_line(a, f->bytes.buf + e->off, e->len, &obj, &rec,
+		    &kind, &kindlen) != 1)
+			return -1;
+		fields = rec.fields;
+		rev = rec.rev;
+		revlen = rec.revlen;
+	}
+	if (c->rev && c->revlen && (!rev || revlen != c->revlen ||
+	    memcmp(rev, c->rev, revlen) != 0))
+		return 0;
+	if (!c->seen)
+		return 1;
+	if (record_hash(&none, fields, h, scratch) < 0)
+		return -1;
+	hex_encode(hex, h, RD_HASH_LEN);
+	return c->seenlen == 2 * RD_HASH_LEN && memcmp(hex, c->seen,
+	    c->seenlen) == 0;
+}
+
+/* The line a change writes: type, key and fields; no rev, no mtime. */
+static void
+nd_record(struct sb *out, const struct change *c)
+{
+	struct record rec = {
+		.type = c->type, .typelen = c->typelen,
+		.key = c->key, .keylen = c->keylen, .fields = c->fields,
+	};
+
+	stream_write_record(out, &rec);
+}
+
+/* The new content: the file's bytes with the batch's changes applied. */
+static void
+nd_build(const struct ndfile *f, const struct change *v, struct sb *out)
+{
+	const struct sb *b = &f->bytes;
+	size_t i, pos = 0;
+
+	/* Entries of the file come first, in file order. */
+	for (i = 0; i < f->n && f->e[i].lineno; i++) {
+		const struct ndent *e = &f->e[i];
+		size_t end = e->off + e->len;
+
+		if (e->by < 0)
+			continue;
+		sb_add(out, b->buf + pos, e->off - pos);
+		if (e->live) {
+			nd_record(out, &v[e->by]);
+			/* A line ended by "\r\n" keeps its "\r". */
+			pos = b->buf[end - 1] == '\r' ? end - 1 : end;
+		} else {
+			pos = end < b->len ? end + 1 : end;
+		}
+	}
+	sb_add(out, b->buf + pos, b->len - pos);
+	for (; i < f->n; i++) {
+		if (!f->e[i].live)
+			continue;
+		if (out->len && out->buf[out->len - 1] != '\n')
+			sb_addc(out, '\n');
+		nd_record(out, &v[f->e[i].by]);
+		sb_addc(out, '\n');
+	}
+}
+
+/*
+ * Whether the file at path is still what f read: the same file (device,
+ * inode), size, modification time and bytes; or, when there was none, still
+ * none.  1 yes, 0 no, -1 with a message.
+ */
+static int
+nd_unchanged(const struct ndfile *f, const char *path)
+{
+	struct stat st;
+	struct sb now;
+	int fd, same;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		if (errno == ENOENT)
+			return f->absent;
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (f->absent) {
+		close(fd);
+		return 0;
+	}
+	if (fstat(fd, &st) < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (st.st_dev != f->st.st_dev || st.st_ino != f->st.st_ino ||
+	    st.st_size != f->st.st_size ||
+	    st.st_mtim.tv_sec != f->st.st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != f->st.st_mtim.tv_nsec) {
+		close(fd);
+		return 0;
+	}
+	/* One more byte than was read: a file that grew says so. */
+	sb_init(&now, f->bytes.len + 1);
+	if (nd_read(fd, &now, f->bytes.len + 1) < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", path, strerror(errno));
+		close(fd);
+		sb_release(&now);
+		return -1;
+	}
+	close(fd);
+	{
+		unsigned char a[RD_SHA256_LEN], b[RD_SHA256_LEN];
+
+		rd_sha256(f->bytes.buf, f->bytes.len, a);
+		rd_sha256(now.buf, now.len, b);
+		same = memcmp(a, b, sizeof a) == 0;
+	}
+	sb_release(&now);
+	return same;
+}
+
+/*
+ * Write data to a new temporary file beside path (its name in *tmp, owned),
+ * with the given mode, synced.  0, or -1 with a message and nothing left.
+ */
+static int
+nd_write_tmp(const char *path, const struct sb *data, mode_t mode, char **tmp)
+{
+	const char *slash = strrchr(path, '/');
+	size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0, off = 0;
+	int fd, e;
+
+	*tmp = xmalloc(strlen(path) + 16);
+	sprintf(*tmp, "%.*s.%s.XXXXXX", (int)dirlen, path, path + dirlen);
+	if ((fd = mkstemp(*tmp)) < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", path, strerror(errno));
+		free(*tmp);
+		*tmp = NULL;
+		return -1;
+	}
+	if (fchmod(fd, mode) < 0)
+		goto fail;
+	while (off < data->len) {
+		ssize_t n = write(fd, data->buf + off, data->len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto fail;
+		off += (size_t)n;
+	}
+	if (fsync(fd) < 0)
+		goto fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	return 0;
+fail:
+	e = errno;
+	if (fd >= 0)
+		close(fd);
+	unlink(*tmp);
+	rd_seterr(RD_EXIT_RUNTIME, "%s: %s", *tmp, strerror(e));
+	free(*tmp);
+	*tmp = NULL;
+	return -1;
+}
+
+/* Sync the folder that holds path, so that a rename in it lasts. */
+static int
+nd_sync_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = !slash ? xstrdup(".") : slash == path ? xstrdup("/") :
+	    xmemdup(path, (size_t)(slash - path));
+	int fd, ret = -1;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0 &&
+	    fsync(fd) == 0)
+		ret = 0;
+	if (ret < 0)
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", dir, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	free(dir);
+	return ret;
+}
+
+static int
+ndjson_apply(struct store *s, struct change *v, size_t n)
+{
+	struct ndjson *nd = s->priv;
+	struct ndfile f;
+	struct arena a;
+	struct sb scratch, out;
+	char *tmp = NULL;
+	size_t i, slot, applied = 0;
+	mode_t mode;
+	int r, ret = -1;
+
+	for (i = 0; i < n; i++)
+		change_release(&v[i]);
+	if (n == 0)
+		return 0;
+	memset(&f, 0, sizeof f);
+	sb_init(&f.bytes, 4096);
+	arena_init(&f.a);
+	arena_init(&a);
+	sb_init(&scratch, 256);
+	sb_init(&out, 4096);
+	if (nd_load(&f, nd->path) < 0)
+		goto out;
+	/* Each change in turn, against the file as the ones before left it. */
+	for (i = 0; i < n; i++) {
+		struct change *c = &v[i];
+		struct ndent *e = f.tcap ? nd_find(&f, c->type, c->typelen, c->key,
+		    c->keylen, &slot) : NULL;
+
+		if (c->op == RD_OP_CREATE) {
+			if (e && e->live) {
+				c->status = RD_ST_CONFLICT;
+				continue;
+			}
+			if (!e)
+				e = nd_add(&f, c->type, c->typelen, c->key, c->keylen);
+		} else if (c->op == RD_OP_UPDATE || c->op == RD_OP_DELETE) {
+			if (!e || !e->live) {
+				c->status = RD_ST_CONFLICT;
+				continue;
+			}
+			if ((r = nd_guard(&f, e, v, c, &a, &scratch)) < 0) {
+				rd_prefixerr("%s:%lu: ", nd->path, e->lineno);
+				goto out;
+			}
+			if (r == 0) {
+				c->status = RD_ST_CONFLICT;
+				continue;
+			}
+		} else {
+			change_fail(c, "op", "an ndjson: store applies create, "
+			    "update and delete only");
+			continue;
+		}
+		e->live = c->op != RD_OP_DELETE;
+		e->by = (long)i;
+		c->status = RD_ST_OK;
+		applied++;
+	}
+	if (applied == 0) {
+		ret = 0;
+		goto out;
+	}
+	nd_build(&f, v, &out);
+	if (f.absent) {
+		mode = umask(0);
+		umask(mode);
+		mode = 0666 & ~mode;
+	} else {
+		mode = f.st.st_mode & 07777;
+	}
+	if (nd_write_tmp(nd->path, &out, mode, &tmp) < 0)
+		goto out;
+	/*
+	 * Renamed over the file only if nobody wrote it since it was read;
+	 * a file that appears meanwhile is not replaced (link, not rename).
+	 */
+	if ((r = nd_unchanged(&f, nd->path)) < 0)
+		goto out;
+	if (r && f.absent && link(tmp, nd->path) < 0) {
+		if (errno != EEXIST) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s: %s", nd->path,
+			    strerror(errno));
+			goto out;
+		}
+		r = 0;
+	} else if (r && !f.absent && rename(tmp, nd->path) < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", nd->path, strerror(errno));
+		goto out;
+	}
+	if (!r) {
+		for (i = 0; i < n; i++)
+			if (v[i].status != RD_ST_FAILED)
+				v[i].status = RD_ST_CONFLICT;
+		ret = 0;
+		goto out;
+	}
+	if (f.absent)
+		unlink(tmp);
+	free(tmp);
+	tmp = NULL;
+	if (nd_sync_dir(nd->path) < 0)
+		goto out;
+	for (i = 0; i < n; i++)
+		if (v[i].status == RD_ST_OK)
+			change_ok(&v[i], NULL, 0);
+	if (f.absent)
+		s->created = 1;
+	ret = 0;
+out:
+	if (tmp) {
+		unlink(tmp);
+		free(tmp);
+	}
+	if (ret < 0)
+		for (i = 0; i < n; i++)
+			change_release(&v[i]);
+	sb_release(&out);
+	sb_release(&scratch);
+	arena_release(&a);
+	nd_release(&f);
+	return ret;
+}
+
+/*
+ * Look one record up by reading the file: the last fetch's lines may be
+ * stale once a push wrote it.
+ */
+static int
+ndjson_get(struct store *s, const char *type, size_t typelen,
+    const char *key, size_t keylen, struct arena *a, struct record *out)
+{
+	struct ndjson *nd = s->priv;
+	struct lreader r;
+	struct arena scratch;
+	struct json obj;
+	struct record rec;
+	const char *line, *kind;
+	size_t len, kindlen;
+	int n, k, ret = -1;
+
+	if (access(nd->path, F_OK) < 0 && errno == ENOENT)
+		return 0;
+	if (lreader_open(&r, nd->path) < 0)
+		return -1;
+	arena_init(&scratch);
+	while ((n = lreader_next(&r, &line, &len)) > 0) {
+		arena_reset(&scratch);
+		if ((k = stream_parse_line(&scratch, line, len, &obj, &rec, &kind,
+		    &kindlen)) < 0) {
+			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
+			goto out;
+		}
+		if (k == 0 || rec.typelen != typelen || rec.keylen != keylen ||
+		    memcmp(rec.type, type, typelen) != 0 ||
+		    memcmp(rec.key, key, keylen) != 0)
+			continue;
+		if (rec.deleted) {
+			ret = 0;
+			goto out;
+		}
+		/* Parsed again in the caller's arena, which it outlives. */
+		line = arena_memdup(a, line, len);
+		if (stream_parse_line(a, line, len, &obj, out, &kind,
+		    &kindlen) != 1)
+			goto out;
+		ret = 1;
+		goto out;
+	}
+	if (n == 0)
+		ret = 0;
+out:
+	arena_release(&scratch);
+	lreader_close(&r);
+	return ret;
+}
+
+/* The live records of the file (tombstones aside); a missing file has none. */
+static long long
+ndjson_count(struct store *s, char *const *types, size_t ntypes)
+{
+	struct ndjson *nd = s->priv;
+	struct lreader r;
+	struct arena a;
+	struct json obj;
+	struct record rec;
+	const char *line, *kind;
+	size_t len, kindlen;
+	long long count = 0;
+	int n, k;
+
+	(void)types, (void)ntypes;
+	if (access(nd->path, F_OK) < 0 && errno == ENOENT)
+		return 0;
+	if (lreader_open(&r, nd->path) < 0)
+		return -1;
+	arena_init(&a);
+	while ((n = lreader_next(&r, &line, &len)) > 0) {
+		arena_reset(&a);
+		if ((k = stream_parse_line(&a, line, len, &obj, &rec, &kind,
+		    &kindlen)) < 0) {
+			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
+			break;
+		}
+		if (k == 1 && !rec.deleted)
+			count++;
+	}
+	arena_release(&a);
+	lreader_close(&r);
+	return n == 0 ? count : -1;
+}
+
 const struct store_ops store_ndjson_ops = {
+	.scheme = "ndjson",
+	.synopsis = "ndjson:PATH",
+	.writable = 1,
+	.content_guard = 1,
+	.batch = STORE_MAX_BATCH,
+	.max_batch = STORE_MAX_BATCH,
+	.open = ndjson_open,
+	.exists = ndjson_exists,
+	.scope = ndjson_scope,
+	.fetch = ndjson_fetch,
+	.close = ndjson_close,
+	.apply = ndjson_apply,
+	.get = ndjson_get,
+	.count = ndjson_count,
+	.reread = ndjson_reread,
+	.rereads_file = ndjson_rereads_file,
+};
+
+/* Standard input: read once, never written. */
+static const struct store_ops ndjson_stdin_ops = {
 	.scheme = "ndjson",
 	.synopsis = "ndjson:PATH",
 	.open = ndjson_open,

@@ -1,9 +1,10 @@
 /*
  * store.h - stores, the places records live, behind one function table.
  *
- * A store is named by a word: "ndjson:PATH" or "-" (a file or standard
- * input), "sqlite:DB?table=T&key=COL[&rev=COL][&type=TYPE]" (a table of a
- * SQLite database, its records of type TYPE or the table's name),
+ * A store is named by a word: "ndjson:PATH" or "-" (a file, written by
+ * rewriting it whole, or standard input, never written),
+ * "sqlite:DB?table=T&key=COL[&rev=COL][&type=TYPE]" (a table of a SQLite
+ * database, its records of type TYPE or the table's name),
  * "dir:PATH" (a folder of entity files plus meta.json, the embedded default
  * remote), "cloudkit:CONTAINER/ENV/DB[/ZONE]" (CloudKit Web Services).
  * Only lib/store*.c knows a scheme's format.
@@ -80,7 +81,7 @@ int fetch_window(struct fetch_opts *o, const char *spec);
  * RD_ST_OK with the new rev, RD_ST_CONFLICT when the guard failed (nothing
  * written for that change), RD_ST_FAILED when the store refused the change
  * itself (error code and message set).  A store never overwrites a record
- * whose rev moved.  The outcome's members (status, newrev, errcode, errmsg)
+ * whose rev moved, nor, with content_guard, one whose content moved.  The outcome's members (status, newrev, errcode, errmsg)
  * are set through change_ok(), change_fail() and change_error(), each whole
  * and owned by the change until change_release().
  */
@@ -118,6 +119,16 @@ struct store_ops {
 	 * scheme (and remote, below).
 	 */
 	int writable;		/* apply takes changes */
+	/*
+	 * apply checks a change's "seen" (struct change): an update or a
+	 * delete of a record whose fields no longer hash to it conflicts, as
+	 * one whose rev moved does, and one with "seen" and no rev is guarded
+	 * by it alone.  For a store whose revs do not move when others edit
+	 * it (a table edited with SQL, a file with an editor).  A store
+	 * without it ignores "seen" and is never handed an update or a delete
+	 * without a rev (recdelta-push refuses the input).
+	 */
+	int content_guard;
 	int forced_writes;	/* a change may go without its guard (--force) */
 	int change_feed;	/* fetch reads what changed (fetch_opts.changes) */
 	/*

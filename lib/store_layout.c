@@ -386,6 +386,12 @@ layout_guard(struct layout_index *x, struct change *c, const char *base)
 	char ver[24];
 
 	c->status = RD_ST_NONE;
+	/* recdelta-push refuses one first: no content guard here. */
+	if (c->op != RD_OP_CREATE && (!c->rev || !c->revlen)) {
+		change_fail(c, "rev", "an %s without the rev it was computed "
+		    "against", c->op == RD_OP_DELETE ? "delete" : "update");
+		return NULL;
+	}
 	if (e)
 		snprintf(ver, sizeof ver, "%llu", e->v);
 	if (c->op == RD_OP_CREATE ? live : !live || !c->rev ||

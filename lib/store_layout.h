@@ -117,7 +117,8 @@ void layout_index_write(struct layout_index *x, struct sb *out);
  * update and delete: the live entry's version is c's rev).  Returns c's
  * entry, added as a tombstone of version 0 when the index has none; or NULL
  * with c's outcome set: RD_ST_CONFLICT when the guard fails, RD_ST_FAILED when
- * the version cannot go up (base names the store in the message).
+ * the version cannot go up or an update or delete has no rev (base names
+ * the store in the message).
  */
 struct layout_entry *layout_guard(struct layout_index *x, struct change *c,
     const char *base);

@@ -56,7 +56,11 @@
  * - Guards: a change of another type than the store's fails "type".  A create
  *   conflicts when the key exists.  An update or a delete conflicts unless
  *   the row exists with its rev, as decimal text, equal to the change's (a
- *   row whose rev is NULL matches rev "0", or a change without one).  A
+ *   row whose rev is NULL matches rev "0", or a change without one).  With
+ *   "seen" (content_guard) the row, read as fetch reads it inside the write
+ *   transaction, must also hash to it (record_hash, no rules), so that a row
+ *   changed with SQL, which moves no rev, conflicts; a change with "seen"
+ *   and no rev is guarded by its content alone.  A
  *   create or update writes the next rev of the table's sequence (see
  *   seq_load), above the row's own (a stored rev that is not an integer
  *   fails "rev"); a delete reports rev "".  An empty key fails "key"; a key
@@ -73,6 +77,7 @@
  * open their own, never creating the file: a missing database or table is
  * an error for a source, an empty store for a target (fetch_opts.missing_ok).
  */
+#include "record.h"
 #include "store.h"
 
 #include <errno.h>
@@ -1566,6 +1571,39 @@ seq_store(struct sqlstore *q, struct wctx *w)
 	return rc == SQLITE_DONE ? 0 : sqlerr(q);
 }
 
+static int row_get(struct sqlstore *q, const char *key, size_t keylen,
+    const long long *ki, struct arena *a, struct record *out);
+
+/*
+ * The content guard: the row of change c, read as fetch reads it, must hash
+ * to what the plan saw (c->seen), whatever its rev.  1 when it does; 0 with
+ * c's outcome set, a conflict or a row that cannot be read.
+ */
+static int
+seen_guard(struct sqlstore *q, struct wctx *w, struct change *c,
+    const long long *ki)
+{
+	struct ruleview none = { 0 };
+	struct record rec;
+	unsigned char h[RD_HASH_LEN];
+	char hex[2 * RD_HASH_LEN + 1];
+	int r;
+
+	if ((r = row_get(q, c->key, c->keylen, ki, &w->a, &rec)) < 0 ||
+	    (r == 1 && record_hash(&none, rec.fields, h, &w->tmp) < 0)) {
+		change_fail(c, "row", "%s", rd_errmsg());
+		return 0;
+	}
+	if (r == 1) {
+		hex_encode(hex, h, RD_HASH_LEN);
+		if (c->seenlen == 2 * RD_HASH_LEN &&
+		    memcmp(hex, c->seen, c->seenlen) == 0)
+			return 1;
+	}
+	c->status = RD_ST_CONFLICT;
+	return 0;
+}
+
 static int
 apply_one(struct sqlstore *q, struct wctx *w, struct change *v, size_t n,
     size_t ci)
@@ -1620,7 +1658,9 @@ apply_one(struct sqlstore *q, struct wctx *w, struct change *v, size_t n,
 			    "integer", rd_quote(c->key, c->keylen));
 			return 0;
 		}
-		if (g.revtype == SQLITE_NULL)
+		if (c->seen && (!c->rev || c->revlen == 0))
+			same = 1;	/* guarded by its content alone */
+		else if (g.revtype == SQLITE_NULL)
 			same = !c->rev || c->revlen == 0 ||
 			    (c->revlen == strlen(NO_REV) &&
 			    memcmp(c->rev, NO_REV, c->revlen) == 0);
@@ -1631,6 +1671,8 @@ apply_one(struct sqlstore *q, struct wctx *w, struct change *v, size_t n,
 			c->status = RD_ST_CONFLICT;
 			return 0;
 		}
+		if (c->seen && (r = seen_guard(q, w, c, ki)) <= 0)
+			return r;
 		if (c->op == RD_OP_UPDATE && next_rev(c, &g, &rev) < 0)
 			return 0;
 	}
@@ -1788,29 +1830,22 @@ out:
 
 /* Reading one record, counting */
 
+/*
+ * The record of the row with key (ki: the key as an integer, or NULL), read
+ * as fetch reads it, its type unset: 1, 0 when there is none, -1 with a
+ * message.  The table exists; the connection is open.
+ */
 static int
-sql_get(struct store *s, const char *type, size_t typelen, const char *key,
-    size_t keylen, struct arena *a, struct record *out)
+row_get(struct sqlstore *q, const char *key, size_t keylen,
+    const long long *ki, struct arena *a, struct record *out)
 {
-	struct sqlstore *q = s->priv;
-	const char *t = store_type(q);
 	sqlite3_stmt *st = NULL;
 	struct sb sql, tmp;
 	char where[200];
-	long long kint;
-	int r, kc, rc_, ret;
+	int r, kc, rc_, ret = -1;
 
-	if (strlen(t) != typelen || memcmp(t, type, typelen) != 0 || !keylen)
-		return 0;
-	if ((r = conn(q, 0)) <= 0)
-		return r;
-	if (load_cols(q) < 0)
-		return -1;
-	if (q->ncols == 0)
-		return 0;
 	sb_init(&sql, 128);
 	sb_init(&tmp, 256);
-	ret = -1;
 	sb_adds(&sql, "SELECT * FROM ");
 	quote_ident(&sql, q->table);
 	add_where(q, &sql);
@@ -1824,8 +1859,7 @@ sql_get(struct store *s, const char *type, size_t typelen, const char *key,
 		    q->db, q->table, kc < 0 ? q->key : q->rev);
 		goto out;
 	}
-	if (bind_key(st, key, keylen,
-	    int64_text(key, keylen, &kint) == 0 ? &kint : NULL) != SQLITE_OK) {
+	if (bind_key(st, key, keylen, ki) != SQLITE_OK) {
 		sqlerr(q);
 		goto out;
 	}
@@ -1842,17 +1876,38 @@ sql_get(struct store *s, const char *type, size_t typelen, const char *key,
 	if (ret == 0 && r != SQLITE_DONE) {
 		sqlerr(q);
 		ret = -1;
-		goto out;
-	}
-	if (ret == 1) {
-		out->type = arena_memdup(a, type, typelen);
-		out->typelen = typelen;
 	}
 out:
 	sqlite3_finalize(st);
 	sb_release(&sql);
 	sb_release(&tmp);
 	return ret;
+}
+
+static int
+sql_get(struct store *s, const char *type, size_t typelen, const char *key,
+    size_t keylen, struct arena *a, struct record *out)
+{
+	struct sqlstore *q = s->priv;
+	const char *t = store_type(q);
+	long long kint;
+	int r;
+
+	if (strlen(t) != typelen || memcmp(t, type, typelen) != 0 || !keylen)
+		return 0;
+	if ((r = conn(q, 0)) <= 0)
+		return r;
+	if (load_cols(q) < 0)
+		return -1;
+	if (q->ncols == 0)
+		return 0;
+	r = row_get(q, key, keylen, int64_text(key, keylen, &kint) == 0 ?
+	    &kint : NULL, a, out);
+	if (r == 1) {
+		out->type = arena_memdup(a, type, typelen);
+		out->typelen = typelen;
+	}
+	return r;
 }
 
 static long long
@@ -1895,6 +1950,7 @@ const struct store_ops store_sqlite_ops = {
 	.scheme = "sqlite",
 	.synopsis = "sqlite:DB?table=T&key=COL",
 	.writable = 1,
+	.content_guard = 1,
 	.batch = 1000,
 	.max_batch = STORE_MAX_BATCH,
 	.open = sql_open,

@@ -140,8 +140,8 @@ Created 3, Updated 0, Skipped 0 unchanged, Deleted 0, Conflicts 0"
 	assert_stderr "$NOSUCH"
 	run -2 --separate-stderr recdelta smart-sync -l ndjson:local.ndjson -r 'sqlite:r.db'
 	assert_stderr 'recdelta-diff: "sqlite:r.db": expected sqlite:DB?table=T&key=COL'
-	run -2 --separate-stderr recdelta smart-sync -l ndjson:local.ndjson -r ndjson:r.ndjson
-	assert_stderr "recdelta-push: ndjson:r.ndjson: the ndjson: store cannot be written"
+	run -2 --separate-stderr recdelta smart-sync -l ndjson:local.ndjson -r ndjson:- < /dev/null
+	assert_stderr "recdelta-push: ndjson:-: the ndjson: store cannot be written"
 	run -2 --separate-stderr recdelta smart-sync -l ndjson:local.ndjson -r "dir:$PWD/r" --batch=0
 	assert_stderr 'recdelta-push: --batch: "0": expected 1 to 100000'
 	run -2 --separate-stderr recdelta smart-sync -l ndjson:local.ndjson -r "dir:$PWD/r" \

@@ -615,6 +615,33 @@ EOF
 	done
 }
 
+@test "an update or delete guarded by \"seen\" alone: exit 3 naming the line, nothing written, on a store without a content guard (dir:); sqlite: applies it" {
+	S64=$(printf '%064d' 0)
+	for t in "${TARGETS[@]}"; do
+		echo "target $t"
+		seed "$t" z
+		before=$(snapshot "$t")
+		for op in update delete; do
+			{
+				change create a '{"n":1}'
+				printf '{"kind":"change","op":"%s","type":"T","key":"z","seen":"%s","fields":{"n":2}}\n' "$op" "$S64"
+			} > in
+			if [ "$t" = "$DIRT" ]; then
+				run -3 --separate-stderr recdelta-push --delete-orphans "$t" < in
+				assert_output ''
+				assert_stderr 'recdelta-push: <stdin>:2: no "rev" to guard the write: the dir: store needs one'
+				assert_equal "$(snapshot "$t")" "$before"
+			else
+				# Read and guarded by its content: not z's, a conflict.
+				run -6 --separate-stderr recdelta-push --retries 0 --delete-orphans "$t" < in
+				assert_equal "$(printf '%s\n' "$output" | jq -c '[.op, .key, .status]')" \
+				    "$(printf '%s\n' '["create","a","ok"]' "[\"$op\",\"z\",\"conflict\"]")"
+				sqlite3 t.db "DELETE FROM t WHERE id = 'a'"
+			fi
+		done
+	done
+}
+
 @test "bad input: a malformed tagged value is refused, as recdelta-diff refuses it, and nothing is written" {
 	# Each malformed value, and the message that names its field.
 	cat > bad <<'EOF'
@@ -695,9 +722,9 @@ EOF
 	assert_output ''
 	assert_equal "${stderr_lines[0]}" 'recdelta-push: too many arguments'
 	assert_equal "${stderr_lines[1]}" "$U"
-	run -2 --separate-stderr recdelta-push ndjson:x < in
+	run -2 --separate-stderr recdelta-push ndjson:- < in
 	assert_output ''
-	assert_stderr 'recdelta-push: ndjson:x: the ndjson: store cannot be written'
+	assert_stderr 'recdelta-push: ndjson:-: the ndjson: store cannot be written'
 	run -2 --separate-stderr recdelta-push - < in
 	assert_stderr 'recdelta-push: -: the ndjson: store cannot be written'
 	run -2 --separate-stderr recdelta-push foo:bar < in
