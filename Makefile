@@ -17,6 +17,7 @@ LIBOBJ = \
 	lib/json.o \
 	lib/log.o \
 	lib/record.o \
+	lib/side.o \
 	lib/state.o \
 	lib/state_lock.o \
 	lib/state_query.o \
@@ -31,7 +32,7 @@ LIBOBJ = \
 	lib/util.o
 
 LIBHDR = lib/digest.h lib/http.h lib/index.h lib/json.h lib/log.h lib/record.h \
-	lib/state.h lib/state_int.h lib/store.h lib/store_cloudkit.h \
+	lib/side.h lib/state.h lib/state_int.h lib/store.h lib/store_cloudkit.h \
 	lib/store_layout.h lib/stream.h lib/util.h
 
 FLOWS = pipelines/diff-only pipelines/historical-import pipelines/smart-sync \
