@@ -8,6 +8,7 @@ BIN = \
 	bin/recdelta-checkpoint \
 	bin/recdelta-diff \
 	bin/recdelta-fetch \
+	bin/recdelta-merge \
 	bin/recdelta-push
 
 LIBOBJ = \
@@ -39,7 +40,7 @@ FLOWS = pipelines/diff-only pipelines/historical-import pipelines/smart-sync \
 	pipelines/recdelta-sh-setup
 
 MAN1 = man/man1/recdelta.1 man/man1/recdelta-checkpoint.1 man/man1/recdelta-diff.1 \
-	man/man1/recdelta-fetch.1 man/man1/recdelta-push.1
+	man/man1/recdelta-fetch.1 man/man1/recdelta-merge.1 man/man1/recdelta-push.1
 MAN5 = man/man5/recdelta-stream.5
 MAN7 = man/man7/recdelta-flows.7
 
@@ -63,6 +64,7 @@ bin/recdelta: bin/recdelta.c
 bin/recdelta-checkpoint: bin/recdelta-checkpoint.c
 bin/recdelta-diff: bin/recdelta-diff.c
 bin/recdelta-fetch: bin/recdelta-fetch.c
+bin/recdelta-merge: bin/recdelta-merge.c
 bin/recdelta-push: bin/recdelta-push.c
 
 $(BIN):
