@@ -132,6 +132,10 @@ bench/recgen: bench/recgen.c
 bench: all bench/recgen
 	sh bench/run
 
+# recdelta-merge against recdelta-diff on one data set, time and memory.
+bench-merge: all bench/recgen
+	sh bench/merge
+
 # Requests a CloudKit sync spends, against the emulator (needs node).
 bench-cloudkit: all bench/recgen
 	bash bench/cloudkit-requests
@@ -217,5 +221,5 @@ clean:
 	    $(STREAMKINDS) $(INDEXWALK)
 	rm -rf build
 
-.PHONY: all check check-valgrind check-san demo bench bench-cloudkit fuzz fuzz-build \
-	install uninstall clean
+.PHONY: all check check-valgrind check-san demo bench bench-merge bench-cloudkit \
+	fuzz fuzz-build install uninstall clean
