@@ -8,6 +8,7 @@ BIN = \
 	bin/recdelta-checkpoint \
 	bin/recdelta-diff \
 	bin/recdelta-fetch \
+	bin/recdelta-merge \
 	bin/recdelta-push
 
 LIBOBJ = \
@@ -17,6 +18,7 @@ LIBOBJ = \
 	lib/json.o \
 	lib/log.o \
 	lib/record.o \
+	lib/side.o \
 	lib/state.o \
 	lib/state_lock.o \
 	lib/state_query.o \
@@ -31,14 +33,14 @@ LIBOBJ = \
 	lib/util.o
 
 LIBHDR = lib/digest.h lib/http.h lib/index.h lib/json.h lib/log.h lib/record.h \
-	lib/state.h lib/state_int.h lib/store.h lib/store_cloudkit.h \
+	lib/side.h lib/state.h lib/state_int.h lib/store.h lib/store_cloudkit.h \
 	lib/store_layout.h lib/stream.h lib/util.h
 
 FLOWS = pipelines/diff-only pipelines/historical-import pipelines/smart-sync \
 	pipelines/recdelta-sh-setup
 
 MAN1 = man/man1/recdelta.1 man/man1/recdelta-checkpoint.1 man/man1/recdelta-diff.1 \
-	man/man1/recdelta-fetch.1 man/man1/recdelta-push.1
+	man/man1/recdelta-fetch.1 man/man1/recdelta-merge.1 man/man1/recdelta-push.1
 MAN5 = man/man5/recdelta-stream.5
 MAN7 = man/man7/recdelta-flows.7
 
@@ -62,6 +64,7 @@ bin/recdelta: bin/recdelta.c
 bin/recdelta-checkpoint: bin/recdelta-checkpoint.c
 bin/recdelta-diff: bin/recdelta-diff.c
 bin/recdelta-fetch: bin/recdelta-fetch.c
+bin/recdelta-merge: bin/recdelta-merge.c
 bin/recdelta-push: bin/recdelta-push.c
 
 $(BIN):
@@ -134,6 +137,10 @@ bench/recgen: bench/recgen.c
 
 bench: all bench/recgen
 	sh bench/run
+
+# recdelta-merge against recdelta-diff on one data set, time and memory.
+bench-merge: all bench/recgen
+	sh bench/merge
 
 # Requests a CloudKit sync spends, against the emulator (needs node).
 bench-cloudkit: all bench/recgen
@@ -220,5 +227,5 @@ clean:
 	    $(STREAMKINDS) $(INDEXWALK) $(SEENHASH)
 	rm -rf build
 
-.PHONY: all check check-valgrind check-san demo bench bench-cloudkit fuzz fuzz-build \
-	install uninstall clean
+.PHONY: all check check-valgrind check-san demo bench bench-merge bench-cloudkit \
+	fuzz fuzz-build install uninstall clean

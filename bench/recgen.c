@@ -14,6 +14,15 @@
  * the edit made to it, is drawn from a generator seeded with (seed, index),
  * so RIGHT can be written in any order without keeping LEFT in memory: the
  * memory used is a few bytes per record for the picks and the shuffle.
+ *
+ * For a three-way merge, two RIGHTs of one LEFT: --edit-seed E draws the
+ * picks and the edits from E instead of the seed, so two edit seeds give two
+ * sets of changed records of one LEFT; --shared F picks floor(n * F) further
+ * records from the seed alone (the same for every edit seed, disjoint from
+ * the other picks) and raises their capacity by an amount drawn from the
+ * edit seed: two RIGHTs with two edit seeds both change that field of those
+ * records, almost always to different values.  Without these options the
+ * output is what it was before they existed.
  */
 #include <sys/stat.h>
 
@@ -33,13 +42,14 @@
 #define MAXRECS		UINT32_MAX
 
 /* Independent random streams, so that one option does not shift another. */
-enum { S_RECORD = 1, S_EDIT, S_PICK, S_SHUFFLE };
+enum { S_RECORD = 1, S_EDIT, S_PICK, S_SHUFFLE, S_SHARED, S_SHARED_EDIT };
 
 /* Long options with no short form. */
-enum { O_SEED = 256, O_CHANGED, O_NEW, O_DELETED, O_SHUFFLE, O_HELP };
+enum { O_SEED = 256, O_CHANGED, O_NEW, O_DELETED, O_SHUFFLE, O_EDITSEED,
+    O_SHARED, O_HELP };
 
 /* Marks for a LEFT record in RIGHT. */
-enum { KEEP = 0, CHANGE, DROP };
+enum { KEEP = 0, CHANGE, DROP, SHARED };
 
 static const char *types[] = { "Stadium", "Team", "Player", "Venue", "Event" };
 static const char *words[] = {
@@ -147,6 +157,17 @@ mutate(struct rec *r, uint64_t seed)
 		r->lat += r->lat + 10 <= 900000 ? 10 : -10;
 		break;
 	}
+	r->rev = 2;
+}
+
+/* The edit of a --shared record: its capacity, by an amount of the seed's. */
+static void
+mutate_shared(struct rec *r, uint64_t seed)
+{
+	uint64_t s;
+
+	rng_init(&s, seed, S_SHARED_EDIT, r->i);
+	r->capacity += rng_range(&s, 1, 500);
 	r->rev = 2;
 }
 
@@ -286,7 +307,8 @@ static void
 usage(FILE *fp, int status)
 {
 	fprintf(fp, "usage: recgen [-n N] [--seed S] [--changed F] [--new F] "
-	    "[--deleted F] [--shuffle] LEFT [RIGHT]\n");
+	    "[--deleted F] [--shuffle]\n"
+	    "              [--edit-seed E] [--shared F] LEFT [RIGHT]\n");
 	exit(status);
 }
 
@@ -346,6 +368,8 @@ main(int argc, char *argv[])
 		{ "new",	required_argument,	NULL, O_NEW },
 		{ "deleted",	required_argument,	NULL, O_DELETED },
 		{ "shuffle",	no_argument,		NULL, O_SHUFFLE },
+		{ "edit-seed",	required_argument,	NULL, O_EDITSEED },
+		{ "shared",	required_argument,	NULL, O_SHARED },
 		{ "help",	no_argument,		NULL, O_HELP },
 		{ NULL,		0,			NULL, 0 }
 	};
@@ -354,9 +378,10 @@ main(int argc, char *argv[])
 	struct stat lst, rst;
 	struct rec r;
 	char line[RECMAX], edited[RECMAX];
-	uint64_t n = 1000000, seed = 1, s, i, j, k, m;
-	uint64_t nchanged, nnew, ndeleted;
-	double changed = 0.01, added = 0.005, deleted = 0.005;
+	uint64_t n = 1000000, seed = 1, eseed = 0, s, i, j, k, m;
+	uint64_t nchanged, nnew, ndeleted, nshared;
+	double changed = 0.01, added = 0.005, deleted = 0.005, shared = 0;
+	int haveeseed = 0;
 	unsigned char *mark = NULL;
 	uint32_t *perm, t;
 	size_t len;
@@ -382,6 +407,13 @@ main(int argc, char *argv[])
 			break;
 		case O_SHUFFLE:
 			shuffle = 1;
+			break;
+		case O_EDITSEED:
+			eseed = getseed(optarg);
+			haveeseed = 1;
+			break;
+		case O_SHARED:
+			shared = getfrac("--shared", optarg);
 			break;
 		case 'h':
 		case O_HELP:
@@ -412,8 +444,12 @@ main(int argc, char *argv[])
 	nchanged = (uint64_t)floor((double)n * changed);
 	nnew = (uint64_t)floor((double)n * added);
 	ndeleted = (uint64_t)floor((double)n * deleted);
-	if (nchanged + ndeleted > n) {
-		warnx("--changed and --deleted add up to more than all records");
+	nshared = (uint64_t)floor((double)n * shared);
+	if (!haveeseed)
+		eseed = seed;
+	if (nchanged + ndeleted + nshared > n) {
+		warnx("--changed, --deleted and --shared add up to more than "
+		    "all records");
 		usage(stderr, 2);
 	}
 	if (n + nnew > MAXRECS) {
@@ -433,14 +469,26 @@ main(int argc, char *argv[])
 		    lst.st_ino == rst.st_ino)
 			errx(1, "%s and %s are the same file", lpath, rpath);
 
-		/* Partial Fisher-Yates: the first picks are changed, the rest dropped. */
+		/* The shared picks, by the seed alone: drawn until new. */
 		mark = xcalloc(n, 1);
+		rng_init(&s, seed, S_SHARED, n);
+		for (i = 0; i < nshared; i++) {
+			do
+				k = rng_range(&s, 0, n - 1);
+			while (mark[k] != KEEP);
+			mark[k] = SHARED;
+		}
+		/*
+		 * Partial Fisher-Yates over the others: the first picks are
+		 * changed, the rest dropped.
+		 */
 		perm = xcalloc(n, sizeof(*perm));
-		for (i = 0; i < n; i++)
-			perm[i] = i;
-		rng_init(&s, seed, S_PICK, n);
+		for (i = m = 0; i < n; i++)
+			if (mark[i] == KEEP)
+				perm[m++] = i;
+		rng_init(&s, eseed, S_PICK, n);
 		for (i = 0; i < nchanged + ndeleted; i++) {
-			k = rng_range(&s, i, n - 1);
+			k = rng_range(&s, i, m - 1);
 			t = perm[i];
 			perm[i] = perm[k];
 			perm[k] = t;
@@ -455,8 +503,11 @@ main(int argc, char *argv[])
 		put(lf, lpath, line, len);
 		if (rf == NULL || shuffle || mark[i] == DROP)
 			continue;
-		if (mark[i] == CHANGE) {
-			mutate(&r, seed);
+		if (mark[i] == CHANGE || mark[i] == SHARED) {
+			if (mark[i] == CHANGE)
+				mutate(&r, eseed);
+			else
+				mutate_shared(&r, eseed);
 			put(rf, rpath, edited, format(edited, &r));
 		} else
 			put(rf, rpath, line, len);
@@ -487,7 +538,9 @@ main(int argc, char *argv[])
 		for (j = 0; j < m; j++) {
 			make_record(&r, seed, perm[j]);
 			if (perm[j] < n && mark[perm[j]] == CHANGE)
-				mutate(&r, seed);
+				mutate(&r, eseed);
+			else if (perm[j] < n && mark[perm[j]] == SHARED)
+				mutate_shared(&r, eseed);
 			put(rf, rpath, line, format(line, &r));
 		}
 		free(perm);
@@ -498,6 +551,6 @@ main(int argc, char *argv[])
 	fprintf(stderr, "{\"left\":%" PRIu64 ",\"right\":%" PRIu64
 	    ",\"new\":%" PRIu64 ",\"updated\":%" PRIu64 ",\"deleted\":%" PRIu64
 	    ",\"unchanged\":%" PRIu64 "}\n", n, n - ndeleted + nnew, nnew,
-	    nchanged, ndeleted, n - nchanged - ndeleted);
+	    nchanged + nshared, ndeleted, n - nchanged - ndeleted - nshared);
 	return 0;
 }

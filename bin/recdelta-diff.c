@@ -30,142 +30,16 @@
 #include "../lib/index.h"
 #include "../lib/log.h"
 #include "../lib/record.h"
+#include "../lib/side.h"
 #include "../lib/store.h"
 
-struct side {
-	const char *label, *spec;
-	struct store store;
-	const struct fetch_opts *fo;
-	const struct rules *rules;
-	struct index ix;
-
-	struct sb scratch;
-	int status;
-	char *err;
-};
-
-static int
-side_put(void *ctx, const struct rline *l)
-{
-	struct side *s = ctx;
-	const struct record *r = l->rec;
-	struct ruleview rv;
-	unsigned char h[RD_HASH_LEN];
-
-	if (!r)
-		return index_add_pass(&s->ix, l);
-	/* A tombstone says the record is absent, which is what diff needs. */
-	if (r->deleted)
-		return 0;
-	rv = rules_view(s->rules, r->type, r->typelen);
-	if (record_hash(&rv, r->fields, h, &s->scratch) < 0) {
-		if (l->lineno)
-			rd_prefixerr("%s:%lu: ", l->src, l->lineno);
-		else
-			rd_prefixerr("%s: ", l->src);
-		return -1;
-	}
-	return index_add(&s->ix, l, h);
-}
-
-/*
- * Open a side's store; one that must exist and does not fails here, before
- * either side is read.
- */
-static int
-side_open(struct side *s)
-{
-	if (store_open(&s->store, s->spec) < 0)
-		return -1;
-	index_init(&s->ix, &s->store);
-	if (!s->fo->missing_ok && store_exists(&s->store) <= 0)
-		return -1;
-	return 0;
-}
-
-static void *
-side_read(void *arg)
-{
-	struct side *s = arg;
-	struct store_sink sink = { side_put, s };
-
-	sb_init(&s->scratch, 4096);
-	if (store_fetch(&s->store, s->fo, &sink) < 0 ||
-	    index_finish(&s->ix) < 0) {
-		s->status = rd_errstatus();
-		s->err = xstrdup(rd_errmsg());
-	}
-	sb_release(&s->scratch);
-	return NULL;
-}
-
-static void
-side_release(struct side *s)
-{
-	index_release(&s->ix);
-	store_close(&s->store);
-	free(s->err);
-}
-
-/* Per-type counts for the summary; the types are owned. */
-static struct summary_count *counts;
-static size_t ncounts;
+/* Per-type counts for the summary, indexed by op. */
+static struct tally counts;
 
 static void
 count(const char *type, size_t len, enum rd_op op)
 {
-	size_t i;
-
-	for (i = 0; i < ncounts; i++)
-		if (counts[i].typelen == len &&
-		    memcmp(counts[i].type, type, len) == 0)
-			break;
-	if (i == ncounts) {
-		counts = xreallocarray(counts, ncounts + 1, sizeof *counts);
-		memset(&counts[ncounts], 0, sizeof *counts);
-		counts[ncounts].type = xmemdup(type, len);
-		counts[ncounts].typelen = len;
-		ncounts++;
-	}
-	counts[i].n[op]++;
-}
-
-static int
-tcountcmp(const void *x, const void *y)
-{
-	const struct summary_count *a = x, *b = y;
-	size_t n = a->typelen < b->typelen ? a->typelen : b->typelen;
-	int c = memcmp(a->type, b->type, n);
-
-	if (c)
-		return c;
-	return a->typelen < b->typelen ? -1 : a->typelen > b->typelen;
-}
-
-/*
- * "Stadium" -> "Stadiums", "Match" -> "Matches", "City" -> "Cities",
- * "Bus" -> "Buses"; a name that ends in another "s" ("games") is taken to be
- * plural already.
- */
-static void
-plural(struct sb *out, const char *t, size_t n)
-{
-	char last = n ? t[n - 1] : 0, prev = n > 1 ? t[n - 2] : 0;
-
-	if (last == 's' && prev != 's' && prev != 'u') {
-		sb_add(out, t, n);
-	} else if (last == 's' || last == 'x' || last == 'z' ||
-	    (last == 'h' && (prev == 'c' || prev == 's'))) {
-		sb_add(out, t, n);
-		sb_adds(out, "es");
-	} else if ((last == 'y' || last == 'Y') && prev &&
-	    !strchr("aeiouAEIOU", prev)) {
-		sb_add(out, t, n - 1);
-		sb_adds(out, last == 'y' ? "ies" : "IES");
-	} else {
-		sb_add(out, t, n);
-		sb_addc(out, 's');
-	}
+	tally_get(&counts, type, len)->n[op]++;
 }
 
 static void
@@ -174,22 +48,21 @@ write_summary(FILE *fp, int json)
 	struct sb out;
 	size_t i;
 
-	if (ncounts)	/* counts is NULL when no type matched */
-		qsort(counts, ncounts, sizeof *counts, tcountcmp);
+	tally_sort(&counts);
 	sb_init(&out, 256);
 	if (json) {
-		struct summary sum = { "diff", 4, counts, ncounts };
+		struct summary sum = { "diff", 4, counts.v, counts.n };
 
 		stream_write_summary(&out, &sum);
 		sb_addc(&out, '\n');
 	} else {
-		for (i = 0; i < ncounts; i++) {
-			plural(&out, counts[i].type, counts[i].typelen);
+		for (i = 0; i < counts.n; i++) {
+			const struct summary_count *c = &counts.v[i];
+
+			type_plural(&out, c->type, c->typelen);
 			sb_addf(&out, ": %lu unchanged, %lu new, %lu updated, "
-			    "%lu deleted\n", counts[i].n[RD_OP_SAME],
-			    counts[i].n[RD_OP_CREATE],
-			    counts[i].n[RD_OP_UPDATE],
-			    counts[i].n[RD_OP_DELETE]);
+			    "%lu deleted\n", c->n[RD_OP_SAME], c->n[RD_OP_CREATE],
+			    c->n[RD_OP_UPDATE], c->n[RD_OP_DELETE]);
 		}
 	}
 	fwrite(out.buf, 1, out.len, fp);
@@ -210,8 +83,8 @@ warn_no_shared_type(void)
 	size_t i, n[2] = { 0, 0 };
 	int s;
 
-	for (i = 0; i < ncounts; i++) {
-		const unsigned long *c = counts[i].n;
+	for (i = 0; i < counts.n; i++) {
+		const unsigned long *c = counts.v[i].n;
 
 		if (c[RD_OP_SAME] || c[RD_OP_UPDATE] ||
 		    (c[RD_OP_CREATE] && c[RD_OP_DELETE]))
@@ -219,8 +92,8 @@ warn_no_shared_type(void)
 	}
 	for (s = 0; s < 2; s++)
 		sb_init(&side[s], 64);
-	for (i = 0; i < ncounts; i++) {
-		s = counts[i].n[RD_OP_CREATE] ? 0 : 1;
+	for (i = 0; i < counts.n; i++) {
+		s = counts.v[i].n[RD_OP_CREATE] ? 0 : 1;
 		if (n[s]++ == 3) {
 			sb_adds(&side[s], ", ...");
 			continue;
@@ -229,8 +102,8 @@ warn_no_shared_type(void)
 			continue;
 		if (n[s] > 1)
 			sb_adds(&side[s], ", ");
-		sb_addf(&side[s], "\"%s\"", rd_quote(counts[i].type,
-		    counts[i].typelen));
+		sb_addf(&side[s], "\"%s\"", rd_quote(counts.v[i].type,
+		    counts.v[i].typelen));
 	}
 	if (n[0] && n[1])
 		rd_warn("warning: the two sides share no type (%s vs %s)",
@@ -723,8 +596,7 @@ main(int argc, char *argv[])
 	sb_init(&o.line, 4096);
 	if (classify(&local, &remote, bspec ? &base : NULL, &o, &ndiff) < 0)
 		rd_die_pending();
-	if (ncounts)
-		qsort(counts, ncounts, sizeof *counts, tcountcmp);
+	tally_sort(&counts);
 	warn_no_shared_type();
 	if (outpath && (fflush(o.fp) != 0 || ferror(o.fp) || fclose(o.fp) != 0))
 		rd_die(RD_EXIT_RUNTIME, "%s: %s", outpath, strerror(errno));
@@ -744,11 +616,8 @@ main(int argc, char *argv[])
 out:
 	for (i = 0; i < 2; i++)
 		side_release(sides[i]);
-	if (bspec && base.store.ops)
-		side_release(&base);
-	for (i = 0; (size_t)i < ncounts; i++)
-		free((char *)counts[i].type);
-	free(counts);
+	side_release(&base);
+	tally_release(&counts);
 	free(fo.types);
 	free(fo.wfield);
 	rules_free(rules);

@@ -599,10 +599,31 @@ stream_write_cursor(struct sb *out, const struct cursor *cur)
 	sb_addc(out, '}');
 }
 
-/* The order of the counts in a summary line. */
+/* The order of the counts in a summary line, and their names. */
 static const enum rd_op count_order[RD_OP_N] = {
 	RD_OP_SAME, RD_OP_CREATE, RD_OP_UPDATE, RD_OP_DELETE
 };
+static const char *const mcount_names[RD_MC_N] = {
+	"local", "remote", "merged", "conflicts", "unchanged"
+};
+
+static int
+is_merge(const struct summary *sum)
+{
+	return sum->stagelen == 5 && memcmp(sum->stage, "merge", 5) == 0;
+}
+
+/* The i-th count of a summary line of sum's stage: its name and index. */
+static const char *
+count_at(const struct summary *sum, size_t i, size_t *idx)
+{
+	if (is_merge(sum)) {
+		*idx = i;
+		return mcount_names[i];
+	}
+	*idx = count_order[i];
+	return op_names[count_order[i]];
+}
 
 int
 stream_get_summary(struct arena *a, const struct json *obj,
@@ -610,7 +631,7 @@ stream_get_summary(struct arena *a, const struct json *obj,
 {
 	const struct json *counts;
 	struct summary_count *c;
-	size_t i, j;
+	size_t i, j, nc;
 
 	memset(sum, 0, sizeof *sum);
 	if (stream_get_str(obj, "stage", STREAM_REQUIRED, &sum->stage,
@@ -620,14 +641,17 @@ stream_get_summary(struct arena *a, const struct json *obj,
 		rd_seterr(RD_EXIT_DATA, "missing \"counts\"");
 		return -1;
 	}
+	nc = is_merge(sum) ? RD_MC_N : RD_OP_N;
 	c = arena_alloc(a, (counts->len ? counts->len : 1) * sizeof *c);
 	for (i = 0; i < counts->len; i++) {
 		const struct json_member *m = &counts->u.members[i];
 
+		memset(&c[i], 0, sizeof c[i]);
 		c[i].type = m->name;
 		c[i].typelen = m->namelen;
-		for (j = 0; j < RD_OP_N; j++) {
-			const char *name = op_names[count_order[j]];
+		for (j = 0; j < nc; j++) {
+			size_t at;
+			const char *name = count_at(sum, j, &at);
 			const struct json *v = m->value.type == JSON_OBJECT ?
 			    json_get(&m->value, name) : NULL;
 			unsigned long n = 0;
@@ -646,7 +670,7 @@ stream_get_summary(struct arena *a, const struct json *obj,
 				    rd_quote(m->name, m->namelen), name);
 				return -1;
 			}
-			c[i].n[count_order[j]] = n;
+			c[i].n[at] = n;
 		}
 	}
 	sum->counts = c;
@@ -657,8 +681,7 @@ stream_get_summary(struct arena *a, const struct json *obj,
 void
 stream_write_summary(struct sb *out, const struct summary *sum)
 {
-	const enum rd_op *order = count_order;
-	size_t i, j;
+	size_t i, j, at, nc = is_merge(sum) ? RD_MC_N : RD_OP_N;
 
 	sb_adds(out, "{\"kind\":\"summary\",\"stage\":");
 	json_write_string(out, sum->stage, sum->stagelen);
@@ -669,9 +692,12 @@ stream_write_summary(struct sb *out, const struct summary *sum)
 		if (i)
 			sb_addc(out, ',');
 		json_write_string(out, c->type, c->typelen);
-		for (j = 0; j < RD_OP_N; j++)
-			sb_addf(out, "%s\"%s\":%lu", j ? "," : ":{",
-			    op_names[order[j]], c->n[order[j]]);
+		for (j = 0; j < nc; j++) {
+			const char *name = count_at(sum, j, &at);
+
+			sb_addf(out, "%s\"%s\":%lu", j ? "," : ":{", name,
+			    c->n[at]);
+		}
 		sb_addc(out, '}');
 	}
 	sb_adds(out, "}}");

@@ -197,13 +197,22 @@ int stream_get_cursor(const struct json *obj, struct cursor *cur);
 void stream_write_cursor(struct sb *out, const struct cursor *cur);
 
 /*
- * A summary line: counts per record type, by op, in the order given (a
- * writer sorts them first if it wants them sorted).
+ * A summary line: counts per record type, in the order given (a writer sorts
+ * them first if it wants them sorted).  A diff's (and any stage's but
+ * merge's) are by op, n[] indexed by enum rd_op; a merge's (stage "merge")
+ * by enum rd_mcount: the change lines to each side, the keys merged (changes
+ * to both sides), the conflict lines, the keys with no change.
  */
+enum rd_mcount {
+	RD_MC_LOCAL, RD_MC_REMOTE, RD_MC_MERGED, RD_MC_CONFLICTS,
+	RD_MC_UNCHANGED, RD_MC_N
+};
+_Static_assert((int)RD_MC_N >= (int)RD_OP_N, "a summary count holds either set");
+
 struct summary_count {
 	const char *type;
 	size_t typelen;
-	unsigned long n[RD_OP_N];
+	unsigned long n[RD_MC_N];
 };
 struct summary {
 	const char *stage;
@@ -212,7 +221,10 @@ struct summary {
 	size_t ncounts;
 };
 
-/* The counts are allocated in a; each of the four ops must be counted. */
+/*
+ * The counts are allocated in a; each count of the stage's set (the four
+ * ops, or the five of a merge) must be there.
+ */
 int stream_get_summary(struct arena *a, const struct json *obj,
     struct summary *sum);
 void stream_write_summary(struct sb *out, const struct summary *sum);

@@ -23,7 +23,7 @@ comp() {
 
 @test "names: the installed programs and flows, and help" {
 	run -0 comp 'recdelta '
-	assert_output "$(printf '%s\n' checkpoint diff diff-only fetch help historical-import push smart-sync | LC_ALL=C sort)"
+	assert_output "$(printf '%s\n' checkpoint diff diff-only fetch help historical-import merge push smart-sync | LC_ALL=C sort)"
 	run -0 comp 'recdelta sm'
 	assert_output smart-sync
 }
@@ -71,7 +71,7 @@ comp() {
 	run -0 make -s -C "$TOP" install DESTDIR="$d" PREFIX=/usr
 	c=$d/usr/share/bash-completion/completions
 	[ -f "$c/recdelta" ]
-	for p in recdelta-fetch recdelta-diff recdelta-push recdelta-checkpoint; do
+	for p in recdelta-fetch recdelta-diff recdelta-merge recdelta-push recdelta-checkpoint; do
 		[ "$(readlink "$c/$p")" = recdelta ] || fail "no completion link for $p"
 	done
 	run -0 bash -c 'source "$1" && complete -p recdelta-diff' _ "$c/recdelta"

@@ -34,6 +34,7 @@ STREAMKINDS=$TOP/tests/helpers/streamkinds
 {"kind":"cursor","name":"obj","value":{"a":[1,"\u0001"]}}
 {"kind":"summary","stage":"diff","counts":{"Stadium":{"same":32,"create":2,"update":1,"delete":0},"Team":{"same":0,"create":0,"update":0,"delete":18446744073709551}}}
 {"kind":"summary","stage":"push","counts":{}}
+{"kind":"summary","stage":"merge","counts":{"Game":{"local":3,"remote":5,"merged":1,"conflicts":2,"unchanged":2890}}}
 {"kind":"conflict","type":"Stadium","key":"stadium_ari","field":"capacity","base":63400,"local":64000,"remote":65000,"winner":"local","reason":"changed later"}
 {"kind":"conflict","type":"T","key":"k","field":"f","local":null,"winner":"remote","reason":"r"}
 {"kind":"conflict","type":"T","key":"k","base":{"n":1},"remote":{"n":2},"winner":"remote","reason":"deleted locally, changed remotely"}
@@ -101,6 +102,8 @@ EOF2
 {"kind":"summary","stage":"diff","counts":{"T":{"same":1,"create":2,"update":3}}}|counts "T": "delete" is not a count
 {"kind":"summary","stage":"diff","counts":{"T":{"same":-1,"create":2,"update":3,"delete":0}}}|counts "T": "same" is not a count
 {"kind":"summary","stage":"diff","counts":{"T":{"same":1.5,"create":2,"update":3,"delete":0}}}|counts "T": "same" is not a count
+{"kind":"summary","stage":"merge","counts":{"T":{"local":1,"remote":2,"merged":0,"conflicts":0}}}|counts "T": "unchanged" is not a count
+{"kind":"summary","stage":"merge","counts":{"T":{"same":1,"create":2,"update":3,"delete":0}}}|counts "T": "local" is not a count
 {"kind":"conflict","type":"T","key":"k","reason":"r"}|missing "winner"
 {"kind":"conflict","type":"T","key":"k","winner":"base","reason":"r"}|"winner" is not local or remote
 {"kind":"conflict","type":"T","key":"k","winner":"local"}|missing "reason"
