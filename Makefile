@@ -24,6 +24,7 @@ LIBOBJ = \
 	lib/state_windows.o \
 	lib/store.o \
 	lib/store_cloudkit.o \
+	lib/store_couchdb.o \
 	lib/store_dir.o \
 	lib/store_layout.o \
 	lib/store_sqlite.o \
