@@ -325,19 +325,19 @@ reply_error(struct cdb *c, const char *what, long status,
 		if (r && r->type != JSON_STRING)
 			r = NULL;
 	}
-	if (status == 401)
-		rd_seterr(RD_EXIT_RUNTIME, "couchdb: %s: %s: the server refused "
-		    "the user name or password (HTTP 401); check "
-		    "RECDELTA_COUCHDB_USER and RECDELTA_COUCHDB_PASSWORD_FILE, or "
-		    "the netrc file", c->name, what);
-	else if (status == 404 && str_is(e, "not_found"))
+	if (status == 404 && str_is(e, "not_found")) {
 		rd_seterr(RD_EXIT_RUNTIME, "couchdb: %s: no such database (HTTP "
 		    "404); create it first: recdelta creates none", c->name);
-	else
-		rd_seterr(RD_EXIT_RUNTIME, "couchdb: %s: %s: HTTP %ld%s%s%s%s%s",
-		    c->name, what, status, e ? " (" : "",
-		    e ? rd_quote(e->u.s, e->len) : "", e ? ")" : "",
-		    r ? ": " : "", r ? rd_quote(r->u.s, r->len) : "");
+		return;
+	}
+	rd_seterr(RD_EXIT_RUNTIME, "couchdb: %s: %s: HTTP %ld%s%s%s%s%s",
+	    c->name, what, status, e ? " (" : "",
+	    e ? rd_quote(e->u.s, e->len) : "", e ? ")" : "", r ? ": " : "",
+	    r ? rd_quote(r->u.s, r->len) : "");
+	if (status == 401 || status == 403)
+		rd_suffixerr("; check the user name and password: "
+		    "RECDELTA_COUCHDB_USER and RECDELTA_COUCHDB_PASSWORD_FILE, or "
+		    "the netrc file");
 }
 
 /* Reading */
