@@ -18,6 +18,9 @@
 #                           whose path has SEGMENT ("_bulk_docs"), leaving
 #                           that request unanswered (the data stays)
 #   couch_restart           open the service again after such a stop
+#   couch_replicate SRC DST PouchDB's replicator between two databases
+#   couch_hold SEGMENT N, couch_held, couch_release: hold such requests
+#                           unhandled (after N), count them, let them go
 #
 # A test sees what a program did to the server only after the program has
 # ended: the request log is written before each request is handled.
@@ -121,4 +124,24 @@ couch_stop_after() {
 
 couch_restart() {
 	kill -USR2 "$COUCH_PID" && couch_ready
+}
+
+# couch_hold SEGMENT N: the requests whose path has SEGMENT after the next N
+# wait, unhandled, until couch_release; couch_held prints how many wait.
+couch_hold() {
+	curl -sS -o /dev/null -X POST -H 'Content-Type: application/json' \
+	    --data-binary "{\"path\":\"$1\",\"after\":$2}" "$COUCH_URL/_test/hold"
+}
+couch_held() {
+	curl -sS "$COUCH_URL/_test/held" | jq .held
+}
+couch_release() {
+	curl -sS -o /dev/null -X POST "$COUCH_URL/_test/release"
+}
+
+# couch_replicate SOURCE TARGET: PouchDB's replicator, one shot, between two
+# databases of the server (revs and all).
+couch_replicate() {
+	COUCH_USER=admin COUCH_PASSWORD_FILE=$COUCH_DIR/password \
+	    node "$TOP/tests/helpers/couch-pouchdb.js" replicate "$COUCH_URL/$1" "$COUCH_URL/$2" > /dev/null
 }

@@ -14,7 +14,12 @@
 //     middle of an exchange: its connection is dropped unanswered, the
 //     listening socket closed and every other connection cut.  The
 //     databases stay in the process's memory; SIGUSR2 opens the same port
-//     again ("restarted"), and "listening PORT" is printed again.
+//     again ("restarted"), and "listening PORT" is printed again;
+//   - POST /_test/hold {"path":P,"after":N}: N more such requests are
+//     served, and every one after it waits, unanswered and not yet
+//     handled, until POST /_test/release, which hands them to the server
+//     (a client killed meanwhile has sent its request whole: it is handled
+//     as a server that took it would); GET /_test/held says {"held":N}.
 //
 // Nothing here changes what pouchdb-server answers to a request it serves.
 'use strict';
@@ -28,6 +33,8 @@ let server = null;
 let host = '127.0.0.1';
 let port = 0;
 let stopRule = null;
+let holdRule = null;
+let held = [];
 const sockets = new Set();
 
 function logRequest(req) {
@@ -69,6 +76,26 @@ function control(req, res) {
 			stopRule = { path: r.path, left: r.after };
 			return send(200, { ok: true });
 		}
+		if (req.method === 'POST' && segments(req.url)[1] === 'hold') {
+			let r;
+			try {
+				r = JSON.parse(body);
+			} catch (e) {
+				return send(400, { error: 'bad_request', reason: 'not JSON' });
+			}
+			holdRule = { path: r.path, left: r.after };
+			return send(200, { ok: true });
+		}
+		if (req.method === 'GET' && segments(req.url)[1] === 'held')
+			return send(200, { held: held.length });
+		if (req.method === 'POST' && segments(req.url)[1] === 'release') {
+			const h = held;
+			held = [];
+			holdRule = null;
+			for (const f of h)
+				f();
+			return send(200, { released: h.length });
+		}
 		send(404, { error: 'not_found', reason: 'no such test hook' });
 	});
 }
@@ -88,9 +115,20 @@ function install(srv) {
 				return stopService(req);
 			stopRule.left--;
 		}
-		logRequest(req);
-		for (const f of app)
-			f.call(srv, req, res);
+		const serve = () => {
+			logRequest(req);
+			for (const f of app)
+				f.call(srv, req, res);
+		};
+		if (holdRule && segments(req.url).includes(holdRule.path)) {
+			if (holdRule.left === 0) {
+				req.pause();
+				held.push(serve);
+				return;
+			}
+			holdRule.left--;
+		}
+		serve();
 	});
 	srv.on('listening', () => {
 		port = srv.address().port;
