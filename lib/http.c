@@ -649,8 +649,13 @@ credentials(struct http *h, const struct http_auth *auth)
 	    getenv(auth->password_file_var) &&
 	    *getenv(auth->password_file_var)) {
 		pwvar = auth->password_file_var;
-		if (password_file(pwvar, &h->password) < 0)
+		if (h->user && password_file(pwvar, &h->password) < 0)
 			return -1;
+		if (!h->user) {
+			rd_seterr(RD_EXIT_USAGE, "%s is set but %s is not", pwvar,
+			    auth->user_var);
+			return -1;
+		}
 	}
 	if (h->password && !h->user) {
 		rd_seterr(RD_EXIT_USAGE, "%s is set but %s is not", pwvar,
