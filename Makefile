@@ -26,6 +26,7 @@ LIBOBJ = \
 	lib/state_windows.o \
 	lib/store.o \
 	lib/store_cloudkit.o \
+	lib/store_couchdb.o \
 	lib/store_dir.o \
 	lib/store_layout.o \
 	lib/store_sqlite.o \
@@ -146,6 +147,10 @@ bench-merge: all bench/recgen
 bench-cloudkit: all bench/recgen
 	bash bench/cloudkit-requests
 
+# What a sync to pouchdb-server costs, against PouchDB's replicator.
+bench-couchdb: all bench/recgen
+	bash bench/couchdb
+
 # libFuzzer harnesses (fuzz/README): the lib objects built again with clang
 # and the sanitizers under build/fuzz, apart from the normal build's.
 FUZZ = json record dirmeta cloudkit
@@ -228,4 +233,4 @@ clean:
 	rm -rf build
 
 .PHONY: all check check-valgrind check-san demo bench bench-merge bench-cloudkit \
-	fuzz fuzz-build install uninstall clean
+	bench-couchdb fuzz fuzz-build install uninstall clean

@@ -344,6 +344,7 @@ usage(FILE *fp)
 	    "                     [-t TYPE]... [--summary[=text|json]] [-o FILE]\n"
 	    "                     [--window FIELD=FROM..TO] [--exit-code] [--allow-empty]\n"
 	    "                     [--allow-missing-remote] [--base SRC] [--check-args]\n"
+	    "                     [--insecure-http]\n"
 	    "\n"
 	    "  -l, --local SRC          the data as it should be\n"
 	    "  -r, --remote SRC         the data as it is\n"
@@ -364,18 +365,21 @@ usage(FILE *fp)
 	    "                           names in \"edited\" the remote edits it overwrites\n"
 	    "      --check-args         check the options and the stores' words, then\n"
 	    "                           exit: read nothing, write nothing\n"
+	    "      --insecure-http      allow plain http to a host that is not this\n"
+	    "                           machine (couchdb:)\n"
 	    "  -h, --help               print this help and exit\n"
 	    "  -V, --version            print the version and exit\n"
 	    "\n"
 	    "SRC: ndjson:PATH | - | sqlite:DB?table=T&key=COL[&rev=COL][&type=T]\n"
-	    "     | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n");
+	    "     | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n"
+	    "     | couchdb:http(s)://HOST[:PORT]/DB\n");
 }
 
 int
 main(int argc, char *argv[])
 {
 	enum { OPT_TOL = 256, OPT_RULES, OPT_EXIT, OPT_EMPTY, OPT_SUMMARY,
-	    OPT_WINDOW, OPT_MISSING, OPT_BASE, OPT_CHECK };
+	    OPT_WINDOW, OPT_MISSING, OPT_BASE, OPT_CHECK, OPT_INSECURE };
 	static const struct option longopts[] = {
 		{ "local", required_argument, NULL, 'l' },
 		{ "remote", required_argument, NULL, 'r' },
@@ -392,6 +396,7 @@ main(int argc, char *argv[])
 		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "base", required_argument, NULL, OPT_BASE },
 		{ "check-args", no_argument, NULL, OPT_CHECK },
+		{ "insecure-http", no_argument, NULL, OPT_INSECURE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -471,6 +476,9 @@ main(int argc, char *argv[])
 			break;
 		case OPT_CHECK:
 			checkargs = 1;
+			break;
+		case OPT_INSECURE:
+			store_insecure_http = 1;
 			break;
 		case OPT_WINDOW:
 			if (fetch_window(&fo, optarg) < 0) {

@@ -5,7 +5,7 @@
  * standard output (tombstones with "deleted":true); an ndjson: source's lines
  * of other kinds pass through unchanged and in order.  Nothing else is
  * written to standard output; messages go to standard error.  A store read
- * page by page (cloudkit:) also writes a cursor line after each page, from
+ * page by page (cloudkit:, couchdb:) also writes a cursor line after each page, from
  * which --resume goes on.
  */
 #include <errno.h>
@@ -22,20 +22,24 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: recdelta-fetch [-t TYPE]... [--window FIELD=FROM..TO] [--allow-empty]\n"
-	    "                      [--changes] [--resume CURSOR] SOURCE\n"
+	    "                      [--changes] [--resume CURSOR] [--insecure-http] SOURCE\n"
 	    "\n"
 	    "  -t, --type TYPE   only records of TYPE (cloudkit: the types to\n"
 	    "                    read, in this order)\n"
 	    "      --window FIELD=FROM..TO  only records whose FIELD is an instant\n"
 	    "                    from FROM up to, not including, TO\n"
 	    "      --allow-empty accept an ndjson input with no lines\n"
-	    "      --changes     read the change feed (cloudkit: private zones)\n"
+	    "      --changes     read the change feed (couchdb:, cloudkit: private\n"
+	    "                    zones)\n"
 	    "      --resume CURSOR  go on from the value of a cursor line\n"
+	    "      --insecure-http  allow plain http to a host that is not this\n"
+	    "                    machine (couchdb:)\n"
 	    "  -h, --help        print this help and exit\n"
 	    "  -V, --version     print the version and exit\n"
 	    "\n"
 	    "SOURCE: ndjson:PATH | - | sqlite:DB?table=T&key=COL[&rev=COL][&type=T]\n"
-	    "        | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n");
+	    "        | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n"
+	    "        | couchdb:http(s)://HOST[:PORT]/DB\n");
 }
 
 static int
@@ -61,6 +65,7 @@ main(int argc, char *argv[])
 		{ "window", required_argument, NULL, 'W' },
 		{ "changes", no_argument, NULL, 'C' },
 		{ "resume", required_argument, NULL, 'R' },
+		{ "insecure-http", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -93,6 +98,9 @@ main(int argc, char *argv[])
 			break;
 		case 'R':
 			fo.resume = optarg;
+			break;
+		case 'I':
+			store_insecure_http = 1;
 			break;
 		case 'h':
 			usage(stdout);

@@ -102,7 +102,7 @@ usage(FILE *fp)
 	    "                     [--force] [--retries N] [-i FIELD]...\n"
 	    "                     [--tolerance FIELD=EPS]... [--rules FILE] [-q]\n"
 	    "                     [--keep-remote-edits] [--side local|remote]\n"
-	    "                     [--log FILE] [--check-args] TARGET\n"
+	    "                     [--log FILE] [--check-args] [--insecure-http] TARGET\n"
 	    "\n"
 	    "  -n, --dry-run            plan only: results \"planned\", nothing written\n"
 	    "  -b, --batch N            changes per write (default: the store's)\n"
@@ -121,11 +121,14 @@ usage(FILE *fp)
 	    "      --log FILE           append NDJSON log lines to FILE\n"
 	    "      --check-args         check the options and TARGET's word, then\n"
 	    "                           exit: read nothing, write nothing\n"
+	    "      --insecure-http      allow plain http to a host that is not this\n"
+	    "                           machine (couchdb:)\n"
 	    "  -h, --help               print this help and exit\n"
 	    "  -V, --version            print the version and exit\n"
 	    "\n"
 	    "TARGET: ndjson:PATH | sqlite:DB?table=T&key=COL[&rev=COL][&type=T]\n"
-	    "        | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n");
+	    "        | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n"
+	    "        | couchdb:http(s)://HOST[:PORT]/DB\n");
 }
 
 /*
@@ -668,7 +671,7 @@ int
 main(int argc, char *argv[])
 {
 	enum { OPT_DELETE = 256, OPT_MAXDEL, OPT_RETRIES, OPT_TOL, OPT_RULES,
-	    OPT_LOG, OPT_FORCE, OPT_KEEP, OPT_CHECK, OPT_SIDE };
+	    OPT_LOG, OPT_FORCE, OPT_KEEP, OPT_CHECK, OPT_SIDE, OPT_INSECURE };
 	static const struct option longopts[] = {
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "batch", required_argument, NULL, 'b' },
@@ -684,6 +687,7 @@ main(int argc, char *argv[])
 		{ "keep-remote-edits", no_argument, NULL, OPT_KEEP },
 		{ "check-args", no_argument, NULL, OPT_CHECK },
 		{ "side", required_argument, NULL, OPT_SIDE },
+		{ "insecure-http", no_argument, NULL, OPT_INSECURE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -762,6 +766,9 @@ main(int argc, char *argv[])
 				rd_die(RD_EXIT_USAGE, "--side: \"%s\": expected "
 				    "local or remote", optarg);
 			o.side = (enum rd_side)side;
+			break;
+		case OPT_INSECURE:
+			store_insecure_http = 1;
 			break;
 		case OPT_LOG:
 			logpath = optarg;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -336,8 +337,8 @@ http_url_parse(struct http_url *u, const char *url, int flags)
 		goto out;
 	}
 	u->loopback = loopback_host(host);
-	if (strcmp(scheme, "https") != 0 &&
-	    (strcmp(scheme, "http") != 0 || !u->loopback)) {
+	if (strcmp(scheme, "https") != 0 && (strcmp(scheme, "http") != 0 ||
+	    (!u->loopback && !(flags & HTTP_URL_INSECURE)))) {
 		rd_seterr(RD_EXIT_USAGE, "the URL must start with https:// "
 		    "(http:// only to localhost, 127.0.0.0/8 or [::1])");
 		goto out;
@@ -592,20 +593,73 @@ netrc_read(const char *path, int must, struct sb *out)
 	return 1;
 }
 
+/*
+ * The password in the first line of the file named by the variable var:
+ * *password set (NULL when var is unset), 0; or -1 with a message.
+ */
+static int
+password_file(const char *var, char **password)
+{
+	const char *path = var ? getenv(var) : NULL;
+	struct stat st;
+	struct sb text;
+	size_t n;
+	int r;
+
+	*password = NULL;
+	if (!path || !*path)
+		return 0;
+	sb_init(&text, 256);
+	if ((r = netrc_read(path, 0, &text)) <= 0) {
+		if (r == 0)
+			rd_seterr(RD_EXIT_RUNTIME, "%s: %s", path,
+			    strerror(ENOENT));
+		rd_prefixerr("%s: ", var);
+		sb_release(&text);
+		return -1;
+	}
+	if (stat(path, &st) == 0 && (st.st_mode & 077))
+		rd_warn("warning: %s: %s by others; chmod 600 %s", path,
+		    st.st_mode & 022 ? "writable" : "readable", path);
+	n = strcspn(text.buf, "\r\n");
+	if (n == 0) {
+		rd_seterr(RD_EXIT_USAGE, "%s: %s: no password in its first line",
+		    var, path);
+	} else {
+		*password = xmemdup(text.buf, n);
+	}
+	explicit_bzero(text.buf, text.cap);
+	sb_release(&text);
+	return *password ? 0 : -1;
+}
+
 /* The credentials of auth (see http.h): 0, or -1 with a message. */
 static int
 credentials(struct http *h, const struct http_auth *auth)
 {
 	const char *env = getenv("RECDELTA_NETRC"), *home;
 	char *host = NULL, *urluser = NULL, *login = NULL, *path = NULL;
+	const char *pwvar = auth->password_var;
 	struct sb text;
 	int r, ret = -1;
 
 	h->user = env_dup(auth->user_var);
 	h->password = env_dup(auth->password_var);
+	if (!h->password && auth->password_file_var &&
+	    getenv(auth->password_file_var) &&
+	    *getenv(auth->password_file_var)) {
+		pwvar = auth->password_file_var;
+		if (h->user && password_file(pwvar, &h->password) < 0)
+			return -1;
+		if (!h->user) {
+			rd_seterr(RD_EXIT_USAGE, "%s is set but %s is not", pwvar,
+			    auth->user_var);
+			return -1;
+		}
+	}
 	if (h->password && !h->user) {
-		rd_seterr(RD_EXIT_USAGE, "%s is set but %s is not",
-		    auth->password_var, auth->user_var);
+		rd_seterr(RD_EXIT_USAGE, "%s is set but %s is not", pwvar,
+		    auth->user_var);
 		return -1;
 	}
 	if (h->password)
@@ -630,7 +684,8 @@ credentials(struct http *h, const struct http_auth *auth)
 	if (h->user && !h->password) {
 		rd_seterr(RD_EXIT_USAGE, "%s is set but neither %s nor the "
 		    "netrc file gives a password", auth->user_var,
-		    auth->password_var);
+		    auth->password_var ? auth->password_var :
+		    auth->password_file_var);
 		goto out;
 	}
 	ret = 0;

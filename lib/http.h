@@ -29,7 +29,10 @@
  *
  * Credentials (struct http_auth, for a store that asks for them): HTTP
  * basic authentication with a user name and password from two environment
- * variables the store names (RECDELTA_COUCHDB_USER, say).  Without them,
+ * variables the store names, or a user name from one and the password from
+ * the file another names (RECDELTA_COUCHDB_USER and
+ * RECDELTA_COUCHDB_PASSWORD_FILE: its first line, which a file that others
+ * may read is warned about).  Without them,
  * the netrc file, RECDELTA_NETRC or else ~/.netrc, read when the connection
  * is opened: the first entry for the URL's host that has the user name
  * wanted (the variable's, else the URL's) or no login, or any login when
@@ -124,11 +127,12 @@ struct http_url {
 	int loopback;
 };
 
-enum { HTTP_URL_NO_USERINFO = 1 };
+enum { HTTP_URL_NO_USERINFO = 1, HTTP_URL_INSECURE = 2 };
 
 /*
  * Parse and check url (see above); flags HTTP_URL_NO_USERINFO refuses a user
- * name and options too.  0 with u filled, or -1 with a message that does
+ * name and options too, HTTP_URL_INSECURE allows plain http to any host (the
+ * caller warns: what is sent, credentials included, can be read on the way).  0 with u filled, or -1 with a message that does
  * not quote url (status 2).
  */
 int http_url_parse(struct http_url *u, const char *url, int flags);
@@ -137,7 +141,8 @@ void http_url_release(struct http_url *u);
 /* The environment variables a store reads its credentials from (above). */
 struct http_auth {
 	const char *user_var;
-	const char *password_var;
+	const char *password_var;	/* or NULL: none */
+	const char *password_file_var;	/* or NULL: none */
 };
 
 struct http;

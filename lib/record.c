@@ -729,3 +729,87 @@ record_compare(const struct ruleview *v, const struct json *a,
 		free(mb);
 	return n;
 }
+
+/* The value codec of stores whose numbers are doubles */
+
+/* True for an integer literal beyond 2^53 either way. */
+static int
+beyond_double(const char *lit, size_t n)
+{
+	static const char max[] = "9007199254740992";
+
+	if (n && lit[0] == '-') {
+		lit++;
+		n--;
+	}
+	return n > sizeof max - 1 ||
+	    (n == sizeof max - 1 && memcmp(lit, max, n) > 0);
+}
+
+static int
+encode_doubles(struct sb *out, const struct json *v)
+{
+	char buf[40];
+	size_t i;
+
+	switch (v->type) {
+	case JSON_NUMBER:
+		if (json_number_is_integer(v->u.s, v->len)) {
+			if (beyond_double(v->u.s, v->len)) {
+				sb_adds(out, "{\"$int\":\"");
+				sb_add(out, v->u.s, v->len);
+				sb_adds(out, "\"}");
+				return 0;
+			}
+		} else if (json_format_double(buf, sizeof buf,
+		    json_number_double(v)) < 0 ||
+		    !json_number_equal(buf, strlen(buf), v->u.s, v->len)) {
+			rd_seterr(RD_EXIT_DATA, "%s is not the value of a double, "
+			    "which the store would keep instead",
+			    rd_quote(v->u.s, v->len));
+			return -1;
+		}
+		sb_add(out, v->u.s, v->len);
+		return 0;
+	case JSON_ARRAY:
+		sb_addc(out, '[');
+		for (i = 0; i < v->len; i++) {
+			if (i)
+				sb_addc(out, ',');
+			if (encode_doubles(out, &v->u.items[i]) < 0)
+				return -1;
+		}
+		sb_addc(out, ']');
+		return 0;
+	case JSON_OBJECT:
+		sb_addc(out, '{');
+		for (i = 0; i < v->len; i++) {
+			const struct json_member *m = &v->u.members[i];
+
+			if (i)
+				sb_addc(out, ',');
+			json_write_string(out, m->name, m->namelen);
+			sb_addc(out, ':');
+			if (encode_doubles(out, &m->value) < 0)
+				return -1;
+		}
+		sb_addc(out, '}');
+		return 0;
+	default:
+		json_write(out, v, 0);
+		return 0;
+	}
+}
+
+int
+record_encode_doubles(struct sb *out, const struct json *v)
+{
+	size_t start = out->len;
+
+	if (encode_doubles(out, v) < 0) {
+		out->len = start;
+		out->buf[start] = '\0';
+		return -1;
+	}
+	return 0;
+}

@@ -70,6 +70,21 @@ int record_canon(const struct ruleview *v, const struct json *fields,
 size_t record_compare(const struct ruleview *v, const struct json *a,
     const struct json *b, struct sb *changed);
 
+/*
+ * The value codec of a store that holds every number as a double (CouchDB,
+ * PouchDB: JavaScript numbers): v, any value (a record's fields), appended
+ * to out as JSON with every integer beyond 2^53 either way
+ * (9007199254740992), at any depth, written {"$int":"D"}, D the literal's
+ * digits, so that the store keeps it exactly; every other value as it is,
+ * tagged values included.  A number that is not an integer comes back from
+ * such a store as the shortest decimal that reads as the same double, of the
+ * same value only when the literal is one: -1 with a message (status 3)
+ * quoting a number that is not (0.1 and 1e300 are; 0.30000000000000001 and
+ * 1e400 are not), and out as it was.  So what is written reads back equal
+ * under the comparison rules, and a tagged value byte for byte.
+ */
+int record_encode_doubles(struct sb *out, const struct json *v);
+
 /* Parse an ISO-8601 instant into seconds and nanoseconds; -1 if malformed. */
 int rd_parse_iso8601(const char *s, size_t n, long long *sec, long *nsec);
 

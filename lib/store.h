@@ -6,7 +6,8 @@
  * "sqlite:DB?table=T&key=COL[&rev=COL][&type=TYPE]" (a table of a SQLite
  * database, its records of type TYPE or the table's name),
  * "dir:PATH" (a folder of entity files plus meta.json, the embedded default
- * remote), "cloudkit:CONTAINER/ENV/DB[/ZONE]" (CloudKit Web Services).
+ * remote), "cloudkit:CONTAINER/ENV/DB[/ZONE]" (CloudKit Web Services),
+ * "couchdb:URL/DB" (a CouchDB database).
  * Only lib/store*.c knows a scheme's format.
  *
  * Fetching hands every line of the store, in order, to a sink: a record line
@@ -277,6 +278,12 @@ int window_tally_check(const struct fetch_opts *o, const char *spec);
 int fetch_wants_type(const struct fetch_opts *o, const char *type, size_t n);
 
 extern const struct store_ops store_ndjson_ops, store_sqlite_ops, store_dir_ops,
-    store_cloudkit_ops;
+    store_cloudkit_ops, store_couchdb_ops;
+
+/*
+ * Set before opening a store (--insecure-http): an HTTP store may speak
+ * plain http to a host that is not this machine, with a warning.
+ */
+extern int store_insecure_http;
 
 #endif

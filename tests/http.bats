@@ -246,6 +246,37 @@ content-type text/html"
 	run ! grep -i -e alice -e s3cret -e "$(basic alice:s3cretPW | cut -d' ' -f2)" log
 }
 
+@test "credentials: the password from the first line of the file a variable names, before the netrc file; a missing or empty file is refused, one others may read warned about" {
+	export DAV_USER=alice DAV_PASSWORD=s3cretPW
+	dav_start
+	basic() { printf 'Basic %s' "$(printf %s "$1" | base64 -w0)"; }
+	printf 'machine 127.0.0.1 login alice password wrongPW\n' > "$HOME/.netrc"
+	printf 's3cretPW\nnot this line\n' > pw
+	chmod 600 pw
+	: > dav.log
+	DAVU=alice DAVF=$PWD/pw run -0 --separate-stderr "$HTTPREQ" -u DAVU -f DAVF GET "$B" /
+	assert_equal "${lines[0]}" 'status 200'
+	assert_equal "$stderr" ''
+	assert_equal "$(seen .headers.authorization)" "\"$(basic alice:s3cretPW)\""
+	chmod 644 pw
+	DAVU=alice DAVF=$PWD/pw run -0 --separate-stderr "$HTTPREQ" -u DAVU -f DAVF GET "$B" /
+	assert_equal "${lines[0]}" 'status 200'
+	assert_equal "$stderr" "httpreq: warning: $PWD/pw: readable by others; chmod 600 $PWD/pw"
+	: > empty
+	chmod 600 empty
+	DAVU=alice DAVF=$PWD/empty run -2 --separate-stderr "$HTTPREQ" -u DAVU -f DAVF GET "$B" /
+	assert_output ''
+	assert_equal "$stderr" "httpreq: DAVF: $PWD/empty: no password in its first line"
+	DAVU=alice DAVF=$PWD/missing run -4 --separate-stderr "$HTTPREQ" -u DAVU -f DAVF GET "$B" /
+	assert_equal "$stderr" "httpreq: DAVF: $PWD/missing: No such file or directory"
+	DAVF=$PWD/pw run -2 --separate-stderr "$HTTPREQ" -u DAVU -f DAVF GET "$B" /
+	assert_equal "$stderr" 'httpreq: DAVF is set but DAVU is not'
+	# Without the file, the netrc file's password for the user.
+	DAVU=alice run -0 --separate-stderr "$HTTPREQ" -u DAVU -f DAVF GET "$B" /
+	assert_equal "${lines[0]}" 'status 401'
+	assert_equal "$(seen .headers.authorization | tail -n 1)" "\"$(basic alice:wrongPW)\""
+}
+
 @test "retries: 503 with Retry-After in seconds or as an HTTP date, 429, 500, a dropped connection are sent again after the wait and logged; 404 and 412 are not; the caller gives the number of retries" {
 	dav_start
 	"$HTTPREQ" -d x PUT "$B" /r > /dev/null

@@ -784,7 +784,7 @@ EOF
 	run -2 --separate-stderr recdelta-diff --local "$L" --remote webdav:x
 	assert_refused 'recdelta-diff: "webdav:x": the webdav: store is not in this version'
 	run -2 --separate-stderr recdelta-diff --local local.ndjson --remote "$L"
-	assert_refused 'recdelta-diff: "local.ndjson": not a store (expected ndjson:PATH, -, sqlite:DB?table=T&key=COL, dir:PATH or cloudkit:CONTAINER/ENV/DB)'
+	assert_refused 'recdelta-diff: "local.ndjson": not a store (expected ndjson:PATH, -, sqlite:DB?table=T&key=COL, dir:PATH, cloudkit:CONTAINER/ENV/DB or couchdb:URL/DB)'
 }
 
 @test "a nonexistent ndjson file on either side is a runtime failure" {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # The smart-sync flow, one suite for every writable store: every test runs
-# its scenario against a dir: target, an sqlite: target and a cloudkit:
+# its scenario against a dir: target, an sqlite: target, a cloudkit:
 # target (the emulator of tests/servers, one per test, started when the test
-# first needs it), each in a folder of its own with its own state
+# first needs it) and a couchdb: target (pouchdb-server, one for the file, a
+# fresh database each time), each in a folder of its own with its own state
 # ($PWD/state.db).  A concurrent writer is played through the flow's
 # RECDELTA_HOOK_BEFORE_PUSH seam, which runs between the plan and the push.
 
@@ -10,10 +11,15 @@ bats_require_minimum_version 1.5.0
 
 load helpers/common
 load helpers/cloudkit
+load helpers/couchdb
 load helpers/faultinject
 
 teardown() {
 	ck_stop
+}
+
+teardown_file() {
+	couch_stop
 }
 
 # The data: games of examples/mksample, one type, since an sqlite: table
@@ -26,10 +32,13 @@ setup_file() {
 	GAMES=$BATS_FILE_TMPDIR/games.ndjson
 	GAMES400=$BATS_FILE_TMPDIR/games400.ndjson
 	export GAMES GAMES400
+	case " ${RECDELTA_TEST_KINDS:-couchdb} " in
+	*" couchdb "*) couch_start "$BATS_FILE_TMPDIR/couch" ;;
+	esac
 }
 
 # RECDELTA_TEST_KINDS=sqlite runs one kind only, when debugging.
-KINDS=${RECDELTA_TEST_KINDS:-dir sqlite cloudkit}
+KINDS=${RECDELTA_TEST_KINDS:-dir sqlite cloudkit couchdb}
 
 # target_word KIND: the store word of the test's target, in $PWD.
 target_word() {
@@ -37,13 +46,14 @@ target_word() {
 	dir) printf 'dir:%s/remote' "$PWD" ;;
 	sqlite) printf 'sqlite:%s/r.db?table=games&key=id&type=Game' "$PWD" ;;
 	cloudkit) printf 'cloudkit:%s/%s/%s' "$CK_CONTAINER" "$CK_ENVIRONMENT" "$CK_DATABASE" ;;
+	couchdb) printf 'couchdb:%s/%s' "$COUCH_URL" "$COUCH_DBNAME" ;;
 	*) return 1 ;;
 	esac
 }
 
 # enter KIND: work in a folder of KIND's own, with its own state and
 # temporary folder, and the 200 games as the local data.  cloudkit: an
-# empty emulator.
+# empty emulator; couchdb: a new empty database.
 enter() {
 	KIND=$1
 	mkdir -p "$BATS_TEST_TMPDIR/$KIND/tmp"
@@ -56,6 +66,11 @@ enter() {
 		else
 			ck_begin || return 1
 		fi
+	fi
+	if [ "$KIND" = couchdb ]; then
+		COUCH_DBNAME=ss${BATS_TEST_NUMBER}
+		couch_db "$COUCH_DBNAME" || return 1
+		export RECDELTA_HTTP_BACKOFF=0.05
 	fi
 	T=$(target_word "$KIND")
 	cp "$GAMES" local.ndjson
@@ -80,12 +95,24 @@ ck_begin() {
 # folder was put back.  dir: and sqlite: targets live in the folder already;
 # the emulator's records go to ck-state.json, and come back by a restart of
 # the emulator from that file (keys and port are new, the records and their
-# change tags as they were).
+# change tags as they were); the couchdb: database is replicated, revs and
+# all, into a database of its own by PouchDB's replicator, and back into a
+# new one.
 save_target() {
+	if [ "$KIND" = couchdb ]; then
+		couch_db "${COUCH_DBNAME}saved" &&
+		    couch_replicate "$COUCH_DBNAME" "${COUCH_DBNAME}saved"
+		return
+	fi
 	[ "$KIND" = cloudkit ] || return 0
 	ck_control GET state > ck-state.json
 }
 restore_target() {
+	if [ "$KIND" = couchdb ]; then
+		couch_db "$COUCH_DBNAME" &&
+		    couch_replicate "${COUCH_DBNAME}saved" "$COUCH_DBNAME"
+		return
+	fi
 	[ "$KIND" = cloudkit ] || return 0
 	ck_stop
 	cp ck-state.json "$BATS_TEST_TMPDIR/ck/state.json" || return 1
@@ -94,14 +121,16 @@ restore_target() {
 }
 
 # created: the line of the first write into a target that did not exist
-# (none for cloudkit:, whose zone is the server's).
+# (none for cloudkit: and couchdb:, whose zone or database is the server's).
 created() {
-	[ "$KIND" = cloudkit ] || printf 'recdelta-push: created "%s" (it did not exist)\n' "$T"
+	case $KIND in cloudkit|couchdb) return 0 ;; esac
+	printf 'recdelta-push: created "%s" (it did not exist)\n' "$T"
 }
 
 # would_create: the line of a dry run into a target that does not exist.
 would_create() {
-	[ "$KIND" = cloudkit ] || printf 'recdelta-push: "%s" does not exist: a push would create it\n' "$T"
+	case $KIND in cloudkit|couchdb) return 0 ;; esac
+	printf 'recdelta-push: "%s" does not exist: a push would create it\n' "$T"
 }
 
 # smart_sync [OPTION]...: the flow from local.ndjson to the target.
@@ -130,6 +159,17 @@ target_digest() {
 			printf '%s\n%s writes\n' "$recs" "$(writes)" | sha256sum | cut -d' ' -f1
 		fi
 		;;
+	couchdb)
+		# Every document and tombstone, with its rev, and the writes.
+		local docs
+		docs=$(couch_curl GET "/$COUCH_DBNAME/_changes?since=0&include_docs=true" |
+		    jq -cS '[.results[] | {id, changes, deleted, doc}] | sort_by(.id)')
+		if [ "$docs" = '[]' ] && [ "$(writes)" = 0 ]; then
+			echo absent
+		else
+			printf '%s\n%s writes\n' "$docs" "$(writes)" | sha256sum | cut -d' ' -f1
+		fi
+		;;
 	esac
 }
 
@@ -143,6 +183,7 @@ writes() {
 	sqlite) echo - ;;
 	cloudkit) ck_control GET 'log?format=ndjson' |
 	    jq -s 'map(select(.op | strings | endswith("/modify"))) | length' ;;
+	couchdb) couch_requests | grep -c "^POST /$COUCH_DBNAME/_bulk_docs\$" ;;
 	esac
 }
 
@@ -174,6 +215,7 @@ rev_of() {
 rev_order() {
 	case $KIND in
 	cloudkit) echo $((36#$1)) ;;
+	couchdb) echo "${1%%-*}" ;;
 	*) echo "$1" ;;
 	esac
 }
@@ -182,6 +224,7 @@ rev_order() {
 rev_regexp() {
 	case $KIND in
 	cloudkit) echo '[0-9a-z]+' ;;
+	couchdb) echo '[0-9]+-[0-9a-f]+' ;;
 	*) echo '[0-9]+' ;;
 	esac
 }
@@ -194,6 +237,7 @@ rev_regexp() {
 writer() {
 	case $KIND in
 	cloudkit) printf "'%s/tests/helpers/ck-modify'" "$TOP" ;;
+	couchdb) printf "'%s/tests/helpers/couch-modify' '%s/%s'" "$TOP" "$COUCH_URL" "$COUCH_DBNAME" ;;
 	*) printf "recdelta-push -q --delete-orphans '%s'" "$T" ;;
 	esac
 }
@@ -605,9 +649,10 @@ crash_mid_commit() {
 @test "a writer killed in the middle of a commit: the next run reads the target and repairs it" {
 	skipped=
 	for kind in $KINDS; do
-		if [ "$kind" = cloudkit ]; then
-			skipped="cloudkit: no client-side commit to interrupt: the server"
-			skipped+=" applies each operation of a records/modify whole or not at"
+		if [ "$kind" = cloudkit ] || [ "$kind" = couchdb ]; then
+			skipped="cloudkit:, couchdb: no client-side commit to interrupt: the server"
+			skipped+=" applies each operation of a records/modify, each document of a"
+			skipped+=" _bulk_docs, whole or not at"
 			skipped+=" all, so a killed writer leaves no half-written files or hot"
 			skipped+=" journal (a push killed mid-request is in the kill -9 test)"
 			continue
@@ -636,21 +681,23 @@ crash_mid_commit() {
 # Kill the whole flow, every stage of it, with SIGKILL at a point the test
 # chose, then run it again: the target must end as an uninterrupted run
 # leaves it, and the state agree with it.  Five kills for dir: and sqlite:,
-# three for cloudkit: (each start again restarts the emulator from its saved
-# records; the emulator itself outlives the kills, as a remote server does),
+# three for cloudkit: and couchdb: (each start again restarts the emulator
+# from its saved records, or replicates the saved database back; the server
+# itself outlives the kills, as a remote server does),
 # the first while the flow surely holds its lock; RECDELTA_KILL_ITERATIONS=N
 # for more.  The points (helpers/faultinject.bash): in the hook before the
 # push; in recdelta-checkpoint record, before its 10th file-system call (the
 # 4th checkpoint of the run to make 10) and its 40th (the first); in the
 # push, before its 60th and 120th call (dir: and sqlite: make more than 120)
-# or, for cloudkit:, while the emulator holds its first or second
-# records/modify request.  A point is STAGE:N:M, M the number of pauses let
-# go on before the kill; for the push, the records/modify requests let by.
+# or, for cloudkit: and couchdb:, while the server holds its first or
+# second records/modify or _bulk_docs request (handled once released, after
+# the kill).  A point is STAGE:N:M, M the number of pauses let go on before
+# the kill; for the push, the records/modify or _bulk_docs requests let by.
 @test "kill -9 at chosen points: the next run converges, nothing lost or doubled" {
 	points=(checkpoint:10:3 push:60:0 checkpoint:40:0 push:120:1)
 	for kind in $KINDS; do
 		iterations=${RECDELTA_KILL_ITERATIONS:-5}
-		[ "$kind" != cloudkit ] || iterations=${RECDELTA_KILL_ITERATIONS:-3}
+		case $kind in cloudkit|couchdb) iterations=${RECDELTA_KILL_ITERATIONS:-3} ;; esac
 		enter "$kind"
 		# The start: an older copy of 400 games, without the last 40,
 		# with 20 that are no longer local, and 40 other scores.
@@ -692,6 +739,17 @@ crash_mid_commit() {
 				wait_until held_or_ended
 				[ "$(ck_control GET held | jq .held)" = 1 ] ||
 				    fail "iteration $i: the flow ended before request $((go + 1)) of records/modify: $(cat "killed.$i")"
+			elif [ "$prog" = recdelta-push ] && [ "$KIND" = couchdb ]; then
+				point="_bulk_docs:$go"
+				couch_hold _bulk_docs "$go"
+				paused 0 recdelta smart-sync -t Game -l ndjson:local.ndjson -r "$T" \
+				    --delete-orphans -b 50 > /dev/null 2> "killed.$i"
+				couch_held_or_ended() {
+					[ "$(couch_held)" = 1 ] || ! kill -0 "$PAUSED_PID" 2> /dev/null
+				}
+				wait_until couch_held_or_ended
+				[ "$(couch_held)" = 1 ] ||
+				    fail "iteration $i: the flow ended before request $((go + 1)) of _bulk_docs: $(cat "killed.$i")"
 			else
 				[ "$prog" != recdelta-push ] || go=0
 				RECDELTA_FAULT_PROG=$prog paused "$n" recdelta smart-sync -t Game \
@@ -704,6 +762,7 @@ crash_mid_commit() {
 			kill_paused
 			[ "$PAUSED_STATUS" = 137 ] || fail "iteration $i ($point): status $PAUSED_STATUS, not killed"
 			[ "$KIND" != cloudkit ] || ck_control POST release > /dev/null
+			[ "$KIND" != couchdb ] || couch_release
 			unset RECDELTA_HOOK_BEFORE_PUSH
 			owner=$(sqlite3 state.db 'SELECT pid FROM lock' 2>/dev/null || true)
 			run --separate-stderr smart_sync --delete-orphans -b 50
@@ -738,6 +797,10 @@ crash_mid_commit() {
 		assert_output 0
 		if [ "$KIND" = cloudkit ]; then
 			run grep -cFf <(grep -v -- '-----' "$CK_KEY_FILE") run.log
+			assert_output 0
+		fi
+		if [ "$KIND" = couchdb ]; then
+			run grep -cF "$(cat "$RECDELTA_COUCHDB_PASSWORD_FILE")" run.log
 			assert_output 0
 		fi
 	done

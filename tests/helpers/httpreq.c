@@ -3,7 +3,7 @@
  * program sends yet (PUT, PROPFIND, MKCOL, conditional headers, netrc
  * credentials) run against a loopback server.  Built by make check.
  *
- * httpreq [-A] [-u USERVAR] [-p PASSVAR] [-r RETRIES] [-t TYPE] [-i ETAG]
+ * httpreq [-A] [-u USERVAR] [-p PASSVAR] [-f FILEVAR] [-r RETRIES] [-t TYPE] [-i ETAG]
  *     [-n ETAG] [-D DEPTH] [-H 'NAME: VALUE']... [-d BODY] [-s NAME]... [-b]
  *     METHOD BASE PATH
  *
@@ -66,7 +66,7 @@ CURLcode
 static _Noreturn void
 usage(void)
 {
-	fputs("usage: httpreq [-A] [-u USERVAR] [-p PASSVAR] [-r RETRIES] "
+	fputs("usage: httpreq [-A] [-u USERVAR] [-p PASSVAR] [-f FILEVAR] [-r RETRIES] "
 	    "[-t TYPE] [-i ETAG] [-n ETAG] [-D DEPTH] [-H HEADER]... [-d BODY] "
 	    "[-s NAME]... [-b] METHOD BASE PATH\n", stderr);
 	exit(RD_EXIT_USAGE);
@@ -77,7 +77,7 @@ main(int argc, char **argv)
 {
 	struct http_req q = { 0 };
 	struct http_retry p = { .prefix = "" };
-	struct http_auth auth = { NULL, NULL };
+	struct http_auth auth = { NULL, NULL, NULL };
 	struct http_settings set;
 	struct http_url base;
 	struct http_resp r;
@@ -90,11 +90,12 @@ main(int argc, char **argv)
 	rd_setprogname(argv[0]);
 	headers = xcalloc((size_t)argc + 1, sizeof *headers);
 	show = xcalloc((size_t)argc + 1, sizeof *show);
-	while ((c = getopt(argc, argv, "Au:p:r:t:i:n:D:H:d:s:b")) != -1) {
+	while ((c = getopt(argc, argv, "Au:p:f:r:t:i:n:D:H:d:s:b")) != -1) {
 		switch (c) {
 		case 'A': authenticate = 1; break;
 		case 'u': auth.user_var = optarg; authenticate = 1; break;
 		case 'p': auth.password_var = optarg; authenticate = 1; break;
+		case 'f': auth.password_file_var = optarg; authenticate = 1; break;
 		case 'r': retries = atoi(optarg); break;
 		case 't': q.content_type = optarg; break;
 		case 'i': q.if_match = optarg; break;
