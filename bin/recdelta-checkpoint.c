@@ -15,11 +15,13 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "../lib/index.h"
 #include "../lib/record.h"
 #include "../lib/log.h"
 #include "../lib/state.h"
@@ -111,7 +113,7 @@ badusage(const char *fmt, ...)
  * argv[0] being the subcommand; the GNU getopt is reset with optind 0.
  */
 enum {
-	O_STATE = 256, O_SCOPE, O_RUN, O_FLOW, O_BATCH, O_WINDOW, O_FROM, O_TO, O_STEP,
+	O_STATE = 256, O_SUMMARY, O_SCOPE, O_RUN, O_FLOW, O_BATCH, O_WINDOW, O_FROM, O_TO, O_STEP,
 	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE, O_ALL, O_PARTIAL, O_SOURCE
 };
 
@@ -119,7 +121,7 @@ struct subopts {
 	long run, pid;
 	const char *flow, *from, *to, *step, *reason, *window, *source;
 	size_t batch;
-	int json, check, force, all, partial, nul;
+	int json, check, force, all, partial, nul, summary;
 	char **types;
 	size_t ntypes;
 };
@@ -146,6 +148,7 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 		{ "state", required_argument, NULL, O_STATE },
 		{ "scope", required_argument, NULL, O_SCOPE },
 		{ "run", required_argument, NULL, O_RUN },
+		{ "summary", no_argument, NULL, O_SUMMARY },
 		{ "flow", required_argument, NULL, O_FLOW },
 		{ "batch", required_argument, NULL, O_BATCH },
 		{ "window", required_argument, NULL, O_WINDOW },
@@ -191,6 +194,9 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 			break;
 		case O_RUN:
 			o->run = number("--run", optarg, LONG_MAX);
+			break;
+		case O_SUMMARY:
+			o->summary = 1;
 			break;
 		case O_FLOW:
 			o->flow = optarg;
@@ -360,10 +366,124 @@ input_idle(const struct lreader *r)
 	return poll(&p, 1, 0) == 0;
 }
 
+/*
+ * What a two-way sync did, from the lines record saw: per side, the records
+ * created, updated and deleted (results with that target, status ok); the
+ * records that went to both sides (merged); the conflict lines; and the
+ * changes a side refused or could not take.  Keys are kept as 64-bit hashes
+ * of (type, key), with the sides each was written to.
+ */
+struct tally2 {
+	unsigned long n[3][RD_OP_N];	/* [side][op], ok results */
+	unsigned long merged, conflicts, refused, failed, deferred;
+	uint64_t *keys;			/* hash << 2 | sides, 0: free */
+	size_t cap, len;
+};
+
+static void
+tally2_key(struct tally2 *t, uint64_t h, enum rd_side side)
+{
+	size_t i, old;
+	uint64_t *prev;
+
+	h = (h << 2) | 0;
+	if (!h)
+		h = 4;
+	if (2 * (t->len + 1) > t->cap) {
+		prev = t->keys;
+		old = t->cap;
+		t->cap = t->cap ? 2 * t->cap : 1024;
+		t->keys = xcalloc(t->cap, sizeof *t->keys);
+		t->len = 0;
+		for (i = 0; i < old; i++) {
+			uint64_t e = prev[i];
+			size_t j;
+
+			if (!e)
+				continue;
+			for (j = (e >> 2) & (t->cap - 1); t->keys[j];
+			    j = (j + 1) & (t->cap - 1))
+				;
+			t->keys[j] = e;
+			t->len++;
+		}
+		free(prev);
+	}
+	for (i = (h >> 2) & (t->cap - 1); t->keys[i]; i = (i + 1) & (t->cap - 1))
+		if (t->keys[i] >> 2 == h >> 2)
+			break;
+	if (!t->keys[i]) {
+		t->keys[i] = h;
+		t->len++;
+	}
+	if ((t->keys[i] & 3) == 3)
+		return;
+	t->keys[i] |= side == RD_SIDE_LOCAL ? 1 : 2;
+	if ((t->keys[i] & 3) == 3)
+		t->merged++;
+}
+
+static void
+tally2_line(struct tally2 *t, const struct json *obj, enum rd_kind kind)
+{
+	struct result res;
+
+	if (kind == RD_KIND_CONFLICT) {
+		t->conflicts++;
+		return;
+	}
+	if (kind != RD_KIND_RESULT || stream_get_result(obj, &res) < 0 ||
+	    res.target == RD_SIDE_NONE)
+		return;
+	switch (res.status) {
+	case RD_ST_OK:
+		if (res.op == RD_OP_SAME)
+			break;
+		t->n[res.target][res.op]++;
+		tally2_key(t, index_keyhash(res.type, res.typelen, res.key,
+		    res.keylen), res.target);
+		break;
+	case RD_ST_CONFLICT:
+		t->refused++;
+		break;
+	case RD_ST_FAILED:
+		t->failed++;
+		break;
+	case RD_ST_DEFERRED:
+		t->deferred++;
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+tally2_print(const struct tally2 *t)
+{
+	static const enum rd_side sides[2] = { RD_SIDE_LOCAL, RD_SIDE_REMOTE };
+	int i;
+
+	for (i = 0; i < 2; i++)
+		fprintf(stderr, "%s: created %lu, updated %lu, deleted %lu; ",
+		    i ? "Remote" : "Local", t->n[sides[i]][RD_OP_CREATE],
+		    t->n[sides[i]][RD_OP_UPDATE], t->n[sides[i]][RD_OP_DELETE]);
+	fprintf(stderr, "Merged %lu; Conflicts %lu\n", t->merged, t->conflicts);
+	if (t->refused)
+		fprintf(stderr, "%s: %lu record%s changed by another writer "
+		    "during the sync: left for the next run\n", rd_progname,
+		    t->refused, t->refused == 1 ? "" : "s");
+	if (t->failed || t->deferred)
+		fprintf(stderr, "%s: %lu change%s failed, %lu deferred to the "
+		    "outbox\n", rd_progname, t->failed,
+		    t->failed == 1 ? "" : "s", t->deferred);
+}
+
 static int
 cmd_record(int argc, char **argv)
 {
-	static const int allowed[] = { O_RUN, O_FLOW, O_BATCH, O_WINDOW, 0 };
+	static const int allowed[] = { O_RUN, O_FLOW, O_BATCH, O_WINDOW,
+	    O_SUMMARY, 0 };
+	struct tally2 t2;
 	struct subopts o;
 	struct state *s;
 	struct lreader r;
@@ -380,6 +500,7 @@ cmd_record(int argc, char **argv)
 	scope = need_scope();
 	if (rd_log_open(NULL) < 0)
 		rd_die_pending();
+	memset(&t2, 0, sizeof t2);
 
 	s = open_state(STATE_WRITE);
 	if (state_record_start(s, scope, o.run, o.flow) < 0 ||
@@ -394,8 +515,13 @@ cmd_record(int argc, char **argv)
 		k = stream_parse_kind(&a, line, len, &obj);
 		if (k == RD_KIND_RECORD)
 			k = stream_get_record(&obj, &rec);
-		else if (k >= 0)
-			k = state_record_line(s, &obj, (enum rd_kind)k);
+		else if (k >= 0) {
+			enum rd_kind kind = (enum rd_kind)k;
+
+			k = state_record_line(s, &obj, kind);
+			if (k >= 0 && o.summary)
+				tally2_line(&t2, &obj, kind);
+		}
 		if (k < 0) {
 			if (rd_errstatus() == RD_EXIT_DATA)
 				rd_prefixerr("%s:%lu: ", r.name, r.lineno);
@@ -435,6 +561,9 @@ cmd_record(int argc, char **argv)
 		snprintf(ctx, sizeof ctx, "\"lines\":%lu", lines);
 		rd_log("info", "record done", ctx);
 	}
+	if (o.summary)
+		tally2_print(&t2);
+	free(t2.keys);
 	rd_log_close();
 	finish_out(s);
 	return RD_EXIT_OK;

@@ -132,6 +132,20 @@ static const char *const migrations[STATE_SCHEMA] = {
 	"  reviewed TEXT\n"
 	");\n"
 	"CREATE INDEX conflicts_key ON conflicts(type, key);\n"
+	/* A two-way sync defers a change per side: one of each per key. */
+	"CREATE TABLE outbox2(\n"
+	"  type TEXT NOT NULL,\n"
+	"  key TEXT NOT NULL,\n"
+	"  op TEXT NOT NULL,\n"
+	"  line TEXT NOT NULL,\n"
+	"  added TEXT NOT NULL,\n"
+	"  side TEXT NOT NULL DEFAULT '',\n"
+	"  UNIQUE (type, key, side)\n"
+	");\n"
+	"INSERT INTO outbox2(type, key, op, line, added)\n"
+	"  SELECT type, key, op, line, added FROM outbox ORDER BY rowid;\n"
+	"DROP TABLE outbox;\n"
+	"ALTER TABLE outbox2 RENAME TO outbox;\n"
 };
 
 /* Helpers */

@@ -34,9 +34,9 @@ static const char *const rec_sql[R_NSTMT] = {
 	"INSERT INTO changes(run, seq, op, type, key, status, rev, changed,"
 	" error_code, error_message, target) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
 	" ?8, ?9, ?10, ?11)",
-	"INSERT OR REPLACE INTO outbox(type, key, op, line, added)"
-	" VALUES (?1, ?2, ?3, ?4, ?5)",
-	"DELETE FROM outbox WHERE type = ?1 AND key = ?2",
+	"INSERT OR REPLACE INTO outbox(type, key, op, line, added, side)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	"DELETE FROM outbox WHERE type = ?1 AND key = ?2 AND side = ?3",
 	SQL_CURSOR_SET,
 	"INSERT INTO runs(id, scope, flow, pid, host, started, status)"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running')"
@@ -347,6 +347,14 @@ step_id(struct state *s, struct recorder *r, int which, const struct batch *b,
 	return bind_id(s, st, b, o) < 0 ? -1 : db_step_done(s, st);
 }
 
+/* The outbox's side of o: its target's name, '' for none. */
+static const char *
+side_col(const struct bop *o)
+{
+	return o->side != RD_SIDE_NONE ?
+	    rd_side_name((enum rd_side)o->side) : "";
+}
+
 /* A delete found done by someone else: what was wanted. */
 static int
 gone(const struct batch *b, const struct bop *o)
@@ -462,17 +470,25 @@ apply_op(struct state *s, struct recorder *r, const struct batch *b,
 	case RD_ST_SKIPPED:
 	case RD_ST_CONFLICT:
 	case RD_ST_FAILED:
-		/* A definite answer settles the change the outbox held. */
-		if (oset_has(r, keyhash(type, o->typelen, key, o->keylen)) &&
-		    step_id(s, r, R_OUTDEL, b, o) < 0)
-			return -1;
+		/*
+		 * A definite answer settles the change the outbox held for
+		 * that side (a two-way sync defers per side).
+		 */
+		if (oset_has(r, keyhash(type, o->typelen, key, o->keylen))) {
+			st = r->st[R_OUTDEL];
+			if (bind_id(s, st, b, o) < 0 ||
+			    db_binds(s, st, 3, side_col(o)) < 0 ||
+			    db_step_done(s, st) < 0)
+				return -1;
+		}
 		break;
 	case RD_ST_DEFERRED:
 		st = r->st[R_OUTPUT];
 		if (bind_id(s, st, b, o) < 0 ||
 		    db_binds(s, st, 3, rd_op_name(o->op)) < 0 ||
 		    db_bindt(s, st, 4, bstr(b, o->line), o->linelen) < 0 ||
-		    db_binds(s, st, 5, r->now) < 0 || db_step_done(s, st) < 0)
+		    db_binds(s, st, 5, r->now) < 0 ||
+		    db_binds(s, st, 6, side_col(o)) < 0 || db_step_done(s, st) < 0)
 			return -1;
 		oset_add(r, keyhash(type, o->typelen, key, o->keylen));
 		break;

@@ -225,6 +225,31 @@ deferred update T a to remote rev 1 error unreachable: down
 EOF
 }
 
+@test "the outbox keeps a deferred change per side: one side's deferral or answer never replaces or settles the other's" {
+	{
+		res update T a deferred 1 '{"n":2}' "$(to remote)"',"error":{"code":"unreachable","message":"down"}'
+		res update T a deferred 3 '{"n":2}' "$(to local)"',"error":{"code":"unreachable","message":"down"}'
+	} > in
+	record
+	run -0 recdelta-checkpoint outbox
+	assert_output - <<'EOF'
+{"kind":"change","op":"update","type":"T","key":"a","rev":"1","fields":{"n":2},"target":"remote"}
+{"kind":"change","op":"update","type":"T","key":"a","rev":"3","fields":{"n":2},"target":"local"}
+EOF
+	# The local side's answer settles the local change alone.
+	res update T a ok 4 '{"n":2}' "$(to local)" > in
+	record
+	run -0 recdelta-checkpoint outbox
+	assert_output '{"kind":"change","op":"update","type":"T","key":"a","rev":"1","fields":{"n":2},"target":"remote"}'
+	# A result without a target settles only a change without one.
+	res update T a deferred 1 '{"n":5}' ',"error":{"code":"unreachable","message":"down"}' > in
+	record
+	res update T a ok 2 '{"n":5}' > in
+	record
+	run -0 recdelta-checkpoint outbox
+	assert_output '{"kind":"change","op":"update","type":"T","key":"a","rev":"1","fields":{"n":2},"target":"remote"}'
+}
+
 @test "results without a target are recorded as before and touch no sides row" {
 	hashes
 	{

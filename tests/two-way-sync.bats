@@ -152,7 +152,8 @@ digests() {
 	# Deleted locally, edited remotely: the edit survives.
 	sqlite3 l.db "DELETE FROM items WHERE id = 'k3'"
 	remote_put k3 3 three 33
-	run -0 --separate-stderr sync2
+	# (The local table is empty now: that is meant.)
+	run -0 --separate-stderr sync2 --allow-empty
 	assert_equal "$stderr" "$(line 1 0 0 0 0 0 0 1)"
 	assert_equal "$(live "$L")" '["k3",3,"three",33]'
 	assert_equal "$(live "$R")" '["k3",3,"three",33]'
@@ -247,13 +248,15 @@ recdelta-two-way-sync: nothing was written; if it is meant to be empty, run the 
 # Kill the whole flow with SIGKILL at a point the test chose (never after a
 # delay), then run it again: both sides must end as an uninterrupted run
 # leaves them, and every conflict be in the state with its losing value.
-# The points (helpers/faultinject.bash): in the hook before the pushes;
-# recdelta-push before its Nth file-system call (the remote's push reaches
-# it first: the local's waits for its input; -b 4 makes many commits);
-# recdelta-checkpoint before its Nth (the conflicts recorded before the
-# pushes, then the results).  RECDELTA_KILL_ITERATIONS=N for more than 10.
+# The points (helpers/faultinject.bash), STAGE:N:M, M the pauses let go on
+# before the kill: in the hook before the pushes; in a recdelta-push before
+# its Nth file-system call (the remote's push, which reaches 20..95 first,
+# the local's waiting for its input; at 5 and 10 either may, and with M 1
+# the other one next); in a recdelta-checkpoint before its Nth (whichever
+# of scope, preflight, base, run start and the two records gets there
+# first).  RECDELTA_KILL_ITERATIONS=N for more than 10.
 @test "kill -9 of the flow at chosen points: the rerun converges, no edit and no losing value lost" {
-	local i n=40
+	local i it n=40
 	for ((i = 1; i <= n; i++)); do
 		printf "INSERT INTO items VALUES ('k%02d', %d, 'b%d', %d);\n" "$i" "$i" "$i" "$((i * 10))"
 	done | sqlite3 l.db
@@ -268,7 +271,7 @@ recdelta-two-way-sync: nothing was written; if it is meant to be empty, run the 
 		for k in k05 k06 k10 k11 k21 k22 k23; do
 			rev=$(remote_rev "$k")
 			printf '{"kind":"change","op":"update","type":"Item","key":"%s","rev":"%s","fields":{"a":%s,"b":"R%s","c":7}}\n' \
-			    "$k" "$rev" "${k#k}" "$k"
+			    "$k" "$rev" "$((10#${k#k}))" "$k"
 		done
 		printf '{"kind":"change","op":"delete","type":"Item","key":"k30","rev":"%s"}\n' "$(remote_rev k30)"
 		printf '{"kind":"change","op":"create","type":"Item","key":"both","fields":{"a":1,"b":"remote","c":2}}\n'
@@ -283,40 +286,40 @@ recdelta-two-way-sync: nothing was written; if it is meant to be empty, run the 
 	conflicts=$(recdelta-checkpoint conflicts --json | jq -c '[.key, .field, .local, .remote]' | LC_ALL=C sort)
 	[ "$(wc -l <<<"$conflicts")" -ge 5 ] || fail "too few conflicts to test: $conflicts"
 
-	points=(hook push:30:0 push:90:2 checkpoint:12:0 push:200:0 checkpoint:40:1 push:60:1 checkpoint:25:0 push:150:3 push:400:0)
+	points=(hook push:20:0 checkpoint:12:0 push:45:0 checkpoint:40:0 push:70:0 checkpoint:25:0 push:95:0 push:10:1 push:5:0)
 	iterations=${RECDELTA_KILL_ITERATIONS:-10}
-	for ((i = 0; i < iterations; i++)); do
+	for ((it = 0; it < iterations; it++)); do
 		rm -rf remote l.db l.db-* state.db state.db-* tmp/* hooked
 		cp -a start/. .
-		point=${points[i % ${#points[@]}]}
+		point=${points[it % ${#points[@]}]}
 		if [ "$point" = hook ]; then
 			RECDELTA_HOOK_BEFORE_PUSH='echo > hooked; kill -STOP $$' \
 			    paused 0 recdelta two-way-sync -t Item -l "$L" -r "$R" -b 4 \
-			    > /dev/null 2> "killed.$i"
+			    > /dev/null 2> "killed.$it"
 			wait_for hooked
 		else
 			prog=recdelta-${point%%:*} at=${point#*:} at=${at%:*} go=${point##*:}
 			RECDELTA_FAULT_PROG=$prog paused "$at" recdelta two-way-sync -t Item \
-			    -l "$L" -r "$R" -b 4 > /dev/null 2> "killed.$i"
+			    -l "$L" -r "$R" -b 4 > /dev/null 2> "killed.$it"
 			for r in $(seq 0 "$go"); do
-				wait_paused || fail "iteration $i: the flow ended before pause $r at $point: $(cat "killed.$i")"
+				wait_paused || fail "iteration $it: the flow ended before pause $r at $point: $(cat "killed.$it")"
 				[ "$r" -eq "$go" ] || resume
 			done
 		fi
 		kill_paused
-		[ "$PAUSED_STATUS" = 137 ] || fail "iteration $i ($point): status $PAUSED_STATUS, not killed"
+		[ "$PAUSED_STATUS" = 137 ] || fail "iteration $it ($point): status $PAUSED_STATUS, not killed"
 		run --separate-stderr sync2 -b 4
 		[ "$status" -eq 0 ] || [ "$status" -eq 6 ] ||
-		    fail "iteration $i (killed at $point): status $status: $stderr"
+		    fail "iteration $it (killed at $point): status $status: $stderr"
 		# A run may leave records changed during it for the next.
 		[ "$status" -eq 0 ] || run -0 --separate-stderr sync2 -b 4
 		[ "$(live "$L")" = "$expected" ] ||
-		    fail "iteration $i (killed at $point): local differs from an uninterrupted run's: $(diff <(live "$L") <(echo "$expected"))"
+		    fail "iteration $it (killed at $point): local differs from an uninterrupted run's: $(diff <(live "$L") <(echo "$expected"))"
 		[ "$(live "$R")" = "$expected" ] ||
-		    fail "iteration $i (killed at $point): remote differs from an uninterrupted run's"
+		    fail "iteration $it (killed at $point): remote differs from an uninterrupted run's"
 		got=$(recdelta-checkpoint conflicts --all --json | jq -c '[.key, .field, .local, .remote]' | LC_ALL=C sort -u)
 		[ "$got" = "$conflicts" ] ||
-		    fail "iteration $i (killed at $point): conflicts $got, expected $conflicts"
+		    fail "iteration $it (killed at $point): conflicts $got, expected $conflicts"
 		run -0 --separate-stderr sync2 -b 4
 		assert_equal "$stderr" "$(line 0 0 0 0 0 0 0 0)"
 	done
