@@ -85,7 +85,11 @@ tw_apply() {
 	fi
 	[ -s "edits.$side" ] || return 0
 	# Another writer: the record's current rev from a fetch, then a push.
-	recdelta-fetch -t Item "$word" > "cur.$side" || return 1
+	if [ "$kind" = dir ] && [ ! -e "$side" ]; then
+		: > "cur.$side"	# made by the first write
+	else
+		recdelta-fetch -t Item "$word" > "cur.$side" || return 1
+	fi
 	while read -r key old new; do
 		local rev
 		rev=$(jq -r --arg k "$key" 'select(.kind == "record" and .key == $k and .deleted != true) | .rev' "cur.$side")
