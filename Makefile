@@ -27,6 +27,7 @@ LIBOBJ = \
 	lib/store_dir.o \
 	lib/store_layout.o \
 	lib/store_sqlite.o \
+	lib/store_webdav.o \
 	lib/stream.o \
 	lib/util.o
 

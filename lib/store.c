@@ -13,9 +13,10 @@
 
 static const struct store_ops *const schemes[] = {
 	&store_ndjson_ops, &store_sqlite_ops, &store_dir_ops, &store_cloudkit_ops,
+	&store_webdav_ops,
 };
 
-static const char *const later[] = { "webdav", "couchdb" };
+static const char *const later[] = { "couchdb" };
 
 /* The words that name a store, "A, B or C", for messages. */
 static void

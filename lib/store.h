@@ -5,7 +5,8 @@
  * input), "sqlite:DB?table=T&key=COL[&rev=COL][&type=TYPE]" (a table of a
  * SQLite database, its records of type TYPE or the table's name),
  * "dir:PATH" (a folder of entity files plus meta.json, the embedded default
- * remote), "cloudkit:CONTAINER/ENV/DB[/ZONE]" (CloudKit Web Services).
+ * remote), "cloudkit:CONTAINER/ENV/DB[/ZONE]" (CloudKit Web Services),
+ * "webdav:URL" (the layout of dir: in a WebDAV collection).
  * Only lib/store*.c knows a scheme's format.
  *
  * Fetching hands every line of the store, in order, to a sink: a record line
@@ -266,6 +267,16 @@ int window_tally_check(const struct fetch_opts *o, const char *spec);
 int fetch_wants_type(const struct fetch_opts *o, const char *type, size_t n);
 
 extern const struct store_ops store_ndjson_ops, store_sqlite_ops, store_dir_ops,
-    store_cloudkit_ops;
+    store_cloudkit_ops, store_webdav_ops;
+
+/*
+ * Settings of the stores that speak HTTP, set by a program before it opens
+ * one: requests of a batch sent at once (--jobs, default 4); plain http to
+ * any host (--insecure-http); and the age, in seconds, past which an
+ * unreferenced version file is debris (default 600).
+ */
+extern int store_jobs;
+extern int store_insecure_http;
+extern double store_grace;
 
 #endif
