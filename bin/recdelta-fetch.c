@@ -22,7 +22,8 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: recdelta-fetch [-t TYPE]... [--window FIELD=FROM..TO] [--allow-empty]\n"
-	    "                      [--changes] [--resume CURSOR] SOURCE\n"
+	    "                      [--changes] [--resume CURSOR] [--jobs N]\n"
+	    "                      [--insecure-http] SOURCE\n"
 	    "\n"
 	    "  -t, --type TYPE   only records of TYPE (cloudkit: the types to\n"
 	    "                    read, in this order)\n"
@@ -31,11 +32,14 @@ usage(FILE *fp)
 	    "      --allow-empty accept an ndjson input with no lines\n"
 	    "      --changes     read the change feed (cloudkit: private zones)\n"
 	    "      --resume CURSOR  go on from the value of a cursor line\n"
+	    "      --jobs N      webdav: requests at once (default 4)\n"
+	    "      --insecure-http  webdav: allow plain http to a host not this one\n"
 	    "  -h, --help        print this help and exit\n"
 	    "  -V, --version     print the version and exit\n"
 	    "\n"
 	    "SOURCE: ndjson:PATH | - | sqlite:DB?table=T&key=COL[&rev=COL][&type=T]\n"
-	    "        | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n");
+	    "        | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n"
+	    "        | webdav:URL\n");
 }
 
 static int
@@ -61,6 +65,8 @@ main(int argc, char *argv[])
 		{ "window", required_argument, NULL, 'W' },
 		{ "changes", no_argument, NULL, 'C' },
 		{ "resume", required_argument, NULL, 'R' },
+		{ "jobs", required_argument, NULL, 'J' },
+		{ "insecure-http", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -93,6 +99,13 @@ main(int argc, char *argv[])
 			break;
 		case 'R':
 			fo.resume = optarg;
+			break;
+		case 'J':
+			if (store_parse_jobs(optarg) < 0)
+				rd_die_pending();
+			break;
+		case 'I':
+			store_insecure_http = 1;
 			break;
 		case 'h':
 			usage(stdout);

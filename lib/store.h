@@ -191,6 +191,14 @@ struct store_ops {
 	 * credential; -1 with a message for a word that names none.
 	 */
 	int (*scope)(const char *arg, struct sb *out);
+	/*
+	 * Remove debris: version files the index does not name whose last
+	 * change is more than grace seconds old (a writer killed before its
+	 * commit, or before it collected what the commit superseded).  The
+	 * count into *removed; 0, or -1 with a message.  NULL for a store
+	 * that leaves none.
+	 */
+	int (*sweep)(struct store *s, double grace, unsigned long *removed);
 };
 
 struct store {
@@ -278,5 +286,8 @@ extern const struct store_ops store_ndjson_ops, store_sqlite_ops, store_dir_ops,
 extern int store_jobs;
 extern int store_insecure_http;
 extern double store_grace;
+
+/* --jobs N into store_jobs: 0, or -1 with a message (status 2). */
+int store_parse_jobs(const char *arg);
 
 #endif

@@ -44,6 +44,7 @@
 #include "http.h"
 #include "log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,23 @@
 int store_jobs = 4;
 int store_insecure_http;
 double store_grace = 600;
+
+int
+store_parse_jobs(const char *arg)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || n < 1 || n > 64) {
+		rd_seterr(RD_EXIT_USAGE, "--jobs: \"%s\": expected 1 to 64",
+		    rd_quote(arg, strlen(arg)));
+		return -1;
+	}
+	store_jobs = (int)n;
+	return 0;
+}
 
 struct wd {
 	char *shown;		/* the base URL for messages */
@@ -1022,6 +1040,308 @@ out:
 	return ret;
 }
 
+/* The sweep */
+
+/* One member of a PROPFIND Depth: 1 reply. */
+struct member {
+	char *name;		/* the last segment of its href, decoded */
+	char *etag;		/* or NULL */
+	time_t mtime;		/* or -1 */
+	int collection;
+};
+
+static void
+members_free(struct member *m, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(m[i].name);
+		free(m[i].etag);
+	}
+	free(m);
+}
+
+/* XML text between tags: the five entities undone, into out. */
+static void
+xml_text(struct sb *out, const char *p, const char *end)
+{
+	static const struct { const char *e; char c; } ent[] = {
+		{ "&amp;", '&' }, { "&lt;", '<' }, { "&gt;", '>' },
+		{ "&quot;", '"' }, { "&apos;", '\'' },
+	};
+	size_t i;
+
+	sb_reset(out);
+	while (p < end) {
+		for (i = 0; *p == '&' && i < sizeof ent / sizeof ent[0]; i++)
+			if ((size_t)(end - p) >= strlen(ent[i].e) &&
+			    memcmp(p, ent[i].e, strlen(ent[i].e)) == 0)
+				break;
+		if (*p == '&' && i < sizeof ent / sizeof ent[0]) {
+			sb_addc(out, ent[i].c);
+			p += strlen(ent[i].e);
+		} else {
+			sb_addc(out, *p++);
+		}
+	}
+}
+
+static int
+hexval(int c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ?
+	    c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The last segment of an href path, percent-decoded once. */
+static char *
+href_name(const char *href)
+{
+	size_t n = strlen(href), i;
+	const char *seg;
+	struct sb out;
+
+	while (n > 0 && href[n - 1] == '/')
+		n--;
+	for (seg = href + n; seg > href && seg[-1] != '/'; seg--)
+		;
+	sb_init(&out, 64);
+	for (i = 0; seg + i < href + n; i++) {
+		if (seg[i] == '%' && seg + i + 2 < href + n &&
+		    hexval(seg[i + 1]) >= 0 && hexval(seg[i + 2]) >= 0) {
+			sb_addc(&out, hexval(seg[i + 1]) * 16 + hexval(seg[i + 2]));
+			i += 2;
+		} else {
+			sb_addc(&out, seg[i]);
+		}
+	}
+	return out.buf;
+}
+
+/*
+ * The members of the collection at path (PROPFIND, Depth: 1), the
+ * collection itself left out: 0 with *out, or -1 with a message.  Elements
+ * are matched by their local names (a DAV: reply; prefixes vary), and only
+ * the properties of a propstat whose status is 200 are taken.
+ */
+static int
+list_collection(struct wd *w, const char *path, struct member **out,
+    size_t *nout)
+{
+	static const char body[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+	    "<D:propfind xmlns:D=\"DAV:\"><D:prop><D:getetag/>"
+	    "<D:getlastmodified/><D:resourcetype/></D:prop></D:propfind>";
+	struct http_req q = {
+		.method = HTTP_PROPFIND, .path = path, .depth = "1",
+		.content_type = "application/xml; charset=utf-8",
+		.body = body, .len = sizeof body - 1,
+	};
+	struct member cur = { 0 }, *m = NULL;
+	struct sb text, href, etag, date;
+	const char *p, *end;
+	size_t n = 0;
+	int coll = 0, first = 1;
+
+	*out = NULL;
+	*nout = 0;
+	if (wd_send(w, &q, &w->resp) < 0)
+		return -1;
+	if (w->resp.status != 207)
+		return unexpected(w, &q, &w->resp);
+	sb_init(&text, 128);
+	sb_init(&href, 128);
+	sb_init(&etag, 64);
+	sb_init(&date, 64);
+	p = w->resp.body.buf;
+	end = p + w->resp.body.len;
+	while ((p = memchr(p, '<', (size_t)(end - p)))) {
+		const char *t = p + 1, *gt = memchr(t, '>', (size_t)(end - t)), *nm;
+		const char *txt = gt ? gt + 1 : end, *lt;
+		int closing = *t == '/', empty;
+		size_t len;
+
+		if (!gt)
+			break;
+		empty = gt[-1] == '/';
+		if (closing)
+			t++;
+		for (nm = t; nm < gt && *nm != ' ' && *nm != '/' && *nm != '\t' &&
+		    *nm != '\n' && *nm != '\r'; nm++)
+			;
+		len = (size_t)(nm - t);
+		{
+			const char *colon = memchr(t, ':', len);
+
+			if (colon) {
+				len -= (size_t)(colon + 1 - t);
+				t = colon + 1;
+			}
+		}
+		lt = memchr(txt, '<', (size_t)(end - txt));
+		if (!lt)
+			lt = end;
+#define IS(s) (len == sizeof s - 1 && memcmp(t, s, len) == 0)
+		if (!closing && IS("response")) {
+			sb_reset(&href);
+			cur.etag = NULL;
+			cur.mtime = -1;
+			cur.collection = 0;
+		} else if (!closing && IS("propstat")) {
+			sb_reset(&etag);
+			sb_reset(&date);
+			coll = 0;
+		} else if (!closing && !empty && IS("href")) {
+			xml_text(&href, txt, lt);
+		} else if (!closing && !empty && IS("getetag")) {
+			xml_text(&etag, txt, lt);
+		} else if (!closing && !empty && IS("getlastmodified")) {
+			xml_text(&date, txt, lt);
+		} else if (!closing && IS("collection")) {
+			coll = 1;
+		} else if (!closing && !empty && IS("status")) {
+			xml_text(&text, txt, lt);
+			if (strstr(text.buf, " 200")) {
+				if (etag.len) {
+					free(cur.etag);
+					cur.etag = xstrdup(etag.buf);
+				}
+				if (date.len)
+					cur.mtime = curl_getdate(date.buf, NULL);
+				cur.collection |= coll;
+			}
+		} else if (closing && IS("response")) {
+			/* The first response is the collection itself. */
+			if (first) {
+				first = 0;
+				free(cur.etag);
+			} else {
+				m = xreallocarray(m, n + 1, sizeof *m);
+				m[n] = cur;
+				m[n++].name = href_name(href.buf);
+			}
+			cur.etag = NULL;
+		}
+#undef IS
+		p = gt + 1;
+	}
+	free(cur.etag);
+	sb_release(&text);
+	sb_release(&href);
+	sb_release(&etag);
+	sb_release(&date);
+	*out = m;
+	*nout = n;
+	return 0;
+}
+
+static int
+strpcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* NAME~V.json: a version file's name. */
+static int
+version_name(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n < 7 || strcmp(s + n - 5, ".json") != 0)
+		return 0;
+	for (i = n - 5; i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9'; i--)
+		;
+	return i > 0 && i < n - 5 && s[i - 1] == '~';
+}
+
+static int
+wd_sweep(struct store *s, double grace, unsigned long *removed)
+{
+	struct wd *w = s->priv;
+	struct layout_index x;
+	struct member *types = NULL, *files = NULL;
+	struct sb meta, name, path;
+	char **used = NULL, **del = NULL, **tags = NULL;
+	size_t nused = 0, ntypes = 0, nfiles = 0, ndel = 0, i, j;
+	time_t now = time(NULL);
+	int r, ret = -1;
+
+	*removed = 0;
+	layout_index_init(&x);
+	sb_init(&meta, 0);
+	sb_init(&name, 256);
+	sb_init(&path, 256);
+	if ((r = collection_exists(w)) <= 0 || load_index(w, &x, &meta, NULL) < 0)
+		goto out;
+	/* The files the index names. */
+	for (i = 0; i < x.n; i++) {
+		if (x.e[i].deleted)
+			continue;
+		sb_reset(&name);
+		layout_type_name(&name, x.e[i].type, x.e[i].typelen);
+		sb_addc(&name, '/');
+		layout_version_name(&name, x.e[i].key, x.e[i].keylen, x.e[i].v);
+		used = xreallocarray(used, nused + 1, sizeof *used);
+		used[nused++] = xstrdup(name.buf);
+	}
+	qsort(used, nused, sizeof *used, strpcmp);
+	if (list_collection(w, "/", &types, &ntypes) < 0)
+		goto out;
+	for (i = 0; i < ntypes; i++) {
+		if (!types[i].collection)
+			continue;
+		sb_reset(&path);
+		sb_addc(&path, '/');
+		url_seg(&path, types[i].name, strlen(types[i].name));
+		sb_addc(&path, '/');
+		members_free(files, nfiles);
+		if (list_collection(w, path.buf, &files, &nfiles) < 0)
+			goto out;
+		for (j = 0; j < nfiles; j++) {
+			char *key = name.buf;
+
+			if (files[j].collection || !version_name(files[j].name) ||
+			    files[j].mtime < 0 || !files[j].etag ||
+			    difftime(now, files[j].mtime) <= grace)
+				continue;
+			sb_reset(&name);
+			sb_addf(&name, "%s/%s", types[i].name, files[j].name);
+			key = name.buf;
+			if (bsearch(&key, used, nused, sizeof *used, strpcmp))
+				continue;
+			sb_reset(&path);
+			file_path(&path, types[i].name, files[j].name);
+			del = xreallocarray(del, ndel + 1, sizeof *del);
+			tags = xreallocarray(tags, ndel + 1, sizeof *tags);
+			del[ndel] = xstrdup(path.buf);
+			tags[ndel++] = xstrdup(files[j].etag);
+		}
+	}
+	if (delete_files(w, del, tags, ndel) < 0)
+		goto out;
+	*removed = ndel;
+	ret = 0;
+out:
+	if (r == 0)
+		ret = -1;
+	for (i = 0; i < nused; i++)
+		free(used[i]);
+	for (i = 0; i < ndel; i++) {
+		free(del[i]);
+		free(tags[i]);
+	}
+	free(used);
+	free(del);
+	free(tags);
+	members_free(types, ntypes);
+	members_free(files, nfiles);
+	layout_index_release(&x);
+	sb_release(&meta);
+	sb_release(&name);
+	sb_release(&path);
+	return ret;
+}
+
 const struct store_ops store_webdav_ops = {
 	.scheme = "webdav",
 	.synopsis = "webdav:URL",
@@ -1038,4 +1358,5 @@ const struct store_ops store_webdav_ops = {
 	.get = wd_get,
 	.count = wd_count,
 	.remote = 1,
+	.sweep = wd_sweep,
 };

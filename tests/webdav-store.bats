@@ -76,3 +76,91 @@ Created 4, Updated 0, Skipped 0 unchanged, Deleted 0, Conflicts 0"
 ./meta.json"
 	run -0 recdelta-diff --exit-code -l ndjson:L2 -r "dir:$DAV_ROOT/s"
 }
+
+@test "a wrong password: exit 4, the server's refusal said, nothing written, the password in no message" {
+	dav_start
+	W="webdav:$DAV_URL/s/"
+	change create Team t1 '{"n":1}' > in
+	printf 'wrong horse\n' > bad
+	chmod 600 bad
+	RECDELTA_WEBDAV_PASSWORD_FILE=$PWD/bad run -4 --separate-stderr recdelta-push "$W" < in
+	assert_output ''
+	assert_equal "$stderr" "recdelta-push: webdav: $DAV_URL/s: the server refused the credentials (HTTP 401): check RECDELTA_WEBDAV_USER and RECDELTA_WEBDAV_PASSWORD_FILE, or the netrc file"
+	RECDELTA_WEBDAV_PASSWORD_FILE=$PWD/bad run -4 --separate-stderr recdelta-fetch "$W"
+	assert_equal "$stderr" "recdelta-fetch: webdav: $DAV_URL/s: the server refused the credentials (HTTP 401): check RECDELTA_WEBDAV_USER and RECDELTA_WEBDAV_PASSWORD_FILE, or the netrc file"
+	assert_equal "$(ls "$DAV_ROOT")" ''
+	# A password file others may read is refused before anything is sent.
+	chmod 644 bad
+	RECDELTA_WEBDAV_PASSWORD_FILE=$PWD/bad run -2 --separate-stderr recdelta-fetch "$W"
+	assert_equal "$stderr" "recdelta-fetch: webdav: RECDELTA_WEBDAV_PASSWORD_FILE: $PWD/bad: others may read the password file (chmod 600 it)"
+	# The netrc file, when no user is set in the environment.
+	printf 'machine 127.0.0.1 login %s password "%s"\n' "$DAV_USER" "$DAV_PASSWORD" > netrc
+	RECDELTA_WEBDAV_USER= RECDELTA_WEBDAV_PASSWORD_FILE= RECDELTA_NETRC=$PWD/netrc \
+	    run -0 --separate-stderr recdelta-push -q "$W" < in
+	assert_output '{"kind":"result","op":"create","type":"Team","key":"t1","status":"ok","rev":"1","fields":{"n":1}}'
+	! grep -rq 'wrong horse\|s3cret' "$DAV_RUN/access.log"
+}
+
+@test "plain http to a host not this one is refused unless --insecure-http, which warns" {
+	run -2 --separate-stderr recdelta-fetch webdav:http://192.0.2.1/s/
+	assert_equal "$stderr" "recdelta-fetch: webdav: the URL must start with https:// (http:// only to localhost, 127.0.0.0/8 or [::1])"
+	run -2 --separate-stderr recdelta-push --check-args webdav:http://192.0.2.1/s/
+	run -0 --separate-stderr recdelta-push --check-args --insecure-http webdav:http://192.0.2.1/s/
+	assert_equal "$stderr" "recdelta-push: webdav: warning: http://192.0.2.1/s: plain http (--insecure-http): the password and the records cross the network unencrypted"
+	run -2 --separate-stderr recdelta-fetch webdav:https://alice@example.org/s/
+	assert_equal "$stderr" "recdelta-fetch: webdav: the URL may not hold a user name or password (nor an @ before the host)"
+}
+
+@test "a server whose ETags for meta.json are weak (FileETag MTime Size) is detected: waited out with a warning, never trusted for a commit" {
+	dav_start 'MTime Size'
+	W="webdav:$DAV_URL/s/"
+	change create Team t1 '{"n":1}' > in1
+	recdelta-push -q "$W" < in1 > /dev/null
+	# meta.json changed "in the future": Apache's ETag stays weak.
+	before=$(cat "$DAV_ROOT/s/meta.json")
+	touch -d '+1 day' "$DAV_ROOT/s/meta.json"
+	change update Team t1 '{"n":2}' 1 > in2
+	run -6 --separate-stderr recdelta-push -q "$W" < in2
+	assert_output "$(res update Team t1 deferred 1 '{"n":2}' ',"error":{"code":"unreachable","message":"webdav: '"$DAV_URL"'/s/meta.json: the ETag stayed weak (Apache: set FileETag Digest)"}')"
+	assert_equal "$stderr" "recdelta-push: webdav: warning: $DAV_URL/s/meta.json: the server gives a weak ETag, which no If-Match accepts (Apache: set FileETag Digest); waiting for a strong one
+recdelta-push: webdav: $DAV_URL/s/meta.json: the ETag stayed weak (Apache: set FileETag Digest)"
+	assert_equal "$(cat "$DAV_ROOT/s/meta.json")" "$before"
+	assert_equal "$(cd "$DAV_ROOT/s" && find . -type f | LC_ALL=C sort)" "./Team/t1~1.json
+./meta.json"
+	# Once strong (a second after the change), the commit goes through.
+	touch -d '-10 seconds' "$DAV_ROOT/s/meta.json"
+	run -0 --separate-stderr recdelta-push -q "$W" < in2
+	assert_output '{"kind":"result","op":"update","type":"Team","key":"t1","status":"ok","rev":"2","fields":{"n":2}}'
+	assert_equal "$stderr" ''
+}
+
+@test "hostile keys and types stay inside the store's collection, each one path segment, and round-trip exactly" {
+	dav_start
+	W="webdav:$DAV_URL/s/"
+	{
+		rec Team '../../escape' '{"n":1}'
+		rec Team '..' '{"n":2}'
+		rec Team '.' '{"n":3}'
+		rec Team 'a/../../b' '{"n":4}'
+		rec Team '%2e%2e%2f' '{"n":5}'
+		rec Team 'meta.json' '{"n":6}'
+		rec Team 'x?y#z' '{"n":7}'
+		rec Team 'sp ace\ttab' '{"n":8}'
+		rec '..' 'k' '{"n":9}'
+		rec 'meta.json' 'k' '{"n":10}'
+		rec '/' '~1.json' '{"n":11}'
+	} > L
+	recdelta-diff --all --allow-missing-remote -l ndjson:L -r "$W" -o plan
+	run -0 --separate-stderr recdelta-push -q "$W" < plan
+	refute_output --partial '"status":"failed"'
+	assert_equal "$(ls -A "$DAV_ROOT")" s
+	assert_equal "$(cd "$DAV_ROOT/s" && find . -mindepth 1 -maxdepth 1 | LC_ALL=C sort)" './%2E.
+./%2F
+./Team
+./meta%2Ejson
+./meta.json'
+	assert_equal "$(find "$DAV_ROOT/s" -mindepth 3 | wc -l)" 0
+	run -0 recdelta-diff --exit-code -l ndjson:L -r "$W"
+	run -0 recdelta-diff --exit-code -l ndjson:L -r "dir:$DAV_ROOT/s"
+	! grep -q ' 40[03] \| 50[0-9]$' "$DAV_RUN/access.log"
+}
