@@ -54,6 +54,8 @@ static const char *const method_names[] = {
 	[HTTP_DELETE] = "DELETE",
 	[HTTP_PROPFIND] = "PROPFIND",
 	[HTTP_MKCOL] = "MKCOL",
+	[HTTP_LOCK] = "LOCK",
+	[HTTP_UNLOCK] = "UNLOCK",
 };
 
 #define NMETHODS (sizeof method_names / sizeof method_names[0])

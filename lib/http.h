@@ -75,7 +75,9 @@ enum http_method {
 	HTTP_PUT,
 	HTTP_DELETE,
 	HTTP_PROPFIND,
-	HTTP_MKCOL
+	HTTP_MKCOL,
+	HTTP_LOCK,
+	HTTP_UNLOCK
 };
 
 /* The method's name on the wire ("PROPFIND"). */

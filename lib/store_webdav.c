@@ -85,6 +85,13 @@ struct wd {
 	struct http_resp resp;
 	int refused;		/* the server refused the credentials */
 	int weak_said;
+	/*
+	 * While a batch holds the store's lock: its token, and the If header
+	 * that names it on every write (NULL-ended, for http_req.headers).
+	 */
+	char *token;
+	char *ifhdr;
+	const char *hdrs[2];
 };
 
 static const struct http_auth wd_auth = {
@@ -507,14 +514,17 @@ wd_get(struct store *s, const char *type, size_t typelen, const char *key,
 	const struct json *fields;
 	struct http_req q = { .method = HTTP_GET };
 	char ver[24];
-	int r, ret = -1;
+	int r, tries = 0, ret = -1;
 
-	layout_index_init(&x);
 	sb_init(&meta, 0);
 	sb_init(&tname, 128);
 	sb_init(&name, 128);
 	sb_init(&path, 256);
 	sb_init(&where, 256);
+	layout_index_init(&x);
+again:
+	layout_index_release(&x);
+	layout_index_init(&x);
 	if ((r = load_index(w, &x, &meta, NULL)) <= 0) {
 		ret = r;
 		goto out;
@@ -525,6 +535,10 @@ wd_get(struct store *s, const char *type, size_t typelen, const char *key,
 		goto out;
 	}
 	snprintf(ver, sizeof ver, "%llu", e->v);
+	sb_reset(&tname);
+	sb_reset(&name);
+	sb_reset(&path);
+	sb_reset(&where);
 	layout_type_name(&tname, type, typelen);
 	layout_version_name(&name, key, keylen, e->v);
 	file_path(&path, tname.buf, name.buf);
@@ -532,6 +546,9 @@ wd_get(struct store *s, const char *type, size_t typelen, const char *key,
 	q.path = path.buf;
 	if (wd_send(w, &q, &w->resp) < 0)
 		goto out;
+	/* Gone: a writer committed a later version and collected this one. */
+	if (w->resp.status == 404 && ++tries < WD_ATTEMPTS)
+		goto again;
 	if (w->resp.status != 200) {
 		rd_seterr(RD_EXIT_RUNTIME, "webdav: %s: damaged store: HTTP %ld",
 		    where.buf, w->resp.status);
@@ -647,7 +664,9 @@ load_strong(struct wd *w, struct layout_index *x, struct sb *meta, char **etag,
 static int
 mkcol(struct wd *w, const char *path)
 {
-	struct http_req q = { .method = HTTP_MKCOL, .path = path };
+	struct http_req q = {
+		.method = HTTP_MKCOL, .path = path, .headers = w->hdrs,
+	};
 
 	if (wd_send(w, &q, &w->resp) < 0)
 		return -1;
@@ -663,15 +682,6 @@ mkcol(struct wd *w, const char *path)
 	return unexpected(w, &q, &w->resp);
 }
 
-/* A date of a reply (Last-Modified), in seconds since the epoch, or -1. */
-static time_t
-reply_date(const struct http_resp *r, const char *name)
-{
-	const char *v = http_header(r, name);
-
-	return v ? curl_getdate(v, NULL) : -1;
-}
-
 /* What becomes of one change of a batch. */
 struct pend {
 	struct sb file;		/* its version file; empty for a delete */
@@ -683,12 +693,13 @@ struct pend {
 };
 
 /*
- * PUT the version files of the changes in idx[0..n), If-None-Match: *.
- * Each one written sets written; a version there already, not debris, is a
- * conflict.  0, or -1 with a message (nothing is committed).
+ * PUT the version files of the changes in idx[0..n), If-None-Match: *,
+ * under the store's lock.  Each one written sets written; a version there
+ * already is debris, replaced.  0, or -1 with a message (nothing is
+ * committed).
  */
 static int
-put_files(struct wd *w, struct change *v, struct pend *p, size_t *idx,
+put_files(struct wd *w, struct pend *p, size_t *idx,
     size_t n)
 {
 	struct http_req *q = xcalloc(n + 1, sizeof *q);
@@ -706,6 +717,7 @@ put_files(struct wd *w, struct change *v, struct pend *p, size_t *idx,
 				.if_none_match = "*",
 				.content_type = "application/json",
 				.body = p[idx[i]].file.buf, .len = p[idx[i]].file.len,
+				.headers = w->hdrs,
 			};
 		if (wd_send_many(w, q, r, n) < 0)
 			goto out;
@@ -725,38 +737,22 @@ put_files(struct wd *w, struct change *v, struct pend *p, size_t *idx,
 					goto out;
 				again[nagain++] = idx[i];
 			} else if (r[i].status == 412) {
-				struct http_req h = {
-					.method = HTTP_HEAD, .path = pp->path,
-				};
-				time_t t;
+				struct http_req u = q[i];
 
 				/*
 				 * A file of this version that the index does not
-				 * name: another writer's in flight, or debris.
+				 * name: under the lock no other writer is in
+				 * flight, so it is debris of one that died before
+				 * its commit, and replaced.
 				 */
-				if (wd_send(w, &h, &w->resp) < 0)
+				u.if_none_match = NULL;
+				if (wd_send(w, &u, &w->resp) < 0)
 					goto out;
-				t = reply_date(&w->resp, "Last-Modified");
-				if (w->resp.status == 200 && w->resp.etag &&
-				    t >= 0 && difftime(time(NULL), t) > store_grace) {
-					struct http_req u = q[i];
-					char *etag = xstrdup(w->resp.etag);
-
-					u.if_none_match = NULL;
-					u.if_match = etag;
-					if (wd_send(w, &u, &w->resp) < 0) {
-						free(etag);
-						goto out;
-					}
-					free(etag);
-					if (w->resp.status == 204 ||
-					    w->resp.status == 201) {
-						pp->written = 1;
-						continue;
-					}
+				if (w->resp.status != 204 && w->resp.status != 201) {
+					unexpected(w, &u, &w->resp);
+					goto out;
 				}
-				v[idx[i]].status = RD_ST_CONFLICT;
-				pp->done = 1;
+				pp->written = 1;
 			} else {
 				unexpected(w, &q[i], &r[i]);
 				goto out;
@@ -792,7 +788,7 @@ delete_files(struct wd *w, char **paths, char **etags, size_t n)
 		http_resp_init(&r[i]);
 		q[i] = (struct http_req){
 			.method = HTTP_DELETE, .path = paths[i],
-			.if_match = etags ? etags[i] : NULL,
+			.if_match = etags ? etags[i] : NULL, .headers = w->hdrs,
 		};
 	}
 	if (n && wd_send_many(w, q, r, n) < 0)
@@ -837,6 +833,158 @@ pend_path(struct pend *p, const struct change *c, unsigned long long tv)
 	sb_release(&path);
 }
 
+/* The lock request's body; the owner says who and since when. */
+static void
+lock_body(struct sb *out, time_t since)
+{
+	sb_addf(out, "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+	    "<D:lockinfo xmlns:D=\"DAV:\"><D:lockscope><D:exclusive/>"
+	    "</D:lockscope><D:locktype><D:write/></D:locktype>"
+	    "<D:owner>recdelta %lld</D:owner></D:lockinfo>", (long long)since);
+}
+
+/*
+ * Take the store's lock: an exclusive WebDAV write lock on its collection,
+ * depth 0, for the grace period at most.  Writers take it for a whole
+ * batch, so no two write at once: Apache checks If-None-Match and If-Match
+ * when a PUT starts and puts the file in place when it ends, so two
+ * writers' conditional PUTs of one name can both succeed.  1 with the
+ * token in w; 0 when the store does not exist and the batch holds no
+ * create (each change a conflict, nothing made); 0 with every change
+ * deferred when another writer kept the lock; -1 with a message.  A
+ * collection made here sets *created.
+ */
+static int
+lock_store(struct wd *w, struct change *v, size_t n, int *created)
+{
+	struct http_req q = {
+		.method = HTTP_LOCK, .path = "/", .depth = "0",
+		.if_match = "*",	/* never a lock-null resource */
+		.content_type = "application/xml; charset=utf-8",
+	};
+	struct timespec start, now;
+	const char *hdrs[2] = { NULL, NULL };
+	struct sb body, tmo;
+	double wait = 0.02, waited;
+	size_t i;
+	int r, ret = -1;
+
+	sb_init(&body, 512);
+	sb_init(&tmo, 32);
+	lock_body(&body, time(NULL));
+	q.body = body.buf;
+	q.len = body.len;
+	sb_addf(&tmo, "Timeout: Second-%.0f", store_grace < 60 ? 60 : store_grace);
+	hdrs[0] = tmo.buf;
+	q.headers = hdrs;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		if (wd_send(w, &q, &w->resp) < 0)
+			goto out;
+		if (w->resp.status == 200 || w->resp.status == 201)
+			break;
+		if (w->resp.status == 412 || w->resp.status == 404) {
+			/*
+			 * No collection.  Only a create makes a store: in one
+			 * that does not exist, an update or a delete fails its
+			 * guard and nothing is made.
+			 */
+			for (i = 0; i < n && v[i].op != RD_OP_CREATE; i++)
+				;
+			if (i == n) {
+				for (i = 0; i < n; i++)
+					v[i].status = RD_ST_CONFLICT;
+				ret = 0;
+				goto out;
+			}
+			if ((r = mkcol(w, "/")) < 0)
+				goto out;
+			*created |= r;
+			continue;
+		}
+		if (w->resp.status != 423) {
+			unexpected(w, &q, &w->resp);
+			goto out;
+		}
+		/* Another writer's batch: wait for it, a while. */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		waited = (double)(now.tv_sec - start.tv_sec) +
+		    (double)(now.tv_nsec - start.tv_nsec) / 1e9;
+		if (waited > w->set.timeout) {
+			static const char code[] = "busy";
+			struct sb msg;
+
+			sb_init(&msg, 128);
+			sb_addf(&msg, "webdav: %s: another writer held the store's "
+			    "lock for %.0f s (a dead writer's lock goes after the "
+			    "grace period, or with recdelta-push --sweep)",
+			    w->shown, waited);
+			for (i = 0; i < n; i++)
+				change_error(&v[i], RD_ST_DEFERRED, code,
+				    sizeof code - 1, msg.buf, msg.len);
+			sb_release(&msg);
+			ret = 0;
+			goto out;
+		}
+		{
+			struct http_settings set = w->set;
+
+			set.backoff = wait;
+			http_backoff(&set, 0, 0);
+		}
+		if ((wait *= 2) > 0.5)
+			wait = 0.5;
+	}
+	{
+		const char *t = http_header(&w->resp, "Lock-Token");
+		struct sb h;
+
+		if (!t || !*t || strpbrk(t, "\r\n")) {
+			rd_seterr(RD_EXIT_RUNTIME, "webdav: %s: LOCK: no lock token "
+			    "in the reply", w->shown);
+			goto out;
+		}
+		w->token = xstrdup(t);
+		sb_init(&h, 256);
+		sb_addf(&h, "If: <%s/> (%s)", w->shown, t);
+		w->ifhdr = h.buf;
+		w->hdrs[0] = w->ifhdr;
+		w->hdrs[1] = NULL;
+	}
+	ret = 1;
+out:
+	sb_release(&body);
+	sb_release(&tmo);
+	return ret;
+}
+
+/* Let the lock go (a failure is left to its timeout). */
+static void
+unlock_store(struct wd *w)
+{
+	const char *hdrs[2] = { NULL, NULL };
+	struct http_req q = { .method = HTTP_UNLOCK, .path = "/" };
+	struct sb h;
+	char *msg;
+
+	if (!w->token)
+		return;
+	msg = xstrdup(rd_errmsg());
+	sb_init(&h, 128);
+	sb_addf(&h, "Lock-Token: %s", w->token);
+	hdrs[0] = h.buf;
+	q.headers = hdrs;
+	if (wd_send(w, &q, &w->resp) < 0 || w->resp.status != 204)
+		rd_log("warning", "unlock failed", NULL);
+	rd_seterr(rd_errstatus(), "%s", msg);
+	free(msg);
+	sb_release(&h);
+	free(w->token);
+	free(w->ifhdr);
+	w->token = w->ifhdr = NULL;
+	w->hdrs[0] = NULL;
+}
+
 static int
 wd_apply(struct store *s, struct change *v, size_t n)
 {
@@ -855,10 +1003,14 @@ wd_apply(struct store *s, struct change *v, size_t n)
 	for (i = 0; i < n; i++)
 		sb_init(&p[i].file, 0);
 	w->refused = 0;
+	if ((r = lock_store(w, v, n, &s->created)) <= 0) {
+		ret = r;
+		goto out;
+	}
 	for (attempt = 0; ; attempt++) {
 		struct http_req q = {
 			.method = HTTP_PUT, .path = "/meta.json",
-			.content_type = "application/json",
+			.content_type = "application/json", .headers = w->hdrs,
 		};
 		size_t advanced = 0;
 
@@ -868,24 +1020,6 @@ wd_apply(struct store *s, struct change *v, size_t n)
 		etag = NULL;
 		if ((found = load_strong(w, &x, &meta, &etag, &refuse)) < 0)
 			goto out;
-		if (!found && attempt == 0) {
-			/*
-			 * Only a create makes a store: in one that does not exist,
-			 * an update or a delete fails its guard and nothing is
-			 * made.
-			 */
-			for (i = 0; i < n && v[i].op != RD_OP_CREATE; i++)
-				;
-			if (i == n) {
-				for (i = 0; i < n; i++)
-					v[i].status = RD_ST_CONFLICT;
-				ret = 0;
-				goto out;
-			}
-			if ((r = mkcol(w, "/")) < 0)
-				goto out;
-			s->created = r;
-		}
 		/* The guards, against the index just read. */
 		nput = 0;
 		for (i = 0; i < n; i++) {
@@ -908,7 +1042,7 @@ wd_apply(struct store *s, struct change *v, size_t n)
 			pend_path(&p[i], &v[i], e->v + 1);
 			idx[nput++] = i;
 		}
-		if (nput && put_files(w, v, p, idx, nput) < 0)
+		if (nput && put_files(w, p, idx, nput) < 0)
 			goto out;
 		/* The commit: the index again, each change still standing on it. */
 		layout_index_release(&x);
@@ -1008,7 +1142,7 @@ out:
 			old = xreallocarray(old, nold + 1, sizeof *old);
 			old[nold++] = xstrdup(p[i].path);
 		}
-	if (nold && !w->refused) {
+	if (nold && w->token) {
 		char msg[512];
 
 		snprintf(msg, sizeof msg, "%s", ret < 0 ? rd_errmsg() : "");
@@ -1029,6 +1163,7 @@ out:
 		free(p[i].path);
 		free(p[i].typepath);
 	}
+	unlock_store(w);
 	free(p);
 	free(idx);
 	free(etag);

@@ -164,3 +164,60 @@ recdelta-push: webdav: $DAV_URL/s/meta.json: the ETag stayed weak (Apache: set F
 	run -0 recdelta-diff --exit-code -l ndjson:L -r "dir:$DAV_ROOT/s"
 	! grep -q ' 40[03] \| 50[0-9]$' "$DAV_RUN/access.log"
 }
+
+# updates ROUND WHO KEY...: update lines for KEY... at the revs of the
+# fetched store in F, to {"r":ROUND,"w":WHO}.
+updates() {
+	local round=$1 who=$2
+	shift 2
+	jq -c --argjson round "$round" --arg who "$who" --args \
+	    'select(.key as $k | $ARGS.positional | index($k)) |
+	    {kind:"change",op:"update",type,key,rev,fields:{r:$round,w:$who}}' "$@" < F
+}
+
+@test "two pushes racing on one store, overlapping keys, 20 rounds: no lost update, every change ok at its own rev or a conflict, the index whole, nothing left behind" {
+	dav_start
+	W="webdav:$DAV_URL/s/"
+	for i in 1 2 3 4 5 6 7 8 9 10; do rec Team "k$i" '{"r":0}'; done > L
+	recdelta-diff --all --allow-missing-remote -l ndjson:L -r "$W" -o plan
+	recdelta-push -q "$W" < plan > /dev/null
+	for round in $(seq 1 20); do
+		recdelta-fetch "$W" > F
+		updates "$round" A k1 k2 k3 k4 k5 k6 k7 > A
+		updates "$round" B k4 k5 k6 k7 k8 k9 k10 > B
+		recdelta-push -q --jobs 3 "$W" < A > outA 2> errA &
+		pa=$!
+		recdelta-push -q --jobs 3 "$W" < B > outB 2> errB &
+		pb=$!
+		# 6: a change that kept losing the race is a conflict.
+		wait "$pa" || [ $? = 6 ] || fail "round $round: push A: $(cat errA)"
+		wait "$pb" || [ $? = 6 ] || fail "round $round: push B: $(cat errB)"
+		recdelta-fetch "$W" > G
+		# Per key: the ok writes took consecutive revs after the one
+		# read, each its own, and the store holds the last of them.
+		run -0 jq -rn --slurpfile f F --slurpfile g G --slurpfile r <(cat outA outB) '
+		    ($r | map(select(.kind == "result" and .status == "ok"))) as $res |
+		    [$r[] | select(.status != "ok" and .status != "conflict")] as $bad |
+		    if ($bad | length) > 0 then "not ok: \($bad)" else
+		    [$g[] | . as $now | ($f[] | select(.key == $now.key) | .rev | tonumber) as $was |
+		     [$res[] | select(.key == $now.key)] as $w |
+		     ($w | map(.rev | tonumber) | sort) as $revs |
+		     if $revs != [range($was + 1; $was + 1 + ($w | length))] then "\($now.key): revs \($revs) after \($was)"
+		     elif ($w | length) > 0 and (($now.rev | tonumber) != ($revs | last) or
+		         ($w | max_by(.rev | tonumber) | .fields) != $now.fields) then "\($now.key): lost update"
+		     else empty end] | if length > 0 then join("; ") else "consistent" end end'
+		assert_output consistent
+		assert_equal "$(grep -c '"key":"k[4-7]"' G)" 4
+		# The index and the files agree: dir: reads them, checking each
+		# sha256, and holds no file the index does not name.
+		recdelta-fetch "dir:$DAV_ROOT/s" > D
+		assert_equal "$(cat D)" "$(cat G)"
+		assert_equal "$(find "$DAV_ROOT/s" -type f | wc -l)" 11
+	done
+	# A rerun converges.
+	recdelta-diff --all -l ndjson:L -r "$W" -o plan
+	recdelta-push -q "$W" < plan > /dev/null
+	run -0 recdelta-diff --exit-code -l ndjson:L -r "$W"
+	run -0 --separate-stderr recdelta-push --sweep --grace 0 "$W"
+	assert_equal "$stderr" 'Swept 0 files'
+}
