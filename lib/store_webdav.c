@@ -54,6 +54,8 @@
 
 /* Requests of a batch read or written at once (fetch keeps no more bodies). */
 #define WD_CHUNK 256
+/* The writers' lock (see lock_store). */
+#define WD_LOCK "/.recdelta-lock/"
 /* Commit attempts of one batch, and reads of meta.json for a strong ETag. */
 #define WD_ATTEMPTS 5
 
@@ -85,13 +87,7 @@ struct wd {
 	struct http_resp resp;
 	int refused;		/* the server refused the credentials */
 	int weak_said;
-	/*
-	 * While a batch holds the store's lock: its token, and the If header
-	 * that names it on every write (NULL-ended, for http_req.headers).
-	 */
-	char *token;
-	char *ifhdr;
-	const char *hdrs[2];
+	int locked;		/* a batch holds the writers' lock */
 };
 
 static const struct http_auth wd_auth = {
@@ -209,7 +205,7 @@ wd_verdict(void *ctx, const struct http_req *q, const struct http_resp *r,
 		    "RECDELTA_WEBDAV_PASSWORD_FILE, or the netrc file", w->shown);
 		return HTTP_FAIL;
 	}
-	if (r->status == 403) {
+	if (r->status == 403 && strcmp(q->path, WD_LOCK) != 0) {
 		w->refused = 1;
 		rd_seterr(RD_EXIT_RUNTIME, "webdav: %s%s: forbidden (HTTP 403)",
 		    w->shown, q->path);
@@ -664,9 +660,7 @@ load_strong(struct wd *w, struct layout_index *x, struct sb *meta, char **etag,
 static int
 mkcol(struct wd *w, const char *path)
 {
-	struct http_req q = {
-		.method = HTTP_MKCOL, .path = path, .headers = w->hdrs,
-	};
+	struct http_req q = { .method = HTTP_MKCOL, .path = path };
 
 	if (wd_send(w, &q, &w->resp) < 0)
 		return -1;
@@ -717,7 +711,6 @@ put_files(struct wd *w, struct pend *p, size_t *idx,
 				.if_none_match = "*",
 				.content_type = "application/json",
 				.body = p[idx[i]].file.buf, .len = p[idx[i]].file.len,
-				.headers = w->hdrs,
 			};
 		if (wd_send_many(w, q, r, n) < 0)
 			goto out;
@@ -788,7 +781,7 @@ delete_files(struct wd *w, char **paths, char **etags, size_t n)
 		http_resp_init(&r[i]);
 		q[i] = (struct http_req){
 			.method = HTTP_DELETE, .path = paths[i],
-			.if_match = etags ? etags[i] : NULL, .headers = w->hdrs,
+			.if_match = etags ? etags[i] : NULL,
 		};
 	}
 	if (n && wd_send_many(w, q, r, n) < 0)
@@ -833,57 +826,37 @@ pend_path(struct pend *p, const struct change *c, unsigned long long tv)
 	sb_release(&path);
 }
 
-/* The lock request's body; the owner says who and since when. */
-static void
-lock_body(struct sb *out, time_t since)
-{
-	sb_addf(out, "<?xml version=\"1.0\" encoding=\"utf-8\"?>"
-	    "<D:lockinfo xmlns:D=\"DAV:\"><D:lockscope><D:exclusive/>"
-	    "</D:lockscope><D:locktype><D:write/></D:locktype>"
-	    "<D:owner>recdelta %lld</D:owner></D:lockinfo>", (long long)since);
-}
-
 /*
- * Take the store's lock: an exclusive WebDAV write lock on its collection,
- * depth 0, for the grace period at most.  Writers take it for a whole
- * batch, so no two write at once: Apache checks If-None-Match and If-Match
- * when a PUT starts and puts the file in place when it ends, so two
- * writers' conditional PUTs of one name can both succeed.  1 with the
- * token in w; 0 when the store does not exist and the batch holds no
- * create (each change a conflict, nothing made); 0 with every change
- * deferred when another writer kept the lock; -1 with a message.  A
+ * The writers' lock: a collection that one writer makes (MKCOL) for its
+ * batch and deletes at the end.  Apache checks If-None-Match, If-Match and
+ * even its own LOCKs when a request starts and acts when it ends, so two
+ * writers' conditional PUTs of one name can both succeed, and two LOCKs
+ * both be granted; a MKCOL is a mkdir(2), which only one can win.  Its
+ * name begins with a dot: no type's folder does (store_layout.h).
+ */
+/*
+ * Take the writers' lock.  1 taken; 0 when the store does not exist and
+ * the batch holds no create (each change a conflict, nothing made); 0 with
+ * every change deferred when another writer kept it longer than the
+ * request timeout (RECDELTA_HTTP_TIMEOUT); -1 with a message.  A
  * collection made here sets *created.
  */
 static int
 lock_store(struct wd *w, struct change *v, size_t n, int *created)
 {
-	struct http_req q = {
-		.method = HTTP_LOCK, .path = "/", .depth = "0",
-		.if_match = "*",	/* never a lock-null resource */
-		.content_type = "application/xml; charset=utf-8",
-	};
+	struct http_req q = { .method = HTTP_MKCOL, .path = WD_LOCK };
 	struct timespec start, now;
-	const char *hdrs[2] = { NULL, NULL };
-	struct sb body, tmo;
 	double wait = 0.02, waited;
 	size_t i;
-	int r, ret = -1;
+	int r;
 
-	sb_init(&body, 512);
-	sb_init(&tmo, 32);
-	lock_body(&body, time(NULL));
-	q.body = body.buf;
-	q.len = body.len;
-	sb_addf(&tmo, "Timeout: Second-%.0f", store_grace < 60 ? 60 : store_grace);
-	hdrs[0] = tmo.buf;
-	q.headers = hdrs;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		if (wd_send(w, &q, &w->resp) < 0)
-			goto out;
-		if (w->resp.status == 200 || w->resp.status == 201)
+			return -1;
+		if (w->resp.status == 201)
 			break;
-		if (w->resp.status == 412 || w->resp.status == 404) {
+		if (w->resp.status == 409 || w->resp.status == 404) {
 			/*
 			 * No collection.  Only a create makes a store: in one
 			 * that does not exist, an update or a delete fails its
@@ -894,19 +867,16 @@ lock_store(struct wd *w, struct change *v, size_t n, int *created)
 			if (i == n) {
 				for (i = 0; i < n; i++)
 					v[i].status = RD_ST_CONFLICT;
-				ret = 0;
-				goto out;
+				return 0;
 			}
 			if ((r = mkcol(w, "/")) < 0)
-				goto out;
+				return -1;
 			*created |= r;
 			continue;
 		}
-		if (w->resp.status != 423) {
-			unexpected(w, &q, &w->resp);
-			goto out;
-		}
-		/* Another writer's batch: wait for it, a while. */
+		/* 405 there already; 403 made by another meanwhile. */
+		if (w->resp.status != 405 && w->resp.status != 403)
+			return unexpected(w, &q, &w->resp);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		waited = (double)(now.tv_sec - start.tv_sec) +
 		    (double)(now.tv_nsec - start.tv_nsec) / 1e9;
@@ -916,16 +886,16 @@ lock_store(struct wd *w, struct change *v, size_t n, int *created)
 
 			sb_init(&msg, 128);
 			sb_addf(&msg, "webdav: %s: another writer held the store's "
-			    "lock for %.0f s (a dead writer's lock goes after the "
-			    "grace period, or with recdelta-push --sweep)",
-			    w->shown, waited);
+			    "lock (%s) for %.0f s; a dead writer's is removed by "
+			    "recdelta-push --sweep after the grace period",
+			    w->shown, WD_LOCK, waited);
 			for (i = 0; i < n; i++)
 				change_error(&v[i], RD_ST_DEFERRED, code,
 				    sizeof code - 1, msg.buf, msg.len);
 			sb_release(&msg);
-			ret = 0;
-			goto out;
+			return 0;
 		}
+		/* Another writer's batch: wait for it. */
 		{
 			struct http_settings set = w->set;
 
@@ -935,54 +905,31 @@ lock_store(struct wd *w, struct change *v, size_t n, int *created)
 		if ((wait *= 2) > 0.5)
 			wait = 0.5;
 	}
-	{
-		const char *t = http_header(&w->resp, "Lock-Token");
-		struct sb h;
-
-		if (!t || !*t || strpbrk(t, "\r\n")) {
-			rd_seterr(RD_EXIT_RUNTIME, "webdav: %s: LOCK: no lock token "
-			    "in the reply", w->shown);
-			goto out;
-		}
-		w->token = xstrdup(t);
-		sb_init(&h, 256);
-		sb_addf(&h, "If: <%s/> (%s)", w->shown, t);
-		w->ifhdr = h.buf;
-		w->hdrs[0] = w->ifhdr;
-		w->hdrs[1] = NULL;
-	}
-	ret = 1;
-out:
-	sb_release(&body);
-	sb_release(&tmo);
-	return ret;
+	w->locked = 1;
+	return 1;
 }
 
-/* Let the lock go (a failure is left to its timeout). */
+/* Let the lock go (a failure leaves it for the sweep). */
 static void
 unlock_store(struct wd *w)
 {
-	const char *hdrs[2] = { NULL, NULL };
-	struct http_req q = { .method = HTTP_UNLOCK, .path = "/" };
-	struct sb h;
+	struct http_req q = {
+		.method = HTTP_DELETE, .path = WD_LOCK, .depth = "infinity",
+	};
 	char *msg;
+	int st;
 
-	if (!w->token)
+	if (!w->locked)
 		return;
 	msg = xstrdup(rd_errmsg());
-	sb_init(&h, 128);
-	sb_addf(&h, "Lock-Token: %s", w->token);
-	hdrs[0] = h.buf;
-	q.headers = hdrs;
+	st = rd_errstatus();
 	if (wd_send(w, &q, &w->resp) < 0 || w->resp.status != 204)
-		rd_log("warning", "unlock failed", NULL);
-	rd_seterr(rd_errstatus(), "%s", msg);
+		rd_warn("webdav: warning: %s%s: the lock stays (HTTP %ld): "
+		    "recdelta-push --sweep removes it", w->shown, WD_LOCK,
+		    w->resp.status);
+	rd_seterr(st, "%s", msg);
 	free(msg);
-	sb_release(&h);
-	free(w->token);
-	free(w->ifhdr);
-	w->token = w->ifhdr = NULL;
-	w->hdrs[0] = NULL;
+	w->locked = 0;
 }
 
 static int
@@ -1010,7 +957,7 @@ wd_apply(struct store *s, struct change *v, size_t n)
 	for (attempt = 0; ; attempt++) {
 		struct http_req q = {
 			.method = HTTP_PUT, .path = "/meta.json",
-			.content_type = "application/json", .headers = w->hdrs,
+			.content_type = "application/json",
 		};
 		size_t advanced = 0;
 
@@ -1142,7 +1089,7 @@ out:
 			old = xreallocarray(old, nold + 1, sizeof *old);
 			old[nold++] = xstrdup(p[i].path);
 		}
-	if (nold && w->token) {
+	if (nold && w->locked) {
 		char msg[512];
 
 		snprintf(msg, sizeof msg, "%s", ret < 0 ? rd_errmsg() : "");
@@ -1425,6 +1372,23 @@ wd_sweep(struct store *s, double grace, unsigned long *removed)
 	for (i = 0; i < ntypes; i++) {
 		if (!types[i].collection)
 			continue;
+		/* A writer's lock: a dead one's once older than the grace. */
+		if (strcmp(types[i].name, ".recdelta-lock") == 0) {
+			struct http_req q = {
+				.method = HTTP_DELETE, .path = WD_LOCK,
+				.depth = "infinity",
+			};
+
+			if (types[i].mtime < 0 ||
+			    difftime(now, types[i].mtime) <= grace)
+				continue;
+			if (wd_send(w, &q, &w->resp) < 0)
+				goto out;
+			if (w->resp.status == 204)
+				rd_warn("webdav: %s%s: removed the lock of a writer "
+				    "that did not finish", w->shown, WD_LOCK);
+			continue;
+		}
 		sb_reset(&path);
 		sb_addc(&path, '/');
 		url_seg(&path, types[i].name, strlen(types[i].name));
