@@ -900,7 +900,7 @@ dir_sweep(struct store *s, double grace, unsigned long *removed)
 
 			if (!version_name(fe->d_name) || fstatat(tfd, fe->d_name,
 			    &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
-			    difftime(now, st.st_mtime) <= grace)
+			    difftime(now, st.st_mtime) < grace)
 				continue;
 			sb_reset(&name);
 			sb_addf(&name, "%s/%s", de->d_name, fe->d_name);

@@ -1380,7 +1380,7 @@ wd_sweep(struct store *s, double grace, unsigned long *removed)
 			};
 
 			if (types[i].mtime < 0 ||
-			    difftime(now, types[i].mtime) <= grace)
+			    difftime(now, types[i].mtime) < grace)
 				continue;
 			if (wd_send(w, &q, &w->resp) < 0)
 				goto out;
@@ -1401,7 +1401,7 @@ wd_sweep(struct store *s, double grace, unsigned long *removed)
 
 			if (files[j].collection || !version_name(files[j].name) ||
 			    files[j].mtime < 0 || !files[j].etag ||
-			    difftime(now, files[j].mtime) <= grace)
+			    difftime(now, files[j].mtime) < grace)
 				continue;
 			sb_reset(&name);
 			sb_addf(&name, "%s/%s", types[i].name, files[j].name);

@@ -10,6 +10,7 @@ bats_require_minimum_version 1.5.0
 load helpers/common
 load helpers/dirstore
 load helpers/apache
+load helpers/faultinject
 
 teardown() {
 	dav_stop
@@ -220,4 +221,85 @@ updates() {
 	run -0 recdelta-diff --exit-code -l ndjson:L -r "$W"
 	run -0 --separate-stderr recdelta-push --sweep --grace 0 "$W"
 	assert_equal "$stderr" 'Swept 0 files'
+}
+
+@test "kill -9 of push before each of its requests: the store reads as the last commit, the sweep removes the lock and the debris, a rerun converges" {
+	dav_start
+	W="webdav:$DAV_URL/s/"
+	for i in 1 2 3 4 5 6 7 8; do rec Team "k$i" "{\"n\":$i}"; done > L1
+	recdelta-diff --all --allow-missing-remote -l ndjson:L1 -r "$W" -o plan
+	recdelta-push -q "$W" < plan > /dev/null
+	cp -a "$DAV_ROOT/s" init
+	recdelta-fetch "$W" | jq -c 'del(.mtime)' > F1
+	{ for i in 1 2 3; do rec Team "k$i" "{\"n\":$((i * 10))}"; done
+	  rec Team k4 '{"n":4}'; rec Team k7 '{"n":7}'; rec Team k8 '{"n":8}'
+	  rec Team n1 '{"n":-1}'; rec Team n2 '{"n":-2}'; } > L2
+	recdelta-diff --all -l ndjson:L2 -r "$W" -o plan2
+	# One run to the end: the final state, and its number of sends.
+	RECDELTA_FAULT_CALLS=send RECDELTA_FAULT_COUNT=$PWD/count \
+	    faulty recdelta-push -q --jobs 1 --delete-orphans "$W" < plan2 > /dev/null
+	total=$(cat count)
+	recdelta-fetch "$W" | jq -c 'del(.mtime)' > F2
+	# The lock, meta.json, 5 versions, the commit, 5 superseded, the unlock.
+	assert_equal "$total" 14
+	for n in $(seq 1 "$total"); do
+		rm -rf "$DAV_ROOT/s"
+		cp -a init "$DAV_ROOT/s"
+		RECDELTA_FAULT_CALLS=send paused "$n" recdelta-push -q --jobs 1 \
+		    --delete-orphans "$W" < plan2 > out 2> err
+		wait_paused || fail "send $n: push ended first: $(cat err)"
+		kill_paused
+		# The last commit, whole, whichever it is: through webdav: and
+		# through dir: (each file checked against the index).
+		recdelta-fetch "$W" > F
+		jq -c 'del(.mtime)' F > G
+		cmp -s G F1 || cmp -s G F2 || fail "send $n: a state neither before nor after"
+		recdelta-fetch "dir:$DAV_ROOT/s" > D
+		cmp -s D F || fail "send $n: dir: reads another state"
+		run -0 --separate-stderr recdelta-push --sweep --grace 0 "$W"
+		recdelta-diff --all -l ndjson:L2 -r "$W" -o plan3
+		recdelta-push -q --delete-orphans "$W" < plan3 > /dev/null
+		run -0 recdelta-diff --exit-code -l ndjson:L2 -r "$W"
+		run -0 --separate-stderr recdelta-push --sweep --grace 0 "$W"
+		assert_equal "$stderr" 'Swept 0 files'
+		# Nothing left but the index and the current versions.
+		assert_equal "$(cd "$DAV_ROOT/s" && find . -mindepth 1 | LC_ALL=C sort | sed 's/~[0-9]*\.json$//' | tr '\n' ' ')" \
+		    './Team ./Team/k1 ./Team/k2 ./Team/k3 ./Team/k4 ./Team/k7 ./Team/k8 ./Team/n1 ./Team/n2 ./meta.json '
+	done
+}
+
+@test "push --sweep, dir: and webdav:: unreferenced version files older than the grace period go, younger ones, current versions and other files stay; a dead writer's lock goes" {
+	dav_start
+	rec Team k1 '{"n":1}' > L
+	recdelta-diff --all --allow-missing-remote -l ndjson:L -r dir:D -o plan
+	recdelta-push -q dir:D < plan > /dev/null
+	W="webdav:$DAV_URL/s/"
+	recdelta-push -q "$W" < plan > /dev/null
+	for d in D "$DAV_ROOT/s"; do
+		echo debris > "$d/Team/k1~2.json"
+		echo young > "$d/Team/k1~3.json"
+		echo other > "$d/Team/notes.txt"
+		mkdir -p "$d/Gone"
+		echo debris > "$d/Gone/x~1.json"
+		touch -d '-1 hour' "$d/Team/k1~2.json" "$d/Team/k1~1.json" "$d/Gone/x~1.json" "$d/Team/notes.txt"
+	done
+	mkdir "$DAV_ROOT/s/.recdelta-lock"
+	touch -d '-1 hour' "$DAV_ROOT/s/.recdelta-lock"
+	[ "$(id -u)" != 0 ] || chown -R www-data: "$DAV_ROOT/s"
+	run -0 --separate-stderr recdelta-push --sweep dir:D
+	assert_equal "$stderr" 'Swept 2 files'
+	run -0 --separate-stderr recdelta-push --sweep "$W"
+	assert_equal "$stderr" "recdelta-push: webdav: $DAV_URL/s/.recdelta-lock/: removed the lock of a writer that did not finish
+Swept 2 files"
+	for d in D "$DAV_ROOT/s"; do
+		assert_equal "$(cd "$d" && find . -type f ! -name .lock | LC_ALL=C sort)" "./Team/k1~1.json
+./Team/k1~3.json
+./Team/notes.txt
+./meta.json"
+	done
+	run -0 recdelta-diff --exit-code -l ndjson:L -r "$W"
+	run -2 --separate-stderr recdelta-push --sweep --grace x dir:D
+	assert_equal "$stderr" 'recdelta-push: --grace: "x": expected seconds, 0 or more'
+	run -2 --separate-stderr recdelta-push --sweep ndjson:F
+	assert_equal "$stderr" 'recdelta-push: ndjson:F: the ndjson: store cannot be written'
 }
