@@ -48,7 +48,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -835,6 +837,45 @@ pend_path(struct pend *p, const struct change *c, unsigned long long tv)
  * name begins with a dot: no type's folder does (store_layout.h).
  */
 /*
+ * The lock another writer holds: removed when that writer is dead (a
+ * process of this host that is gone) or took it more than the grace period
+ * ago; 1 then, 0 when it stands (or its owner file is not written yet), -1
+ * with a message.
+ */
+static int
+break_dead_lock(struct wd *w)
+{
+	struct http_req q = { .method = HTTP_GET, .path = WD_LOCK "owner" };
+	struct http_req d = {
+		.method = HTTP_DELETE, .path = WD_LOCK, .depth = "infinity",
+	};
+	char host[256], ohost[256];
+	long pid;
+	long long since;
+	int dead;
+
+	if (wd_send(w, &q, &w->resp) < 0)
+		return -1;
+	if (w->resp.status != 200 || w->resp.body.len >= 300 ||
+	    sscanf(w->resp.body.buf, "%255s %ld %lld", ohost, &pid, &since) != 3)
+		return 0;
+	if (gethostname(host, sizeof host) < 0)
+		host[0] = '\0';
+	host[sizeof host - 1] = '\0';
+	dead = difftime(time(NULL), (time_t)since) > store_grace ||
+	    (strcmp(host, ohost) == 0 && pid > 0 && kill((pid_t)pid, 0) < 0 &&
+	    errno == ESRCH);
+	if (!dead)
+		return 0;
+	if (wd_send(w, &d, &w->resp) < 0)
+		return -1;
+	if (w->resp.status == 204 || w->resp.status == 404)
+		rd_warn("webdav: %s%s: removed the lock of writer %ld on %s, "
+		    "which did not finish", w->shown, WD_LOCK, pid, ohost);
+	return 1;
+}
+
+/*
  * Take the writers' lock.  1 taken; 0 when the store does not exist and
  * the batch holds no create (each change a conflict, nothing made); 0 with
  * every change deferred when another writer kept it longer than the
@@ -877,6 +918,10 @@ lock_store(struct wd *w, struct change *v, size_t n, int *created)
 		/* 405 there already; 403 made by another meanwhile. */
 		if (w->resp.status != 405 && w->resp.status != 403)
 			return unexpected(w, &q, &w->resp);
+		if ((r = break_dead_lock(w)) < 0)
+			return -1;
+		if (r)
+			continue;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		waited = (double)(now.tv_sec - start.tv_sec) +
 		    (double)(now.tv_nsec - start.tv_nsec) / 1e9;
@@ -906,6 +951,30 @@ lock_store(struct wd *w, struct change *v, size_t n, int *created)
 			wait = 0.5;
 	}
 	w->locked = 1;
+	/* Who holds it, for a writer that finds it after we died. */
+	{
+		char host[256];
+		struct sb owner;
+		struct http_req o = {
+			.method = HTTP_PUT, .path = WD_LOCK "owner",
+			.content_type = "text/plain",
+		};
+
+		if (gethostname(host, sizeof host) < 0)
+			strcpy(host, "?");
+		host[sizeof host - 1] = '\0';
+		sb_init(&owner, 128);
+		sb_addf(&owner, "%s %ld %lld\n", host, (long)getpid(),
+		    (long long)time(NULL));
+		o.body = owner.buf;
+		o.len = owner.len;
+		r = wd_send(w, &o, &w->resp);
+		sb_release(&owner);
+		if (r < 0)
+			return -1;
+		if (w->resp.status != 201 && w->resp.status != 204)
+			return unexpected(w, &o, &w->resp);
+	}
 	return 1;
 }
 
