@@ -495,7 +495,7 @@ usage(FILE *fp)
 	    "  -V, --version            print the version and exit\n"
 	    "\n"
 	    "SRC: ndjson:PATH | - | sqlite:DB?table=T&key=COL[&rev=COL][&type=T]\n"
-	    "     | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n");
+	    "     | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE] | webdav:URL\n");
 }
 
 int
