@@ -134,6 +134,10 @@ bench: all bench/recgen
 bench-cloudkit: all bench/recgen
 	bash bench/cloudkit-requests
 
+# Requests and wall time of the webdav: store, against Apache (needs apache2).
+bench-webdav: all
+	bash bench/webdav
+
 # libFuzzer harnesses (fuzz/README): the lib objects built again with clang
 # and the sanitizers under build/fuzz, apart from the normal build's.
 FUZZ = json record dirmeta cloudkit
@@ -215,5 +219,5 @@ clean:
 	    $(STREAMKINDS) $(INDEXWALK)
 	rm -rf build
 
-.PHONY: all check check-valgrind check-san demo bench bench-cloudkit fuzz fuzz-build \
+.PHONY: all check check-valgrind check-san demo bench bench-cloudkit bench-webdav fuzz fuzz-build \
 	install uninstall clean

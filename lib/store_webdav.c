@@ -207,7 +207,9 @@ wd_verdict(void *ctx, const struct http_req *q, const struct http_resp *r,
 		    "RECDELTA_WEBDAV_PASSWORD_FILE, or the netrc file", w->shown);
 		return HTTP_FAIL;
 	}
-	if (r->status == 403 && strcmp(q->path, WD_LOCK) != 0) {
+	/* The lock's 403: made or removed by another writer meanwhile. */
+	if (r->status == 403 && strncmp(q->path, WD_LOCK,
+	    sizeof WD_LOCK - 1) != 0) {
 		w->refused = 1;
 		rd_seterr(RD_EXIT_RUNTIME, "webdav: %s%s: forbidden (HTTP 403)",
 		    w->shown, q->path);

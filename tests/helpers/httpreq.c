@@ -77,7 +77,7 @@ main(int argc, char **argv)
 {
 	struct http_req q = { 0 };
 	struct http_retry p = { .prefix = "" };
-	struct http_auth auth = { NULL, NULL };
+	struct http_auth auth = { NULL, NULL, NULL };
 	struct http_settings set;
 	struct http_url base;
 	struct http_resp r;
