@@ -1060,6 +1060,14 @@ wd_apply(struct store *s, struct change *v, size_t n)
 			pend_path(&p[i], &v[i], e->v + 1);
 			idx[nput++] = i;
 		}
+		/* A new store: its types' collections first, not after a 409. */
+		for (i = 0; !found && attempt == 0 && i < nput; i++) {
+			for (k = 0; k < i; k++)
+				if (strcmp(p[idx[k]].typepath, p[idx[i]].typepath) == 0)
+					break;
+			if (k == i && mkcol(w, p[idx[i]].typepath) < 0)
+				goto out;
+		}
 		if (nput && put_files(w, p, idx, nput) < 0)
 			goto out;
 		/* The commit: the index again, each change still standing on it. */
