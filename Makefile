@@ -30,6 +30,7 @@ LIBOBJ = \
 	lib/store_dir.o \
 	lib/store_layout.o \
 	lib/store_sqlite.o \
+	lib/store_webdav.o \
 	lib/stream.o \
 	lib/util.o
 
@@ -152,6 +153,10 @@ bench-cloudkit: all bench/recgen
 bench-couchdb: all bench/recgen
 	bash bench/couchdb
 
+# Requests and wall time of the webdav: store, against Apache (needs apache2).
+bench-webdav: all
+	bash bench/webdav
+
 # libFuzzer harnesses (fuzz/README): the lib objects built again with clang
 # and the sanitizers under build/fuzz, apart from the normal build's.
 FUZZ = json record dirmeta cloudkit
@@ -234,4 +239,4 @@ clean:
 	rm -rf build
 
 .PHONY: all check check-valgrind check-san demo bench bench-merge bench-cloudkit \
-	bench-couchdb fuzz fuzz-build install uninstall clean
+	bench-couchdb bench-webdav fuzz fuzz-build install uninstall clean

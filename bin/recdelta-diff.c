@@ -372,7 +372,7 @@ usage(FILE *fp)
 	    "\n"
 	    "SRC: ndjson:PATH | - | sqlite:DB?table=T&key=COL[&rev=COL][&type=T]\n"
 	    "     | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n"
-	    "     | couchdb:http(s)://HOST[:PORT]/DB\n");
+	    "     | couchdb:http(s)://HOST[:PORT]/DB | webdav:URL\n");
 }
 
 int

@@ -22,7 +22,8 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: recdelta-fetch [-t TYPE]... [--window FIELD=FROM..TO] [--allow-empty]\n"
-	    "                      [--changes] [--resume CURSOR] [--insecure-http] SOURCE\n"
+	    "                      [--changes] [--resume CURSOR] [--jobs N]\n"
+	    "                      [--insecure-http] SOURCE\n"
 	    "\n"
 	    "  -t, --type TYPE   only records of TYPE (cloudkit: the types to\n"
 	    "                    read, in this order)\n"
@@ -32,14 +33,15 @@ usage(FILE *fp)
 	    "      --changes     read the change feed (couchdb:, cloudkit: private\n"
 	    "                    zones)\n"
 	    "      --resume CURSOR  go on from the value of a cursor line\n"
+	    "      --jobs N      webdav: requests at once (default 4)\n"
 	    "      --insecure-http  allow plain http to a host that is not this\n"
-	    "                    machine (couchdb:)\n"
+	    "                    machine (couchdb:, webdav:)\n"
 	    "  -h, --help        print this help and exit\n"
 	    "  -V, --version     print the version and exit\n"
 	    "\n"
 	    "SOURCE: ndjson:PATH | - | sqlite:DB?table=T&key=COL[&rev=COL][&type=T]\n"
 	    "        | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n"
-	    "        | couchdb:http(s)://HOST[:PORT]/DB\n");
+	    "        | couchdb:http(s)://HOST[:PORT]/DB | webdav:URL\n");
 }
 
 static int
@@ -65,6 +67,7 @@ main(int argc, char *argv[])
 		{ "window", required_argument, NULL, 'W' },
 		{ "changes", no_argument, NULL, 'C' },
 		{ "resume", required_argument, NULL, 'R' },
+		{ "jobs", required_argument, NULL, 'J' },
 		{ "insecure-http", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -98,6 +101,10 @@ main(int argc, char *argv[])
 			break;
 		case 'R':
 			fo.resume = optarg;
+			break;
+		case 'J':
+			if (store_parse_jobs(optarg) < 0)
+				rd_die_pending();
 			break;
 		case 'I':
 			store_insecure_http = 1;

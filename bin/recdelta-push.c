@@ -102,7 +102,9 @@ usage(FILE *fp)
 	    "                     [--force] [--retries N] [-i FIELD]...\n"
 	    "                     [--tolerance FIELD=EPS]... [--rules FILE] [-q]\n"
 	    "                     [--keep-remote-edits] [--side local|remote]\n"
-	    "                     [--log FILE] [--check-args] [--insecure-http] TARGET\n"
+	    "                     [--log FILE] [--check-args] [--jobs N]\n"
+	    "                     [--insecure-http] TARGET\n"
+	    "       recdelta-push --sweep [--grace SECONDS] [-q] TARGET\n"
 	    "\n"
 	    "  -n, --dry-run            plan only: results \"planned\", nothing written\n"
 	    "  -b, --batch N            changes per write (default: the store's)\n"
@@ -121,14 +123,18 @@ usage(FILE *fp)
 	    "      --log FILE           append NDJSON log lines to FILE\n"
 	    "      --check-args         check the options and TARGET's word, then\n"
 	    "                           exit: read nothing, write nothing\n"
+	    "      --jobs N             webdav: requests at once (default 4)\n"
 	    "      --insecure-http      allow plain http to a host that is not this\n"
-	    "                           machine (couchdb:)\n"
+	    "                           machine (couchdb:, webdav:)\n"
+	    "      --sweep              remove debris (dir:, webdav:): version files\n"
+	    "                           no index names, older than the grace period\n"
+	    "      --grace SECONDS      the grace period (default 600)\n"
 	    "  -h, --help               print this help and exit\n"
 	    "  -V, --version            print the version and exit\n"
 	    "\n"
 	    "TARGET: ndjson:PATH | sqlite:DB?table=T&key=COL[&rev=COL][&type=T]\n"
 	    "        | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n"
-	    "        | couchdb:http(s)://HOST[:PORT]/DB\n");
+	    "        | couchdb:http(s)://HOST[:PORT]/DB | webdav:URL\n");
 }
 
 /*
@@ -671,7 +677,8 @@ int
 main(int argc, char *argv[])
 {
 	enum { OPT_DELETE = 256, OPT_MAXDEL, OPT_RETRIES, OPT_TOL, OPT_RULES,
-	    OPT_LOG, OPT_FORCE, OPT_KEEP, OPT_CHECK, OPT_SIDE, OPT_INSECURE };
+	    OPT_LOG, OPT_FORCE, OPT_KEEP, OPT_CHECK, OPT_SIDE, OPT_JOBS,
+	    OPT_INSECURE, OPT_SWEEP, OPT_GRACE };
 	static const struct option longopts[] = {
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "batch", required_argument, NULL, 'b' },
@@ -687,7 +694,10 @@ main(int argc, char *argv[])
 		{ "keep-remote-edits", no_argument, NULL, OPT_KEEP },
 		{ "check-args", no_argument, NULL, OPT_CHECK },
 		{ "side", required_argument, NULL, OPT_SIDE },
+		{ "jobs", required_argument, NULL, OPT_JOBS },
 		{ "insecure-http", no_argument, NULL, OPT_INSECURE },
+		{ "sweep", no_argument, NULL, OPT_SWEEP },
+		{ "grace", required_argument, NULL, OPT_GRACE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -701,7 +711,7 @@ main(int argc, char *argv[])
 	size_t i, from, nwrite = 0, ndelete = 0, done = 0;
 	long long total;
 	time_t start = time(NULL);
-	int c, side, status, checkargs = 0;
+	int c, side, status, checkargs = 0, sweep = 0;
 
 	rd_setprogname(argv[0]);
 	argv[0] = (char *)rd_progname;
@@ -773,6 +783,21 @@ main(int argc, char *argv[])
 		case OPT_LOG:
 			logpath = optarg;
 			break;
+		case OPT_JOBS:
+			if (store_parse_jobs(optarg) < 0)
+				rd_die_pending();
+			break;
+		case OPT_SWEEP:
+			sweep = 1;
+			break;
+		case OPT_GRACE:
+			errno = 0;
+			store_grace = strtod(optarg, &end);
+			if (errno || end == optarg || *end || !(store_grace >= 0) ||
+			    store_grace > 1e9)
+				rd_die(RD_EXIT_USAGE, "--grace: \"%s\": expected "
+				    "seconds, 0 or more", optarg);
+			break;
 		case 'h':
 			usage(stdout);
 			return finish(RD_EXIT_OK);
@@ -805,6 +830,21 @@ main(int argc, char *argv[])
 	if (!st.ops->writable)
 		rd_die(RD_EXIT_USAGE, "%s: the %s: store cannot be written",
 		    argv[0], st.ops->scheme);
+	if (sweep) {
+		unsigned long removed = 0;
+
+		if (!st.ops->sweep)
+			rd_die(RD_EXIT_USAGE, "--sweep: %s: the %s: store leaves "
+			    "no debris to sweep", argv[0], st.ops->scheme);
+		if (checkargs)
+			return finish(RD_EXIT_OK);
+		if (st.ops->sweep(&st, store_grace, &removed) < 0)
+			rd_die_pending();
+		if (!o.quiet)
+			fprintf(stderr, "Swept %lu file%s\n", removed,
+			    removed == 1 ? "" : "s");
+		return finish(RD_EXIT_OK);
+	}
 	if (o.batch > st.ops->max_batch)
 		rd_die(RD_EXIT_USAGE, "--batch: %zu: the %s: store takes at most "
 		    "%zu changes at once", o.batch, st.ops->scheme,

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -24,16 +25,26 @@
 #define HTTP_MAX_BODY (256u << 20)
 #define HTTP_MAX_HEADERS (1u << 20)
 
-struct http {
+/* One transfer: a curl handle and what its request and reply need. */
+struct xfer {
+	struct http *h;
 	CURL *curl;
-	struct http_settings set;
-	struct http_url base;
 	struct sb url;		/* the request's: base and path */
 	char errbuf[CURL_ERROR_SIZE];
-	char *user, *password;	/* basic authentication, or NULL */
 	struct curl_slist *headers;	/* the last request's */
 	struct http_resp *resp;	/* the reply being read */
 	int too_large;		/* it went past HTTP_MAX_BODY or _HEADERS */
+	size_t job;		/* http_send_many(): the request it carries */
+};
+
+struct http {
+	struct http_settings set;
+	struct http_url base;
+	char *user, *password;	/* basic authentication, or NULL */
+	struct xfer main;	/* http_do(), http_send() */
+	CURLM *multi;		/* http_send_many(): its transfers share */
+	struct xfer *pool;	/* its connections */
+	size_t npool;
 };
 
 static const char *const method_names[] = {
@@ -44,6 +55,8 @@ static const char *const method_names[] = {
 	[HTTP_DELETE] = "DELETE",
 	[HTTP_PROPFIND] = "PROPFIND",
 	[HTTP_MKCOL] = "MKCOL",
+	[HTTP_LOCK] = "LOCK",
+	[HTTP_UNLOCK] = "UNLOCK",
 };
 
 #define NMETHODS (sizeof method_names / sizeof method_names[0])
@@ -158,7 +171,7 @@ http_header(const struct http_resp *r, const char *name)
 static size_t
 on_body(char *p, size_t size, size_t n, void *ctx)
 {
-	struct http *h = ctx;
+	struct xfer *h = ctx;
 	struct http_resp *r = h->resp;
 
 	if (r->body.len + size * n > HTTP_MAX_BODY) {
@@ -183,7 +196,7 @@ is_space(int c)
 static size_t
 on_header(char *p, size_t size, size_t n, void *ctx)
 {
-	struct http *h = ctx;
+	struct xfer *h = ctx;
 	struct sb *hdr = &h->resp->hdr;
 	size_t len = size * n, i, e;
 
@@ -573,8 +586,8 @@ netrc_read(const char *path, int must, struct sb *out)
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		if (!must && errno == ENOENT)
 			return 0;
-		rd_seterr(RD_EXIT_RUNTIME, "%s%s: %s", must ? "RECDELTA_NETRC: " :
-		    "", path, strerror(errno));
+		rd_seterr(RD_EXIT_RUNTIME, "%s%s: %s", must == 1 ?
+		    "RECDELTA_NETRC: " : "", path, strerror(errno));
 		return -1;
 	}
 	while ((n = read(fd, buf, sizeof buf)) != 0) {
@@ -618,9 +631,13 @@ password_file(const char *var, char **password)
 		sb_release(&text);
 		return -1;
 	}
-	if (stat(path, &st) == 0 && (st.st_mode & 077))
-		rd_warn("warning: %s: %s by others; chmod 600 %s", path,
-		    st.st_mode & 022 ? "writable" : "readable", path);
+	if (stat(path, &st) == 0 && (st.st_mode & 077)) {
+		explicit_bzero(text.buf, text.cap);
+		sb_release(&text);
+		rd_seterr(RD_EXIT_USAGE, "%s: %s: others may read the password "
+		    "file (chmod 600 it)", var, path);
+		return -1;
+	}
 	n = strcspn(text.buf, "\r\n");
 	if (n == 0) {
 		rd_seterr(RD_EXIT_USAGE, "%s: %s: no password in its first line",
@@ -714,12 +731,13 @@ http_open(const struct http_settings *s, const struct http_url *base,
 	h->base.url = xstrdup(base->url);
 	h->base.shown = xstrdup(base->shown);
 	h->base.loopback = base->loopback;
-	sb_init(&h->url, 256);
+	h->main.h = h;
+	sb_init(&h->main.url, 256);
 	if (auth && credentials(h, auth) < 0) {
 		http_close(h);
 		return NULL;
 	}
-	if (!(h->curl = curl_easy_init())) {
+	if (!(h->main.curl = curl_easy_init())) {
 		http_close(h);
 		rd_seterr(RD_EXIT_RUNTIME, "cannot initialise libcurl");
 		return NULL;
@@ -727,16 +745,32 @@ http_open(const struct http_settings *s, const struct http_url *base,
 	return h;
 }
 
+static void
+xfer_release(struct xfer *x, CURLM *multi)
+{
+	if (x->curl) {
+		if (multi)
+			curl_multi_remove_handle(multi, x->curl);
+		curl_easy_cleanup(x->curl);
+	}
+	curl_slist_free_all(x->headers);
+	sb_release(&x->url);
+}
+
 void
 http_close(struct http *h)
 {
+	size_t i;
+
 	if (!h)
 		return;
-	if (h->curl)
-		curl_easy_cleanup(h->curl);
-	curl_slist_free_all(h->headers);
+	for (i = 0; i < h->npool; i++)
+		xfer_release(&h->pool[i], h->multi);
+	free(h->pool);
+	if (h->multi)
+		curl_multi_cleanup(h->multi);
+	xfer_release(&h->main, NULL);
 	http_url_release(&h->base);
-	sb_release(&h->url);
 	free_secret(h->user);
 	free_secret(h->password);
 	free(h);
@@ -845,43 +879,42 @@ transient(CURLcode rc)
 	} \
 } while (0)
 
-/* One exchange; -1 with a message and *again set if a retry may help. */
+/* Make x ready to carry q, its reply into r: 0, or -1 with a message. */
 static int
-exchange(struct http *h, const struct http_req *q, struct http_resp *r,
-    int *again)
+setup(struct xfer *x, const struct http_req *q, struct http_resp *r)
 {
+	struct http *hh = x->h;
+	struct xfer *h = x;
 	const char *optname;
-	CURL *c = h->curl;
+	CURL *c = x->curl;
 	CURLcode rc;
-	int ret = -1;
 
-	*again = 0;
 	resp_reset(r);
 	/* The last request's list, which no option points to after this. */
 	curl_easy_reset(c);
-	curl_slist_free_all(h->headers);
-	if (!(h->headers = request_headers(q)))
+	curl_slist_free_all(x->headers);
+	if (!(x->headers = request_headers(q)))
 		return -1;
-	sb_reset(&h->url);
-	sb_adds(&h->url, h->base.url);
-	sb_adds(&h->url, q->path);
-	h->resp = r;
-	h->too_large = 0;
+	sb_reset(&x->url);
+	sb_adds(&x->url, hh->base.url);
+	sb_adds(&x->url, q->path);
+	x->resp = r;
+	x->too_large = 0;
 
 	h->errbuf[0] = '\0';
 	SETOPT(CURLOPT_ERRORBUFFER, h->errbuf);
 	SETOPT(CURLOPT_URL, h->url.buf);
 	/* A proxy from the environment is for the way out, not this machine. */
-	if (h->base.loopback)
+	if (hh->base.loopback)
 		SETOPT(CURLOPT_NOPROXY, "*");
 	SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
 	SETOPT(CURLOPT_NOSIGNAL, 1L);
 	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
 	SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
 	SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
-	SETOPT(CURLOPT_TIMEOUT_MS, (long)(h->set.timeout * 1000));
+	SETOPT(CURLOPT_TIMEOUT_MS, (long)(hh->set.timeout * 1000));
 	SETOPT(CURLOPT_CONNECTTIMEOUT_MS,
-	    (long)(h->set.timeout < 30 ? h->set.timeout * 1000 : 30000));
+	    (long)(hh->set.timeout < 30 ? hh->set.timeout * 1000 : 30000));
 	SETOPT(CURLOPT_ACCEPT_ENCODING, "");
 	SETOPT(CURLOPT_USERAGENT, "recdelta/" RD_VERSION);
 	SETOPT(CURLOPT_HTTPHEADER, h->headers);
@@ -889,10 +922,10 @@ exchange(struct http *h, const struct http_req *q, struct http_resp *r,
 	SETOPT(CURLOPT_WRITEDATA, h);
 	SETOPT(CURLOPT_HEADERFUNCTION, on_header);
 	SETOPT(CURLOPT_HEADERDATA, h);
-	if (h->password) {
+	if (hh->password) {
 		SETOPT(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-		SETOPT(CURLOPT_USERNAME, h->user);
-		SETOPT(CURLOPT_PASSWORD, h->password);
+		SETOPT(CURLOPT_USERNAME, hh->user);
+		SETOPT(CURLOPT_PASSWORD, hh->password);
 	}
 	if (q->method == HTTP_HEAD) {
 		SETOPT(CURLOPT_NOBODY, 1L);
@@ -907,8 +940,26 @@ exchange(struct http *h, const struct http_req *q, struct http_resp *r,
 	if (q->method != HTTP_GET && q->method != HTTP_HEAD &&
 	    q->method != HTTP_POST)
 		SETOPT(CURLOPT_CUSTOMREQUEST, http_method_name(q->method));
+	return 0;
+bad_opt:
+	rd_seterr(RD_EXIT_RUNTIME, "libcurl refused %s: %s", optname,
+	    curl_easy_strerror(rc));
+	x->resp = NULL;
+	return -1;
+}
 
-	rc = curl_easy_perform(c);
+/*
+ * What came of x's transfer, rc: 0 with its reply filled, or -1 with a
+ * message and *again set if a retry may help.
+ */
+static int
+finish(struct xfer *h, CURLcode rc, int *again)
+{
+	struct http_resp *r = h->resp;
+	CURL *c = h->curl;
+	int ret = -1;
+
+	*again = 0;
 	if (rc != CURLE_OK) {
 		if (h->too_large)
 			rd_seterr(RD_EXIT_RUNTIME, "the reply is larger than "
@@ -927,16 +978,23 @@ exchange(struct http *h, const struct http_req *q, struct http_resp *r,
 	}
 	resp_done(r);
 	ret = 0;
-	goto out;
-bad_opt:
-	rd_seterr(RD_EXIT_RUNTIME, "libcurl refused %s: %s", optname,
-	    curl_easy_strerror(rc));
 out:
 	h->resp = NULL;
 	return ret;
 }
 
 #undef SETOPT
+
+/* One exchange; -1 with a message and *again set if a retry may help. */
+static int
+exchange(struct http *h, const struct http_req *q, struct http_resp *r,
+    int *again)
+{
+	*again = 0;
+	if (setup(&h->main, q, r) < 0)
+		return -1;
+	return finish(&h->main, curl_easy_perform(h->main.curl), again);
+}
 
 int
 http_do(struct http *h, const struct http_req *q, struct http_resp *r)
@@ -1062,4 +1120,184 @@ http_backoff(const struct http_settings *s, int attempt, double floor_s)
 	ts.tv_nsec = (long)((w - (double)ts.tv_sec) * 1e9);
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+/* Many requests at once */
+
+/* The pool's transfers: at least jobs of them, each with a curl handle. */
+static int
+pool_grow(struct http *h, size_t jobs)
+{
+	if (!h->multi && !(h->multi = curl_multi_init())) {
+		rd_seterr(RD_EXIT_RUNTIME, "cannot initialise libcurl");
+		return -1;
+	}
+	if (h->npool >= jobs)
+		return 0;
+	h->pool = xreallocarray(h->pool, jobs, sizeof *h->pool);
+	for (; h->npool < jobs; h->npool++) {
+		struct xfer *x = &h->pool[h->npool];
+
+		memset(x, 0, sizeof *x);
+		x->h = h;
+		sb_init(&x->url, 256);
+		if (!(x->curl = curl_easy_init())) {
+			sb_release(&x->url);
+			rd_seterr(RD_EXIT_RUNTIME, "cannot initialise libcurl");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* What a reply of a request of http_send_many() asks: done or again. */
+static enum http_verdict
+judge(const struct http_retry *p, const struct http_req *q,
+    const struct http_resp *r, double *wait)
+{
+	struct sb name;
+
+	if (p->verdict)
+		return p->verdict(p->ctx, q, r, wait);
+	if (!http_retryable(r->status))
+		return HTTP_DONE;
+	sb_init(&name, 64);
+	request_name(&name, q);
+	rd_seterr(RD_EXIT_RUNTIME, "%s%s: HTTP %ld", p->prefix ? p->prefix : "",
+	    name.buf, r->status);
+	sb_release(&name);
+	return HTTP_RETRY;
+}
+
+/*
+ * One round: the requests pend[0..npend) at most jobs at a time; those
+ * worth sending again into pend[0..*nagain), the longest wait any reply
+ * asked for into *wait.  0, or -1 with a message when a request failed for
+ * good.
+ */
+static int
+round_many(struct http *h, struct http_req *q, struct http_resp *r,
+    size_t *pend, size_t npend, size_t jobs, const struct http_retry *p,
+    size_t *nagain, double *wait)
+{
+	const char *prefix = p->prefix ? p->prefix : "";
+	size_t next = 0, active = 0, i, *again = xcalloc(npend + 1, sizeof *again);
+	int running, left, ret = -1;
+	struct xfer *x;
+	CURLMsg *m;
+
+	*nagain = 0;
+	for (;;) {
+		for (i = 0; i < jobs && next < npend; i++) {
+			x = &h->pool[i];
+			if (x->resp)
+				continue;
+			x->job = pend[next];
+			if ((p->prepare && p->prepare(p->ctx, &q[x->job]) < 0) ||
+			    setup(x, &q[x->job], &r[x->job]) < 0)
+				goto out;
+			if (curl_easy_setopt(x->curl, CURLOPT_PRIVATE, x) != CURLE_OK ||
+			    curl_multi_add_handle(h->multi, x->curl) != CURLM_OK) {
+				x->resp = NULL;
+				rd_seterr(RD_EXIT_RUNTIME, "libcurl refused a transfer");
+				goto out;
+			}
+			next++;
+			active++;
+		}
+		if (!active)
+			break;
+		if (curl_multi_perform(h->multi, &running) != CURLM_OK) {
+			rd_seterr(RD_EXIT_RUNTIME, "libcurl: the transfers failed");
+			goto out;
+		}
+		while ((m = curl_multi_info_read(h->multi, &left))) {
+			struct sb name;
+			enum http_verdict v;
+			double w = 0;
+			int more;
+
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			x = NULL;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+			curl_multi_remove_handle(h->multi, m->easy_handle);
+			active--;
+			if (finish(x, m->data.result, &more) < 0) {
+				sb_init(&name, 64);
+				request_name(&name, &q[x->job]);
+				rd_prefixerr("%s%s: %s: ", prefix, name.buf,
+				    h->base.shown);
+				sb_release(&name);
+				if (!more)
+					goto out;
+				v = HTTP_RETRY;
+			} else {
+				v = judge(p, &q[x->job], &r[x->job], &w);
+				if (v == HTTP_FAIL)
+					goto out;
+				if (r[x->job].retry_after > w)
+					w = r[x->job].retry_after;
+			}
+			if (v == HTTP_RETRY) {
+				log_retry(&q[x->job], 0, w);
+				again[(*nagain)++] = x->job;
+				if (w > *wait)
+					*wait = w;
+			}
+		}
+		if (active && curl_multi_poll(h->multi, NULL, 0, 1000, NULL) !=
+		    CURLM_OK) {
+			rd_seterr(RD_EXIT_RUNTIME, "libcurl: the transfers failed");
+			goto out;
+		}
+	}
+	memcpy(pend, again, *nagain * sizeof *pend);
+	ret = 0;
+out:
+	for (i = 0; i < h->npool; i++)
+		if (h->pool[i].resp) {
+			curl_multi_remove_handle(h->multi, h->pool[i].curl);
+			h->pool[i].resp = NULL;
+		}
+	free(again);
+	return ret;
+}
+
+int
+http_send_many(struct http *h, struct http_req *q, struct http_resp *r,
+    size_t n, int jobs, const struct http_retry *p)
+{
+	size_t *pend, npend = n, i;
+	int attempt, ret = -1;
+	double wait;
+
+	if (jobs < 1)
+		jobs = 1;
+	if ((size_t)jobs > n)
+		jobs = n ? (int)n : 1;
+	if (pool_grow(h, (size_t)jobs) < 0)
+		return -1;
+	pend = xcalloc(n + 1, sizeof *pend);
+	for (i = 0; i < n; i++)
+		pend[i] = i;
+	for (attempt = 0; npend; attempt++) {
+		wait = 0;
+		if (round_many(h, q, r, pend, npend, (size_t)jobs, p, &npend,
+		    &wait) < 0)
+			goto out;
+		if (!npend)
+			break;
+		if (attempt >= p->retries) {
+			if (attempt)
+				rd_suffixerr("; gave up after %d attempts",
+				    attempt + 1);
+			goto out;
+		}
+		http_backoff(&h->set, attempt, wait > 3600 ? 3600 : wait);
+	}
+	ret = 0;
+out:
+	free(pend);
+	return ret;
 }

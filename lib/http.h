@@ -78,7 +78,9 @@ enum http_method {
 	HTTP_PUT,
 	HTTP_DELETE,
 	HTTP_PROPFIND,
-	HTTP_MKCOL
+	HTTP_MKCOL,
+	HTTP_LOCK,
+	HTTP_UNLOCK
 };
 
 /* The method's name on the wire ("PROPFIND"). */
@@ -131,8 +133,8 @@ enum { HTTP_URL_NO_USERINFO = 1, HTTP_URL_INSECURE = 2 };
 
 /*
  * Parse and check url (see above); flags HTTP_URL_NO_USERINFO refuses a user
- * name and options too, HTTP_URL_INSECURE allows plain http to any host (the
- * caller warns: what is sent, credentials included, can be read on the way).  0 with u filled, or -1 with a message that does
+ * name and options too, HTTP_URL_INSECURE lets plain http go to any host
+ * (the user asked for it: the caller warns).  0 with u filled, or -1 with a message that does
  * not quote url (status 2).
  */
 int http_url_parse(struct http_url *u, const char *url, int flags);
@@ -141,8 +143,13 @@ void http_url_release(struct http_url *u);
 /* The environment variables a store reads its credentials from (above). */
 struct http_auth {
 	const char *user_var;
-	const char *password_var;	/* or NULL: none */
-	const char *password_file_var;	/* or NULL: none */
+	const char *password_var;	/* or NULL */
+	/*
+	 * Or NULL: a variable naming a file whose first line is the password
+	 * (read when password_var gives none; a file that others may read is
+	 * refused).
+	 */
+	const char *password_file_var;
 };
 
 struct http;
@@ -200,6 +207,17 @@ struct http_retry {
  */
 int http_send(struct http *h, struct http_req *q, const struct http_retry *p,
     struct http_resp *r);
+
+/*
+ * The n requests q[i] sent at once, at most jobs at a time, over one curl
+ * multi handle that keeps its connections from call to call; replies in
+ * r[i].  Each is sent again under the policy of http_send(): the requests
+ * a round leaves unanswered go again together after one backoff.  0 with
+ * every reply filled, or -1 with the message of a request that failed for
+ * good or ran out of retries (the others' replies are then unspecified).
+ */
+int http_send_many(struct http *h, struct http_req *q, struct http_resp *r,
+    size_t n, int jobs, const struct http_retry *p);
 
 /* True for statuses worth retrying: 429, 500, 502, 503, 504. */
 int http_retryable(long status);

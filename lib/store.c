@@ -15,9 +15,13 @@
 static const struct store_ops *const schemes[] = {
 	&store_ndjson_ops, &store_sqlite_ops, &store_dir_ops, &store_cloudkit_ops,
 	&store_couchdb_ops,
+	&store_webdav_ops,
 };
 
-static const char *const later[] = { "webdav" };
+/* The settings of the stores that speak HTTP (store.h). */
+int store_jobs = 4;
+int store_insecure_http;
+double store_grace = 600;
 
 /* The words that name a store, "A, B or C", for messages. */
 static void
@@ -75,12 +79,6 @@ store_open(struct store *s, const char *spec)
 			goto fail;
 		return 0;
 	}
-	for (i = 0; i < sizeof later / sizeof later[0]; i++)
-		if (strlen(later[i]) == n && memcmp(later[i], spec, n) == 0) {
-			rd_seterr(RD_EXIT_USAGE, "\"%s\": the %s: store is not in "
-			    "this version", rd_quote(spec, strlen(spec)), later[i]);
-			return -1;
-		}
 	rd_seterr(RD_EXIT_USAGE, "\"%s\": unknown store scheme \"%.*s\"",
 	    rd_quote(spec, strlen(spec)), (int)n, spec);
 	return -1;

@@ -7,7 +7,8 @@
  * database, its records of type TYPE or the table's name),
  * "dir:PATH" (a folder of entity files plus meta.json, the embedded default
  * remote), "cloudkit:CONTAINER/ENV/DB[/ZONE]" (CloudKit Web Services),
- * "couchdb:URL/DB" (a CouchDB database).
+ * "couchdb:URL/DB" (a CouchDB database), "webdav:URL" (the layout of dir:
+ * in a WebDAV collection).
  * Only lib/store*.c knows a scheme's format.
  *
  * Fetching hands every line of the store, in order, to a sink: a record line
@@ -202,6 +203,14 @@ struct store_ops {
 	 * credential; -1 with a message for a word that names none.
 	 */
 	int (*scope)(const char *arg, struct sb *out);
+	/*
+	 * Remove debris: version files the index does not name whose last
+	 * change is more than grace seconds old (a writer killed before its
+	 * commit, or before it collected what the commit superseded).  The
+	 * count into *removed; 0, or -1 with a message.  NULL for a store
+	 * that leaves none.
+	 */
+	int (*sweep)(struct store *s, double grace, unsigned long *removed);
 };
 
 struct store {
@@ -278,12 +287,20 @@ int window_tally_check(const struct fetch_opts *o, const char *spec);
 int fetch_wants_type(const struct fetch_opts *o, const char *type, size_t n);
 
 extern const struct store_ops store_ndjson_ops, store_sqlite_ops, store_dir_ops,
-    store_cloudkit_ops, store_couchdb_ops;
+    store_cloudkit_ops, store_couchdb_ops, store_webdav_ops;
 
 /*
- * Set before opening a store (--insecure-http): an HTTP store may speak
- * plain http to a host that is not this machine, with a warning.
+ * Settings of the stores that speak HTTP, set by a program before it opens
+ * one: requests of a batch sent at once (--jobs, default 4, webdav:); plain
+ * http to a host that is not this machine, with a warning
+ * (--insecure-http); and the age, in seconds, past which an unreferenced
+ * version file is debris (default 600).
  */
+extern int store_jobs;
 extern int store_insecure_http;
+extern double store_grace;
+
+/* --jobs N into store_jobs: 0, or -1 with a message (status 2). */
+int store_parse_jobs(const char *arg);
 
 #endif

@@ -57,8 +57,6 @@
 #define CDB_BATCH 500
 #define CDB_MAX_BODY (4u << 20)
 
-int store_insecure_http;
-
 struct cdb {
 	char *source;		/* the store word, for cursors and messages */
 	char *name;		/* "BASE/DB" as shown, without user name */

@@ -33,6 +33,7 @@
 #endif
 #include "store_layout.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -806,6 +807,134 @@ dir_count(struct store *s, char *const *types, size_t ntypes)
 	return live;
 }
 
+static int
+strpcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* NAME~V.json: a version file's name. */
+static int
+version_name(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n < 7 || strcmp(s + n - 5, ".json") != 0)
+		return 0;
+	for (i = n - 5; i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9'; i--)
+		;
+	return i > 0 && i < n - 5 && s[i - 1] == '~';
+}
+
+/*
+ * The sweep, under the writers' lock: the collect journal acted on, then
+ * every version file in a type folder that the index does not name as
+ * current and that was last changed more than grace seconds ago removed.
+ * Only regular files of the store's own folders are looked at.
+ */
+static int
+dir_sweep(struct store *s, double grace, unsigned long *removed)
+{
+	struct dirstore *d = s->priv;
+	struct layout_index x;
+	struct typedirs t;
+	struct sb name, msg;
+	struct stat st;
+	struct dirent *de, *fe;
+	DIR *top = NULL;
+	char **used = NULL;
+	size_t nused = 0, i;
+	time_t now = time(NULL);
+	int basefd = -1, lockfd = -1, made = 0, ret = -1, r;
+
+	*removed = 0;
+	layout_index_init(&x);
+	typedirs_init(&t, d->path, -1);
+	sb_init(&name, 256);
+	sb_init(&msg, 256);
+	if ((r = dir_exists(s)) <= 0)
+		goto out;
+	if (open_base(d, 1, &basefd, &lockfd, &made) < 0)
+		goto out;
+	t.basefd = basefd;
+	if (load_index(&x, d->path, basefd) < 0 || collect_recover(&t, &x) < 0)
+		goto out;
+	/* The files the index names, TYPENAME/NAME. */
+	for (i = 0; i < x.n; i++) {
+		if (x.e[i].deleted)
+			continue;
+		sb_reset(&name);
+		layout_type_name(&name, x.e[i].type, x.e[i].typelen);
+		sb_addc(&name, '/');
+		layout_version_name(&name, x.e[i].key, x.e[i].keylen, x.e[i].v);
+		used = xreallocarray(used, nused + 1, sizeof *used);
+		used[nused++] = xstrdup(name.buf);
+	}
+	qsort(used, nused, sizeof *used, strpcmp);
+	{
+		int fd = dup(basefd);
+
+		if (fd < 0 || !(top = fdopendir(fd))) {
+			if (fd >= 0)
+				close(fd);
+			rd_seterr(RD_EXIT_RUNTIME, "%s: %s", d->path, strerror(errno));
+			goto out;
+		}
+	}
+	while ((de = readdir(top))) {
+		DIR *sub;
+		int tfd;
+
+		if (de->d_name[0] == '.' || fstatat(basefd, de->d_name, &st,
+		    AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		if ((tfd = openat(basefd, de->d_name, O_RDONLY | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC)) < 0)
+			continue;
+		if (!(sub = fdopendir(tfd))) {
+			close(tfd);
+			continue;
+		}
+		while ((fe = readdir(sub))) {
+			char *key;
+
+			if (!version_name(fe->d_name) || fstatat(tfd, fe->d_name,
+			    &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+			    difftime(now, st.st_mtime) < grace)
+				continue;
+			sb_reset(&name);
+			sb_addf(&name, "%s/%s", de->d_name, fe->d_name);
+			key = name.buf;
+			if (bsearch(&key, used, nused, sizeof *used, strpcmp))
+				continue;
+			if (unlinkat(tfd, fe->d_name, 0) < 0) {
+				rd_seterr(RD_EXIT_RUNTIME, "%s: %s", where(&msg,
+				    d->path, de->d_name, fe->d_name), strerror(errno));
+				closedir(sub);
+				goto out;
+			}
+			(*removed)++;
+		}
+		closedir(sub);
+	}
+	ret = 0;
+out:
+	for (i = 0; i < nused; i++)
+		free(used[i]);
+	free(used);
+	if (top)
+		closedir(top);
+	typedirs_release(&t);
+	layout_index_release(&x);
+	if (lockfd >= 0)
+		close(lockfd);
+	if (basefd >= 0)
+		close(basefd);
+	sb_release(&name);
+	sb_release(&msg);
+	return ret;
+}
+
 static void
 dir_close(struct store *s)
 {
@@ -832,4 +961,5 @@ const struct store_ops store_dir_ops = {
 	.apply = dir_apply,
 	.get = dir_get,
 	.count = dir_count,
+	.sweep = dir_sweep,
 };

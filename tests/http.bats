@@ -246,7 +246,7 @@ content-type text/html"
 	run ! grep -i -e alice -e s3cret -e "$(basic alice:s3cretPW | cut -d' ' -f2)" log
 }
 
-@test "credentials: the password from the first line of the file a variable names, before the netrc file; a missing or empty file is refused, one others may read warned about" {
+@test "credentials: the password from the first line of the file a variable names, before the netrc file; a missing or empty file is refused, and one others may read" {
 	export DAV_USER=alice DAV_PASSWORD=s3cretPW
 	dav_start
 	basic() { printf 'Basic %s' "$(printf %s "$1" | base64 -w0)"; }
@@ -259,9 +259,12 @@ content-type text/html"
 	assert_equal "$stderr" ''
 	assert_equal "$(seen .headers.authorization)" "\"$(basic alice:s3cretPW)\""
 	chmod 644 pw
-	DAVU=alice DAVF=$PWD/pw run -0 --separate-stderr "$HTTPREQ" -u DAVU -f DAVF GET "$B" /
-	assert_equal "${lines[0]}" 'status 200'
-	assert_equal "$stderr" "httpreq: warning: $PWD/pw: readable by others; chmod 600 $PWD/pw"
+	: > dav.log
+	DAVU=alice DAVF=$PWD/pw run -2 --separate-stderr "$HTTPREQ" -u DAVU -f DAVF GET "$B" /
+	assert_output ''
+	assert_equal "$stderr" "httpreq: DAVF: $PWD/pw: others may read the password file (chmod 600 it)"
+	assert_equal "$(wc -l < dav.log)" 0
+	chmod 600 pw
 	: > empty
 	chmod 600 empty
 	DAVU=alice DAVF=$PWD/empty run -2 --separate-stderr "$HTTPREQ" -u DAVU -f DAVF GET "$B" /

@@ -777,14 +777,16 @@ EOF
 	assert_output 'Items: 2000 unchanged, 0 new, 0 updated, 0 deleted'
 }
 
-@test "store names: an unknown scheme, webdav: (not in this version) and a bare path are usage errors" {
+@test "store names: an unknown scheme, couchdb: (not in this version), a webdav: word that is no URL and a bare path are usage errors" {
 	rec T a '{}' > local.ndjson
 	run -2 --separate-stderr recdelta-diff --local "$L" --remote foo:bar
 	assert_refused 'recdelta-diff: "foo:bar": unknown store scheme "foo"'
+	run -2 --separate-stderr recdelta-diff --local "$L" --remote couchdb:x
+	assert_refused 'recdelta-diff: "couchdb:x": the couchdb: store is not in this version'
 	run -2 --separate-stderr recdelta-diff --local "$L" --remote webdav:x
-	assert_refused 'recdelta-diff: "webdav:x": the webdav: store is not in this version'
+	assert_refused 'recdelta-diff: webdav: not a URL: Bad scheme'
 	run -2 --separate-stderr recdelta-diff --local local.ndjson --remote "$L"
-	assert_refused 'recdelta-diff: "local.ndjson": not a store (expected ndjson:PATH, -, sqlite:DB?table=T&key=COL, dir:PATH, cloudkit:CONTAINER/ENV/DB or couchdb:URL/DB)'
+	assert_refused 'recdelta-diff: "local.ndjson": not a store (expected ndjson:PATH, -, sqlite:DB?table=T&key=COL, dir:PATH, cloudkit:CONTAINER/ENV/DB, couchdb:URL/DB or webdav:URL)'
 }
 
 @test "a nonexistent ndjson file on either side is a runtime failure" {

@@ -2,8 +2,10 @@
 # The smart-sync flow, one suite for every writable store: every test runs
 # its scenario against a dir: target, an sqlite: target, a cloudkit:
 # target (the emulator of tests/servers, one per test, started when the test
-# first needs it) and a couchdb: target (pouchdb-server, one for the file, a
-# fresh database each time), each in a folder of its own with its own state
+# first needs it), a couchdb: target (pouchdb-server, one for the file, a
+# fresh database each time) and a webdav: target (Apache httpd with
+# mod_dav, helpers/apache.bash, started once per test), each in a folder of
+# its own with its own state
 # ($PWD/state.db).  A concurrent writer is played through the flow's
 # RECDELTA_HOOK_BEFORE_PUSH seam, which runs between the plan and the push.
 
@@ -12,10 +14,12 @@ bats_require_minimum_version 1.5.0
 load helpers/common
 load helpers/cloudkit
 load helpers/couchdb
+load helpers/apache
 load helpers/faultinject
 
 teardown() {
 	ck_stop
+	dav_stop
 }
 
 teardown_file() {
@@ -38,7 +42,7 @@ setup_file() {
 }
 
 # RECDELTA_TEST_KINDS=sqlite runs one kind only, when debugging.
-KINDS=${RECDELTA_TEST_KINDS:-dir sqlite cloudkit couchdb}
+KINDS=${RECDELTA_TEST_KINDS:-dir sqlite cloudkit couchdb webdav}
 
 # target_word KIND: the store word of the test's target, in $PWD.
 target_word() {
@@ -47,6 +51,7 @@ target_word() {
 	sqlite) printf 'sqlite:%s/r.db?table=games&key=id&type=Game' "$PWD" ;;
 	cloudkit) printf 'cloudkit:%s/%s/%s' "$CK_CONTAINER" "$CK_ENVIRONMENT" "$CK_DATABASE" ;;
 	couchdb) printf 'couchdb:%s/%s' "$COUCH_URL" "$COUCH_DBNAME" ;;
+	webdav) printf 'webdav:%s/remote/' "$DAV_URL" ;;
 	*) return 1 ;;
 	esac
 }
@@ -71,6 +76,15 @@ enter() {
 		COUCH_DBNAME=ss${BATS_TEST_NUMBER}
 		couch_db "$COUCH_DBNAME" || return 1
 		export RECDELTA_HTTP_BACKOFF=0.05
+	fi
+	if [ "$KIND" = webdav ]; then
+		# Apache started once per test, its document root emptied.
+		if [ -n "${DAV_PID:-}" ]; then
+			rm -rf "${DAV_ROOT:?}/remote"
+		else
+			dav_start || return 1
+			export RECDELTA_HTTP_BACKOFF=0.05
+		fi
 	fi
 	T=$(target_word "$KIND")
 	cp "$GAMES" local.ndjson
@@ -104,6 +118,11 @@ save_target() {
 		    couch_replicate "$COUCH_DBNAME" "${COUCH_DBNAME}saved"
 		return
 	fi
+	if [ "$KIND" = webdav ]; then
+		rm -rf dav-remote
+		cp -a "$DAV_ROOT/remote" dav-remote
+		return
+	fi
 	[ "$KIND" = cloudkit ] || return 0
 	ck_control GET state > ck-state.json
 }
@@ -111,6 +130,11 @@ restore_target() {
 	if [ "$KIND" = couchdb ]; then
 		couch_db "$COUCH_DBNAME" &&
 		    couch_replicate "${COUCH_DBNAME}saved" "$COUCH_DBNAME"
+		return
+	fi
+	if [ "$KIND" = webdav ]; then
+		rm -rf "${DAV_ROOT:?}/remote"
+		cp -a dav-remote "$DAV_ROOT/remote"
 		return
 	fi
 	[ "$KIND" = cloudkit ] || return 0
@@ -146,6 +170,7 @@ smart_sync() {
 target_digest() {
 	case $KIND in
 	dir) if [ -e remote ]; then tree_digest remote; else echo absent; fi ;;
+	webdav) if [ -e "$DAV_ROOT/remote" ]; then tree_digest "$DAV_ROOT/remote"; else echo absent; fi ;;
 	sqlite) if [ -e r.db ]; then cat r.db r.db-* 2>/dev/null | sha256sum |
 	    cut -d' ' -f1; else echo absent; fi ;;
 	cloudkit)
@@ -180,6 +205,7 @@ target_digest() {
 writes() {
 	case $KIND in
 	dir) jq .generation remote/meta.json ;;
+	webdav) jq .generation "$DAV_ROOT/remote/meta.json" ;;
 	sqlite) echo - ;;
 	cloudkit) ck_control GET 'log?format=ndjson' |
 	    jq -s 'map(select(.op | strings | endswith("/modify"))) | length' ;;
@@ -628,6 +654,15 @@ crash_mid_commit() {
 		echo '{"fields":{"half":' > "remote/Game/$k~2.json"
 		echo '{"entities":{' > remote/meta.json.tmp
 		;;
+	webdav)
+		# A version meta.json never named, and the writers' lock of a
+		# writer that is gone.
+		echo '{"fields":{"half":' > "$DAV_ROOT/remote/Game/$k~2.json"
+		mkdir "$DAV_ROOT/remote/.recdelta-lock"
+		printf '%s %s %s\n' "$(hostname)" "$(sh -c 'echo $$')" "$(date +%s)" \
+		    > "$DAV_ROOT/remote/.recdelta-lock/owner"
+		[ "$(id -u)" != 0 ] || chown -R www-data: "$DAV_ROOT/remote"
+		;;
 	sqlite)
 		mkfifo sql.fifo
 		sqlite3 r.db < sql.fifo > sql.out 2>&1 3>&- &
@@ -663,14 +698,22 @@ crash_mid_commit() {
 		set_score "$k" 99
 		crash_mid_commit "$k"
 		run -0 --separate-stderr smart_sync
-		assert_equal "$stderr" "$(summary 0 1 199 0 0)"
+		if [ "$KIND" = webdav ]; then
+			assert_equal "$(sed 's/ of writer [0-9]* on .*,/ of writer N on H,/' <<<"$stderr")" \
+			    "recdelta-push: webdav: $DAV_URL/remote/.recdelta-lock/: removed the lock of writer N on H, which did not finish
+$(summary 0 1 199 0 0)"
+		else
+			assert_equal "$stderr" "$(summary 0 1 199 0 0)"
+		fi
 		assert_in_step
 		assert_equal "$(base_keys)" "$(target_keys)"
-		if [ "$KIND" = dir ]; then
+		if [ "$KIND" = dir ] || [ "$KIND" = webdav ]; then
+			r=remote
+			[ "$KIND" = dir ] || r=$DAV_ROOT/remote
 			assert_equal "$(rev_of "$k")" 2
 			# One file per live record, and the index: no debris.
-			assert_equal "$(cd remote && find . -type f ! -name .lock | LC_ALL=C sort)" \
-			    "$({ echo ./meta.json; jq -r '.entities.Game | keys[] | "./Game/\(.)~1.json"' remote/meta.json |
+			assert_equal "$(cd "$r" && find . ! -name .lock ! -name . ! -name Game | LC_ALL=C sort)" \
+			    "$({ echo ./meta.json; jq -r '.entities.Game | keys[] | "./Game/\(.)~1.json"' "$r/meta.json" |
 			    sed "s|/$k~1.json|/$k~2.json|"; } | LC_ALL=C sort)"
 		fi
 	done
@@ -708,14 +751,14 @@ crash_mid_commit() {
 		    new.ndjson > local.ndjson
 		mkdir start
 		save_target
-		cp -a remote r.db ck-state.json state.db* start/ 2>/dev/null || true
+		cp -a remote r.db ck-state.json dav-remote state.db* start/ 2>/dev/null || true
 		# The end an uninterrupted run reaches.
 		run -0 --separate-stderr smart_sync --delete-orphans -b 50
 		assert_equal "$stderr" "$(summary 40 40 320 20 0)"
 		expected=$(fetch_live)
 		reclaimed=0
 		for i in $(seq "$iterations"); do
-			rm -rf remote r.db r.db-* ck-state.json state.db state.db-* tmp/* hooked
+			rm -rf remote r.db r.db-* ck-state.json dav-remote state.db state.db-* tmp/* hooked
 			cp -a start/. .
 			restore_target
 			point=${points[(i + 2) % 4]}
@@ -752,7 +795,10 @@ crash_mid_commit() {
 				    fail "iteration $i: the flow ended before request $((go + 1)) of _bulk_docs: $(cat "killed.$i")"
 			else
 				[ "$prog" != recdelta-push ] || go=0
-				RECDELTA_FAULT_PROG=$prog paused "$n" recdelta smart-sync -t Game \
+				# webdav: push's points are requests sent.
+				calls=
+				[ "$prog $KIND" != "recdelta-push webdav" ] || calls=send
+				RECDELTA_FAULT_CALLS=$calls RECDELTA_FAULT_PROG=$prog paused "$n" recdelta smart-sync -t Game \
 				    -l ndjson:local.ndjson -r "$T" --delete-orphans -b 50 > /dev/null 2> "killed.$i"
 				for r in $(seq 0 "$go"); do
 					wait_paused || fail "iteration $i: the flow ended before pause $r at $point: $(cat "killed.$i")"

@@ -14,9 +14,11 @@
  *   rename   rename renameat renameat2
  *   unlink   unlink unlinkat
  *   mkdir    mkdir mkdirat
+ *   send     send sendto sendmsg (counted only when named: what an HTTP
+ *            store sends, a request or more per call)
  *
  * and counts the calls of the families named in RECDELTA_FAULT_CALLS (a
- * comma-separated list; all of them when unset), from the first call of the
+ * comma-separated list; all of them but send when unset), from the first call of the
  * process on.  Calls glibc makes internally (stdio's writes, tmpfile) do not
  * go through the shim and are neither counted nor failed.  Environment:
  *
@@ -63,6 +65,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -72,7 +75,8 @@ enum {
 	F_OPEN = 1 << 0, F_WRITE = 1 << 1, F_PWRITE = 1 << 2, F_FSYNC = 1 << 3,
 	F_FDATASYNC = 1 << 4, F_SYNCFS = 1 << 5, F_FTRUNCATE = 1 << 6,
 	F_RENAME = 1 << 7, F_UNLINK = 1 << 8, F_MKDIR = 1 << 9,
-	F_ALL = (1 << 10) - 1
+	F_ALL = (1 << 10) - 1,
+	F_SEND = 1 << 10
 };
 
 static const struct {
@@ -83,6 +87,7 @@ static const struct {
 	{ "fsync", F_FSYNC }, { "fdatasync", F_FDATASYNC },
 	{ "syncfs", F_SYNCFS }, { "ftruncate", F_FTRUNCATE },
 	{ "rename", F_RENAME }, { "unlink", F_UNLINK }, { "mkdir", F_MKDIR },
+	{ "send", F_SEND },
 };
 
 static const struct {
@@ -327,6 +332,38 @@ fn(const char *path, mode_t mode) \
 
 CREAT(creat, "creat")
 CREAT(creat64, "creat64")
+
+ssize_t
+send(int fd, const void *buf, size_t len, int flags)
+{
+	REAL(ssize_t, "send", (int, const void *, size_t, int));
+
+	if (fault(F_SEND, "send", NULL, fd))
+		return -1;
+	return real(fd, buf, len, flags);
+}
+
+ssize_t
+sendto(int fd, const void *buf, size_t len, int flags,
+    const struct sockaddr *to, socklen_t tolen)
+{
+	REAL(ssize_t, "sendto", (int, const void *, size_t, int,
+	    const struct sockaddr *, socklen_t));
+
+	if (fault(F_SEND, "sendto", NULL, fd))
+		return -1;
+	return real(fd, buf, len, flags, to, tolen);
+}
+
+ssize_t
+sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	REAL(ssize_t, "sendmsg", (int, const struct msghdr *, int));
+
+	if (fault(F_SEND, "sendmsg", NULL, fd))
+		return -1;
+	return real(fd, msg, flags);
+}
 
 ssize_t
 write(int fd, const void *buf, size_t len)
