@@ -110,6 +110,12 @@ TESTS = tests
 check: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH)
 	bats --jobs $${BATS_JOBS:-2} $(TESTS)
 
+# The seeded property suites of tests/property (minutes: not in make
+# check): RECDELTA_ROUNDS rounds each (default 200), RECDELTA_SEED to
+# repeat a failure.
+check-property: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH)
+	bats --jobs $${BATS_JOBS:-2} tests/property
+
 # Each suite under valgrind: every program run by the tests is wrapped.
 check-valgrind: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH)
 	RECDELTA_VALGRIND=1 bats --jobs $${BATS_JOBS:-2} $(TESTS)
@@ -238,5 +244,5 @@ clean:
 	    $(STREAMKINDS) $(INDEXWALK) $(SEENHASH)
 	rm -rf build
 
-.PHONY: all check check-valgrind check-san demo bench bench-merge bench-cloudkit \
+.PHONY: all check check-property check-valgrind check-san demo bench bench-merge bench-cloudkit \
 	bench-couchdb bench-webdav fuzz fuzz-build install uninstall clean

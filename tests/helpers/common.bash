@@ -3,6 +3,8 @@
 # $BATS_TEST_TMPDIR.
 
 TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+# A suite in a folder of tests/ (tests/property) is one level deeper.
+[ -f "$TOP/Makefile" ] || TOP=$(cd "$TOP/.." && pwd)
 export TOP
 FIXTURES="$TOP/tests/fixtures"
 export FIXTURES

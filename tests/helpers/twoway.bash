@@ -18,7 +18,8 @@
 # preferred side wins; deleted on one side and changed on the other, a
 # conflict the changed record wins unless the deleting side is preferred.
 # Each side is sqlite: (edited with SQL, as other programs would, moving no
-# rev), dir: or cloudkit: (edited through recdelta-push, another writer).
+# rev), dir:, webdav: or cloudkit: (edited through recdelta-push, another
+# writer).
 
 declare -gA TW_BASE TW_L TW_R TW_EXP
 TW_KEYS=12
@@ -31,6 +32,7 @@ tw_word() {
 	sqlite) printf 'sqlite:%s/l.db?table=items&key=id&type=Item' "$PWD" ;;
 	dir) printf 'dir:%s/%s' "$PWD" "${2:-store}" ;;
 	cloudkit) printf 'cloudkit:%s/%s/%s' "$CK_CONTAINER" "$CK_ENVIRONMENT" "$CK_DATABASE" ;;
+	webdav) printf 'webdav:%s/remote/' "$DAV_URL" ;;
 	esac
 }
 
@@ -38,9 +40,11 @@ tw_init() {
 	TW_LKIND=$1 TW_RKIND=$2
 	TW_LOCAL=$(tw_word "$1" local) TW_REMOTE=$(tw_word "$2" remote)
 	TW_BASE=() TW_L=() TW_R=() TW_EXP=()
-	if [ "$1" = sqlite ]; then
-		sqlite3 l.db 'CREATE TABLE items(id TEXT PRIMARY KEY, a INTEGER, b TEXT, c INTEGER)'
-	fi
+	# The local side exists, empty; the remote is made by its first write.
+	case $1 in
+	sqlite) sqlite3 l.db 'CREATE TABLE items(id TEXT PRIMARY KEY, a INTEGER, b TEXT, c INTEGER)' ;;
+	dir) mkdir local ;;
+	esac
 	# An empty first sync makes each side exist.
 	tw_sync || return 1
 }
@@ -85,7 +89,8 @@ tw_apply() {
 	fi
 	[ -s "edits.$side" ] || return 0
 	# Another writer: the record's current rev from a fetch, then a push.
-	if [ "$kind" = dir ] && [ ! -e "$side" ]; then
+	if { [ "$kind" = dir ] && [ ! -e "$side" ]; } ||
+	    { [ "$kind" = webdav ] && [ ! -e "$DAV_ROOT/remote" ]; }; then
 		: > "cur.$side"	# made by the first write
 	else
 		recdelta-fetch -t Item "$word" > "cur.$side" || return 1
@@ -260,6 +265,7 @@ tw_digest() {
 		case $kind in
 		sqlite) sqlite3 l.db .dump ;;
 		dir) tree_digest "$side" ;;
+		webdav) tree_digest "$DAV_ROOT/remote" ;;
 		cloudkit) ck_control GET state | jq -cS '[.dbs[][] | {records, tombstones}]'
 			ck_control GET 'log?format=ndjson' |
 			    jq -s 'map(select(.op | strings | endswith("/modify"))) | length' ;;
