@@ -777,12 +777,12 @@ EOF
 	assert_output 'Items: 2000 unchanged, 0 new, 0 updated, 0 deleted'
 }
 
-@test "store names: an unknown scheme, couchdb: (not in this version), a webdav: word that is no URL and a bare path are usage errors" {
+@test "store names: an unknown scheme, couchdb: and webdav: words that are no database or URL, and a bare path are usage errors" {
 	rec T a '{}' > local.ndjson
 	run -2 --separate-stderr recdelta-diff --local "$L" --remote foo:bar
 	assert_refused 'recdelta-diff: "foo:bar": unknown store scheme "foo"'
 	run -2 --separate-stderr recdelta-diff --local "$L" --remote couchdb:x
-	assert_refused 'recdelta-diff: "couchdb:x": the couchdb: store is not in this version'
+	assert_refused 'recdelta-diff: "couchdb:x": expected couchdb:http(s)://HOST[:PORT]/DB, DB a database name (a-z, 0-9 and _$()+-, starting with a letter)'
 	run -2 --separate-stderr recdelta-diff --local "$L" --remote webdav:x
 	assert_refused 'recdelta-diff: webdav: not a URL: Bad scheme'
 	run -2 --separate-stderr recdelta-diff --local local.ndjson --remote "$L"
