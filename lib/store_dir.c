@@ -807,25 +807,6 @@ dir_count(struct store *s, char *const *types, size_t ntypes)
 	return live;
 }
 
-static int
-strpcmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* NAME~V.json: a version file's name. */
-static int
-version_name(const char *s)
-{
-	size_t n = strlen(s), i;
-
-	if (n < 7 || strcmp(s + n - 5, ".json") != 0)
-		return 0;
-	for (i = n - 5; i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9'; i--)
-		;
-	return i > 0 && i < n - 5 && s[i - 1] == '~';
-}
-
 /*
  * The sweep, under the writers' lock: the collect journal acted on, then
  * every version file in a type folder that the index does not name as
@@ -870,7 +851,7 @@ dir_sweep(struct store *s, double grace, unsigned long *removed)
 		used = xreallocarray(used, nused + 1, sizeof *used);
 		used[nused++] = xstrdup(name.buf);
 	}
-	qsort(used, nused, sizeof *used, strpcmp);
+	qsort(used, nused, sizeof *used, layout_strpcmp);
 	{
 		int fd = dup(basefd);
 
@@ -898,14 +879,14 @@ dir_sweep(struct store *s, double grace, unsigned long *removed)
 		while ((fe = readdir(sub))) {
 			char *key;
 
-			if (!version_name(fe->d_name) || fstatat(tfd, fe->d_name,
+			if (!layout_is_version_name(fe->d_name) || fstatat(tfd, fe->d_name,
 			    &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
 			    difftime(now, st.st_mtime) < grace)
 				continue;
 			sb_reset(&name);
 			sb_addf(&name, "%s/%s", de->d_name, fe->d_name);
 			key = name.buf;
-			if (bsearch(&key, used, nused, sizeof *used, strpcmp))
+			if (bsearch(&key, used, nused, sizeof *used, layout_strpcmp))
 				continue;
 			if (unlinkat(tfd, fe->d_name, 0) < 0) {
 				rd_seterr(RD_EXIT_RUNTIME, "%s: %s", where(&msg,

@@ -730,3 +730,21 @@ out:
 	sb_release(&w.line);
 	return ret;
 }
+
+int
+layout_strpcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+layout_is_version_name(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n < 7 || strcmp(s + n - 5, ".json") != 0)
+		return 0;
+	for (i = n - 5; i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9'; i--)
+		;
+	return i > 0 && i < n - 5 && s[i - 1] == '~';
+}

@@ -195,4 +195,9 @@ int layout_fetch(const char *base, const struct json *entities,
     const struct fetch_opts *o, const struct layout_io *io,
     const struct store_sink *sink);
 
+/* qsort() and bsearch() of an array of strings, by their bytes. */
+int layout_strpcmp(const void *a, const void *b);
+/* 1 when s is the name of a version file, NAME~V.json, else 0. */
+int layout_is_version_name(const char *s);
+
 #endif

@@ -1393,25 +1393,6 @@ list_collection(struct wd *w, const char *path, struct member **out,
 }
 
 static int
-strpcmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* NAME~V.json: a version file's name. */
-static int
-version_name(const char *s)
-{
-	size_t n = strlen(s), i;
-
-	if (n < 7 || strcmp(s + n - 5, ".json") != 0)
-		return 0;
-	for (i = n - 5; i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9'; i--)
-		;
-	return i > 0 && i < n - 5 && s[i - 1] == '~';
-}
-
-static int
 wd_sweep(struct store *s, double grace, unsigned long *removed)
 {
 	struct wd *w = s->priv;
@@ -1441,7 +1422,7 @@ wd_sweep(struct store *s, double grace, unsigned long *removed)
 		used = xreallocarray(used, nused + 1, sizeof *used);
 		used[nused++] = xstrdup(name.buf);
 	}
-	qsort(used, nused, sizeof *used, strpcmp);
+	qsort(used, nused, sizeof *used, layout_strpcmp);
 	if (list_collection(w, "/", &types, &ntypes) < 0)
 		goto out;
 	for (i = 0; i < ntypes; i++) {
@@ -1474,14 +1455,14 @@ wd_sweep(struct store *s, double grace, unsigned long *removed)
 		for (j = 0; j < nfiles; j++) {
 			char *key = name.buf;
 
-			if (files[j].collection || !version_name(files[j].name) ||
+			if (files[j].collection || !layout_is_version_name(files[j].name) ||
 			    files[j].mtime < 0 || !files[j].etag ||
 			    difftime(now, files[j].mtime) < grace)
 				continue;
 			sb_reset(&name);
 			sb_addf(&name, "%s/%s", types[i].name, files[j].name);
 			key = name.buf;
-			if (bsearch(&key, used, nused, sizeof *used, strpcmp))
+			if (bsearch(&key, used, nused, sizeof *used, layout_strpcmp))
 				continue;
 			sb_reset(&path);
 			file_path(&path, types[i].name, files[j].name);
