@@ -310,5 +310,5 @@ Swept 2 files"
 	run -2 --separate-stderr recdelta-push --sweep --grace x dir:D
 	assert_equal "$stderr" 'recdelta-push: --grace: "x": expected seconds, 0 or more'
 	run -2 --separate-stderr recdelta-push --sweep ndjson:F
-	assert_equal "$stderr" 'recdelta-push: ndjson:F: the ndjson: store cannot be written'
+	assert_equal "$stderr" 'recdelta-push: --sweep: ndjson:F: the ndjson: store leaves no debris to sweep'
 }
