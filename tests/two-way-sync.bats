@@ -250,11 +250,14 @@ recdelta-two-way-sync: nothing was written; if it is meant to be empty, run the 
 # leaves them, and every conflict be in the state with its losing value.
 # The points (helpers/faultinject.bash), STAGE:N:M, M the pauses let go on
 # before the kill: in the hook before the pushes; in a recdelta-push before
-# its Nth file-system call (the remote's push, which reaches 20..95 first,
-# the local's waiting for its input; at 5 and 10 either may, and with M 1
-# the other one next); in a recdelta-checkpoint before its Nth (whichever
-# of scope, preflight, base, run start and the two records gets there
-# first).  RECDELTA_KILL_ITERATIONS=N for more than 10.
+# its Nth file-system call, N a fifth, two, three and four fifths of the
+# most a push of this run makes (a traced run on a copy counts them: the
+# remote's push gets there first, the local's waiting for its input), and
+# at 5 and 10, where either may, with M 1 the other one next; in a
+# recdelta-checkpoint before its Nth, a quarter, half and three quarters
+# of the most one makes (whichever of scope, preflight, base, run start
+# and the two records gets there first).  RECDELTA_KILL_ITERATIONS=N for
+# more than 10.
 @test "kill -9 of the flow at chosen points: the rerun converges, no edit and no losing value lost" {
 	local i it n=40
 	for ((i = 1; i <= n; i++)); do
@@ -279,6 +282,21 @@ recdelta-two-way-sync: nothing was written; if it is meant to be empty, run the 
 	} | recdelta-push -q --delete-orphans "$R" > /dev/null
 	mkdir start
 	cp -a remote l.db state.db* start/
+	# How many file-system calls the busiest process of each stage makes
+	# in this run (their number depends on the build: the sanitizers'
+	# differs), from a run on a copy with the shim tracing them.
+	most_calls() {
+		rm -rf remote l.db l.db-* state.db state.db-* trace
+		cp -a start/. .
+		RECDELTA_FAULT_PROG=$1 RECDELTA_FAULT_TRACE=$PWD/trace \
+		    faulty recdelta two-way-sync -q -t Item -l "$L" -r "$R" -b 4 > /dev/null 2>&1
+		awk '{ print $1 }' trace | sort -n | tail -n 1
+	}
+	pc=$(most_calls recdelta-push)
+	cc=$(most_calls recdelta-checkpoint)
+	[ "$pc" -ge 50 ] && [ "$cc" -ge 40 ] || fail "too few calls to choose from: push $pc, checkpoint $cc"
+	rm -rf remote l.db l.db-* state.db state.db-* trace
+	cp -a start/. .
 	# The end an uninterrupted run reaches.
 	run -0 --separate-stderr sync2 -b 4
 	expected=$(live "$L")
@@ -286,7 +304,9 @@ recdelta-two-way-sync: nothing was written; if it is meant to be empty, run the 
 	conflicts=$(recdelta-checkpoint conflicts --json | jq -c '[.key, .field, .local, .remote]' | LC_ALL=C sort)
 	[ "$(wc -l <<<"$conflicts")" -ge 5 ] || fail "too few conflicts to test: $conflicts"
 
-	points=(hook push:20:0 checkpoint:12:0 push:45:0 checkpoint:40:0 push:70:0 checkpoint:25:0 push:95:0 push:10:1 push:5:0)
+	points=(hook push:$((pc / 5)):0 checkpoint:$((cc / 4)):0 push:$((2 * pc / 5)):0
+	    checkpoint:$((cc / 2)):0 push:$((3 * pc / 5)):0 checkpoint:$((3 * cc / 4)):0
+	    push:$((4 * pc / 5)):0 push:10:1 push:5:0)
 	iterations=${RECDELTA_KILL_ITERATIONS:-10}
 	for ((it = 0; it < iterations; it++)); do
 		rm -rf remote l.db l.db-* state.db state.db-* tmp/* hooked
