@@ -296,16 +296,6 @@ mkdirs(const char *path)
 	return ret;
 }
 
-static void
-now_iso(char buf[32])
-{
-	time_t t = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* The path of a file for messages: BASE/NAME or BASE/DIR/NAME. */
 static const char *
 where(struct sb *b, const char *base, const char *dir, const char *name)
@@ -614,7 +604,7 @@ dir_apply(struct store *s, struct change *v, size_t n)
 	    where(&msg, d->path, NULL, "meta.json.tmp")) < 0 ||
 	    load_index(&x, d->path, basefd) < 0 || collect_recover(&t, &x) < 0)
 		goto out;
-	now_iso(now);
+	layout_now(now);
 	for (i = 0; i < n; i++) {
 		struct change *c = &v[i];
 		struct layout_entry *e;
@@ -841,17 +831,7 @@ dir_sweep(struct store *s, double grace, unsigned long *removed)
 	if (load_index(&x, d->path, basefd) < 0 || collect_recover(&t, &x) < 0)
 		goto out;
 	/* The files the index names, TYPENAME/NAME. */
-	for (i = 0; i < x.n; i++) {
-		if (x.e[i].deleted)
-			continue;
-		sb_reset(&name);
-		layout_type_name(&name, x.e[i].type, x.e[i].typelen);
-		sb_addc(&name, '/');
-		layout_version_name(&name, x.e[i].key, x.e[i].keylen, x.e[i].v);
-		used = xreallocarray(used, nused + 1, sizeof *used);
-		used[nused++] = xstrdup(name.buf);
-	}
-	qsort(used, nused, sizeof *used, layout_strpcmp);
+	layout_used_names(&x, &used, &nused);
 	{
 		int fd = dup(basefd);
 

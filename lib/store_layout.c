@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* Names */
 
@@ -747,4 +748,36 @@ layout_is_version_name(const char *s)
 	for (i = n - 5; i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9'; i--)
 		;
 	return i > 0 && i < n - 5 && s[i - 1] == '~';
+}
+
+void
+layout_now(char buf[32])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void
+layout_used_names(const struct layout_index *x, char ***used, size_t *nused)
+{
+	struct sb name;
+	size_t i;
+
+	sb_init(&name, 256);
+	for (i = 0; i < x->n; i++) {
+		if (x->e[i].deleted)
+			continue;
+		sb_reset(&name);
+		layout_type_name(&name, x->e[i].type, x->e[i].typelen);
+		sb_addc(&name, '/');
+		layout_version_name(&name, x->e[i].key, x->e[i].keylen,
+		    x->e[i].v);
+		*used = xreallocarray(*used, *nused + 1, sizeof **used);
+		(*used)[(*nused)++] = xstrdup(name.buf);
+	}
+	sb_release(&name);
+	qsort(*used, *nused, sizeof **used, layout_strpcmp);
 }

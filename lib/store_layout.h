@@ -200,4 +200,14 @@ int layout_strpcmp(const void *a, const void *b);
 /* 1 when s is the name of a version file, NAME~V.json, else 0. */
 int layout_is_version_name(const char *s);
 
+/* The current time as YYYY-MM-DDTHH:MM:SSZ, the index's form. */
+void layout_now(char buf[32]);
+/*
+ * The files the index x names as current, TYPENAME/NAME, appended to
+ * *used (owned strings) and sorted for bsearch() with layout_strpcmp:
+ * what a sweep must leave.
+ */
+void layout_used_names(const struct layout_index *x, char ***used,
+    size_t *nused);
+
 #endif

@@ -594,16 +594,6 @@ wd_count(struct store *s, char *const *types, size_t ntypes)
 
 /* Writing */
 
-static void
-now_iso(char buf[32])
-{
-	time_t t = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static int
 weak(const char *etag)
 {
@@ -1071,7 +1061,7 @@ wd_apply(struct store *s, struct change *v, size_t n)
 		layout_index_init(&x);
 		if (found && layout_index_load(&x, meta.buf, meta.len, "meta.json") < 0)
 			goto out;
-		now_iso(now);
+		layout_now(now);
 		for (i = 0; i < n; i++) {
 			struct layout_entry *e;
 
@@ -1412,17 +1402,7 @@ wd_sweep(struct store *s, double grace, unsigned long *removed)
 	if ((r = collection_exists(w)) <= 0 || load_index(w, &x, &meta, NULL) < 0)
 		goto out;
 	/* The files the index names. */
-	for (i = 0; i < x.n; i++) {
-		if (x.e[i].deleted)
-			continue;
-		sb_reset(&name);
-		layout_type_name(&name, x.e[i].type, x.e[i].typelen);
-		sb_addc(&name, '/');
-		layout_version_name(&name, x.e[i].key, x.e[i].keylen, x.e[i].v);
-		used = xreallocarray(used, nused + 1, sizeof *used);
-		used[nused++] = xstrdup(name.buf);
-	}
-	qsort(used, nused, sizeof *used, layout_strpcmp);
+	layout_used_names(&x, &used, &nused);
 	if (list_collection(w, "/", &types, &ntypes) < 0)
 		goto out;
 	for (i = 0; i < ntypes; i++) {
