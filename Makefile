@@ -108,7 +108,7 @@ $(SEENHASH): tests/helpers/seenhash.c lib/librecdelta.a $(LIBHDR) config.mk
 TESTS = tests
 
 check: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH)
-	bats --jobs $${BATS_JOBS:-2} $(TESTS)
+	bats --timing --jobs $${BATS_JOBS:-2} $(TESTS)
 
 # The seeded property suites of tests/property (minutes: not in make
 # check): RECDELTA_ROUNDS rounds each (default 200), RECDELTA_SEED to

@@ -294,7 +294,9 @@ recdelta-two-way-sync: nothing was written; if it is meant to be empty, run the 
 	}
 	pc=$(most_calls recdelta-push)
 	cc=$(most_calls recdelta-checkpoint)
-	[ "$pc" -ge 50 ] && [ "$cc" -ge 40 ] || fail "too few calls to choose from: push $pc, checkpoint $cc"
+	# Enough that the fractions below are distinct points past the start
+	# (a sanitizer build makes fewer calls: 34 of checkpoint's were seen).
+	[ "$pc" -ge 25 ] && [ "$cc" -ge 16 ] || fail "too few calls to choose from: push $pc, checkpoint $cc"
 	rm -rf remote l.db l.db-* state.db state.db-* trace
 	cp -a start/. .
 	# The end an uninterrupted run reaches.
