@@ -320,6 +320,12 @@ instant(const char *s, size_t n, long long *sec)
 }
 
 int
+fetch_window_instant(const char *s, size_t n, long long *t)
+{
+	return instant(s, n, t);
+}
+
+int
 fetch_window(struct fetch_opts *o, const char *spec)
 {
 	const char *eq = strchr(spec, '='), *dots;

@@ -73,6 +73,8 @@ struct fetch_opts {
  * every window.  -1 with a message (status 2).
  */
 int fetch_window(struct fetch_opts *o, const char *spec);
+/* 0 with *t when s reads as an instant as a window reads one, or -1. */
+int fetch_window_instant(const char *s, size_t n, long long *t);
 
 /*
  * Writing.  A change (struct change, lib/stream.h) is what push asks of a

@@ -66,3 +66,65 @@ import() {
 	assert_equal "$(grep -c 'not a date or an instant' <<< "$stderr")" 1
 	grep -qxF 'recdelta-diff: sqlite:g.db?table=games&key=id: 1 record has a field "updatedAt" that is not a date or an instant (the first: key "c"): outside every window' <<< "$stderr"
 }
+
+# A window on a column of an sqlite: table is a WHERE clause: the records
+# of each window are those a whole read and the window's test give (the
+# same fetch over an ndjson: copy is the oracle), for values with zones
+# either side of midnight, SQLite's own format, dates alone, a lower-case
+# "t", words, numbers and NULL, in a TEXT column and in an indexed one of
+# numeric affinity; and a run of daily windows reads each dated row three
+# times at most (its window and the two beside it), as the log counts.
+@test "fetch --window on an sqlite: column reads the window's rows by a WHERE clause: the records a whole read keeps, each row read a few times, not once a window" {
+	{
+		echo 'create table w(id text primary key, at text, dt datetime);'
+		echo 'create index w_dt on w(dt);'
+		for i in $(seq 0 299); do
+			d=$(printf '2025-01-%02d' $((i % 10 + 1)))
+			h=$(printf '%02d' $((i * 7 % 24)))
+			case $((i % 6)) in
+			0) v="${d}T$h:00:00Z" ;;
+			1) v="$d $h:30:00" ;;
+			2) v="${d}T$h:00:00+13:00" ;;
+			3) v="${d}T$h:15:00-11:30" ;;
+			4) v="$d" ;;
+			5) v="${d}t$h:45:00.5z" ;;
+			esac
+			printf "insert into w values('r%03d', '%s', '%s');\n" "$i" "$v" "$v"
+		done
+		echo "insert into w values('n1', NULL, NULL), ('w1', 'soon', 'soon'), ('i1', ' 2025-01-05', 1735689600);"
+	} | sqlite3 w.db
+	src='sqlite:w.db?table=w&key=id'
+	recdelta-fetch "$src" > all.ndjson
+	export RECDELTA_LOG=$PWD/fetch.log
+	for col in at dt; do
+		: > fetch.log
+		for day in $(seq 1 10); do
+			from=$(printf '2025-01-%02d' "$day")
+			to=$(date -u -d "$from + 1 day" +%F)
+			run -0 --separate-stderr recdelta-fetch --window "$col=$from..$to" "$src"
+			got=$(LC_ALL=C sort <<< "$output") got_err=$stderr
+			run -0 --separate-stderr recdelta-fetch --window "$col=$from..$to" ndjson:all.ndjson
+			[ "$got" = "$(LC_ALL=C sort <<< "$output")" ] ||
+			    fail "$col, $from: $(diff <(echo "$got") <(LC_ALL=C sort <<< "$output"))"
+			# The first unreadable one named is the first read: in the
+			# index's order when SQLite reads through one.
+			exp=${stderr%(the first:*}
+			assert_equal "${got_err%(the first:*}" "${exp//ndjson:all.ndjson/"$src"}"
+		done
+		read_rows=$(jq -s 'map(.rows_read) | add' fetch.log)
+		assert_equal "$(jq -s length fetch.log)" 10
+		# 300 dated rows, at most 3 reads each; "soon" and " 2025-01-05"
+		# (or the number) once a window.
+		[ "$read_rows" -le $((3 * 300 + 10 * 2)) ] ||
+		    fail "$col: $read_rows rows read by 10 windows of 302 rows"
+		[ "$read_rows" -ge 300 ] || fail "$col: $read_rows rows read: fewer than the dated rows"
+	done
+	# Every window together holds every dated row once.
+	for day in $(seq 1 10); do
+		from=$(printf '2025-01-%02d' "$day")
+		recdelta-fetch --window "at=$from..$(date -u -d "$from + 1 day" +%F)" "$src" 2> /dev/null
+	done | jq -r .key | LC_ALL=C sort > windowed.keys
+	assert_equal "$(uniq -d windowed.keys)" ''
+	# The zones reach into December and the 11th: 300 less those.
+	[ "$(wc -l < windowed.keys)" -ge 290 ] || fail "only $(wc -l < windowed.keys) rows in January's windows"
+}
