@@ -163,6 +163,10 @@ bench-couchdb: all bench/recgen
 bench-webdav: all
 	bash bench/webdav
 
+# How a run's cost grows with the store: 100k and 1M records (minutes).
+bench-scale: all bench/recgen
+	bash bench/scale
+
 # libFuzzer harnesses (fuzz/README): the lib objects built again with clang
 # and the sanitizers under build/fuzz, apart from the normal build's.
 FUZZ = json record dirmeta cloudkit
@@ -244,5 +248,5 @@ clean:
 	    $(STREAMKINDS) $(INDEXWALK) $(SEENHASH)
 	rm -rf build
 
-.PHONY: all check check-property check-valgrind check-san demo bench bench-merge bench-cloudkit \
+.PHONY: all check check-property check-valgrind check-san demo bench bench-merge bench-cloudkit bench-scale \
 	bench-couchdb bench-webdav fuzz fuzz-build install uninstall clean
