@@ -339,3 +339,22 @@ mkdata() {
 	assert_equal "${stderr%%$'\n'*}" "recdelta-checkpoint: refused: the state s.db belongs to scope \"dir:$PWD/old#shard=1/2\", not \"dir:$PWD/old#shard=2/2\""
 	assert_equal "$(tree_digest old)" "$before"
 }
+
+@test "two-way-sync --shard: a side whose shard lost its records is refused (5); an empty shard over an empty base is not" {
+	rec T a '{"n":1}' > l.ndjson
+	rec T b '{"n":2}' >> l.ndjson
+	sa=$(shard_of 8 T a) sb=$(shard_of 8 T b)
+	[ "$sa" != "$sb" ] || fail "a and b share a shard"
+	for s in $(seq 1 8); do
+		recdelta two-way-sync -q --shard "$s/8" --local ndjson:l.ndjson --remote dir:r ||
+		    fail "shard $s/8 failed"
+	done
+	assert_equal "$(recdelta-fetch dir:r | jq -r .key | sort | tr '\n' ' ')" 'a b '
+	rec T b '{"n":2}' > l.ndjson
+	before=$(tree_digest r)
+	run -5 --separate-stderr recdelta two-way-sync --shard "$sa/8" --local ndjson:l.ndjson --remote dir:r
+	assert_equal "${stderr%%$'\n'*}" 'recdelta-two-way-sync: refused: ndjson:l.ndjson holds no record, where the base of the last sync holds 1'
+	assert_equal "$(tree_digest r)" "$before"
+	run -0 --separate-stderr recdelta two-way-sync -q --shard "$sb/8" --local ndjson:l.ndjson --remote dir:r
+	assert_equal "$(tree_digest r)" "$before"
+}
