@@ -18,6 +18,7 @@ LIBOBJ = \
 	lib/json.o \
 	lib/log.o \
 	lib/record.o \
+	lib/shard.o \
 	lib/side.o \
 	lib/state.o \
 	lib/state_lock.o \
@@ -35,7 +36,7 @@ LIBOBJ = \
 	lib/util.o
 
 LIBHDR = lib/digest.h lib/http.h lib/index.h lib/json.h lib/log.h lib/record.h \
-	lib/side.h lib/state.h lib/state_int.h lib/store.h lib/store_cloudkit.h \
+	lib/shard.h lib/side.h lib/state.h lib/state_int.h lib/store.h lib/store_cloudkit.h \
 	lib/store_layout.h lib/stream.h lib/util.h
 
 FLOWS = pipelines/diff-only pipelines/historical-import pipelines/smart-sync \

@@ -58,7 +58,7 @@ usage(FILE *fp)
 	    "       recdelta-checkpoint unlock [--pid PID] [--force]\n"
 	    "       recdelta-checkpoint run start --scope SCOPE --flow NAME [--pid PID]\n"
 	    "       recdelta-checkpoint run end RUN [--partial]\n"
-	    "       recdelta-checkpoint scope [-z] [--source SRC] TARGET\n"
+	    "       recdelta-checkpoint scope [-z] [--source SRC] [--shard I/N] TARGET\n"
 	    "       recdelta-checkpoint history [--json]\n"
 	    "       recdelta-checkpoint show [--json] RUN\n"
 	    "       recdelta-checkpoint conflicts [--json] [--all] [-t TYPE]...\n"
@@ -73,6 +73,7 @@ usage(FILE *fp)
 	    "                     else .recdelta/state.db)\n"
 	    "      --scope SCOPE  the remote's identity plus the data set\n"
 	    "      --source SRC   the store a flow reads from, for its scope\n"
+	    "      --shard I/N    the scope of shard I of N: \"#shard=I/N\" appended\n"
 	    "  -z                 end each value with NUL, not a newline\n"
 	    "      --run ID       continue run ID instead of starting a new one\n"
 	    "      --flow NAME    the flow the run belongs to\n"
@@ -114,12 +115,14 @@ badusage(const char *fmt, ...)
  */
 enum {
 	O_STATE = 256, O_SUMMARY, O_SCOPE, O_RUN, O_FLOW, O_BATCH, O_WINDOW, O_FROM, O_TO, O_STEP,
-	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE, O_ALL, O_PARTIAL, O_SOURCE
+	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE, O_ALL, O_PARTIAL, O_SOURCE,
+	O_SHARD
 };
 
 struct subopts {
 	long run, pid;
 	const char *flow, *from, *to, *step, *reason, *window, *source;
+	struct shard shard;	/* --shard; n 0: none */
 	size_t batch;
 	int json, check, force, all, partial, nul, summary;
 	char **types;
@@ -164,6 +167,7 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 		{ "all", no_argument, NULL, O_ALL },
 		{ "partial", no_argument, NULL, O_PARTIAL },
 		{ "source", required_argument, NULL, O_SOURCE },
+		{ "shard", required_argument, NULL, O_SHARD },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -244,6 +248,10 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 			break;
 		case O_SOURCE:
 			o->source = optarg;
+			break;
+		case O_SHARD:
+			if (shard_parse(&o->shard, optarg) < 0)
+				badusage("%s", rd_errmsg());
 			break;
 		case 'z':
 			o->nul = 1;
@@ -1466,11 +1474,13 @@ same_scope(const char *own, const char *canon)
  * belongs to this scope and the scope has no state of its own yet.  A
  * state that belongs to the same store spelt otherwise (made before
  * spellings were canonical) keeps its spelling, which is then the scope.
+ * A shard's scope (--shard) is that scope and "#shard=I/N": a scope, a
+ * state and a lock of its own, so that N shards run side by side.
  */
 static int
 cmd_scope(int argc, char **argv)
 {
-	static const int allowed[] = { O_SOURCE, 'z', 0 };
+	static const int allowed[] = { O_SOURCE, O_SHARD, 'z', 0 };
 	const char *env = getenv("RECDELTA_STATE");
 	struct subopts o;
 	struct sb words;
@@ -1496,6 +1506,17 @@ cmd_scope(int argc, char **argv)
 	}
 	scope = store_scope_canon(words.buf);
 	sb_release(&words);
+	if (o.shard.n) {
+		char sh[48];
+
+		shard_format(&o.shard, sh, sizeof sh);
+		sb_init(&words, strlen(scope) + 64);
+		sb_adds(&words, scope);
+		sb_adds(&words, "#shard=");
+		sb_adds(&words, sh);
+		free(scope);
+		scope = words.buf;
+	}
 	if (state_opt) {
 		path = xstrdup(state_opt);
 	} else if (env && *env) {

@@ -343,8 +343,8 @@ usage(FILE *fp)
 	    "                     [--tolerance FIELD=EPS]... [--rules FILE]\n"
 	    "                     [-t TYPE]... [--summary[=text|json]] [-o FILE]\n"
 	    "                     [--window FIELD=FROM..TO] [--exit-code] [--allow-empty]\n"
-	    "                     [--allow-missing-remote] [--base SRC] [--check-args]\n"
-	    "                     [--insecure-http]\n"
+	    "                     [--allow-missing-remote] [--base SRC] [--shard I/N]\n"
+	    "                     [--check-args] [--insecure-http]\n"
 	    "\n"
 	    "  -l, --local SRC          the data as it should be\n"
 	    "  -r, --remote SRC         the data as it is\n"
@@ -363,6 +363,7 @@ usage(FILE *fp)
 	    "                           reads as empty\n"
 	    "      --base SRC           the records when last in step: an update\n"
 	    "                           names in \"edited\" the remote edits it overwrites\n"
+	    "      --shard I/N          only the records of shard I of N, on every side\n"
 	    "      --check-args         check the options and the stores' words, then\n"
 	    "                           exit: read nothing, write nothing\n"
 	    "      --insecure-http      allow plain http to a host that is not this\n"
@@ -379,7 +380,7 @@ int
 main(int argc, char *argv[])
 {
 	enum { OPT_TOL = 256, OPT_RULES, OPT_EXIT, OPT_EMPTY, OPT_SUMMARY,
-	    OPT_WINDOW, OPT_MISSING, OPT_BASE, OPT_CHECK, OPT_INSECURE };
+	    OPT_WINDOW, OPT_MISSING, OPT_BASE, OPT_CHECK, OPT_INSECURE, OPT_SHARD };
 	static const struct option longopts[] = {
 		{ "local", required_argument, NULL, 'l' },
 		{ "remote", required_argument, NULL, 'r' },
@@ -397,6 +398,7 @@ main(int argc, char *argv[])
 		{ "base", required_argument, NULL, OPT_BASE },
 		{ "check-args", no_argument, NULL, OPT_CHECK },
 		{ "insecure-http", no_argument, NULL, OPT_INSECURE },
+		{ "shard", required_argument, NULL, OPT_SHARD },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -479,6 +481,13 @@ main(int argc, char *argv[])
 			break;
 		case OPT_INSECURE:
 			store_insecure_http = 1;
+			break;
+		case OPT_SHARD:
+			if (shard_parse(&fo.shard, optarg) < 0) {
+				rd_warn("%s", rd_errmsg());
+				status = RD_EXIT_USAGE;
+				goto out;
+			}
 			break;
 		case OPT_WINDOW:
 			if (fetch_window(&fo, optarg) < 0) {

@@ -23,7 +23,7 @@ usage(FILE *fp)
 	fprintf(fp,
 	    "usage: recdelta-fetch [-t TYPE]... [--window FIELD=FROM..TO] [--allow-empty]\n"
 	    "                      [--changes] [--resume CURSOR] [--jobs N]\n"
-	    "                      [--insecure-http] SOURCE\n"
+	    "                      [--shard I/N] [--insecure-http] SOURCE\n"
 	    "\n"
 	    "  -t, --type TYPE   only records of TYPE (cloudkit: the types to\n"
 	    "                    read, in this order)\n"
@@ -34,6 +34,7 @@ usage(FILE *fp)
 	    "                    zones)\n"
 	    "      --resume CURSOR  go on from the value of a cursor line\n"
 	    "      --jobs N      webdav: requests at once (default 4)\n"
+	    "      --shard I/N   only the records of shard I of N (1 <= I <= N)\n"
 	    "      --insecure-http  allow plain http to a host that is not this\n"
 	    "                    machine (couchdb:, webdav:)\n"
 	    "  -h, --help        print this help and exit\n"
@@ -69,6 +70,7 @@ main(int argc, char *argv[])
 		{ "resume", required_argument, NULL, 'R' },
 		{ "jobs", required_argument, NULL, 'J' },
 		{ "insecure-http", no_argument, NULL, 'I' },
+		{ "shard", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -108,6 +110,10 @@ main(int argc, char *argv[])
 			break;
 		case 'I':
 			store_insecure_http = 1;
+			break;
+		case 'S':
+			if (shard_parse(&fo.shard, optarg) < 0)
+				rd_die_pending();
 			break;
 		case 'h':
 			usage(stdout);

@@ -516,7 +516,7 @@ usage(FILE *fp)
 	    "                      [-a] [-i FIELD]... [--tolerance FIELD=EPS]...\n"
 	    "                      [--rules FILE] [-t TYPE]... [--summary[=text|json]]\n"
 	    "                      [-o FILE] [--exit-code] [--allow-empty]\n"
-	    "                      [--allow-missing-remote] [--check-args]\n"
+	    "                      [--allow-missing-remote] [--shard I/N] [--check-args]\n"
 	    "\n"
 	    "  -b, --base SRC           the records when both sides were last in step\n"
 	    "  -l, --local SRC          one side\n"
@@ -536,6 +536,7 @@ usage(FILE *fp)
 	    "      --allow-empty        accept an ndjson input with no lines\n"
 	    "      --allow-missing-remote  a remote store that does not exist yet\n"
 	    "                           reads as empty\n"
+	    "      --shard I/N          only the records of shard I of N, on every side\n"
 	    "      --check-args         check the options and the stores' words, then\n"
 	    "                           exit: read nothing, write nothing\n"
 	    "  -h, --help               print this help and exit\n"
@@ -549,7 +550,7 @@ int
 main(int argc, char *argv[])
 {
 	enum { OPT_TOL = 256, OPT_RULES, OPT_EXIT, OPT_EMPTY, OPT_SUMMARY,
-	    OPT_MISSING, OPT_PREFER, OPT_MTIME, OPT_CHECK };
+	    OPT_MISSING, OPT_PREFER, OPT_MTIME, OPT_CHECK, OPT_SHARD };
 	static const struct option longopts[] = {
 		{ "base", required_argument, NULL, 'b' },
 		{ "local", required_argument, NULL, 'l' },
@@ -567,6 +568,7 @@ main(int argc, char *argv[])
 		{ "allow-empty", no_argument, NULL, OPT_EMPTY },
 		{ "allow-missing-remote", no_argument, NULL, OPT_MISSING },
 		{ "check-args", no_argument, NULL, OPT_CHECK },
+		{ "shard", required_argument, NULL, OPT_SHARD },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -665,6 +667,13 @@ main(int argc, char *argv[])
 			break;
 		case OPT_CHECK:
 			checkargs = 1;
+			break;
+		case OPT_SHARD:
+			if (shard_parse(&fo.shard, optarg) < 0) {
+				rd_warn("%s", rd_errmsg());
+				status = RD_EXIT_USAGE;
+				goto out;
+			}
 			break;
 		case 'h':
 			usage(stdout);

@@ -54,6 +54,7 @@ struct opts {
 	int retries;
 	long long max_delete;	/* -1: no budget */
 	int max_delete_pct;
+	struct shard shard;	/* --shard; n 0: none */
 	const struct rules *rules;
 };
 
@@ -103,7 +104,7 @@ usage(FILE *fp)
 	    "                     [--tolerance FIELD=EPS]... [--rules FILE] [-q]\n"
 	    "                     [--keep-remote-edits] [--side local|remote]\n"
 	    "                     [--log FILE] [--check-args] [--jobs N]\n"
-	    "                     [--insecure-http] TARGET\n"
+	    "                     [--shard I/N] [--insecure-http] TARGET\n"
 	    "       recdelta-push --sweep [--grace SECONDS] [-q] TARGET\n"
 	    "\n"
 	    "  -n, --dry-run            plan only: results \"planned\", nothing written\n"
@@ -124,6 +125,7 @@ usage(FILE *fp)
 	    "      --check-args         check the options and TARGET's word, then\n"
 	    "                           exit: read nothing, write nothing\n"
 	    "      --jobs N             webdav: requests at once (default 4)\n"
+	    "      --shard I/N          refuse a change outside shard I of N\n"
 	    "      --insecure-http      allow plain http to a host that is not this\n"
 	    "                           machine (couchdb:, webdav:)\n"
 	    "      --sweep              remove debris (dir:, webdav:): version files\n"
@@ -218,6 +220,21 @@ read_plan(const struct opts *o)
 			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
 			goto out;
 		}
+		/*
+		 * A sharded run's changes are its shard's: one outside it
+		 * means the stages were given different shards.
+		 */
+		if (k != PASS && !shard_keeps(&o->shard, c.type, c.typelen,
+		    c.key, c.keylen)) {
+			char sh[48];
+
+			shard_format(&o->shard, sh, sizeof sh);
+			rd_seterr(RD_EXIT_DATA, "%s:%lu: type \"%s\" key \"%s\": "
+			    "outside shard %s (--shard)", r.name, r.lineno,
+			    rd_quote(c.type, c.typelen), rd_quote(c.key, c.keylen),
+			    sh);
+			goto out;
+		}
 		/* The other side's change, checked all the same: passed on. */
 		if (k != PASS && o->side != RD_SIDE_NONE &&
 		    c.target != RD_SIDE_NONE && c.target != o->side)
@@ -260,6 +277,36 @@ out:
 	arena_release(&a);
 	lreader_close(&r);
 	return ret;
+}
+
+static int
+count_put(void *ctx, const struct rline *l)
+{
+	if (l->rec && !l->rec->deleted)
+		(*(long long *)ctx)++;
+	return 0;
+}
+
+/*
+ * The records of --shard's shard in the target, of the types the changes
+ * name: what a percentage of --max-delete is of in a sharded run.  The
+ * store has no count of a shard, so this reads it.
+ */
+static long long
+count_shard(const struct opts *o)
+{
+	struct fetch_opts fo = { 0 };
+	long long n = 0;
+	struct store_sink sink = { count_put, &n };
+
+	fo.types = ptypes;
+	fo.ntypes = nptypes;
+	fo.allow_empty = 1;
+	fo.missing_ok = 1;
+	fo.shard = o->shard;
+	if (store_fetch(&st, &fo, &sink) < 0)
+		return -1;
+	return n;
 }
 
 /* A change this run writes: a kept remote edit and an orphan are not. */
@@ -678,7 +725,7 @@ main(int argc, char *argv[])
 {
 	enum { OPT_DELETE = 256, OPT_MAXDEL, OPT_RETRIES, OPT_TOL, OPT_RULES,
 	    OPT_LOG, OPT_FORCE, OPT_KEEP, OPT_CHECK, OPT_SIDE, OPT_JOBS,
-	    OPT_INSECURE, OPT_SWEEP, OPT_GRACE };
+	    OPT_INSECURE, OPT_SWEEP, OPT_GRACE, OPT_SHARD };
 	static const struct option longopts[] = {
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "batch", required_argument, NULL, 'b' },
@@ -698,6 +745,7 @@ main(int argc, char *argv[])
 		{ "insecure-http", no_argument, NULL, OPT_INSECURE },
 		{ "sweep", no_argument, NULL, OPT_SWEEP },
 		{ "grace", required_argument, NULL, OPT_GRACE },
+		{ "shard", required_argument, NULL, OPT_SHARD },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -743,6 +791,10 @@ main(int argc, char *argv[])
 			    &o.max_delete_pct)) < 0)
 				rd_die(RD_EXIT_USAGE, "--max-delete: \"%s\": expected "
 				    "N or N%%", optarg);
+			break;
+		case OPT_SHARD:
+			if (shard_parse(&o.shard, optarg) < 0)
+				rd_die_pending();
 			break;
 		case OPT_RETRIES:
 			errno = 0;
@@ -871,7 +923,8 @@ main(int argc, char *argv[])
 			long long budget = o.max_delete;
 
 			if (o.max_delete_pct) {
-				if ((total = store_count(&st, ptypes, nptypes)) < 0)
+				if ((total = o.shard.n > 1 ? count_shard(&o) :
+				    store_count(&st, ptypes, nptypes)) < 0)
 					rd_die_pending();
 				budget = total * o.max_delete / 100;
 			}

@@ -30,10 +30,10 @@
  * index_read is one pread of the line.
  *
  * Several inputs: index_walk visits every key present in any of n indexes
- * once, with the entry of each index that has it.  Sharding (a later
- * --shard I/N): index_keyhash() is the hash the table uses, a pure function
- * of (type, key), the same in every process and on every machine; a shard
- * keeps the keys with index_keyhash() % N == I.
+ * once, with the entry of each index that has it.  index_keyhash() is the
+ * hash the table uses, a pure function of (type, key); --shard I/N does not
+ * use it but lib/shard.h's hash, which is specified for other tools and
+ * independent of the table's slots.
  */
 #ifndef RD_INDEX_H
 #define RD_INDEX_H
@@ -137,7 +137,7 @@ index_same_hash(const struct index_ent *a, const struct index_ent *b)
 const struct index_ent *index_find(const struct index *ix, const char *type,
     size_t typelen, const char *key, size_t keylen);
 
-/* The hash of (type, key) the table uses, and a --shard would partition by. */
+/* The hash of (type, key) the table uses. */
 uint64_t index_keyhash(const char *type, size_t typelen, const char *key,
     size_t keylen);
 

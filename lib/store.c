@@ -88,6 +88,23 @@ fail:
 	return -1;
 }
 
+/* A sink that keeps the records of one shard and passes every other line. */
+struct shard_sink {
+	const struct shard *shard;
+	const struct store_sink *next;
+};
+
+static int
+shard_put(void *ctx, const struct rline *l)
+{
+	struct shard_sink *ss = ctx;
+
+	if (l->rec && !shard_keeps(ss->shard, l->rec->type, l->rec->typelen,
+	    l->rec->key, l->rec->keylen))
+		return 0;
+	return ss->next->put(ss->next->ctx, l);
+}
+
 int
 store_fetch(struct store *s, const struct fetch_opts *o,
     const struct store_sink *sink)
@@ -96,6 +113,12 @@ store_fetch(struct store *s, const struct fetch_opts *o,
 		rd_seterr(RD_EXIT_USAGE, "%s: name the record types with -t TYPE "
 		    "(%s)", s->spec, s->ops->needs_types);
 		return -1;
+	}
+	if (o && o->shard.n > 1) {
+		struct shard_sink ss = { &o->shard, sink };
+		struct store_sink wrap = { shard_put, &ss };
+
+		return s->ops->fetch(s, o, &wrap);
 	}
 	return s->ops->fetch(s, o, sink);
 }

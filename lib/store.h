@@ -27,6 +27,7 @@
 #ifndef RD_STORE_H
 #define RD_STORE_H
 
+#include "shard.h"
 #include "stream.h"
 
 /* One stream line as a store produced it. */
@@ -64,6 +65,11 @@ struct fetch_opts {
 	int cursors;		/* hand a cursor line to the sink after each page */
 	const char *resume;	/* start at this cursor's value */
 	int changes;		/* read the change feed instead of listing */
+	/*
+	 * Only the records (tombstones too) of this shard (lib/shard.h);
+	 * lines of other kinds pass whatever it is.  store_fetch applies it.
+	 */
+	struct shard shard;
 };
 
 /*
