@@ -40,7 +40,7 @@ LIBHDR = lib/digest.h lib/http.h lib/index.h lib/json.h lib/log.h lib/record.h \
 	lib/store_layout.h lib/stream.h lib/util.h
 
 FLOWS = pipelines/diff-only pipelines/historical-import pipelines/smart-sync \
-	pipelines/two-way-sync \
+	pipelines/two-way-sync pipelines/undo \
 	pipelines/recdelta-sh-setup
 
 MAN1 = man/man1/recdelta.1 man/man1/recdelta-checkpoint.1 man/man1/recdelta-diff.1 \

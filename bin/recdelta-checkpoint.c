@@ -40,7 +40,7 @@ usage(FILE *fp)
 	fprintf(fp,
 	    "usage: recdelta-checkpoint [--state PATH] [--scope SCOPE] SUBCOMMAND [options]\n"
 	    "       recdelta-checkpoint record --scope SCOPE [--run ID] [--flow NAME] [--batch N]\n"
-	    "                                  [--window START]\n"
+	    "                                  [--window START] [--undoes RUN]\n"
 	    "       recdelta-checkpoint base [-t TYPE]...\n"
 	    "       recdelta-checkpoint cursor get NAME\n"
 	    "       recdelta-checkpoint cursor set NAME VALUE\n"
@@ -60,11 +60,12 @@ usage(FILE *fp)
 	    "       recdelta-checkpoint run end RUN [--partial]\n"
 	    "       recdelta-checkpoint scope [-z] [--source SRC] [--shard I/N] TARGET\n"
 	    "       recdelta-checkpoint history [--json]\n"
-	    "       recdelta-checkpoint show [--json] RUN\n"
+	    "       recdelta-checkpoint show [--json] [--values] RUN\n"
+	    "       recdelta-checkpoint undo [--scope SCOPE] RUN\n"
 	    "       recdelta-checkpoint conflicts [--json] [--all] [-t TYPE]...\n"
 	    "       recdelta-checkpoint conflicts review (ID... | --all [-t TYPE]...)\n"
 	    "       recdelta-checkpoint outbox\n"
-	    "       recdelta-checkpoint prune\n");
+	    "       recdelta-checkpoint prune [--runs N]\n");
 	if (fp == stderr)
 		return;
 	fprintf(fp,
@@ -79,6 +80,10 @@ usage(FILE *fp)
 	    "      --flow NAME    the flow the run belongs to\n"
 	    "      --batch N      lines per transaction (default 1000)\n"
 	    "      --window START mark the window done with the last results\n"
+	    "      --undoes RUN   the run recorded takes back run RUN\n"
+	    "      --runs N       keep the before-images of the newest N runs\n"
+	    "                     (default 50)\n"
+	    "      --values       show the records' fields before and after\n"
 	    "  -t, --type TYPE    only records of TYPE\n"
 	    "      --step STEP    window length: Nd or Nh (default 1d)\n"
 	    "      --pid PID      the run's owner (default: the parent process)\n"
@@ -116,11 +121,12 @@ badusage(const char *fmt, ...)
 enum {
 	O_STATE = 256, O_SUMMARY, O_SCOPE, O_RUN, O_FLOW, O_BATCH, O_WINDOW, O_FROM, O_TO, O_STEP,
 	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE, O_ALL, O_PARTIAL, O_SOURCE,
-	O_SHARD
+	O_SHARD, O_UNDOES, O_RUNS, O_VALUES
 };
 
 struct subopts {
-	long run, pid;
+	long run, pid, undoes, runs;	/* runs: -1 when not given */
+	int values;
 	const char *flow, *from, *to, *step, *reason, *window, *source;
 	struct shard shard;	/* --shard; n 0: none */
 	size_t batch;
@@ -168,6 +174,9 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 		{ "partial", no_argument, NULL, O_PARTIAL },
 		{ "source", required_argument, NULL, O_SOURCE },
 		{ "shard", required_argument, NULL, O_SHARD },
+		{ "undoes", required_argument, NULL, O_UNDOES },
+		{ "runs", required_argument, NULL, O_RUNS },
+		{ "values", no_argument, NULL, O_VALUES },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -177,6 +186,7 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 
 	memset(o, 0, sizeof *o);
 	o->batch = DEFAULT_BATCH;
+	o->runs = -1;
 	argv[0] = (char *)rd_progname;	/* getopt's messages use it */
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "t:zhV", longopts, NULL)) != -1) {
@@ -252,6 +262,17 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 		case O_SHARD:
 			if (shard_parse(&o->shard, optarg) < 0)
 				badusage("%s", rd_errmsg());
+			break;
+		case O_UNDOES:
+			o->undoes = number("--undoes", optarg, LONG_MAX);
+			break;
+		case O_RUNS:
+			/* 0 keeps no images. */
+			o->runs = strcmp(optarg, "0") == 0 ? 0 :
+			    number("--runs", optarg, LONG_MAX);
+			break;
+		case O_VALUES:
+			o->values = 1;
 			break;
 		case 'z':
 			o->nul = 1;
@@ -490,7 +511,7 @@ static int
 cmd_record(int argc, char **argv)
 {
 	static const int allowed[] = { O_RUN, O_FLOW, O_BATCH, O_WINDOW,
-	    O_SUMMARY, 0 };
+	    O_SUMMARY, O_UNDOES, 0 };
 	struct tally2 t2;
 	struct subopts o;
 	struct state *s;
@@ -512,7 +533,8 @@ cmd_record(int argc, char **argv)
 
 	s = open_state(STATE_WRITE);
 	if (state_record_start(s, scope, o.run, o.flow) < 0 ||
-	    (o.window && state_record_window(s, o.window) < 0))
+	    (o.window && state_record_window(s, o.window) < 0) ||
+	    (o.undoes && state_record_undoes(s, o.undoes) < 0))
 		die_state(s);
 	if (lreader_open(&r, "-") < 0)
 		die_state(s);
@@ -1176,6 +1198,11 @@ run_json(struct sb *out, const struct state_run *r)
 	if (r->to_local || r->to_remote)
 		sb_addf(out, ",\"targets\":{\"local\":%lu,\"remote\":%lu}",
 		    r->to_local, r->to_remote);
+	sb_addf(out, ",\"undoable\":%s", r->undoable ? "true" : "false");
+	if (r->undoes)
+		sb_addf(out, ",\"undoes\":%ld", r->undoes);
+	if (r->undone_by)
+		sb_addf(out, ",\"undone_by\":%ld", r->undone_by);
 	sb_addc(out, '}');
 }
 
@@ -1558,6 +1585,27 @@ struct histctx {
 	int json;
 };
 
+/*
+ * What undo can do with a run, a last column only when there is something
+ * to say: it takes back run N, it can be taken back, it was.
+ */
+static void
+undo_text(struct sb *out, const struct state_run *r)
+{
+	const char *sep = "\t";
+
+	if (r->undoes) {
+		sb_addf(out, "%sundoes %ld", sep, r->undoes);
+		sep = ", ";
+	}
+	if (r->undone_by) {
+		sb_addf(out, "%sundone by %ld", sep, r->undone_by);
+		sep = ", ";
+	}
+	if (r->undoable && !r->live)
+		sb_addf(out, "%sundoable", sep);
+}
+
 static int
 history_row(void *ctx, const struct state_run *r)
 {
@@ -1572,6 +1620,7 @@ history_row(void *ctx, const struct state_run *r)
 		counts_text(&h->b, r->counts);
 		targets_text(&h->b, r);
 		sb_addf(&h->b, "\t%s", run_status(r));
+		undo_text(&h->b, r);
 	}
 	stream_out_line(h->b.buf, h->b.len);
 	return 0;
@@ -1604,7 +1653,7 @@ struct showctx {
 	struct sb b;
 	struct arena a;
 	long run;
-	int json;
+	int json, values;
 };
 
 static int
@@ -1652,6 +1701,14 @@ show_row(void *ctx, const struct state_change *c)
 			}
 			sb_addc(b, '}');
 		}
+		if (c->before_rev)
+			jstr(b, "before_rev", c->before_rev);
+		if (sc->values && c->before)
+			sb_addf(b, ",\"before\":%.*s", (int)c->beforelen,
+			    c->before);
+		if (sc->values && c->after)
+			sb_addf(b, ",\"after\":%.*s", (int)c->afterlen,
+			    c->after);
 		sb_addc(b, '}');
 		stream_out_line(b->buf, b->len);
 		return 0;
@@ -1690,6 +1747,19 @@ show_row(void *ctx, const struct state_change *c)
 			add_text(b, c->message, strlen(c->message));
 		}
 	}
+	if (c->before_rev) {
+		sb_adds(b, " (was rev ");
+		add_text(b, c->before_rev, c->before_revlen);
+		sb_addc(b, ')');
+	}
+	if (sc->values && c->before) {
+		sb_adds(b, "\n  before: ");
+		add_text(b, c->before, c->beforelen);
+	}
+	if (sc->values && c->after) {
+		sb_adds(b, "\n  after: ");
+		add_text(b, c->after, c->afterlen);
+	}
 	stream_out_line(b->buf, b->len);
 	return 0;
 }
@@ -1697,7 +1767,7 @@ show_row(void *ctx, const struct state_change *c)
 static int
 cmd_show(int argc, char **argv)
 {
-	static const int allowed[] = { O_JSON, 0 };
+	static const int allowed[] = { O_JSON, O_VALUES, 0 };
 	struct subopts o;
 	struct state *s;
 	struct showctx sc;
@@ -1708,6 +1778,7 @@ cmd_show(int argc, char **argv)
 	need_args(argc, 1, "RUN");
 	sc.run = number("show", argv[0], LONG_MAX);
 	sc.json = o.json;
+	sc.values = o.values;
 	s = open_state(0);
 	if (state_runs_each(s, sc.run, 0, found_run, &found) < 0)
 		die_state(s);
@@ -1724,6 +1795,247 @@ cmd_show(int argc, char **argv)
 	arena_release(&sc.a);
 	if (ret < 0)
 		die_state(s);
+	finish_out(s);
+	return RD_EXIT_OK;
+}
+
+/* undo */
+
+/*
+ * Taking a run back.  Its applied changes come by type, key and order, so
+ * that a record the run changed more than once (a historical import's
+ * windows) is taken back once: from what its last change left to what its
+ * first change found.  A record that existed before and after is updated
+ * to its before-fields; one the run created is deleted; one it deleted is
+ * created again.  Each update and delete is guarded by the rev the run left
+ * and the hash of the fields it wrote ("seen"), so that a record changed
+ * since is a conflict, never overwritten; a create by the record's absence.
+ */
+struct undoctx {
+	long run;
+	int check;		/* the first pass: count what is missing */
+	unsigned long missing, lines;
+	struct sb type, key;	/* the record being gathered */
+	int have, existed, exists, hasbefore, hasafter;
+	struct sb brev, before, rev, after;
+	int hasbrev, hasrev;
+	struct sb line, canon;
+	struct arena a;
+};
+
+static void
+undo_emit(struct undoctx *u)
+{
+	struct change c;
+	struct json bf, af, ch;
+	struct ruleview none = { 0 };
+	unsigned char h[RD_HASH_LEN];
+	char seen[2 * RD_HASH_LEN + 1];
+	struct sb names;
+
+	if (!u->have)
+		return;
+	u->have = 0;
+	if (u->existed && !u->hasbefore)
+		u->missing++;
+	if (u->exists && !u->hasafter)
+		u->missing++;
+	if (u->check || (u->existed && !u->hasbefore) ||
+	    (u->exists && !u->hasafter) || (!u->existed && !u->exists))
+		return;
+	arena_reset(&u->a);
+	memset(&c, 0, sizeof c);
+	c.type = u->type.buf;
+	c.typelen = u->type.len;
+	c.key = u->key.buf;
+	c.keylen = u->key.len;
+	c.undoes = u->run;
+	if ((u->existed && json_parse(&u->a, u->before.buf, u->before.len, &bf,
+	    NULL) < 0) || (u->exists && json_parse(&u->a, u->after.buf,
+	    u->after.len, &af, NULL) < 0)) {
+		u->missing++;
+		return;
+	}
+	if (u->exists) {
+		/* The guard: what the run left. */
+		if (u->hasrev) {
+			c.rev = u->rev.buf;
+			c.revlen = u->rev.len;
+		}
+		sb_reset(&u->canon);
+		if (record_hash(&none, &af, h, &u->canon) == 0) {
+			hex_encode(seen, h, RD_HASH_LEN);
+			c.seen = seen;
+			c.seenlen = 2 * RD_HASH_LEN;
+		}
+		c.before = stream_before(&u->a, c.rev, c.revlen, &af);
+	}
+	if (u->existed && u->exists) {
+		sb_init(&names, 64);
+		if (record_compare(&none, &af, &bf, &names) == 0) {
+			/* The run left it as it found it: nothing to take back. */
+			sb_release(&names);
+			return;
+		}
+		c.op = RD_OP_UPDATE;
+		c.fields = &bf;
+		if (json_parse(&u->a, arena_memdup(&u->a, names.buf, names.len),
+		    names.len, &ch, NULL) == 0)
+			c.changed = &ch;
+		sb_release(&names);
+	} else if (u->exists) {
+		c.op = RD_OP_DELETE;
+	} else {
+		c.op = RD_OP_CREATE;
+		c.fields = &bf;
+	}
+	sb_reset(&u->line);
+	stream_write_change(&u->line, &c);
+	stream_out_line(u->line.buf, u->line.len);
+	u->lines++;
+}
+
+static void
+sb_set(struct sb *b, const char *p, size_t n)
+{
+	sb_reset(b);
+	if (p)
+		sb_add(b, p, n);
+}
+
+static int
+undo_row(void *ctx, const struct state_change *c)
+{
+	struct undoctx *u = ctx;
+
+	if (!u->have || u->type.len != c->typelen || u->key.len != c->keylen ||
+	    memcmp(u->type.buf, c->type, c->typelen) != 0 ||
+	    memcmp(u->key.buf, c->key, c->keylen) != 0) {
+		undo_emit(u);
+		sb_set(&u->type, c->type, c->typelen);
+		sb_set(&u->key, c->key, c->keylen);
+		u->have = 1;
+		/* The first change says what was there before the run. */
+		u->existed = strcmp(c->op, "create") != 0;
+		u->hasbefore = c->before != NULL;
+		u->hasbrev = c->before_rev != NULL;
+		sb_set(&u->before, c->before, c->beforelen);
+		sb_set(&u->brev, c->before_rev, c->before_revlen);
+	}
+	/* The last, what the run left. */
+	u->exists = strcmp(c->op, "delete") != 0;
+	u->hasafter = c->after != NULL;
+	u->hasrev = c->rev != NULL;
+	sb_set(&u->after, c->after, c->afterlen);
+	sb_set(&u->rev, c->rev, c->rev ? strlen(c->rev) : 0);
+	return 0;
+}
+
+static int
+undo_pass(struct state *s, struct undoctx *u)
+{
+	u->have = 0;
+	if (state_applied_each(s, u->run, undo_row, u) < 0)
+		return -1;
+	undo_emit(u);
+	return 0;
+}
+
+/* The run to take back: whether it exists, and runs still. */
+struct undorun {
+	long id;
+	int live;
+};
+
+static int
+found_undo_run(void *ctx, const struct state_run *r)
+{
+	struct undorun *ur = ctx;
+
+	ur->id = r->id;
+	ur->live = r->live;
+	return 0;
+}
+
+static int
+cmd_undo(int argc, char **argv)
+{
+	struct subopts o;
+	struct state *s;
+	struct undorun r;
+	struct undoctx u;
+	char *own = NULL;
+	int ret;
+
+	argc -= parse_opts(argc, argv, (const int[]){ 0 }, &o);
+	argv += optind;
+	need_args(argc, 1, "RUN");
+	memset(&u, 0, sizeof u);
+	u.run = number("undo", argv[0], LONG_MAX);
+	memset(&r, 0, sizeof r);
+	s = open_state(0);
+	if (state_runs_each(s, u.run, 0, found_undo_run, &r) < 0)
+		die_state(s);
+	if (!r.id) {
+		state_close(s);
+		rd_die(RD_EXIT_USAGE, "undo: no run %ld; see: recdelta-checkpoint "
+		    "history", u.run);
+	}
+	if (scope_opt && state_scope(s, &own) < 0)
+		die_state(s);
+	if (own && strcmp(own, scope_opt) != 0) {
+		rd_warn("refused: %s belongs to scope \"%s\", not \"%s\"",
+		    state_path(s), rd_quote(own, strlen(own)),
+		    rd_quote(scope_opt, strlen(scope_opt)));
+		free(own);
+		state_close(s);
+		return RD_EXIT_REFUSED;
+	}
+	free(own);
+	if (r.live) {
+		state_close(s);
+		rd_die(RD_EXIT_REFUSED, "refused: run %ld is still running",
+		    u.run);
+	}
+	sb_init(&u.type, 64);
+	sb_init(&u.key, 64);
+	sb_init(&u.brev, 32);
+	sb_init(&u.rev, 32);
+	sb_init(&u.before, 1024);
+	sb_init(&u.after, 1024);
+	sb_init(&u.line, 1024);
+	sb_init(&u.canon, 1024);
+	arena_init(&u.a);
+	/* Checked whole before the first line: a refusal writes nothing. */
+	u.check = 1;
+	ret = undo_pass(s, &u);
+	if (ret == 0 && u.missing) {
+		rd_warn("refused: run %ld: %lu record%s without %s before-image "
+		    "(recorded without one, or beyond the retention: prune "
+		    "--runs); nothing written", u.run, u.missing,
+		    u.missing == 1 ? "" : "s", u.missing == 1 ? "its" : "their");
+		ret = 1;
+	}
+	if (ret == 0) {
+		u.check = 0;
+		stream_out_init();
+		ret = undo_pass(s, &u);
+	}
+	sb_release(&u.type);
+	sb_release(&u.key);
+	sb_release(&u.brev);
+	sb_release(&u.rev);
+	sb_release(&u.before);
+	sb_release(&u.after);
+	sb_release(&u.line);
+	sb_release(&u.canon);
+	arena_release(&u.a);
+	if (ret < 0)
+		die_state(s);
+	if (ret > 0) {
+		state_close(s);
+		return RD_EXIT_REFUSED;
+	}
 	finish_out(s);
 	return RD_EXIT_OK;
 }
@@ -1918,7 +2230,8 @@ cmd_outbox(int argc, char **argv)
 
 /*
  * prune: read a complete result stream on standard input; keep in the base
- * only the records it names.
+ * only the records it names.  With --runs N: keep the before-images of the
+ * newest N runs only, from now on, and drop the others now.
  */
 static int
 cmd_prune(int argc, char **argv)
@@ -1934,9 +2247,17 @@ cmd_prune(int argc, char **argv)
 	long long removed = 0;
 	int n, k;
 
-	argc -= parse_opts(argc, argv, (const int[]){ 0 }, &o);
+	argc -= parse_opts(argc, argv, (const int[]){ O_RUNS, 0 }, &o);
 	need_args(argc, 0, "");
 	s = open_state(STATE_WRITE);
+	if (o.runs >= 0) {
+		unsigned long runs = 0;
+
+		if (state_images_prune(s, o.runs, &runs) < 0)
+			die_state(s);
+		state_close(s);
+		return RD_EXIT_OK;
+	}
 	if (lreader_open(&r, "-") < 0)
 		die_state(s);
 	arena_init(&a);
@@ -1999,6 +2320,7 @@ static const struct {
 	{ "conflicts", cmd_conflicts },
 	{ "outbox", cmd_outbox },
 	{ "prune", cmd_prune },
+	{ "undo", cmd_undo },
 };
 
 int

@@ -116,6 +116,7 @@ struct out {
 	FILE *fp;		/* change lines, or NULL when not wanted */
 	struct sb line;
 	int all;
+	int before;	/* --before: updates and deletes carry the remote's */
 };
 
 /*
@@ -262,6 +263,14 @@ classify(struct side *local, struct side *remote, struct side *base,
 			count(index_type(rix, re), re->typelen, RD_OP_DELETE);
 			(*ndiff)++;
 			change_init(&c, RD_OP_DELETE, rix, re, rix, re);
+			if (o->before && o->fp) {
+				arena_reset(&a);
+				if (index_parse(rix, re, &rbuf, &a, &robj, &rrec) < 0)
+					goto out;
+				if (rrec.fields)
+					c.before = stream_before(&a, rrec.rev,
+					    rrec.revlen, rrec.fields);
+			}
 			emit(o, &c);
 			continue;
 		}
@@ -322,6 +331,9 @@ classify(struct side *local, struct side *remote, struct side *base,
 		c.fields = lrec.fields;
 		c.changed = &chobj;
 		c.edited = edited.len ? &edobj : NULL;
+		if (o->before)
+			c.before = stream_before(&a, rrec.rev, rrec.revlen,
+			    rrec.fields);
 		emit(o, &c);
 	}
 	ret = 0;
@@ -344,7 +356,7 @@ usage(FILE *fp)
 	    "                     [-t TYPE]... [--summary[=text|json]] [-o FILE]\n"
 	    "                     [--window FIELD=FROM..TO] [--exit-code] [--allow-empty]\n"
 	    "                     [--allow-missing-remote] [--base SRC] [--shard I/N]\n"
-	    "                     [--check-args] [--insecure-http]\n"
+	    "                     [--check-args] [--before] [--insecure-http]\n"
 	    "\n"
 	    "  -l, --local SRC          the data as it should be\n"
 	    "  -r, --remote SRC         the data as it is\n"
@@ -364,6 +376,8 @@ usage(FILE *fp)
 	    "      --base SRC           the records when last in step: an update\n"
 	    "                           names in \"edited\" the remote edits it overwrites\n"
 	    "      --shard I/N          only the records of shard I of N, on every side\n"
+	    "      --before             an update or a delete carries the remote\n"
+	    "                           record's rev and fields in \"before\"\n"
 	    "      --check-args         check the options and the stores' words, then\n"
 	    "                           exit: read nothing, write nothing\n"
 	    "      --insecure-http      allow plain http to a host that is not this\n"
@@ -380,7 +394,8 @@ int
 main(int argc, char *argv[])
 {
 	enum { OPT_TOL = 256, OPT_RULES, OPT_EXIT, OPT_EMPTY, OPT_SUMMARY,
-	    OPT_WINDOW, OPT_MISSING, OPT_BASE, OPT_CHECK, OPT_INSECURE, OPT_SHARD };
+	    OPT_WINDOW, OPT_MISSING, OPT_BASE, OPT_CHECK, OPT_INSECURE, OPT_SHARD,
+	    OPT_BEFORE };
 	static const struct option longopts[] = {
 		{ "local", required_argument, NULL, 'l' },
 		{ "remote", required_argument, NULL, 'r' },
@@ -397,6 +412,7 @@ main(int argc, char *argv[])
 		{ "window", required_argument, NULL, OPT_WINDOW },
 		{ "base", required_argument, NULL, OPT_BASE },
 		{ "check-args", no_argument, NULL, OPT_CHECK },
+		{ "before", no_argument, NULL, OPT_BEFORE },
 		{ "insecure-http", no_argument, NULL, OPT_INSECURE },
 		{ "shard", required_argument, NULL, OPT_SHARD },
 		{ "help", no_argument, NULL, 'h' },
@@ -475,6 +491,9 @@ main(int argc, char *argv[])
 			break;
 		case OPT_MISSING:
 			missing_remote = 1;
+			break;
+		case OPT_BEFORE:
+			o.before = 1;
 			break;
 		case OPT_CHECK:
 			checkargs = 1;

@@ -19,6 +19,14 @@
  * holds, is logged by name and counted; with --keep-remote-edits it is not
  * written but skipped, so that the remote edit stays.
  *
+ * With --no-retry (recdelta undo), a change refused as a conflict is looked
+ * up once and never recomputed: found already as it wants it (equal, or gone
+ * for a delete) it is skipped, else it is reported a conflict and nothing is
+ * written; a dry run then looks each record up and checks the guard, so
+ * that its planned lines are the writes a real run makes.  A change's
+ * "before" (its before-image) goes into its result line, replaced by the
+ * record looked up when a conflict was retried.
+ *
  * With --side, push is one side's push of a two-way sync: a change whose
  * "target" names the other side is passed through like a line of another
  * kind, neither applied nor counted, for the other side's push further
@@ -49,6 +57,7 @@ struct line {
 
 struct opts {
 	int dry_run, delete_orphans, quiet, progress, force, keep_edits;
+	int no_retry;
 	enum rd_side side;	/* --side; RD_SIDE_NONE: every change */
 	size_t batch;
 	int retries;
@@ -102,7 +111,8 @@ usage(FILE *fp)
 	    "usage: recdelta-push [-n] [-b N] [--delete-orphans] [--max-delete N[%%]]\n"
 	    "                     [--force] [--retries N] [-i FIELD]...\n"
 	    "                     [--tolerance FIELD=EPS]... [--rules FILE] [-q]\n"
-	    "                     [--keep-remote-edits] [--side local|remote]\n"
+	    "                     [--keep-remote-edits] [--no-retry]\n"
+	    "                     [--side local|remote]\n"
 	    "                     [--log FILE] [--check-args] [--jobs N]\n"
 	    "                     [--shard I/N] [--insecure-http] TARGET\n"
 	    "       recdelta-push --sweep [--grace SECONDS] [-q] TARGET\n"
@@ -118,6 +128,8 @@ usage(FILE *fp)
 	    "      --tolerance FIELD=EPS  numbers in FIELD equal within EPS\n"
 	    "      --rules FILE         per-type rules (TYPE ignore|tolerance ARG)\n"
 	    "      --keep-remote-edits  skip an update that would overwrite a remote edit\n"
+	    "      --no-retry           a conflict is never recomputed: skipped when\n"
+	    "                           the record is as wanted already, else reported\n"
 	    "      --side SIDE          apply only the changes whose target is SIDE\n"
 	    "                           (or that have none); pass the others on\n"
 	    "  -q, --quiet              no progress and no summary\n"
@@ -351,7 +363,7 @@ result(enum rd_op op, const struct change *c, enum rd_status status,
 	struct result res = {
 		.op = op, .status = status, .type = c->type,
 		.typelen = c->typelen, .key = c->key, .keylen = c->keylen,
-		.fields = fields, .target = c->target,
+		.fields = fields, .target = c->target, .before = c->before,
 	};
 	struct sb out;
 
@@ -408,6 +420,76 @@ keep_edit(const struct change *c, const struct json *fields)
 }
 
 /*
+ * A change not to be recomputed (--no-retry): look its record up once.
+ * Found as the change wants it (equal under the rules; a delete's gone), it
+ * is skipped; else, refused by the store (dry 0), it is a conflict, and in
+ * a dry run (dry 1) it is planned when the guard holds, the rev and, on a
+ * store with a content guard, the hash of what the change saw.  Writes the
+ * result line.
+ */
+static int
+settle(struct store *st, struct change *c, const struct opts *o,
+    struct arena *a, int dry)
+{
+	struct ruleview rv;
+	struct record cur;
+	struct sb tmp;
+	unsigned char h[RD_HASH_LEN];
+	char hex[2 * RD_HASH_LEN + 1];
+	int found, guard = 0, same = 0;
+
+	if ((found = store_get(st, c->type, c->typelen, c->key, c->keylen, a,
+	    &cur)) < 0)
+		return -1;
+	sb_init(&tmp, 256);
+	if (found && c->op != RD_OP_DELETE) {
+		rv = rules_view(o->rules, c->type, c->typelen);
+		same = record_compare(&rv, c->fields, cur.fields, &tmp) == 0;
+	}
+	if (found && c->op != RD_OP_CREATE) {
+		guard = !c->rev || !c->revlen || (cur.rev &&
+		    cur.revlen == c->revlen &&
+		    memcmp(cur.rev, c->rev, c->revlen) == 0);
+		if (guard && c->seen && st->ops->content_guard) {
+			struct ruleview none = { 0 };
+
+			sb_reset(&tmp);
+			if (record_hash(&none, cur.fields, h, &tmp) < 0) {
+				sb_release(&tmp);
+				return -1;
+			}
+			hex_encode(hex, h, RD_HASH_LEN);
+			guard = c->seenlen == 2 * RD_HASH_LEN &&
+			    memcmp(hex, c->seen, c->seenlen) == 0;
+		}
+	} else if (!found && c->op == RD_OP_CREATE) {
+		guard = 1;
+	}
+	sb_release(&tmp);
+	if (dry && guard) {
+		result(c->op, c, RD_ST_PLANNED, c->rev, c->revlen, c->fields,
+		    NULL, NULL);
+		cnt.planned[c->op]++;
+	} else if (c->op == RD_OP_DELETE && !found) {
+		result(RD_OP_DELETE, c, RD_ST_SKIPPED, NULL, 0, NULL, "gone",
+		    "already deleted");
+		cnt.skipped++;
+	} else if (same) {
+		result(RD_OP_SAME, c, RD_ST_SKIPPED, cur.rev, cur.revlen,
+		    cur.fields, NULL, NULL);
+		cnt.skipped++;
+		log_change("conflict resolved: as wanted already", c);
+	} else {
+		result(c->op, c, RD_ST_CONFLICT, NULL, 0, NULL, "changed",
+		    "changed since the change was computed; not retried "
+		    "(--no-retry)");
+		log_change("conflict: not retried", c);
+		cnt.conflicts++;
+	}
+	return 0;
+}
+
+/*
  * A change the store refused as a conflict: look the record up, recompute,
  * retry.  Writes the final result line.  An update retried overwrites what
  * the remote changed since its rev; with --keep-remote-edits it is skipped.
@@ -426,6 +508,10 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 	sb_init(&diffs, 64);
 	memset(&retry, 0, sizeof retry);
 	log_change("conflict", c);
+	if (o->no_retry) {
+		ret = settle(st, c, o, &a, 0);
+		goto out;
+	}
 	for (attempt = 0; attempt < o->retries; attempt++) {
 		arena_reset(&a);
 		if ((found = store_get(st, c->type, c->typelen, c->key, c->keylen,
@@ -487,7 +573,13 @@ resolve(struct store *st, struct change *c, const struct opts *o)
 			goto out;
 		}
 		if (retry.status == RD_ST_OK) {
-			result(retry.op, c, RD_ST_OK, retry.newrev,
+			struct change cb = *c;
+
+			/* What was overwritten is what was looked up. */
+			if (c->before)
+				cb.before = found ? stream_before(&a, cur.rev,
+				    cur.revlen, cur.fields) : NULL;
+			result(retry.op, &cb, RD_ST_OK, retry.newrev,
 			    retry.newrev ? strlen(retry.newrev) : 0,
 			    retry.op == RD_OP_DELETE ? NULL :
 			    c->fields, NULL, NULL);
@@ -611,6 +703,9 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 					result(x->op, x, RD_ST_DEFERRED, x->rev,
 					    x->revlen, x->fields, "unreachable", failmsg);
 					cnt.deferred++;
+				} else if (o->dry_run && o->no_retry) {
+					if (settle(st, x, o, a, 1) < 0)
+						goto out2;
 				} else if (o->dry_run) {
 					result(x->op, x, RD_ST_PLANNED, x->rev,
 					    x->revlen, x->fields, NULL, NULL);
@@ -725,7 +820,7 @@ main(int argc, char *argv[])
 {
 	enum { OPT_DELETE = 256, OPT_MAXDEL, OPT_RETRIES, OPT_TOL, OPT_RULES,
 	    OPT_LOG, OPT_FORCE, OPT_KEEP, OPT_CHECK, OPT_SIDE, OPT_JOBS,
-	    OPT_INSECURE, OPT_SWEEP, OPT_GRACE, OPT_SHARD };
+	    OPT_INSECURE, OPT_SWEEP, OPT_GRACE, OPT_SHARD, OPT_NORETRY };
 	static const struct option longopts[] = {
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "batch", required_argument, NULL, 'b' },
@@ -739,6 +834,7 @@ main(int argc, char *argv[])
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "log", required_argument, NULL, OPT_LOG },
 		{ "keep-remote-edits", no_argument, NULL, OPT_KEEP },
+		{ "no-retry", no_argument, NULL, OPT_NORETRY },
 		{ "check-args", no_argument, NULL, OPT_CHECK },
 		{ "side", required_argument, NULL, OPT_SIDE },
 		{ "jobs", required_argument, NULL, OPT_JOBS },
@@ -819,6 +915,9 @@ main(int argc, char *argv[])
 			break;
 		case OPT_KEEP:
 			o.keep_edits = 1;
+			break;
+		case OPT_NORETRY:
+			o.no_retry = 1;
 			break;
 		case OPT_CHECK:
 			checkargs = 1;

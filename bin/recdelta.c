@@ -21,7 +21,7 @@ static const char *const programs[] = {
 	"fetch", "diff", "merge", "push", "checkpoint",
 };
 static const char *const flows[] = {
-	"diff-only", "smart-sync", "two-way-sync", "historical-import",
+	"diff-only", "smart-sync", "two-way-sync", "historical-import", "undo",
 };
 
 static int

@@ -145,7 +145,27 @@ static const char *const migrations[STATE_SCHEMA] = {
 	"INSERT INTO outbox2(type, key, op, line, added)\n"
 	"  SELECT type, key, op, line, added FROM outbox ORDER BY rowid;\n"
 	"DROP TABLE outbox;\n"
-	"ALTER TABLE outbox2 RENAME TO outbox;\n"
+	"ALTER TABLE outbox2 RENAME TO outbox;\n",
+
+	/*
+	 * 3: undo.  The images of each change a run applied, beside its log
+	 * row: the rev and fields the plan read (NULL for a create) and the
+	 * fields written (NULL for a delete); a table of their own, so that
+	 * the retention deletes whole pages that later rows reuse.  Whether
+	 * a run keeps its images (a run recorded before this version keeps
+	 * none); the run an undo takes back.
+	 */
+	"CREATE TABLE images(\n"
+	"  run INTEGER NOT NULL,\n"
+	"  seq INTEGER NOT NULL,\n"
+	"  before_rev TEXT,\n"
+	"  before_fields TEXT,\n"
+	"  after_fields TEXT,\n"
+	"  PRIMARY KEY (run, seq)\n"
+	") WITHOUT ROWID;\n"
+	"ALTER TABLE runs ADD COLUMN images INTEGER NOT NULL DEFAULT 1;\n"
+	"UPDATE runs SET images = 0;\n"
+	"ALTER TABLE runs ADD COLUMN undoes INTEGER;\n"
 };
 
 /* Helpers */

@@ -42,6 +42,15 @@
  * and both sides rows.  Nothing else moves the base or sides.  A result
  * without a target is recorded as it always was, and touches no sides row.
  *
+ * Undo.  A result with "before" (its change's before-image) applied (ok)
+ * keeps, in the transaction of its log row, a row of images: the rev and
+ * fields the plan read and the fields written.  A run keeps its images
+ * while it is among the newest STATE_KEEP_IMAGES runs that do (or the
+ * number state_images_prune() set); the recorder drops older runs' images
+ * when it ends a run.  state_applied_each() gives a run's applied changes
+ * with their images, from which recdelta-checkpoint undo writes the
+ * changes that take the run back.
+ *
  * Ownership.  A struct state is owned by its opener and released with
  * state_close().  Rows handed to callbacks borrow from SQLite and are valid
  * only during the call.  Functions return 0 (or a count) on success and -1
@@ -53,7 +62,9 @@
 
 #include "stream.h"
 
-#define STATE_SCHEMA 2
+#define STATE_SCHEMA 3
+/* The runs whose before-images are kept, when no retention was set. */
+#define STATE_KEEP_IMAGES 50
 /*
  * The state when nothing names one: recdelta-checkpoint's, and that of a
  * flow run before each scope had its own (state_scope_path).
@@ -156,6 +167,8 @@ int state_record_line(struct state *s, const struct json *obj,
  * window is done exactly when its results are recorded.  Call after start.
  */
 int state_record_window(struct state *s, const char *start);
+/* The run being recorded takes back run (recdelta undo).  Call after start. */
+int state_record_undoes(struct state *s, long run);
 int state_record_commit(struct state *s);
 int state_record_finish(struct state *s);
 void state_record_abort(struct state *s);
@@ -226,6 +239,13 @@ struct state_run {
 	unsigned long counts[RD_ST_N];	/* by status; RD_ST_NONE unused */
 	unsigned long to_local, to_remote;	/* logged changes by target */
 	int live;	/* status running and its process still here */
+	/*
+	 * It applied changes and keeps the before-image and the fields written
+	 * of each (the images of the newest runs are kept, STATE_KEEP_IMAGES).
+	 */
+	int undoable;
+	long undoes;	/* the run it takes back, or 0 */
+	long undone_by;	/* the newest run that takes it back, or 0 */
 };
 int state_runs_each(struct state *s, long id, int last,
     int (*fn)(void *ctx, const struct state_run *r), void *ctx);
@@ -244,14 +264,33 @@ int state_run_open(struct state *s, const char *scope, const char *flow,
     long pid, long *id);
 int state_run_close(struct state *s, long id, int partial);
 
-/* A run's change log in the order recorded. */
+/*
+ * A run's change log in the order recorded.  The images of a change applied
+ * (status ok) are compact JSON text: before, the record as the plan read it
+ * (its rev and fields; NULL for a create, or where not kept), after, the
+ * fields written (NULL for a delete, or where not kept).
+ */
 struct state_change {
 	const char *op, *type, *key, *status, *rev, *changed, *code, *message;
 	const char *target;	/* "local" or "remote"; NULL: no target */
 	size_t typelen, keylen;		/* NULL: column not set */
+	const char *before_rev, *before, *after;
+	size_t before_revlen, beforelen, afterlen;
 };
 int state_changes_each(struct state *s, long run,
     int (*fn)(void *ctx, const struct state_change *c), void *ctx);
+/* The changes a run applied (status ok), by type, key and order recorded. */
+int state_applied_each(struct state *s, long run,
+    int (*fn)(void *ctx, const struct state_change *c), void *ctx);
+
+/*
+ * Retention of before-images: runs beyond the newest keep keep none.
+ * state_images_keep() says the retention (STATE_KEEP_IMAGES, 50, until one
+ * is set); state_images_prune() sets it and drops the images beyond it now,
+ * in one transaction, *runs saying of how many runs.
+ */
+int state_images_keep(struct state *s, long *keep);
+int state_images_prune(struct state *s, long keep, unsigned long *runs);
 
 /*
  * The conflicts kept for review, oldest first: those not reviewed, or all

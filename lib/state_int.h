@@ -40,6 +40,17 @@ struct state {
 	" ON CONFLICT (name) DO UPDATE SET value = excluded.value," \
 	" updated = excluded.updated"
 
+/*
+ * Retention of before-images: those of all but the newest ?1 runs that keep
+ * them are dropped, and those runs marked as keeping none.
+ */
+#define SQL_IMAGES_OLD \
+	"SELECT id FROM runs WHERE images = 1 ORDER BY id DESC LIMIT -1 OFFSET ?1"
+#define SQL_IMAGES_DROP \
+	"DELETE FROM images WHERE run IN (" SQL_IMAGES_OLD ")"
+#define SQL_IMAGES_RUNS \
+	"UPDATE runs SET images = 0 WHERE id IN (" SQL_IMAGES_OLD ")"
+
 int db_err(struct state *s);
 int db_exec(struct state *s, const char *sql);
 void db_finalize(sqlite3_stmt *st);

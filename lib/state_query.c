@@ -171,9 +171,16 @@ state_runs_each(struct state *s, long id, int last,
 	    " (SELECT count(*) FROM changes WHERE run = runs.id"
 	    " AND target = 'local'),"
 	    " (SELECT count(*) FROM changes WHERE run = runs.id"
-	    " AND target = 'remote')"
+	    " AND target = 'remote'),"
+	    " images AND EXISTS (SELECT 1 FROM changes WHERE run = runs.id"
+	    " AND status = 'ok') AND NOT EXISTS (SELECT 1 FROM changes c"
+	    " LEFT JOIN images i ON i.run = c.run AND i.seq = c.seq"
+	    " WHERE c.run = runs.id AND c.status = 'ok' AND ((c.op <> 'create'"
+	    " AND i.before_fields IS NULL) OR (c.op <> 'delete'"
+	    " AND i.after_fields IS NULL))), undoes,"
+	    " (SELECT max(u.id) FROM runs u WHERE u.undoes = runs.id)"
 	    " FROM runs";
-	char sql[512];
+	char sql[768];
 	sqlite3_stmt *st;
 	struct state_run r;
 	int k, i, ret = 0;
@@ -203,6 +210,10 @@ state_runs_each(struct state *s, long id, int last,
 		    8 + RD_ST_N - RD_ST_OK);
 		r.to_remote = (unsigned long)sqlite3_column_int64(st,
 		    9 + RD_ST_N - RD_ST_OK);
+		r.undoable = sqlite3_column_int(st, 10 + RD_ST_N - RD_ST_OK);
+		r.undoes = (long)sqlite3_column_int64(st, 11 + RD_ST_N - RD_ST_OK);
+		r.undone_by = (long)sqlite3_column_int64(st,
+		    12 + RD_ST_N - RD_ST_OK);
 		if (!r.scope || !r.started || !r.status) {
 			rd_seterr(RD_EXIT_RUNTIME, "%s: runs: a column is NULL",
 			    s->path);
@@ -218,17 +229,23 @@ state_runs_each(struct state *s, long id, int last,
 	return k < 0 || ret < 0 ? -1 : 0;
 }
 
-int
-state_changes_each(struct state *s, long run,
+static int
+changes_each(struct state *s, long run, int applied,
     int (*fn)(void *ctx, const struct state_change *c), void *ctx)
 {
 	sqlite3_stmt *st;
 	struct state_change c;
 	int k, ret = 0;
 
-	if (db_prep(s, &st, "SELECT op, type, key, status, rev, changed,"
-	    " error_code, error_message, target FROM changes WHERE run = ?1"
-	    " ORDER BY seq", 0) < 0)
+	if (db_prep(s, &st, applied ? "SELECT op, type, key, status, rev,"
+	    " changed, error_code, error_message, target, i.before_rev,"
+	    " i.before_fields, i.after_fields FROM changes c LEFT JOIN images i"
+	    " ON i.run = c.run AND i.seq = c.seq WHERE c.run = ?1"
+	    " AND status = 'ok' ORDER BY type, key, c.seq" :
+	    "SELECT op, type, key, status, rev, changed,"
+	    " error_code, error_message, target, i.before_rev, i.before_fields,"
+	    " i.after_fields FROM changes c LEFT JOIN images i ON i.run = c.run"
+	    " AND i.seq = c.seq WHERE c.run = ?1 ORDER BY c.seq", 0) < 0)
 		return -1;
 	if (db_bindi(s, st, 1, run) < 0) {
 		db_finalize(st);
@@ -244,6 +261,9 @@ state_changes_each(struct state *s, long run,
 		c.code = db_col(st, 6, NULL);
 		c.message = db_col(st, 7, NULL);
 		c.target = db_col(st, 8, NULL);
+		c.before_rev = db_col(st, 9, &c.before_revlen);
+		c.before = db_col(st, 10, &c.beforelen);
+		c.after = db_col(st, 11, &c.afterlen);
 		if (!c.op || !c.type || !c.key || !c.status) {
 			rd_seterr(RD_EXIT_RUNTIME, "%s: changes: a column is NULL",
 			    s->path);
@@ -255,6 +275,76 @@ state_changes_each(struct state *s, long run,
 	}
 	db_finalize(st);
 	return k < 0 || ret < 0 ? -1 : 0;
+}
+
+int
+state_changes_each(struct state *s, long run,
+    int (*fn)(void *ctx, const struct state_change *c), void *ctx)
+{
+	return changes_each(s, run, 0, fn, ctx);
+}
+
+int
+state_applied_each(struct state *s, long run,
+    int (*fn)(void *ctx, const struct state_change *c), void *ctx)
+{
+	return changes_each(s, run, 1, fn, ctx);
+}
+
+/* Retention of before-images */
+
+int
+state_images_keep(struct state *s, long *keep)
+{
+	sqlite3_stmt *st;
+	const char *v;
+	int k;
+
+	*keep = STATE_KEEP_IMAGES;
+	if (!s->exists)
+		return 0;
+	if (db_prep(s, &st, "SELECT value FROM meta WHERE key = 'keep_images'",
+	    0) < 0)
+		return -1;
+	if ((k = db_step_row(s, st)) == 1) {
+		if ((v = db_col(st, 0, NULL)))
+			*keep = strtol(v, NULL, 10);
+		(void)sqlite3_reset(st);
+	}
+	db_finalize(st);
+	return k < 0 ? -1 : 0;
+}
+
+int
+state_images_prune(struct state *s, long keep, unsigned long *runs)
+{
+	sqlite3_stmt *st = NULL;
+	char v[32];
+	int r = -1;
+
+	snprintf(v, sizeof v, "%ld", keep);
+	if (db_begin(s) < 0)
+		return -1;
+	if (db_prep(s, &st, "INSERT INTO meta(key, value) VALUES"
+	    " ('keep_images', ?1) ON CONFLICT (key) DO UPDATE"
+	    " SET value = excluded.value", 0) < 0 ||
+	    db_binds(s, st, 1, v) < 0 || db_step_done(s, st) < 0)
+		goto out;
+	db_finalize(st);
+	if (db_prep(s, &st, SQL_IMAGES_DROP, 0) < 0 ||
+	    db_bindi(s, st, 1, keep) < 0 || db_step_done(s, st) < 0)
+		goto out;
+	db_finalize(st);
+	if (db_prep(s, &st, SQL_IMAGES_RUNS, 0) < 0 ||
+	    db_bindi(s, st, 1, keep) < 0 || db_step_done(s, st) < 0)
+		goto out;
+	*runs = (unsigned long)sqlite3_changes(s->db);
+	r = db_commit(s);
+out:
+	db_finalize(st);
+	if (r < 0)
+		db_rollback(s);
+	return r;
 }
 
 /* Conflicts */

@@ -21,7 +21,7 @@
 enum {
 	R_UPSERT, R_SETREV, R_DELBASE, R_GETFIELDS, R_LOG, R_OUTPUT, R_OUTDEL,
 	R_CURSOR, R_RUNOPEN, R_RUNUPD, R_SIDESET, R_SIDEDROP, R_SIDESDEL,
-	R_AGREED, R_CONFLICT, R_NSTMT
+	R_AGREED, R_CONFLICT, R_RETAIN, R_RETRUNS, R_IMAGE, R_NSTMT
 };
 
 static const char *const rec_sql[R_NSTMT] = {
@@ -38,11 +38,12 @@ static const char *const rec_sql[R_NSTMT] = {
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	"DELETE FROM outbox WHERE type = ?1 AND key = ?2 AND side = ?3",
 	SQL_CURSOR_SET,
-	"INSERT INTO runs(id, scope, flow, pid, host, started, status)"
-	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running')"
+	"INSERT INTO runs(id, scope, flow, pid, host, started, status, undoes)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running', ?7)"
 	" ON CONFLICT (id) DO UPDATE SET status = 'running', ended = NULL,"
 	" pid = excluded.pid, host = excluded.host,"
-	" flow = coalesce(excluded.flow, flow)",
+	" flow = coalesce(excluded.flow, flow),"
+	" undoes = coalesce(excluded.undoes, undoes)",
 	"UPDATE runs SET ok = ?1, skipped = ?2, conflict = ?3, deferred = ?4,"
 	" failed = ?5, planned = ?6, ended = ?7, status = ?8 WHERE id = ?9",
 	"INSERT INTO sides(type, key, side, rev, hash) VALUES (?1, ?2, ?3, ?4, ?5)"
@@ -64,6 +65,11 @@ static const char *const rec_sql[R_NSTMT] = {
 	" WHERE NOT EXISTS (SELECT 1 FROM conflicts WHERE type = ?2 AND key = ?3"
 	" AND field IS ?4 AND base IS ?5 AND local IS ?6 AND remote IS ?7"
 	" AND reviewed IS NULL)",
+	/* Retention: the images of all but the newest ?1 runs that keep them. */
+	SQL_IMAGES_DROP,
+	SQL_IMAGES_RUNS,
+	"INSERT INTO images(run, seq, before_rev, before_fields, after_fields)"
+	" VALUES (?1, ?2, ?3, ?4, ?5)",
 };
 
 /*
@@ -95,6 +101,7 @@ struct bop {
 	size_t messagelen, linelen;
 	size_t field, base, local, remote;
 	size_t fieldlen, baselen, locallen, remotelen;
+	size_t brev, bfields, brevlen, bfieldslen;	/* the before-image */
 };
 
 struct batch {
@@ -109,6 +116,8 @@ struct batch {
 struct recorder {
 	char *scope, *flow, *window;
 	long run, seq;
+	long undoes;		/* the run this one takes back, or 0 */
+	long keep;		/* runs whose images are kept */
 	unsigned long counts[RD_ST_N];	/* caller: lines parsed so far */
 	unsigned long consumed;	/* caller: result and cursor lines */
 	unsigned long saved[RD_ST_N];	/* writer: as last committed */
@@ -447,7 +456,7 @@ static int
 apply_op(struct state *s, struct recorder *r, const struct batch *b,
     const struct bop *o)
 {
-	const char *type = bstr(b, o->type), *key = bstr(b, o->key);
+	const char *type = bstr(b, o->type), *key = bstr(b, o->key), *after;
 	sqlite3_stmt *st;
 
 	if (o->what == B_CURSOR) {
@@ -504,7 +513,7 @@ apply_op(struct state *s, struct recorder *r, const struct batch *b,
 		sb_add(&r->changed, bstr(b, o->changed), o->changedlen);
 	}
 	r->seq++;
-	return db_bindi(s, st, 1, r->run) < 0 || db_bindi(s, st, 2, r->seq) < 0 ||
+	if (db_bindi(s, st, 1, r->run) < 0 || db_bindi(s, st, 2, r->seq) < 0 ||
 	    db_binds(s, st, 3, rd_op_name(o->op)) < 0 ||
 	    db_bindt(s, st, 4, type, o->typelen) < 0 ||
 	    db_bindt(s, st, 5, key, o->keylen) < 0 ||
@@ -515,7 +524,31 @@ apply_op(struct state *s, struct recorder *r, const struct batch *b,
 	    db_bindt(s, st, 9, bstr(b, o->code), o->codelen) < 0 ||
 	    db_bindt(s, st, 10, bstr(b, o->message), o->messagelen) < 0 ||
 	    db_binds(s, st, 11, o->side != RD_SIDE_NONE ?
-	    rd_side_name(o->side) : NULL) < 0 ? -1 : db_step_done(s, st);
+	    rd_side_name(o->side) : NULL) < 0 || db_step_done(s, st) < 0)
+		return -1;
+	/* The images of a change applied: what it found, what it wrote. */
+	after = o->status == RD_ST_OK && o->op != RD_OP_DELETE ?
+	    bstr(b, o->fields) : NULL;
+	if (o->status != RD_ST_OK || (o->bfields == NOSTR && !after))
+		return 0;
+	st = r->st[R_IMAGE];
+	return db_bindi(s, st, 1, r->run) < 0 || db_bindi(s, st, 2, r->seq) < 0 ||
+	    db_bindt(s, st, 3, bstr(b, o->brev), o->brevlen) < 0 ||
+	    db_bindt(s, st, 4, bstr(b, o->bfields), o->bfieldslen) < 0 ||
+	    db_bindt(s, st, 5, after, o->fieldslen) < 0 ?
+	    -1 : db_step_done(s, st);
+}
+
+/* Keep the images of the newest r->keep runs, this one among them. */
+static int
+retain_images(struct state *s, struct recorder *r)
+{
+	sqlite3_stmt *st = r->st[R_RETAIN];
+
+	if (db_bindi(s, st, 1, r->keep) < 0 || db_step_done(s, st) < 0)
+		return -1;
+	st = r->st[R_RETRUNS];
+	return db_bindi(s, st, 1, r->keep) < 0 ? -1 : db_step_done(s, st);
 }
 
 /* The window of the run is done, in the transaction of its last results. */
@@ -538,6 +571,13 @@ mark_window(struct state *s, struct recorder *r)
 	}
 	db_finalize(st);
 	return ret;
+}
+
+int
+state_record_undoes(struct state *s, long run)
+{
+	s->rec->undoes = run;
+	return 0;
 }
 
 int
@@ -579,6 +619,8 @@ write_batch(struct state *s, struct recorder *r, const struct batch *b)
 		    db_binds(s, st, 3, r->flow) < 0 ||
 		    db_bindi(s, st, 4, (long long)getpid()) < 0 ||
 		    db_binds(s, st, 5, s->host) < 0 || db_binds(s, st, 6, r->now) < 0 ||
+		    (r->undoes ? db_bindi(s, st, 7, r->undoes) :
+		    db_bindt(s, st, 7, NULL, 0)) < 0 ||
 		    db_step_done(s, st) < 0)
 			return -1;
 		if (!r->run)
@@ -589,6 +631,8 @@ opened:
 		if (apply_op(s, r, b, &b->ops[i]) < 0)
 			return -1;
 	if (b->final && r->window && mark_window(s, r) < 0)
+		return -1;
+	if (b->final && retain_images(s, r) < 0)
 		return -1;
 	st = r->st[R_RUNUPD];
 	for (i = RD_ST_OK; i < RD_ST_N; i++)
@@ -715,6 +759,8 @@ state_record_start(struct state *s, const char *scope, long run,
 	}
 	free(own);
 	if (run && load_run(s, r) < 0)
+		return -1;
+	if (state_images_keep(s, &r->keep) < 0)
 		return -1;
 	if (load_outbox(s, r) < 0)
 		return -1;
@@ -863,6 +909,7 @@ new_op(struct batch *b, int what)
 	o->type = o->key = o->rev = o->hash = o->fields = o->changed = NOSTR;
 	o->code = o->message = o->line = NOSTR;
 	o->field = o->base = o->local = o->remote = NOSTR;
+	o->brev = o->bfields = NOSTR;
 	return o;
 }
 
@@ -895,6 +942,7 @@ put_change(struct batch *b, const struct result *res, struct bop *o)
 		.key = res->key, .keylen = res->keylen, .rev = res->rev,
 		.revlen = res->revlen, .fields = res->fields,
 		.changed = res->changed, .target = res->target,
+		.before = res->before,
 	};
 
 	o->line = b->bytes.len;
@@ -951,6 +999,17 @@ add_result(struct recorder *r, const struct json *obj)
 	}
 	if (res.status == RD_ST_DEFERRED)
 		put_change(b, &res, o);
+	/* The before-image of a change applied, for undo. */
+	if (res.status == RD_ST_OK && res.before) {
+		const struct json *f = json_get(res.before, "fields");
+		const char *rev;
+		size_t n;
+
+		if (stream_get_str(res.before, "rev", 0, &rev, &n) < 0)
+			return -1;
+		o->brev = put(b, rev, o->brevlen = n);
+		put_json(b, f, &o->bfields, &o->bfieldslen);
+	}
 	return 0;
 }
 

@@ -231,6 +231,51 @@ get_obj(const struct json *obj, const char *name, const struct json **v)
 	return 0;
 }
 
+/*
+ * A before-image, member "before": NULL when absent, else an object whose
+ * "rev", when present, is a string and whose "fields" is an object.
+ */
+static int
+get_before(const struct json *obj, const struct json **v)
+{
+	const struct json *f;
+	const char *rev;
+	size_t n;
+
+	if (get_obj(obj, "before", v) < 0)
+		return -1;
+	if (!*v)
+		return 0;
+	if (stream_get_str(*v, "rev", 0, &rev, &n) < 0 ||
+	    get_obj(*v, "fields", &f) < 0) {
+		rd_prefixerr("before: ");
+		return -1;
+	}
+	if (!f) {
+		rd_seterr(RD_EXIT_DATA, "before: missing \"fields\"");
+		return -1;
+	}
+	return 0;
+}
+
+/* A positive integer of at most 18 digits: a run's number; -1 if not. */
+static int
+get_runno(const struct json *v, long long *out)
+{
+	long long n = 0;
+	size_t i;
+
+	if (v->type != JSON_NUMBER || v->len == 0 || v->len > 18)
+		return -1;
+	for (i = 0; i < v->len; i++) {
+		if (v->u.s[i] < '0' || v->u.s[i] > '9')
+			return -1;
+		n = n * 10 + (v->u.s[i] - '0');
+	}
+	*out = n;
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	size_t len;
@@ -459,7 +504,36 @@ stream_get_change(const struct json *obj, struct change *c)
 		return -1;
 	}
 	c->target = s ? (enum rd_side)op : RD_SIDE_NONE;
+	if (get_before(obj, &c->before) < 0)
+		return -1;
+	if ((v = json_get(obj, "undoes")) && (get_runno(v, &c->undoes) < 0 ||
+	    c->undoes <= 0)) {
+		rd_seterr(RD_EXIT_DATA, "\"undoes\" is not a run number");
+		return -1;
+	}
 	return 0;
+}
+
+const struct json *
+stream_before(struct arena *a, const char *rev, size_t revlen,
+    const struct json *fields)
+{
+	struct json *v = arena_alloc(a, sizeof *v);
+	struct json_member *m = arena_alloc(a, 2 * sizeof *m);
+	size_t n = 0;
+
+	if (rev && revlen) {
+		m[n].name = "rev";
+		m[n].namelen = 3;
+		m[n++].value = json_string(a, rev, revlen);
+	}
+	m[n].name = "fields";
+	m[n].namelen = 6;
+	m[n++].value = *fields;
+	v->type = JSON_OBJECT;
+	v->len = n;
+	v->u.members = m;
+	return v;
 }
 
 void
@@ -479,6 +553,9 @@ stream_write_change(struct sb *out, const struct change *c)
 		sb_addc(out, '"');
 	}
 	put_str(out, ",\"seen\":", c->seen, c->seenlen);
+	put_json(out, ",\"before\":", c->before);
+	if (c->undoes)
+		sb_addf(out, ",\"undoes\":%lld", c->undoes);
 	sb_addc(out, '}');
 }
 
@@ -533,7 +610,7 @@ stream_get_result(const struct json *obj, struct result *res)
 			return -1;
 		}
 	}
-	if (get_obj(obj, "error", &err) < 0)
+	if (get_obj(obj, "error", &err) < 0 || get_before(obj, &res->before) < 0)
 		return -1;
 	if (err && (stream_get_str(err, "code", 0, &res->code,
 	    &res->codelen) < 0 ||
@@ -570,6 +647,7 @@ stream_write_result(struct sb *out, const struct result *res)
 		put_str(out, "\"message\":", res->message, res->messagelen);
 		sb_addc(out, '}');
 	}
+	put_json(out, ",\"before\":", res->before);
 	sb_addc(out, '}');
 }
 

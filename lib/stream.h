@@ -154,6 +154,16 @@ struct change {
 	 */
 	const char *seen;
 	size_t seenlen;
+	/*
+	 * The target record as the plan read it, {"rev":R,"fields":F} (rev
+	 * absent when it had none), or NULL: the before-image that
+	 * recdelta-checkpoint keeps so that the run can be undone.  Written
+	 * by recdelta-diff --before, by recdelta-checkpoint undo, and passed
+	 * into the result line by recdelta-push.
+	 */
+	const struct json *before;
+	/* The run this change takes back (recdelta-checkpoint undo), or 0. */
+	long long undoes;
 
 	int force;		/* write without the guard (--force) */
 	enum rd_status status;
@@ -168,6 +178,12 @@ struct change {
  * "fields" for a create or an update.
  */
 int stream_get_change(const struct json *obj, struct change *c);
+/*
+ * A before-image {"rev":R,"fields":F} built in a (no "rev" when rev is
+ * NULL or empty), borrowing rev and fields.
+ */
+const struct json *stream_before(struct arena *a, const char *rev,
+    size_t revlen, const struct json *fields);
 void stream_write_change(struct sb *out, const struct change *c);
 
 /* A result line's parts: what became of one change. */
@@ -178,6 +194,7 @@ struct result {
 	size_t typelen, keylen, revlen;
 	const struct json *fields, *changed;	/* NULL if absent */
 	enum rd_side target;		/* the change's; RD_SIDE_NONE: absent */
+	const struct json *before;	/* the change's before-image, or NULL */
 	/* The error: written when code or message is not NULL. */
 	const char *code, *message;
 	size_t codelen, messagelen;

@@ -23,7 +23,7 @@ comp() {
 
 @test "names: the installed programs and flows, and help" {
 	run -0 comp 'recdelta '
-	assert_output "$(printf '%s\n' checkpoint diff diff-only fetch help historical-import merge push smart-sync two-way-sync | LC_ALL=C sort)"
+	assert_output "$(printf '%s\n' checkpoint diff diff-only fetch help historical-import merge push smart-sync two-way-sync undo | LC_ALL=C sort)"
 	run -0 comp 'recdelta sm'
 	assert_output smart-sync
 }

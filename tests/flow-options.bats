@@ -231,7 +231,7 @@ Created 3, Updated 0, Skipped 0 unchanged, Deleted 0, Conflicts 0"
 }
 
 @test "every flow's usage has the options of its synopsis in recdelta-flows(7)" {
-	for f in diff-only smart-sync historical-import; do
+	for f in diff-only smart-sync historical-import undo; do
 		usage=$(recdelta "$f" --help | grep -oE -- '--?[a-zA-Z][a-zA-Z-]*' | LC_ALL=C sort -u)
 		synopsis=$(mandoc -Tascii -Owidth=1000 "$TOP/man/man7/recdelta-flows.7" | col -bx |
 		    awk '/^SYNOPSIS/ { on = 1; next } /^[A-Z]/ { on = 0 } on' |

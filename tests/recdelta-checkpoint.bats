@@ -90,7 +90,7 @@ EOF
 	run -0 q "SELECT key FROM base"
 	assert_output c
 	run -0 --separate-stderr recdelta-checkpoint history --json
-	assert_output --regexp '^\{"kind":"run","id":1,"scope":"S","flow":"smart-sync","started":"[0-9T:Z-]+","ended":"[0-9T:Z-]+","status":"done","counts":\{"ok":1,"skipped":1,"conflict":0,"deferred":0,"failed":0,"planned":1\}\}$'
+	assert_output --regexp '^\{"kind":"run","id":1,"scope":"S","flow":"smart-sync","started":"[0-9T:Z-]+","ended":"[0-9T:Z-]+","status":"done","counts":\{"ok":1,"skipped":1,"conflict":0,"deferred":0,"failed":0,"planned":1\},"undoable":true\}$'
 	run -0 recdelta-checkpoint show 1
 	assert_output 'ok create T c rev 1 (new record)'
 }
@@ -232,7 +232,7 @@ EOF
 	{ res create T k6 ok 1 '{}'; res update T k6 conflict 1; } > in
 	record S --run 1
 	run -0 recdelta-checkpoint history
-	assert_output --regexp $'^1\t[0-9T:Z-]+\t[0-9T:Z-]+\timport\t6 ok, 1 conflict\tpartial$'
+	assert_output --regexp $'^1\t[0-9T:Z-]+\t[0-9T:Z-]+\timport\t6 ok, 1 conflict\tpartial\tundoable$'
 	run -0 q "SELECT count(*), max(seq) FROM changes WHERE run = 1"
 	assert_output '7|7'
 	record S --run 9
@@ -265,7 +265,7 @@ EOF
 	run -0 --separate-stderr recdelta-checkpoint run end 1
 	assert_equal "$stderr" ""
 	run -0 recdelta-checkpoint history
-	assert_output --regexp $'^1\t[0-9T:Z-]+\t[0-9T:Z-]+\timport\t3 ok, 1 failed\tpartial$'
+	assert_output --regexp $'^1\t[0-9T:Z-]+\t[0-9T:Z-]+\timport\t3 ok, 1 failed\tpartial\tundoable$'
 	run -0 recdelta-checkpoint run start --scope S --flow import --pid "$PID"
 	assert_output 2
 	res create T k4 ok 1 '{}' > in
@@ -417,7 +417,7 @@ EOF
 	recdelta-checkpoint lock --scope S --pid "$p"
 	started=$(q "SELECT started FROM lock")
 	run -0 --separate-stderr recdelta-checkpoint status
-	assert_output --regexp "^state: \.recdelta/state\.db \(schema 2\)
+	assert_output --regexp "^state: \.recdelta/state\.db \(schema 3\)
 scope: \"S\"
 last run: 1 \(smart-sync\) partial, [0-9T:Z-]+\.\.[0-9T:Z-]+: 1 ok, 1 deferred
 coverage: 45% complete \(120/267 days\)
@@ -500,7 +500,7 @@ EOF
 	recdelta-checkpoint cursor set a b
 	sqlite3 "$ST" 'PRAGMA user_version = 99'
 	before=$(sha256 "$ST")
-	msg='recdelta-checkpoint: .recdelta/state.db: schema version 99 is newer than this build (2); upgrade recdelta'
+	msg='recdelta-checkpoint: .recdelta/state.db: schema version 99 is newer than this build (3); upgrade recdelta'
 	run -5 --separate-stderr recdelta-checkpoint preflight --scope S
 	assert_equal "$stderr" "$msg"
 	run -1 --separate-stderr recdelta-checkpoint status --check
@@ -580,12 +580,12 @@ EOF
 	recdelta-checkpoint cursor set a b
 	schema=$(sqlite3 "$ST" .schema)
 	run -0 q 'PRAGMA user_version'
-	assert_output 2
+	assert_output 3
 	recdelta-checkpoint cursor set a c
 	recdelta-checkpoint lock --scope S
 	assert_equal "$(sqlite3 "$ST" .schema)" "$schema"
 	run -0 q 'PRAGMA user_version; PRAGMA journal_mode'
-	assert_output $'2\nwal'
+	assert_output $'3\nwal'
 	# An empty file is a database of version 0: it is migrated.
 	: > empty.db
 	recdelta-checkpoint --state empty.db cursor set a b
@@ -620,7 +620,7 @@ EOF
 	run -0 q "SELECT group_concat(key) FROM base"
 	assert_output a,b
 	run -0 recdelta-checkpoint history
-	assert_output --regexp $'^1\t[0-9T:Z-]+\t[0-9T:Z-]+\t-\t2 ok\tfailed$'
+	assert_output --regexp $'^1\t[0-9T:Z-]+\t[0-9T:Z-]+\t-\t2 ok\tfailed\tundoable$'
 	# A failure in the first batch leaves the database as it was.
 	q .dump > before
 	{ res create T d ok 1 '{}'; printf '%s\n' '{"kind":"result","op":"create","type":"T","key":"e"}'; } > in
@@ -781,7 +781,7 @@ EOF
 		n=$(wc -l < based)
 		if [ "$n" -gt 0 ] && [ "$n" -lt 6000 ] && [ $((midway += 1)) = 1 ]; then
 			run -0 recdelta-checkpoint --state st/s.db history
-			assert_output --regexp $'\tinterrupted$'
+			assert_output --regexp $'\tinterrupted\tundoable$'
 		fi
 	done
 	echo "# $midway of 10 rounds killed midway, $calls calls" >&3

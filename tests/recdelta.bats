@@ -158,7 +158,7 @@ usage_text() {
 @test "recdelta help lists only the programs and flows that are installed" {
 	run -0 --separate-stderr recdelta help
 	assert_line 'programs: fetch, diff, merge, push, checkpoint'
-	assert_line 'flows:    diff-only, smart-sync, two-way-sync, historical-import'
+	assert_line 'flows:    diff-only, smart-sync, two-way-sync, historical-import, undo'
 	mkdir -p inst/bin inst/libexec/recdelta
 	cp "$TOP/bin/recdelta" "$TOP/bin/recdelta-diff" inst/bin/
 	cp "$TOP/pipelines/diff-only" inst/libexec/recdelta/

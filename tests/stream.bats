@@ -22,6 +22,10 @@ STREAMKINDS=$TOP/tests/helpers/streamkinds
 {"kind":"change","op":"same","type":"T","key":"k","rev":"2","fields":{"n":1}}
 {"kind":"change","op":"update","type":"T","key":"k","rev":"3","fields":{"n":2},"changed":["n"],"target":"remote"}
 {"kind":"change","op":"delete","type":"T","key":"k","rev":"3","target":"local"}
+{"kind":"change","op":"update","type":"T","key":"k","rev":"4","fields":{"n":1},"changed":["n"],"seen":"ddaefaf9327384fc15ff9781fd478a249ef6307d2fe6020786fb5222ecf4ae27","before":{"rev":"4","fields":{"n":{"$int":"9223372036854775807"}}},"undoes":12}
+{"kind":"change","op":"create","type":"T","key":"k","fields":{"s":"é"},"undoes":999999999999999999}
+{"kind":"change","op":"delete","type":"T","key":"k","rev":"5","before":{"fields":{}}}
+{"kind":"result","op":"update","type":"T","key":"k","status":"ok","rev":"5","fields":{"n":1},"before":{"rev":"4","fields":{"n":2}}}
 {"kind":"result","op":"update","type":"Stadium","key":"stadium_ari","status":"ok","rev":"8","fields":{"capacity":63400}}
 {"kind":"result","op":"same","type":"T","key":"k","status":"skipped","rev":"2","fields":{"n":1}}
 {"kind":"result","op":"delete","type":"T","key":"k","status":"skipped","error":{"code":"orphan","message":"not deleted without --delete-orphans"}}
@@ -95,6 +99,13 @@ EOF2
 {"kind":"result","op":"create","type":"T","key":"k","status":"ok","changed":[1]}|"changed" is not an array of strings
 {"kind":"result","op":"create","type":"T","key":"k","status":"ok","error":[]}|"error" is not an object
 {"kind":"result","op":"create","type":"T","key":"k","status":"ok","error":{"code":1}}|error: "code" is not a string
+{"kind":"result","op":"update","type":"T","key":"k","status":"ok","before":[]}|"before" is not an object
+{"kind":"result","op":"update","type":"T","key":"k","status":"ok","before":{"rev":"1"}}|before: missing "fields"
+{"kind":"change","op":"delete","type":"T","key":"k","rev":"1","before":{"rev":1,"fields":{}}}|before: "rev" is not a string
+{"kind":"change","op":"delete","type":"T","key":"k","rev":"1","before":{"fields":[]}}|before: "fields" is not an object
+{"kind":"change","op":"delete","type":"T","key":"k","rev":"1","undoes":0}|"undoes" is not a run number
+{"kind":"change","op":"delete","type":"T","key":"k","rev":"1","undoes":"3"}|"undoes" is not a run number
+{"kind":"change","op":"delete","type":"T","key":"k","rev":"1","undoes":1.5}|"undoes" is not a run number
 {"kind":"cursor","name":"x"}|missing "value"
 {"kind":"cursor","source":1,"name":"x","value":1}|"source" is not a string
 {"kind":"summary","counts":{}}|missing "stage"
