@@ -17,6 +17,7 @@ LIBOBJ = \
 	lib/index.o \
 	lib/json.o \
 	lib/log.o \
+	lib/plain.o \
 	lib/record.o \
 	lib/side.o \
 	lib/state.o \
@@ -34,7 +35,8 @@ LIBOBJ = \
 	lib/stream.o \
 	lib/util.o
 
-LIBHDR = lib/digest.h lib/http.h lib/index.h lib/json.h lib/log.h lib/record.h \
+LIBHDR = lib/digest.h lib/http.h lib/index.h lib/json.h lib/log.h lib/plain.h \
+	lib/record.h \
 	lib/side.h lib/state.h lib/state_int.h lib/store.h lib/store_cloudkit.h \
 	lib/store_layout.h lib/stream.h lib/util.h
 
