@@ -269,19 +269,33 @@ out:
 	return ret;
 }
 
+static int scope_word(const char *spec, struct sb *out, int bare);
+
 int
 store_scope(const char *spec, struct sb *out)
+{
+	return scope_word(spec, out, 1);
+}
+
+/* A word's scope; a bare word names no store unless bare is set. */
+static int
+scope_word(const char *spec, struct sb *out, int bare)
 {
 	const char *colon = strchr(spec, ':');
 	const struct store_ops *ops;
 	size_t n, start = out->len;
 
-	if (store_is_stdin(spec)) {
+	if (strcmp(spec, "-") == 0 || strcmp(spec, "ndjson:-") == 0) {
 		sb_adds(out, "ndjson:-");
 		return 0;
 	}
 	if (!(ops = scheme_of(spec))) {
 		/* A bare word: the scope of the word with its scheme. */
+		if (!bare) {
+			rd_seterr(RD_EXIT_USAGE, "\"%s\": not a store word",
+			    rd_quote(spec, strlen(spec)));
+			return -1;
+		}
 		if (!(ops = bare_word(spec)))
 			return -1;
 		sb_adds(out, ops->scheme);
@@ -327,7 +341,7 @@ store_scope_canon(const char *scope)
 		next = strstr(p, sep);
 		n = next ? (size_t)(next - p) : strlen(p);
 		word = xmemdup(p, n);
-		if (store_scope(word, &out) < 0)
+		if (scope_word(word, &out, 0) < 0)
 			sb_add(&out, p, n);
 		free(word);
 		if (!next)
@@ -341,7 +355,9 @@ store_scope_canon(const char *scope)
 int
 store_is_stdin(const char *spec)
 {
-	return strcmp(spec, "-") == 0 || strcmp(spec, "ndjson:-") == 0;
+	return strcmp(spec, "-") == 0 || strcmp(spec, "ndjson:-") == 0 ||
+	    strncmp(spec, "ndjson:-?", 9) == 0 || strcmp(spec, "json:-") == 0 ||
+	    strncmp(spec, "json:-?", 7) == 0;
 }
 
 /* An ISO-8601 instant, or a date alone (midnight UTC), in seconds. */
@@ -467,6 +483,7 @@ window_tally_check(const struct fetch_opts *o, const char *spec)
 static const struct store_ops ndjson_stdin_ops;
 
 static const struct store_ops ndjson_plain_ops;
+static void ndjson_close(struct store *s);
 
 /*
  * "ndjson:PATH[?type=T&key=FIELD]": the last '?' of the word starts the
@@ -534,8 +551,10 @@ ndjson_open(struct store *s, const char *arg)
 	if (r < 0)
 		return -1;
 	nd = s->priv;
-	if (plain_params(&nd->plain, s->spec, qm + 1, NULL) < 0)
+	if (plain_params(&nd->plain, s->spec, qm + 1, NULL) < 0) {
+		ndjson_close(s);
 		return -1;
+	}
 	if (plain_active(&nd->plain))
 		s->ops = &ndjson_plain_ops;
 	return 0;

@@ -246,14 +246,17 @@ int store_reread(struct store *s, off_t offset, size_t len, char *dst);
 int store_rereads_file(struct store *s, const char *path);
 
 /*
- * The scope of the store a word names (ops->scope), appended to out: -1 with
- * a message (status 2) when the word names no store.
+ * The scope of the store a word names (ops->scope), appended to out, a bare
+ * word's as its scheme's (ndjson:PATH, dir:PATH): -1 with a message (status
+ * 2) when the word names no store.
  */
 int store_scope(const char *spec, struct sb *out);
 /*
  * A scope in canonical spelling, owned: each part of "A <- B <- ..." that
- * is a store word in the store's spelling (store_scope), any other kept as
- * written.  Two scopes are the same when these are equal.
+ * is a store word with its scheme in the store's spelling (store_scope),
+ * any other kept as written, a bare path too (a scope is text, which may
+ * name a folder by chance: a caller turns a bare store word into its scope
+ * with store_scope first).  Two scopes are the same when these are equal.
  */
 char *store_scope_canon(const char *scope);
 /*
@@ -263,7 +266,10 @@ char *store_scope_canon(const char *scope);
  */
 int store_canon_path(const char *path, struct sb *out);
 
-/* True when the word names standard input ("-" or "ndjson:-"). */
+/*
+ * True when the word names standard input: "-", "ndjson:-", "json:-", with
+ * or without parameters.
+ */
 int store_is_stdin(const char *spec);
 
 /*

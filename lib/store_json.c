@@ -281,15 +281,15 @@ json_open(struct store *s, const char *arg)
 	struct jsonstore *j = xcalloc(1, sizeof *j);
 	const char *qm = strrchr(arg, '?'), *p, *dot;
 
-	s->priv = j;
 	if (qm == arg) {
 		rd_seterr(RD_EXIT_USAGE, "\"%s\": missing path before the "
 		    "parameters", rd_quote(s->spec, strlen(s->spec)));
-		return -1;
+		goto fail;
 	}
 	j->file = qm ? xmemdup(arg, (size_t)(qm - arg)) : xstrdup(arg);
 	if (qm && plain_params(&j->plain, s->spec, qm + 1, &j->path) < 0)
-		return -1;
+		goto fail;
+	s->priv = j;
 	if (!j->path || strcmp(j->path, ".") == 0)
 		return 0;
 	for (p = j->path; *p; p = dot) {
@@ -297,7 +297,8 @@ json_open(struct store *s, const char *arg)
 			rd_seterr(RD_EXIT_USAGE, "\"%s\": path= is not a simple "
 			    "path (.NAME.NAME...)", rd_quote(s->spec,
 			    strlen(s->spec)));
-			return -1;
+			s->priv = NULL;
+			goto fail;
 		}
 		p++;
 		if (!(dot = strchr(p, '.')))
@@ -306,6 +307,9 @@ json_open(struct store *s, const char *arg)
 		j->comp[j->ncomp++] = xmemdup(p, (size_t)(dot - p));
 	}
 	return 0;
+fail:
+	json_free(j);
+	return -1;
 }
 
 static void

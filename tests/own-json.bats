@@ -218,6 +218,16 @@ EOF
 	[ "$rss" -lt 100000 ] || fail "peak RSS $rss kB"
 }
 
+@test "json:-: standard input; it and ndjson:-?... count as standard input, so two of them are a usage error" {
+	printf '[{"id":1}]' | {
+		run -0 --separate-stderr recdelta-fetch 'json:-?type=G&key=id'
+		assert_output '{"kind":"record","type":"G","key":"1","fields":{}}'
+	}
+	run -2 --separate-stderr recdelta-diff -l 'json:-?type=G&key=id' -r 'ndjson:-?type=G&key=id' < /dev/null
+	assert_output ''
+	assert_stderr 'recdelta-diff: --local and --remote cannot both be standard input'
+}
+
 # --- bare words --------------------------------------------------------------------
 
 @test "bare words: an existing file is ndjson:, a folder dir:, - standard input; the scope is the scheme's" {
