@@ -17,6 +17,7 @@ LIBOBJ = \
 	lib/index.o \
 	lib/json.o \
 	lib/log.o \
+	lib/plain.o \
 	lib/record.o \
 	lib/shard.o \
 	lib/side.o \
@@ -29,14 +30,15 @@ LIBOBJ = \
 	lib/store_cloudkit.o \
 	lib/store_couchdb.o \
 	lib/store_dir.o \
+	lib/store_json.o \
 	lib/store_layout.o \
 	lib/store_sqlite.o \
 	lib/store_webdav.o \
 	lib/stream.o \
 	lib/util.o
 
-LIBHDR = lib/digest.h lib/http.h lib/index.h lib/json.h lib/log.h lib/record.h \
-	lib/shard.h lib/side.h lib/state.h lib/state_int.h lib/store.h lib/store_cloudkit.h \
+LIBHDR = lib/digest.h lib/http.h lib/index.h lib/json.h lib/log.h lib/plain.h \
+	lib/record.h lib/shard.h lib/side.h lib/state.h lib/state_int.h lib/store.h lib/store_cloudkit.h \
 	lib/store_layout.h lib/stream.h lib/util.h
 
 FLOWS = pipelines/diff-only pipelines/historical-import pipelines/smart-sync \
@@ -168,15 +170,20 @@ bench-webdav: all
 bench-scale: all bench/recgen
 	bash bench/scale
 
+# A 1 GB json: array streamed by recdelta-fetch under 100 MB of memory.
+bench-json: all
+	sh bench/json
+
 # libFuzzer harnesses (fuzz/README): the lib objects built again with clang
 # and the sanitizers under build/fuzz, apart from the normal build's.
-FUZZ = json record dirmeta cloudkit
+FUZZ = json record dirmeta cloudkit jsonarray
 FUZZ_SECONDS = 60
 FUZZCC = clang
 FUZZCFLAGS = $(CFLAGS) -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 FUZZLIB = build/fuzz/librecdelta.a
-FUZZBIN = build/fuzz/json build/fuzz/record build/fuzz/dirmeta build/fuzz/cloudkit
+FUZZBIN = build/fuzz/json build/fuzz/record build/fuzz/dirmeta build/fuzz/cloudkit \
+	build/fuzz/jsonarray
 
 fuzz-build: $(FUZZBIN)
 
@@ -195,6 +202,7 @@ build/fuzz/json: fuzz/json.c
 build/fuzz/record: fuzz/record.c
 build/fuzz/dirmeta: fuzz/dirmeta.c
 build/fuzz/cloudkit: fuzz/cloudkit.c
+build/fuzz/jsonarray: fuzz/jsonarray.c
 
 $(FUZZBIN):
 	$(FUZZCC) $(CPPFLAGS) $(FUZZCFLAGS) -fsanitize=fuzzer -o $@ \
@@ -250,4 +258,4 @@ clean:
 	rm -rf build
 
 .PHONY: all check check-property check-valgrind check-san demo bench bench-merge bench-cloudkit bench-scale \
-	bench-couchdb bench-webdav fuzz fuzz-build install uninstall clean
+	bench-couchdb bench-webdav bench-json fuzz fuzz-build install uninstall clean

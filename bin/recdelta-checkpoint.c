@@ -1525,10 +1525,13 @@ cmd_scope(int argc, char **argv)
 	if (scope_opt) {
 		sb_adds(&words, scope_opt);
 	} else {
-		sb_adds(&words, argv[0]);
+		/* A bare store word as the store it names. */
+		if (store_scope(argv[0], &words) < 0)
+			sb_adds(&words, argv[0]);
 		if (o.source) {
 			sb_adds(&words, " <- ");
-			sb_adds(&words, o.source);
+			if (store_scope(o.source, &words) < 0)
+				sb_adds(&words, o.source);
 		}
 	}
 	scope = store_scope_canon(words.buf);

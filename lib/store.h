@@ -130,6 +130,11 @@ struct store_ops {
 	 */
 	int writable;		/* apply takes changes */
 	/*
+	 * Why a store of a scheme that may be written cannot be, for the
+	 * message ("a store read with type= and key="); NULL otherwise.
+	 */
+	const char *readonly;
+	/*
 	 * apply checks a change's "seen" (struct change): an update or a
 	 * delete of a record whose fields no longer hash to it conflicts, as
 	 * one whose rev moved does, and one with "seen" and no rev is guarded
@@ -249,14 +254,17 @@ int store_reread(struct store *s, off_t offset, size_t len, char *dst);
 int store_rereads_file(struct store *s, const char *path);
 
 /*
- * The scope of the store a word names (ops->scope), appended to out: -1 with
- * a message (status 2) when the word names no store.
+ * The scope of the store a word names (ops->scope), appended to out, a bare
+ * word's as its scheme's (ndjson:PATH, dir:PATH): -1 with a message (status
+ * 2) when the word names no store.
  */
 int store_scope(const char *spec, struct sb *out);
 /*
  * A scope in canonical spelling, owned: each part of "A <- B <- ..." that
- * is a store word in the store's spelling (store_scope), any other kept as
- * written.  Two scopes are the same when these are equal.
+ * is a store word with its scheme in the store's spelling (store_scope),
+ * any other kept as written, a bare path too (a scope is text, which may
+ * name a folder by chance: a caller turns a bare store word into its scope
+ * with store_scope first).  Two scopes are the same when these are equal.
  */
 char *store_scope_canon(const char *scope);
 /*
@@ -266,7 +274,10 @@ char *store_scope_canon(const char *scope);
  */
 int store_canon_path(const char *path, struct sb *out);
 
-/* True when the word names standard input ("-" or "ndjson:-"). */
+/*
+ * True when the word names standard input: "-", "ndjson:-", "json:-", with
+ * or without parameters.
+ */
 int store_is_stdin(const char *spec);
 
 /*
@@ -294,8 +305,8 @@ int window_tally_check(const struct fetch_opts *o, const char *spec);
 /* True when records of this type may pass (the window is not looked at). */
 int fetch_wants_type(const struct fetch_opts *o, const char *type, size_t n);
 
-extern const struct store_ops store_ndjson_ops, store_sqlite_ops, store_dir_ops,
-    store_cloudkit_ops, store_couchdb_ops, store_webdav_ops;
+extern const struct store_ops store_ndjson_ops, store_json_ops, store_sqlite_ops,
+    store_dir_ops, store_cloudkit_ops, store_couchdb_ops, store_webdav_ops;
 
 /*
  * Settings of the stores that speak HTTP, set by a program before it opens
