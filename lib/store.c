@@ -498,6 +498,12 @@ ndjson_fetch(struct store *s, const struct fetch_opts *o,
 		int k;
 
 		nlines++;
+		if (o && o->raw) {
+			l.raw = 1;
+			if (sink->put(sink->ctx, &l) < 0)
+				goto out;
+			continue;
+		}
 		arena_reset(&a);
 		k = stream_parse_line(&a, line, len, &obj, &rec, &kind, &kindlen);
 		if (k < 0) {
