@@ -30,6 +30,7 @@ LIBOBJ = \
 	lib/store_cloudkit.o \
 	lib/store_couchdb.o \
 	lib/store_dir.o \
+	lib/store_json.o \
 	lib/store_layout.o \
 	lib/store_sqlite.o \
 	lib/store_webdav.o \

@@ -827,6 +827,9 @@ main(int argc, char *argv[])
 	if (o.force && !st.ops->forced_writes)
 		rd_die(RD_EXIT_USAGE, "--force: %s: the %s: store has no forced "
 		    "writes", argv[0], st.ops->scheme);
+	if (!st.ops->writable && st.ops->readonly)
+		rd_die(RD_EXIT_USAGE, "%s: %s cannot be written", argv[0],
+		    st.ops->readonly);
 	if (!st.ops->writable)
 		rd_die(RD_EXIT_USAGE, "%s: the %s: store cannot be written",
 		    argv[0], st.ops->scheme);

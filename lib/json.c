@@ -803,6 +803,49 @@ json_number_equal(const char *a, size_t an, const char *b, size_t bn)
 	return eq;
 }
 
+/*
+ * The comparison form (json.h): an integer literal, or a number beyond a
+ * double's range, by its exact decimal value; any other by its double: the
+ * double's exact value when it is whole (so 1.0 is 1 and 1e22 is
+ * 10000000000000000000000), else the shortest decimal that reads back as
+ * it, which is not whole and so never meets an integer's form.
+ */
+int
+json_number_key(struct sb *out, const char *lit, size_t n)
+{
+	struct json v = { JSON_NUMBER, n, { lit } };
+	char buf[400];
+	double d;
+
+	if (json_number_is_integer(lit, n))
+		return json_number_canon(out, lit, n);
+	d = json_number_double(&v);
+	if (isinf(d) || isnan(d))
+		return json_number_canon(out, lit, n);
+	if (d == trunc(d))
+		snprintf(buf, sizeof buf, "%.0f", d);
+	else if (json_format_double(buf, sizeof buf, d) < 0)
+		return json_number_canon(out, lit, n);
+	return json_number_canon(out, buf, strlen(buf));
+}
+
+int
+json_number_same(const char *a, size_t an, const char *b, size_t bn)
+{
+	struct sb x, y;
+	int eq;
+
+	if (an == bn && memcmp(a, b, an) == 0)
+		return 1;
+	sb_init(&x, 32);
+	sb_init(&y, 32);
+	eq = json_number_key(&x, a, an) == 0 && json_number_key(&y, b, bn) == 0 &&
+	    x.len == y.len && memcmp(x.buf, y.buf, x.len) == 0;
+	sb_release(&x);
+	sb_release(&y);
+	return eq;
+}
+
 double
 json_number_double(const struct json *v)
 {

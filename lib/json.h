@@ -103,6 +103,22 @@ int json_number_canon(struct sb *out, const char *lit, size_t n);
 int json_number_equal(const char *a, size_t an, const char *b, size_t bn);
 double json_number_double(const struct json *v);
 
+/*
+ * How records compare numbers (record.h), as JSON tools read them: an
+ * integer literal (no fraction, no exponent) by its exact value at any size,
+ * so 9007199254740993 and 9007199254740992 differ; any other literal by the
+ * IEEE-754 double strtod reads it as, so 25.10000000000000142 equals 25.1;
+ * the two kinds are equal when the integer is exactly that double's value
+ * (1 = 1.0 = 1e0, 9007199254740992 = 9007199254740993.0).  A literal beyond
+ * a double's range (1e400) compares by its exact decimal value.
+ * json_number_key appends a form that two numbers share exactly when they
+ * are equal so (a json_number_canon form, which record_hash digests), -1
+ * with a message when the exponent is out of range; json_number_same is
+ * the equality.  The literals themselves are never changed.
+ */
+int json_number_key(struct sb *out, const char *lit, size_t n);
+int json_number_same(const char *a, size_t an, const char *b, size_t bn);
+
 /* True when lit is an integer literal (no fraction, no exponent). */
 int json_number_is_integer(const char *lit, size_t n);
 

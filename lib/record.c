@@ -459,7 +459,7 @@ canon_tagged(enum tag t, const struct json *v, const struct json *p,
 	case TAG_INT:
 		if (!is_int_string(p))
 			return bad_tag("$int", "not a string of decimal digits");
-		return json_number_canon(out, p->u.s, p->len);
+		return json_number_key(out, p->u.s, p->len);
 	case TAG_TS:
 		if (p->type != JSON_STRING ||
 		    rd_parse_iso8601(p->u.s, p->len, &sec, &nsec) < 0)
@@ -516,7 +516,7 @@ canon_value(const struct json *v, struct sb *out)
 
 	switch (v->type) {
 	case JSON_NUMBER:
-		return json_number_canon(out, v->u.s, v->len);
+		return json_number_key(out, v->u.s, v->len);
 	case JSON_ARRAY:
 		sb_addc(out, '[');
 		for (i = 0; i < v->len; i++) {
@@ -560,7 +560,7 @@ record_hash(const struct ruleview *v, const struct json *fields,
 static int
 num_equal(const char *a, size_t an, const char *b, size_t bn, double eps)
 {
-	if (json_number_equal(a, an, b, bn))
+	if (json_number_same(a, an, b, bn))
 		return 1;
 	if (eps >= 0) {
 		struct json x = { JSON_NUMBER, an, { a } };

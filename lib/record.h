@@ -6,7 +6,9 @@
  * tolerance compares every number in it within that epsilon; {"$loc":...}
  * compares lat and lng within 0.0001 (or the field's tolerance); {"$ref":K}
  * compares by K alone; {"$int":"D"} equals the number D; {"$ts":"ISO"}
- * compares as an instant; numbers compare by decimal value (1 = 1.0); member
+ * compares as an instant; numbers compare as json_number_same() says (an
+ * integer exactly, 1 = 1.0, a fraction by its double: 25.1 =
+ * 25.10000000000000142); member
  * order never matters; a field whose value is null equals an absent field
  * (a table cannot tell them apart, nor can CloudKit).  "rev" and "mtime" are
  * not fields and never compared.

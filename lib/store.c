@@ -1,5 +1,6 @@
 /* store.c - naming stores, what every store shares, and ndjson: (read and written). */
 #include "digest.h"
+#include "plain.h"
 #include "record.h"
 #include "store.h"
 
@@ -13,10 +14,11 @@
 #include <unistd.h>
 
 static const struct store_ops *const schemes[] = {
-	&store_ndjson_ops, &store_sqlite_ops, &store_dir_ops, &store_cloudkit_ops,
-	&store_couchdb_ops,
-	&store_webdav_ops,
+	&store_ndjson_ops, &store_json_ops, &store_sqlite_ops, &store_dir_ops,
+	&store_cloudkit_ops, &store_couchdb_ops, &store_webdav_ops,
 };
+
+static int ndjson_open_path(struct store *s, const char *path);
 
 /* The settings of the stores that speak HTTP (store.h). */
 int store_jobs = 4;
@@ -39,11 +41,68 @@ synopses(struct sb *out)
 	}
 }
 
+/* The scheme a word begins with ("SCHEME:"), or NULL. */
+static const struct store_ops *
+scheme_of(const char *spec)
+{
+	const char *colon = strchr(spec, ':');
+	size_t i, n;
+
+	if (!colon)
+		return NULL;
+	n = (size_t)(colon - spec);
+	for (i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+		if (strlen(schemes[i]->scheme) == n &&
+		    memcmp(schemes[i]->scheme, spec, n) == 0)
+			return schemes[i];
+	return NULL;
+}
+
+/*
+ * A bare word, one that begins with no scheme: an existing regular file or
+ * FIFO is ndjson:, an existing folder dir:, named by the word as it is (a
+ * '?' in it is part of the name).  Anything else names no store, and a
+ * missing path is never read as an empty one: NULL with a message (status
+ * 2).
+ */
+static const struct store_ops *
+bare_word(const char *spec)
+{
+	const char *colon = strchr(spec, ':');
+	struct stat st;
+	struct sb words;
+	int e;
+
+	if (stat(spec, &st) == 0) {
+		if (S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode))
+			return &store_ndjson_ops;
+		if (S_ISDIR(st.st_mode))
+			return &store_dir_ops;
+		e = 0;
+	} else {
+		e = errno;
+	}
+	if (colon) {
+		rd_seterr(RD_EXIT_USAGE, "\"%s\": unknown store scheme \"%.*s\"",
+		    rd_quote(spec, strlen(spec)), (int)(colon - spec), spec);
+		return NULL;
+	}
+	sb_init(&words, 128);
+	synopses(&words);
+	rd_seterr(RD_EXIT_USAGE, "\"%s\": not a store: %s (a bare word is an "
+	    "existing file or folder; a missing path is not a store; expected "
+	    "%s)", rd_quote(spec, strlen(spec)),
+	    e == 0 ? "not a regular file, FIFO or folder" :
+	    e == ENOENT || e == ENOTDIR ? "no such file or folder" : strerror(e),
+	    words.buf);
+	sb_release(&words);
+	return NULL;
+}
+
 int
 store_open(struct store *s, const char *spec)
 {
 	const char *colon = strchr(spec, ':');
-	size_t i, n;
 
 	memset(s, 0, sizeof *s);
 	if (strcmp(spec, "-") == 0) {
@@ -53,35 +112,24 @@ store_open(struct store *s, const char *spec)
 			goto fail;
 		return 0;
 	}
-	if (!colon) {
-		struct sb words;
-
-		sb_init(&words, 128);
-		synopses(&words);
-		rd_seterr(RD_EXIT_USAGE, "\"%s\": not a store (expected %s)",
-		    rd_quote(spec, strlen(spec)), words.buf);
-		sb_release(&words);
-		return -1;
-	}
-	n = (size_t)(colon - spec);
-	for (i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
-		if (strlen(schemes[i]->scheme) != n ||
-		    memcmp(schemes[i]->scheme, spec, n) != 0)
-			continue;
-		s->ops = schemes[i];
+	if (!(s->ops = scheme_of(spec))) {
+		if (!(s->ops = bare_word(spec)))
+			return -1;
 		s->spec = xstrdup(spec);
-		if (!colon[1]) {
-			rd_seterr(RD_EXIT_USAGE, "\"%s\": missing path after the scheme",
-			    rd_quote(spec, strlen(spec)));
-			goto fail;
-		}
-		if (s->ops->open(s, colon + 1) < 0)
+		if ((s->ops == &store_ndjson_ops ? ndjson_open_path(s, spec) :
+		    s->ops->open(s, spec)) < 0)
 			goto fail;
 		return 0;
 	}
-	rd_seterr(RD_EXIT_USAGE, "\"%s\": unknown store scheme \"%.*s\"",
-	    rd_quote(spec, strlen(spec)), (int)n, spec);
-	return -1;
+	s->spec = xstrdup(spec);
+	if (!colon[1]) {
+		rd_seterr(RD_EXIT_USAGE, "\"%s\": missing path after the scheme",
+		    rd_quote(spec, strlen(spec)));
+		goto fail;
+	}
+	if (s->ops->open(s, colon + 1) < 0)
+		goto fail;
+	return 0;
 fail:
 	free(s->spec);
 	s->spec = NULL;
@@ -225,36 +273,43 @@ int
 store_scope(const char *spec, struct sb *out)
 {
 	const char *colon = strchr(spec, ':');
-	size_t i, n, start = out->len;
+	const struct store_ops *ops;
+	size_t n, start = out->len;
 
 	if (store_is_stdin(spec)) {
 		sb_adds(out, "ndjson:-");
 		return 0;
 	}
-	n = colon ? (size_t)(colon - spec) : 0;
-	for (i = 0; colon && i < sizeof schemes / sizeof schemes[0]; i++) {
-		if (strlen(schemes[i]->scheme) != n ||
-		    memcmp(schemes[i]->scheme, spec, n) != 0)
-			continue;
-		if (!colon[1]) {
-			rd_seterr(RD_EXIT_USAGE, "\"%s\": missing path after the "
-			    "scheme", rd_quote(spec, strlen(spec)));
+	if (!(ops = scheme_of(spec))) {
+		/* A bare word: the scope of the word with its scheme. */
+		if (!(ops = bare_word(spec)))
 			return -1;
-		}
-		sb_add(out, spec, n + 1);
-		if (!schemes[i]->scope) {
-			sb_adds(out, colon + 1);
-			return 0;
-		}
-		if (schemes[i]->scope(colon + 1, out) < 0) {
-			out->len = start;
-			out->buf[start] = '\0';
-			return -1;
-		}
+		sb_adds(out, ops->scheme);
+		sb_addc(out, ':');
+		if (store_canon_path(spec, out) < 0)
+			goto fail;
+		/* As ndjson: reads it: a '?' ends the path without parameters. */
+		if (ops == &store_ndjson_ops && strchr(spec, '?'))
+			sb_addc(out, '?');
 		return 0;
 	}
-	rd_seterr(RD_EXIT_USAGE, "\"%s\": not a store", rd_quote(spec,
-	    strlen(spec)));
+	n = (size_t)(colon - spec);
+	if (!colon[1]) {
+		rd_seterr(RD_EXIT_USAGE, "\"%s\": missing path after the scheme",
+		    rd_quote(spec, strlen(spec)));
+		return -1;
+	}
+	sb_add(out, spec, n + 1);
+	if (!ops->scope) {
+		sb_adds(out, colon + 1);
+		return 0;
+	}
+	if (ops->scope(colon + 1, out) < 0)
+		goto fail;
+	return 0;
+fail:
+	out->len = start;
+	out->buf[start] = '\0';
 	return -1;
 }
 
@@ -411,32 +466,78 @@ window_tally_check(const struct fetch_opts *o, const char *spec)
 
 static const struct store_ops ndjson_stdin_ops;
 
+static const struct store_ops ndjson_plain_ops;
+
+/*
+ * "ndjson:PATH[?type=T&key=FIELD]": the last '?' of the word starts the
+ * parameters (a path that holds a '?' is named with a '?' after it, and no
+ * parameters).  With them, every line is a plain object (lib/plain.h), read
+ * only.
+ */
 struct ndjson {
 	char *path;
 	int rfd;	/* the file of the last fetch, read again; or -1 */
+	struct plain plain;
 };
 
-/* A scope: the file's path, canonical; standard input has one name. */
+/*
+ * A scope: the file's path, canonical; standard input has one name.  The
+ * parameters name no other data, as sqlite:'s key= and type= do not.
+ */
 static int
 ndjson_scope(const char *arg, struct sb *out)
 {
-	if (strcmp(arg, "-") == 0) {
+	const char *qm = strrchr(arg, '?');
+	char *path = qm ? xmemdup(arg, (size_t)(qm - arg)) : xstrdup(arg);
+	int r = 0;
+
+	if (strcmp(path, "-") == 0)
 		sb_addc(out, '-');
-		return 0;
-	}
-	return store_canon_path(arg, out);
+	else if ((r = store_canon_path(path, out)) == 0 && strchr(path, '?'))
+		sb_addc(out, '?');
+	free(path);
+	return r;
+}
+
+/* The file at path, as it is named: no parameters. */
+static int
+ndjson_open_path(struct store *s, const char *path)
+{
+	struct ndjson *nd = xcalloc(1, sizeof *nd);
+
+	nd->path = xstrdup(path);
+	nd->rfd = -1;
+	s->priv = nd;
+	if (strcmp(path, "-") == 0)
+		s->ops = &ndjson_stdin_ops;
+	return 0;
 }
 
 static int
 ndjson_open(struct store *s, const char *arg)
 {
-	struct ndjson *nd = xcalloc(1, sizeof *nd);
+	const char *qm = strrchr(arg, '?');
+	struct ndjson *nd;
+	char *path;
+	int r;
 
-	nd->path = xstrdup(arg);
-	nd->rfd = -1;
-	s->priv = nd;
-	if (strcmp(arg, "-") == 0)
-		s->ops = &ndjson_stdin_ops;
+	if (!qm)
+		return ndjson_open_path(s, arg);
+	if (qm == arg) {
+		rd_seterr(RD_EXIT_USAGE, "\"%s\": missing path before the "
+		    "parameters", rd_quote(s->spec, strlen(s->spec)));
+		return -1;
+	}
+	path = xmemdup(arg, (size_t)(qm - arg));
+	r = ndjson_open_path(s, path);
+	free(path);
+	if (r < 0)
+		return -1;
+	nd = s->priv;
+	if (plain_params(&nd->plain, s->spec, qm + 1, NULL) < 0)
+		return -1;
+	if (plain_active(&nd->plain))
+		s->ops = &ndjson_plain_ops;
 	return 0;
 }
 
@@ -480,6 +581,7 @@ ndjson_fetch(struct store *s, const struct fetch_opts *o,
 	struct arena a;
 	struct json obj;
 	struct record rec;
+	struct sb made;
 	const char *line, *kind;
 	size_t len, kindlen;
 	unsigned long nlines = 0;
@@ -489,6 +591,7 @@ ndjson_fetch(struct store *s, const struct fetch_opts *o,
 		return -1;
 	ndjson_keep(nd, &r);
 	arena_init(&a);
+	sb_init(&made, 256);
 	while ((n = lreader_next(&r, &line, &len)) > 0) {
 		struct rline l = {
 			.text = line, .len = len, .src = r.name,
@@ -505,7 +608,19 @@ ndjson_fetch(struct store *s, const struct fetch_opts *o,
 			continue;
 		}
 		arena_reset(&a);
-		k = stream_parse_line(&a, line, len, &obj, &rec, &kind, &kindlen);
+		if (plain_active(&nd->plain)) {
+			/* The record line made of it is no line of the file. */
+			sb_reset(&made);
+			k = json_parse(&a, line, len, &obj, NULL) < 0 ||
+			    plain_record_line(&nd->plain, &a, &obj, &rec,
+			    &made) < 0 ? -1 : 1;
+			l.text = made.buf;
+			l.len = made.len;
+			l.offset = -1;
+		} else {
+			k = stream_parse_line(&a, line, len, &obj, &rec, &kind,
+			    &kindlen);
+		}
 		if (k < 0) {
 			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
 			goto out;
@@ -527,6 +642,7 @@ ndjson_fetch(struct store *s, const struct fetch_opts *o,
 	}
 	ret = 0;
 out:
+	sb_release(&made);
 	arena_release(&a);
 	lreader_close(&r);
 	return ret;
@@ -538,6 +654,7 @@ ndjson_close(struct store *s)
 	struct ndjson *nd = s->priv;
 
 	if (nd) {
+		plain_release(&nd->plain);
 		free(nd->path);
 		if (nd->rfd >= 0)
 			close(nd->rfd);
@@ -1240,6 +1357,21 @@ const struct store_ops store_ndjson_ops = {
 	.count = ndjson_count,
 	.reread = ndjson_reread,
 	.rereads_file = ndjson_rereads_file,
+};
+
+/*
+ * Plain objects under type= and key=: read only, since writing would have
+ * to choose a shape for every record.
+ */
+static const struct store_ops ndjson_plain_ops = {
+	.scheme = "ndjson",
+	.synopsis = "ndjson:PATH?type=T&key=FIELD",
+	.readonly = "a store read with type= and key=",
+	.open = ndjson_open,
+	.exists = ndjson_exists,
+	.scope = ndjson_scope,
+	.fetch = ndjson_fetch,
+	.close = ndjson_close,
 };
 
 /* Standard input: read once, never written. */

@@ -139,6 +139,11 @@ struct store_ops {
 	 */
 	int writable;		/* apply takes changes */
 	/*
+	 * Why a store of a scheme that may be written cannot be, for the
+	 * message ("a store read with type= and key="); NULL otherwise.
+	 */
+	const char *readonly;
+	/*
 	 * apply checks a change's "seen" (struct change): an update or a
 	 * delete of a record whose fields no longer hash to it conflicts, as
 	 * one whose rev moved does, and one with "seen" and no rev is guarded
@@ -303,8 +308,8 @@ int window_tally_check(const struct fetch_opts *o, const char *spec);
 /* True when records of this type may pass (the window is not looked at). */
 int fetch_wants_type(const struct fetch_opts *o, const char *type, size_t n);
 
-extern const struct store_ops store_ndjson_ops, store_sqlite_ops, store_dir_ops,
-    store_cloudkit_ops, store_couchdb_ops, store_webdav_ops;
+extern const struct store_ops store_ndjson_ops, store_json_ops, store_sqlite_ops,
+    store_dir_ops, store_cloudkit_ops, store_couchdb_ops, store_webdav_ops;
 
 /*
  * Settings of the stores that speak HTTP, set by a program before it opens
