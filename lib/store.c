@@ -603,6 +603,7 @@ ndjson_fetch(struct store *s, const struct fetch_opts *o,
 		nlines++;
 		if (o && o->raw) {
 			l.raw = 1;
+			l.plain = plain_active(&nd->plain) ? &nd->plain : NULL;
 			if (sink->put(sink->ctx, &l) < 0)
 				goto out;
 			continue;

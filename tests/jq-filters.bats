@@ -229,6 +229,47 @@ EOF
 	assert_equal "$output" "games: 3 unchanged, 0 new, 0 updated, 0 deleted"
 }
 
+@test "--map: under type= and key= its outputs are plain objects" {
+	api_pages
+	run -0 --separate-stderr recdelta-fetch --map '.data.games[] | del(.tags)' \
+	    'ndjson:pages.ndjson?type=games&key=id'
+	assert_stderr ""
+	assert_equal "$output" '{"kind":"record","type":"games","key":"7","fields":{"name":"Chess","players":2}}
+{"kind":"record","type":"games","key":"12","fields":{"name":"Go","players":2,"rating":9.5}}
+{"kind":"record","type":"games","key":"13","fields":{"name":"Bridge é","players":4,"big":{"$int":"9007199254740993"}}}'
+	run -0 --separate-stderr recdelta-fetch -t b --map '.data.games[] | {id, t: (if .players > 2 then "b" else "s" end)}' \
+	    'ndjson:pages.ndjson?type=@t&key=id'
+	assert_equal "$output" '{"kind":"record","type":"b","key":"13","fields":{}}'
+	run -3 --separate-stderr recdelta-fetch --map '.data' 'ndjson:pages.ndjson?type=games&key=id'
+	assert_stderr 'recdelta-fetch: pages.ndjson:1: --map: output 1: missing "id" (key=id)'
+	assert_equal "$output" ""
+}
+
+@test "--map: a json: source hands it each element of its array" {
+	printf '{"data":{"games":[\n {"id":7,"name":"Chess"},\n {"id":12,"name":"Go","n":9007199254740993}\n]}}\n' > api.json
+	run -3 --separate-stderr recdelta-fetch --map '{id: (.id * 10), name}' 'json:api.json?path=.data.games&type=games&key=id'
+	assert_equal "$output" '{"kind":"record","type":"games","key":"70","fields":{"name":"Chess"}}'
+	assert_stderr 'recdelta-fetch: api.json:3: --map: .n: 9007199254740993 would be rounded by jq, whose numbers are doubles (integers exact up to 2^53)'
+}
+
+@test "--flat then back in with ndjson:?type=&key= gives the same records" {
+	where_input
+	grep '"type":"games"' in.ndjson | grep -v deleted > games.ndjson
+	recdelta-fetch --flat=id -t games ndjson:games.ndjson > flat.ndjson
+	recdelta-fetch 'ndjson:flat.ndjson?type=games&key=id' > back.ndjson
+	run -0 --separate-stderr recdelta-diff -l ndjson:games.ndjson -r ndjson:back.ndjson --all
+	assert_equal "$output" '{"kind":"change","op":"same","type":"games","key":"a","fields":{"players":4,"n":1.0e0,"s":"é"}}
+{"kind":"change","op":"same","type":"games","key":"b","fields":{"players":2}}
+{"kind":"change","op":"same","type":"games","key":"c","fields":{"players":10,"big":12345678901234567890123}}'
+	# Every type, "type" in each object, read back by type=@type.
+	grep -v -e deleted -e cursor in.ndjson > live.ndjson
+	recdelta-fetch --flat ndjson:live.ndjson > flat.ndjson
+	recdelta-fetch 'ndjson:flat.ndjson?type=@type&key=key' > back.ndjson
+	run -0 --separate-stderr recdelta-diff -l ndjson:live.ndjson -r ndjson:back.ndjson --summary
+	assert_equal "$output" "games: 3 unchanged, 0 new, 0 updated, 0 deleted
+teams: 1 unchanged, 0 new, 0 updated, 0 deleted"
+}
+
 # --- recdelta-diff --where --------------------------------------------------
 
 diff_sides() {
