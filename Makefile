@@ -175,15 +175,20 @@ bench-couchdb: all bench/recgen
 bench-webdav: all
 	bash bench/webdav
 
+# A 1 GB json: array streamed by recdelta-fetch under 100 MB of memory.
+bench-json: all
+	sh bench/json
+
 # libFuzzer harnesses (fuzz/README): the lib objects built again with clang
 # and the sanitizers under build/fuzz, apart from the normal build's.
-FUZZ = json record dirmeta cloudkit
+FUZZ = json record dirmeta cloudkit jsonarray
 FUZZ_SECONDS = 60
 FUZZCC = clang
 FUZZCFLAGS = $(CFLAGS) -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 FUZZLIB = build/fuzz/librecdelta.a
-FUZZBIN = build/fuzz/json build/fuzz/record build/fuzz/dirmeta build/fuzz/cloudkit
+FUZZBIN = build/fuzz/json build/fuzz/record build/fuzz/dirmeta build/fuzz/cloudkit \
+	build/fuzz/jsonarray
 
 fuzz-build: $(FUZZBIN)
 
@@ -202,6 +207,7 @@ build/fuzz/json: fuzz/json.c
 build/fuzz/record: fuzz/record.c
 build/fuzz/dirmeta: fuzz/dirmeta.c
 build/fuzz/cloudkit: fuzz/cloudkit.c
+build/fuzz/jsonarray: fuzz/jsonarray.c
 
 $(FUZZBIN):
 	$(FUZZCC) $(CPPFLAGS) $(FUZZCFLAGS) -fsanitize=fuzzer -o $@ \
@@ -257,4 +263,4 @@ clean:
 	rm -rf build
 
 .PHONY: all check check-property check-valgrind check-san demo bench bench-merge bench-cloudkit \
-	bench-couchdb bench-webdav fuzz fuzz-build install uninstall clean
+	bench-couchdb bench-webdav bench-json fuzz fuzz-build install uninstall clean

@@ -56,7 +56,9 @@ usage(FILE *fp)
 	    "  -h, --help        print this help and exit\n"
 	    "  -V, --version     print the version and exit\n"
 	    "\n"
-	    "SOURCE: ndjson:PATH | - | sqlite:DB?table=T&key=COL[&rev=COL][&type=T]\n"
+	    "SOURCE: ndjson:PATH[?type=T&key=FIELD] | - | json:PATH[?type=T&key=FIELD&path=.A.B]\n"
+	    "        | sqlite:DB?table=T&key=COL[&rev=COL][&type=T]\n"
+	    "        | PATH (an existing file: ndjson:, folder: dir:)\n"
 	    "        | dir:PATH | cloudkit:CONTAINER/ENVIRONMENT/DATABASE[/ZONE]\n"
 	    "        | couchdb:http(s)://HOST[:PORT]/DB | webdav:URL\n");
 }

@@ -53,7 +53,7 @@ _recdelta_store() {
 	local cur=$1
 	shift
 	case $cur in
-	ndjson:* | sqlite:* | dir:*)
+	ndjson:* | json:* | sqlite:* | dir:*)
 		_recdelta_files "$cur" "${cur%%:*}:"
 		;;
 	*:*) COMPREPLY=() ;;

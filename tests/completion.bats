@@ -41,10 +41,10 @@ comp() {
 	mkdir -p data/sub
 	: > data/games.ndjson
 	run -0 comp 'recdelta-fetch '
-	assert_output $'-\ncloudkit:\ndir:\nndjson:\nsqlite:\nwebdav:'
+	assert_output $'-\ncloudkit:\ndir:\njson:\nndjson:\nsqlite:\nwebdav:'
 	# diff reads every store fetch reads, and its help says so.
 	run -0 comp 'recdelta-diff -r '
-	assert_output $'-\ncloudkit:\ndir:\nndjson:\nsqlite:\nwebdav:'
+	assert_output $'-\ncloudkit:\ndir:\njson:\nndjson:\nsqlite:\nwebdav:'
 	run -0 comp 'recdelta smart-sync --remote d'
 	assert_output dir:
 	# After "dir:" bash's word is what follows the colon.

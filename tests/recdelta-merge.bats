@@ -509,7 +509,7 @@ USAGE1='usage: recdelta-merge [--base SRC] --local SRC --remote SRC'
 	run -2 --separate-stderr merge3 --tolerance score
 	assert_output ''
 	run -2 --separate-stderr merge3 --local l.ndjson
-	assert_equal "$stderr" 'recdelta-merge: "l.ndjson": not a store (expected ndjson:PATH, -, sqlite:DB?table=T&key=COL, dir:PATH, cloudkit:CONTAINER/ENV/DB, couchdb:URL/DB or webdav:URL)'
+	assert_equal "$stderr" 'recdelta-merge: "l.ndjson": not a store: no such file or folder (a bare word is an existing file or folder; a missing path is not a store; expected ndjson:PATH, -, json:PATH, sqlite:DB?table=T&key=COL, dir:PATH, cloudkit:CONTAINER/ENV/DB, couchdb:URL/DB or webdav:URL)'
 	rec T a '{"name":"x"}' 1 > l.ndjson
 	cp l.ndjson r.ndjson
 	run -2 --separate-stderr merge3 -o l.ndjson
