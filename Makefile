@@ -74,7 +74,8 @@ bin/recdelta-fetch: bin/recdelta-fetch.c
 bin/recdelta-merge: bin/recdelta-merge.c
 bin/recdelta-push: bin/recdelta-push.c
 
-# The programs that run the user's jq filters (lib/filter.c) link libjq.
+# The programs that run the user's jq filters (lib/filter.c) link libjq;
+# every program of BIN is in one of the two lists.
 BIN_JQ = bin/recdelta-diff bin/recdelta-fetch
 BIN_NOJQ = bin/recdelta bin/recdelta-checkpoint bin/recdelta-merge bin/recdelta-push
 
