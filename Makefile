@@ -13,6 +13,7 @@ BIN = \
 
 LIBOBJ = \
 	lib/digest.o \
+	lib/filter.o \
 	lib/http.o \
 	lib/index.o \
 	lib/json.o \
@@ -37,7 +38,7 @@ LIBOBJ = \
 	lib/stream.o \
 	lib/util.o
 
-LIBHDR = lib/digest.h lib/http.h lib/index.h lib/json.h lib/log.h lib/plain.h \
+LIBHDR = lib/digest.h lib/filter.h lib/http.h lib/index.h lib/json.h lib/log.h lib/plain.h \
 	lib/record.h lib/shard.h lib/side.h lib/state.h lib/state_int.h lib/store.h lib/store_cloudkit.h \
 	lib/store_layout.h lib/stream.h lib/util.h
 
@@ -73,8 +74,17 @@ bin/recdelta-fetch: bin/recdelta-fetch.c
 bin/recdelta-merge: bin/recdelta-merge.c
 bin/recdelta-push: bin/recdelta-push.c
 
-$(BIN):
+# The programs that run the user's jq filters (lib/filter.c) link libjq;
+# every program of BIN is in one of the two lists.
+BIN_JQ = bin/recdelta-diff bin/recdelta-fetch
+BIN_NOJQ = bin/recdelta bin/recdelta-checkpoint bin/recdelta-merge bin/recdelta-push
+
+$(BIN_NOJQ):
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $@.c lib/librecdelta.a $(LDLIBS)
+
+$(BIN_JQ):
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $@.c lib/librecdelta.a \
+	    $(JQLIBS) $(LDLIBS)
 
 # The fault-injection shim of tests/fault-injection.bats (no sanitizers:
 # it is preloaded into programs that may have them).

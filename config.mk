@@ -12,6 +12,8 @@ CPPFLAGS = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 CFLAGS = -std=c11 -O2 -g -Wall -Wextra -Werror
 LDFLAGS =
 LDLIBS = -lcurl -lsqlite3 -lcrypto -lpthread -lm
+# libjq (1.6 has no .pc file), for the programs that run the user's filters.
+JQLIBS = -ljq -lonig
 
 # make SAN=1: AddressSanitizer and UndefinedBehaviorSanitizer.
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

@@ -12,6 +12,13 @@
  * base snapshot), an update that would overwrite a field changed on the
  * remote since the base names that field in "edited".
  *
+ * --where FILTER (a jq program, lib/filter.h) narrows the comparison to the
+ * keys whose record it holds for on either side: a key is compared, as
+ * without it, when its local or its remote record is selected, and left out
+ * (no line, not counted) when neither is.  So a record that stops matching
+ * on one side is an update, never a delete and a create, and a record that
+ * matches nowhere is never deleted because the filter did not see it.
+ *
  * Both inputs are read whole before the first line is written, each in its
  * own thread, into an index (lib/index.h) holding per record its key, a hash
  * of its canonical fields and where its line is (the input file itself when
@@ -27,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/filter.h"
 #include "../lib/index.h"
 #include "../lib/log.h"
 #include "../lib/record.h"
@@ -117,7 +125,23 @@ struct out {
 	struct sb line;
 	int all;
 	int before;	/* --before: updates and deletes carry the remote's */
+	int where;		/* --where: only keys selected on a side */
 };
+
+/* --where on one side's record line (struct side's select, its thread). */
+static int
+where_select(void *ctx, const struct rline *l)
+{
+	int k = filter_test(ctx, l->text, l->len);
+
+	if (k < 0) {
+		if (l->lineno)
+			rd_prefixerr("%s:%lu: ", l->src, l->lineno);
+		else
+			rd_prefixerr("%s: ", l->src);
+	}
+	return k;
+}
 
 /*
  * Change op of the record at e in ix, guarded by the rev of the remote
@@ -259,6 +283,10 @@ classify(struct side *local, struct side *remote, struct side *base,
 		const char *t;
 		struct ruleview rv;
 
+		/* --where: a key selected on neither side is not compared. */
+		if (o->where && (!le || !index_is_pass(le)) &&
+		    !index_is_selected(le) && !index_is_selected(re))
+			continue;
 		if (!le) {
 			count(index_type(rix, re), re->typelen, RD_OP_DELETE);
 			(*ndiff)++;
@@ -356,7 +384,8 @@ usage(FILE *fp)
 	    "                     [-t TYPE]... [--summary[=text|json]] [-o FILE]\n"
 	    "                     [--window FIELD=FROM..TO] [--exit-code] [--allow-empty]\n"
 	    "                     [--allow-missing-remote] [--base SRC] [--shard I/N]\n"
-	    "                     [--check-args] [--before] [--insecure-http]\n"
+	    "                     [--check-args] [--before] [--where FILTER]\n"
+	    "                     [--insecure-http]\n"
 	    "\n"
 	    "  -l, --local SRC          the data as it should be\n"
 	    "  -r, --remote SRC         the data as it is\n"
@@ -380,6 +409,8 @@ usage(FILE *fp)
 	    "                           record's rev and fields in \"before\"\n"
 	    "      --check-args         check the options and the stores' words, then\n"
 	    "                           exit: read nothing, write nothing\n"
+	    "      --where FILTER       only keys whose local or remote record a jq\n"
+	    "                           filter is true for\n"
 	    "      --insecure-http      allow plain http to a host that is not this\n"
 	    "                           machine (couchdb:)\n"
 	    "  -h, --help               print this help and exit\n"
@@ -397,7 +428,7 @@ main(int argc, char *argv[])
 {
 	enum { OPT_TOL = 256, OPT_RULES, OPT_EXIT, OPT_EMPTY, OPT_SUMMARY,
 	    OPT_WINDOW, OPT_MISSING, OPT_BASE, OPT_CHECK, OPT_INSECURE, OPT_SHARD,
-	    OPT_BEFORE };
+	    OPT_BEFORE, OPT_WHERE };
 	static const struct option longopts[] = {
 		{ "local", required_argument, NULL, 'l' },
 		{ "remote", required_argument, NULL, 'r' },
@@ -417,6 +448,7 @@ main(int argc, char *argv[])
 		{ "before", no_argument, NULL, OPT_BEFORE },
 		{ "insecure-http", no_argument, NULL, OPT_INSECURE },
 		{ "shard", required_argument, NULL, OPT_SHARD },
+		{ "where", required_argument, NULL, OPT_WHERE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -426,7 +458,8 @@ main(int argc, char *argv[])
 	struct window_tally tally[2] = { { 0 }, { 0 } };
 	struct rules *rules = rules_new();
 	const char *lspec = NULL, *rspec = NULL, *bspec = NULL, *outpath = NULL;
-	const char *rulesfile = NULL;
+	const char *rulesfile = NULL, *whereprog = NULL;
+	struct filter *where[2] = { NULL, NULL };
 	int c, i, summary = 0, exitcode = 0, missing_remote = 0, checkargs = 0;
 	int status = RD_EXIT_OK;
 	struct out o;
@@ -510,6 +543,9 @@ main(int argc, char *argv[])
 				goto out;
 			}
 			break;
+		case OPT_WHERE:
+			whereprog = optarg;
+			break;
 		case OPT_WINDOW:
 			if (fetch_window(&fo, optarg) < 0) {
 				rd_warn("%s", rd_errmsg());
@@ -555,6 +591,11 @@ main(int argc, char *argv[])
 	}
 	if (rulesfile && rules_load(rules, rulesfile) < 0)
 		rd_die_pending();
+	/* One compiled filter a side: each side is read in its own thread. */
+	for (i = 0; whereprog && i < 2; i++)
+		if (!(where[i] = filter_new("--where", whereprog)))
+			rd_die_pending();
+	o.where = whereprog != NULL;
 	if (rd_log_open(NULL) < 0)
 		rd_die_pending();
 
@@ -572,6 +613,10 @@ main(int argc, char *argv[])
 		    (sides[i] == &remote && missing_remote);
 		sides[i]->fo = &sfo[i];
 		sides[i]->rules = rules;
+		if (where[i]) {
+			sides[i]->select = where_select;
+			sides[i]->selctx = where[i];
+		}
 		if (side_open(sides[i]) < 0)
 			rd_die_pending();
 	}
@@ -652,8 +697,10 @@ main(int argc, char *argv[])
 	}
 	sb_release(&o.line);
 out:
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 2; i++) {
 		side_release(sides[i]);
+		filter_free(where[i]);
+	}
 	side_release(&base);
 	tally_release(&counts);
 	free(fo.types);

@@ -198,6 +198,13 @@ index_add(struct index *ix, const struct rline *l, const unsigned char *hash)
 	return 0;
 }
 
+void
+index_select_last(struct index *ix)
+{
+	if (ix->n)
+		ix->ents[ix->n - 1].flags |= IX_SELECTED;
+}
+
 int
 index_finish(struct index *ix)
 {

@@ -49,7 +49,8 @@
 enum {
 	IX_PASS = 1,		/* a line of another kind, passing through */
 	IX_SPOOLED = 2,		/* its line is in the spool, not the store */
-	IX_SEEN = 4		/* visited by the current index_walk */
+	IX_SEEN = 4,		/* visited by the current index_walk */
+	IX_SELECTED = 8		/* the caller's selection (--where) holds */
 };
 
 struct index_ent {
@@ -87,6 +88,8 @@ void index_release(struct index *ix);
  * line too long (3), the spool or the pool full (4).
  */
 int index_add(struct index *ix, const struct rline *l, const unsigned char *hash);
+/* Mark the entry last added as selected (IX_SELECTED). */
+void index_select_last(struct index *ix);
 /* Add a line of another kind, to be read again in its place. */
 int index_add_pass(struct index *ix, const struct rline *l);
 /* After the last add: 0, or -1 with a message when the spool failed. */
@@ -105,6 +108,13 @@ static inline int
 index_is_pass(const struct index_ent *e)
 {
 	return e->flags & IX_PASS;
+}
+
+/* True when e is a record entry marked by index_select_last; e may be NULL. */
+static inline int
+index_is_selected(const struct index_ent *e)
+{
+	return e && (e->flags & IX_SELECTED);
 }
 
 /* A record entry's type, key and rev (revlen 0: none); not NUL-terminated. */

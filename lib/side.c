@@ -27,7 +27,17 @@ side_put(void *ctx, const struct rline *l)
 			rd_prefixerr("%s: ", l->src);
 		return -1;
 	}
-	return index_add(&s->ix, l, h);
+	if (index_add(&s->ix, l, h) < 0)
+		return -1;
+	if (s->select) {
+		int k = s->select(s->selctx, l);
+
+		if (k < 0)
+			return -1;
+		if (k)
+			index_select_last(&s->ix);
+	}
+	return 0;
 }
 
 int

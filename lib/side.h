@@ -27,6 +27,14 @@ struct side {
 	struct store store;
 	const struct fetch_opts *fo;	/* borrowed */
 	const struct rules *rules;	/* borrowed: what the hashes apply */
+	/*
+	 * A selection (recdelta-diff --where), or NULL: called in the side's
+	 * thread for each record read, 1 marks its entry selected
+	 * (index_select_last), 0 leaves it unmarked, -1 with a message fails
+	 * the read.
+	 */
+	int (*select)(void *ctx, const struct rline *l);
+	void *selctx;
 	struct index ix;
 
 	struct sb scratch;

@@ -649,6 +649,13 @@ ndjson_fetch(struct store *s, const struct fetch_opts *o,
 		int k;
 
 		nlines++;
+		if (o && o->raw) {
+			l.raw = 1;
+			l.plain = plain_active(&nd->plain) ? &nd->plain : NULL;
+			if (sink->put(sink->ctx, &l) < 0)
+				goto out;
+			continue;
+		}
 		arena_reset(&a);
 		if (plain_active(&nd->plain)) {
 			/* The record line made of it is no line of the file. */

@@ -30,6 +30,8 @@
 #include "shard.h"
 #include "stream.h"
 
+struct plain;
+
 /* One stream line as a store produced it. */
 struct rline {
 	const char *text;	/* the line, without newline */
@@ -38,6 +40,14 @@ struct rline {
 	unsigned long lineno;	/* its line in src, 0 if src has no lines */
 	off_t offset;		/* for store_reread, or -1 when it cannot */
 	const struct record *rec;	/* NULL for a pass-through line */
+	/*
+	 * A value as the input holds it, handed on unread (fetch_opts.raw):
+	 * text is one JSON value, not checked yet, rec NULL.  plain is how the
+	 * store's word says such values become records (type= and key=), or
+	 * NULL when they must be record lines.
+	 */
+	int raw;
+	const struct plain *plain;
 };
 
 struct store_sink {
@@ -70,6 +80,13 @@ struct fetch_opts {
 	 * lines of other kinds pass whatever it is.  store_fetch applies it.
 	 */
 	struct shard shard;
+	/*
+	 * Hand every value of an input of values (ndjson: lines, the elements
+	 * of a json: array) to the sink as it is (rline.raw), neither parsed
+	 * as a record nor filtered by type or window: what --map reads.  A
+	 * store of records (sqlite:, dir:, ...) ignores it and hands records.
+	 */
+	int raw;
 };
 
 /*

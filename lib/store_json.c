@@ -382,6 +382,10 @@ json_element(struct jsonstore *j, const struct fetch_opts *o,
 		for (i = 0; i < errpos && i < el->len; i++)
 			line += el->buf[i] == '\n';
 		k = -1;
+	} else if (o && o->raw) {
+		/* Handed on as it is, for --map (fetch_opts.raw). */
+		json_write(made, &obj, 0);
+		k = 2;
 	} else if (plain_active(&j->plain)) {
 		k = plain_record_line(&j->plain, a, &obj, &rec, made) < 0 ? -1 : 1;
 	} else if ((k = stream_parse_line(a, el->buf, el->len, &obj, &rec,
@@ -401,6 +405,8 @@ json_element(struct jsonstore *j, const struct fetch_opts *o,
 		struct rline l = {
 			.text = made->buf, .len = made->len, .src = sc->name,
 			.lineno = line, .offset = -1, .rec = k == 1 ? &rec : NULL,
+			.raw = k == 2, .plain = k == 2 && plain_active(&j->plain) ?
+			    &j->plain : NULL,
 		};
 
 		return sink->put(sink->ctx, &l);

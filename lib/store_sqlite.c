@@ -788,12 +788,10 @@ sql_fetch(struct store *s, const struct fetch_opts *o,
 			continue;
 		sb_reset(&line);
 		stream_write_record(&line, &rec);
-		l.text = line.buf;
-		l.len = line.len;
-		l.src = q->db;
-		l.lineno = row;
-		l.offset = -1;
-		l.rec = &rec;
+		l = (struct rline){
+			.text = line.buf, .len = line.len, .src = q->db,
+			.lineno = row, .offset = -1, .rec = &rec,
+		};
 		if (sink->put(sink->ctx, &l) < 0)
 			goto out;
 	}
