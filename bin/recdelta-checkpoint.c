@@ -42,6 +42,7 @@ usage(FILE *fp)
 	    "       recdelta-checkpoint record --scope SCOPE [--run ID] [--flow NAME] [--batch N]\n"
 	    "                                  [--window START]\n"
 	    "       recdelta-checkpoint base [-t TYPE]...\n"
+	    "       recdelta-checkpoint fold [--full] [-t TYPE]...\n"
 	    "       recdelta-checkpoint cursor get NAME\n"
 	    "       recdelta-checkpoint cursor set NAME VALUE\n"
 	    "       recdelta-checkpoint windows plan --from DATE --to DATE [--step STEP]\n"
@@ -64,7 +65,7 @@ usage(FILE *fp)
 	    "       recdelta-checkpoint conflicts [--json] [--all] [-t TYPE]...\n"
 	    "       recdelta-checkpoint conflicts review (ID... | --all [-t TYPE]...)\n"
 	    "       recdelta-checkpoint outbox\n"
-	    "       recdelta-checkpoint prune\n");
+	    "       recdelta-checkpoint prune [--cursor NAME]\n");
 	if (fp == stderr)
 		return;
 	fprintf(fp,
@@ -84,6 +85,8 @@ usage(FILE *fp)
 	    "      --check        exit 1 when the preflight would refuse\n"
 	    "      --force        release a lock held by another process\n"
 	    "      --partial      end the run as partial\n"
+	    "      --full         the feed is a whole read: the base left out (fold)\n"
+	    "      --cursor NAME  keep the input's last cursor as NAME (prune)\n"
 	    "      --all          every window (windows reset), every conflict\n"
 	    "                     (conflicts, conflicts review)\n"
 	    "      --json         write NDJSON\n"
@@ -114,14 +117,15 @@ badusage(const char *fmt, ...)
  */
 enum {
 	O_STATE = 256, O_SUMMARY, O_SCOPE, O_RUN, O_FLOW, O_BATCH, O_WINDOW, O_FROM, O_TO, O_STEP,
-	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE, O_ALL, O_PARTIAL, O_SOURCE
+	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE, O_ALL, O_PARTIAL, O_SOURCE,
+	O_FULL, O_CURSOR
 };
 
 struct subopts {
 	long run, pid;
-	const char *flow, *from, *to, *step, *reason, *window, *source;
+	const char *flow, *from, *to, *step, *reason, *window, *source, *cursor;
 	size_t batch;
-	int json, check, force, all, partial, nul, summary;
+	int json, check, force, all, partial, nul, summary, full;
 	char **types;
 	size_t ntypes;
 };
@@ -164,6 +168,8 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 		{ "all", no_argument, NULL, O_ALL },
 		{ "partial", no_argument, NULL, O_PARTIAL },
 		{ "source", required_argument, NULL, O_SOURCE },
+		{ "full", no_argument, NULL, O_FULL },
+		{ "cursor", required_argument, NULL, O_CURSOR },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -244,6 +250,14 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 			break;
 		case O_SOURCE:
 			o->source = optarg;
+			break;
+		case O_FULL:
+			o->full = 1;
+			break;
+		case O_CURSOR:
+			if (!*optarg)
+				badusage("--cursor: empty name");
+			o->cursor = optarg;
 			break;
 		case 'z':
 			o->nul = 1;
@@ -619,6 +633,78 @@ cmd_base(int argc, char **argv)
 	free(o.types);
 	if (ret < 0)
 		die_state(s);
+	finish_out(s);
+	return RD_EXIT_OK;
+}
+
+/*
+ * fold: the base snapshot with the record lines of a change feed on
+ * standard input folded in (a record replaces the base's of its type and
+ * key, a tombstone removes it; other lines are ignored), on standard
+ * output as base writes it; with --full the feed alone, a whole read of
+ * the store.  The state is only read.
+ */
+static int
+cmd_fold(int argc, char **argv)
+{
+	static const int allowed[] = { 't', O_FULL, 0 };
+	struct subopts o;
+	struct state *s;
+	struct lreader r;
+	struct arena a;
+	struct json obj;
+	struct record rec;
+	struct sb b;
+	const char *line, *kind;
+	size_t len, kindlen, i;
+	int n, k, ret = 0;
+
+	argc -= parse_opts(argc, argv, allowed, &o);
+	need_args(argc, 0, "");
+	s = open_state(0);
+	if (lreader_open(&r, "-") < 0)
+		die_state(s);
+	if (state_fold_begin(s, o.full) < 0)
+		die_state(s);
+	arena_init(&a);
+	sb_init(&b, 4096);
+	while ((n = lreader_next(&r, &line, &len)) > 0) {
+		arena_reset(&a);
+		if ((k = stream_parse_line(&a, line, len, &obj, &rec, &kind,
+		    &kindlen)) < 0) {
+			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
+			n = -1;
+			break;
+		}
+		if (k == 0)
+			continue;
+		sb_reset(&b);
+		if (!rec.deleted && rec.fields)
+			json_write(&b, rec.fields, 0);
+		if (state_fold_put(s, rec.type, rec.typelen, rec.key,
+		    rec.keylen, rec.rev, rec.revlen,
+		    rec.deleted || !rec.fields ? NULL : b.buf, b.len) < 0) {
+			n = -1;
+			break;
+		}
+	}
+	arena_release(&a);
+	lreader_close(&r);
+	if (n < 0)
+		die_state(s);
+	stream_out_init();
+	if (o.ntypes)
+		qsort(o.types, o.ntypes, sizeof *o.types, typecmp);
+	else
+		ret = state_fold_each(s, NULL, base_row, &b);
+	for (i = 0; i < o.ntypes && ret == 0; i++)
+		if (i == 0 || strcmp(o.types[i], o.types[i - 1]) != 0)
+			ret = state_fold_each(s, o.types[i], base_row, &b);
+	sb_release(&b);
+	free(o.types);
+	if (ret < 0)
+		die_state(s);
+	state_fold_end(s);
 	finish_out(s);
 	return RD_EXIT_OK;
 }
@@ -1897,12 +1983,17 @@ cmd_outbox(int argc, char **argv)
 
 /*
  * prune: read a complete result stream on standard input; keep in the base
- * only the records it names.
+ * only the records it names.  With --cursor NAME, the value of the last
+ * cursor line of the input becomes cursor NAME in the same transaction, so
+ * that a flow's feed cursor moves exactly when its run's base is settled.
  */
 static int
 cmd_prune(int argc, char **argv)
 {
+	static const int allowed[] = { O_CURSOR, 0 };
 	struct subopts o;
+	struct cursor cur;
+	struct sb curval;
 	struct state *s;
 	struct lreader r;
 	struct arena a;
@@ -1913,22 +2004,37 @@ cmd_prune(int argc, char **argv)
 	long long removed = 0;
 	int n, k;
 
-	argc -= parse_opts(argc, argv, (const int[]){ 0 }, &o);
+	int havecur = 0;
+
+	argc -= parse_opts(argc, argv, allowed, &o);
 	need_args(argc, 0, "");
 	s = open_state(STATE_WRITE);
 	if (lreader_open(&r, "-") < 0)
 		die_state(s);
 	arena_init(&a);
+	sb_init(&curval, 64);
 	if (state_prune_begin(s) < 0)
 		die_state(s);
 	while ((n = lreader_next(&r, &line, &len)) > 0) {
 		arena_reset(&a);
 		if ((k = stream_parse_kind(&a, line, len, &obj)) < 0 ||
 		    (k == RD_KIND_RESULT &&
-		    stream_get_result(&obj, &res) < 0)) {
+		    stream_get_result(&obj, &res) < 0) ||
+		    (k == RD_KIND_CURSOR && o.cursor &&
+		    stream_get_cursor(&obj, &cur) < 0)) {
 			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
 			n = -1;
 			break;
+		}
+		if (k == RD_KIND_CURSOR && o.cursor) {
+			/* Kept as record keeps one: a string's text, else JSON. */
+			sb_reset(&curval);
+			if (cur.value->type == JSON_STRING)
+				sb_add(&curval, cur.value->u.s, cur.value->len);
+			else
+				json_write(&curval, cur.value, 0);
+			havecur = 1;
+			continue;
 		}
 		if (k != RD_KIND_RESULT)
 			continue;
@@ -1940,6 +2046,9 @@ cmd_prune(int argc, char **argv)
 	}
 	arena_release(&a);
 	lreader_close(&r);
+	if (n == 0 && havecur && state_prune_cursor(s, o.cursor, curval.buf) < 0)
+		n = -1;
+	sb_release(&curval);
 	if (n < 0) {
 		state_prune_abort(s);
 		die_state(s);
@@ -1965,6 +2074,7 @@ static const struct {
 } cmds[] = {
 	{ "record", cmd_record },
 	{ "base", cmd_base },
+	{ "fold", cmd_fold },
 	{ "cursor", cmd_cursor },
 	{ "windows", cmd_windows },
 	{ "status", cmd_status },

@@ -6,7 +6,8 @@
  * of other kinds pass through unchanged and in order.  Nothing else is
  * written to standard output; messages go to standard error.  A store read
  * page by page (cloudkit:, couchdb:) also writes a cursor line after each page, from
- * which --resume goes on.
+ * which --resume goes on.  --check-args checks the options and SOURCE's word
+ * (with --changes: that the store has a change feed), reading nothing.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,20 +23,23 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: recdelta-fetch [-t TYPE]... [--window FIELD=FROM..TO] [--allow-empty]\n"
-	    "                      [--changes] [--resume CURSOR] [--jobs N]\n"
-	    "                      [--insecure-http] SOURCE\n"
+	    "                      [--allow-missing] [--changes] [--resume CURSOR]\n"
+	    "                      [--jobs N] [--insecure-http] [--check-args] SOURCE\n"
 	    "\n"
 	    "  -t, --type TYPE   only records of TYPE (cloudkit: the types to\n"
 	    "                    read, in this order)\n"
 	    "      --window FIELD=FROM..TO  only records whose FIELD is an instant\n"
 	    "                    from FROM up to, not including, TO\n"
 	    "      --allow-empty accept an ndjson input with no lines\n"
-	    "      --changes     read the change feed (couchdb:, cloudkit: private\n"
-	    "                    zones)\n"
+	    "      --allow-missing  a store that does not exist reads as empty\n"
+	    "      --changes     read the change feed (couchdb:, cloudkit: custom\n"
+	    "                    zones, dir:, webdav:)\n"
 	    "      --resume CURSOR  go on from the value of a cursor line\n"
 	    "      --jobs N      webdav: requests at once (default 4)\n"
 	    "      --insecure-http  allow plain http to a host that is not this\n"
 	    "                    machine (couchdb:, webdav:)\n"
+	    "      --check-args  check the options and SOURCE's word (with\n"
+	    "                    --changes: that it has a change feed), then exit\n"
 	    "  -h, --help        print this help and exit\n"
 	    "  -V, --version     print the version and exit\n"
 	    "\n"
@@ -69,6 +73,8 @@ main(int argc, char *argv[])
 		{ "resume", required_argument, NULL, 'R' },
 		{ "jobs", required_argument, NULL, 'J' },
 		{ "insecure-http", no_argument, NULL, 'I' },
+		{ "allow-missing", no_argument, NULL, 'M' },
+		{ "check-args", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -78,7 +84,7 @@ main(int argc, char *argv[])
 	int paged = 0;
 	struct store_sink sink = { .put = put, .ctx = &paged };
 	struct store st;
-	int c, ret;
+	int c, ret, checkargs = 0;
 
 	rd_setprogname(argv[0]);
 	argv[0] = (char *)rd_progname;	/* getopt's messages use it */
@@ -109,6 +115,12 @@ main(int argc, char *argv[])
 		case 'I':
 			store_insecure_http = 1;
 			break;
+		case 'M':
+			fo.missing_ok = 1;
+			break;
+		case 'K':
+			checkargs = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return RD_EXIT_OK;
@@ -132,12 +144,17 @@ main(int argc, char *argv[])
 		rd_die_pending();
 	if (store_open(&st, argv[0]) < 0)
 		rd_die_pending();
-	if (fo.changes && !st.ops->change_feed)
-		rd_die(RD_EXIT_USAGE, "%s: the %s: store has no change feed "
-		    "(--changes)", argv[0], st.ops->scheme);
+	if (fo.changes && store_feed_check(&st) < 0)
+		rd_die_pending();
 	if (fo.resume && !st.ops->cursors)
 		rd_die(RD_EXIT_USAGE, "%s: the %s: store has no cursors (--resume)",
 		    argv[0], st.ops->scheme);
+	if (checkargs) {
+		store_close(&st);
+		free(fo.types);
+		free(fo.wfield);
+		return RD_EXIT_OK;
+	}
 	fo.cursors = 1;
 	paged = st.ops->cursors;
 	stream_out_init();

@@ -168,6 +168,22 @@ struct state_baserow {
 int state_base_each(struct state *s, const char *type,
     int (*fn)(void *ctx, const struct state_baserow *row), void *ctx);
 
+/*
+ * The base snapshot with a change feed folded in, written nowhere: begin
+ * copies the base (nothing of it when full: the feed is a whole read of
+ * the store) into a temporary table; put folds one record in, replacing
+ * the row of its type and key, or, with fields NULL (a tombstone), removing
+ * it; each visits the rows as state_base_each does (hash NULL); end drops
+ * the table.  The state is not written.
+ */
+int state_fold_begin(struct state *s, int full);
+int state_fold_put(struct state *s, const char *type, size_t typelen,
+    const char *key, size_t keylen, const char *rev, size_t revlen,
+    const char *fields, size_t fieldslen);
+int state_fold_each(struct state *s, const char *type,
+    int (*fn)(void *ctx, const struct state_baserow *row), void *ctx);
+void state_fold_end(struct state *s);
+
 /* 1 and an owned value, or 0 when the cursor is unset. */
 int state_cursor_get(struct state *s, const char *name, char **value);
 int state_cursor_set(struct state *s, const char *name, const char *value);
@@ -294,6 +310,8 @@ int state_outbox_each(struct state *s,
 int state_prune_begin(struct state *s);
 int state_prune_add(struct state *s, const char *type, size_t typelen,
     const char *key, size_t keylen);
+/* Set cursor name to value in the pruning's transaction, between begin and finish. */
+int state_prune_cursor(struct state *s, const char *name, const char *value);
 int state_prune_finish(struct state *s, long long *removed);
 void state_prune_abort(struct state *s);
 

@@ -174,21 +174,24 @@ EOF
 	assert_equal "$stderr" 'recdelta-fetch: --resume "H:h1": expected the value of a startkey cursor, TYPE:KEY, TYPE one of the -t types'
 }
 
-@test "--changes reads the feed since a last_seq, tombstones with their type; smart-sync --incremental costs its writes alone" {
+@test "--changes reads the feed since a last_seq, tombstones with their type; smart-sync --incremental costs one read of the feed and its writes" {
 	seq 1 20 | jq -c '{kind:"record",type:"G",key:("g" + tostring),fields:{n:.}}' > local.ndjson
 	export RECDELTA_STATE=$PWD/state.db
 	run -0 --separate-stderr recdelta smart-sync -l ndjson:local.ndjson -r "$T"
 	assert_equal "$stderr" "Created 20, Updated 0, Skipped 0 unchanged, Deleted 0, Conflicts 0"
 	run -0 --separate-stderr recdelta-fetch --changes "$T"
 	assert_equal "${lines[20]}" "{\"kind\":\"cursor\",\"source\":\"$T\",\"name\":\"last_seq\",\"value\":20}"
-	# Three local changes: an incremental run reads nothing of the
-	# remote, and writes them in one request.
+	# Three local changes: an incremental run reads the feed (whole, the
+	# first time: no cursor kept yet), and writes them in one request.
 	sed -i -E 's/"n":(3|5|7)\}/"n":0}/' local.ndjson
 	: > "$COUCH_DIR/requests.log"
 	run -0 --separate-stderr recdelta smart-sync --incremental -l ndjson:local.ndjson -r "$T"
 	assert_equal "$stderr" "Created 0, Updated 3, Skipped 17 unchanged, Deleted 0, Conflicts 0"
 	run -0 requests
-	assert_output "POST /$DB/_bulk_docs"
+	assert_output "GET /$DB/_changes
+POST /$DB/_bulk_docs"
+	run -0 recdelta-checkpoint cursor get feed
+	assert_output 20
 	# Another writer edits one record and deletes another: the feed since
 	# the last_seq says so in one request, a tombstone of type G.
 	rev=$(recdelta-fetch -t G "$T" | jq -r 'select(.key == "g9") | .rev')
