@@ -1983,9 +1983,12 @@ cmd_outbox(int argc, char **argv)
 
 /*
  * prune: read a complete result stream on standard input; keep in the base
- * only the records it names.  With --cursor NAME, the value of the last
- * cursor line of the input becomes cursor NAME in the same transaction, so
- * that a flow's feed cursor moves exactly when its run's base is settled.
+ * only the records it names.  The record lines among it are what the run's
+ * change feed said: of those, the records that a result names without
+ * settling them (a remote edit kept, an orphan, a conflict) are kept for
+ * the next run's fold.  With --cursor NAME, the value of the last cursor
+ * line of the input becomes cursor NAME; all in one transaction, so that a
+ * flow's feed cursor moves exactly when its run's base is settled.
  */
 static int
 cmd_prune(int argc, char **argv)
@@ -1993,7 +1996,8 @@ cmd_prune(int argc, char **argv)
 	static const int allowed[] = { O_CURSOR, 0 };
 	struct subopts o;
 	struct cursor cur;
-	struct sb curval;
+	struct record rec;
+	struct sb curval, fields;
 	struct state *s;
 	struct lreader r;
 	struct arena a;
@@ -2013,6 +2017,7 @@ cmd_prune(int argc, char **argv)
 		die_state(s);
 	arena_init(&a);
 	sb_init(&curval, 64);
+	sb_init(&fields, 1024);
 	if (state_prune_begin(s) < 0)
 		die_state(s);
 	while ((n = lreader_next(&r, &line, &len)) > 0) {
@@ -2020,6 +2025,7 @@ cmd_prune(int argc, char **argv)
 		if ((k = stream_parse_kind(&a, line, len, &obj)) < 0 ||
 		    (k == RD_KIND_RESULT &&
 		    stream_get_result(&obj, &res) < 0) ||
+		    (k == RD_KIND_RECORD && stream_get_record(&obj, &rec) < 0) ||
 		    (k == RD_KIND_CURSOR && o.cursor &&
 		    stream_get_cursor(&obj, &cur) < 0)) {
 			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
@@ -2036,10 +2042,25 @@ cmd_prune(int argc, char **argv)
 			havecur = 1;
 			continue;
 		}
+		if (k == RD_KIND_RECORD) {
+			sb_reset(&fields);
+			if (!rec.deleted && rec.fields)
+				json_write(&fields, rec.fields, 0);
+			if (state_prune_feed(s, rec.type, rec.typelen, rec.key,
+			    rec.keylen, rec.rev, rec.revlen,
+			    rec.deleted || !rec.fields ? NULL : fields.buf,
+			    fields.len) < 0) {
+				n = -1;
+				break;
+			}
+			continue;
+		}
 		if (k != RD_KIND_RESULT)
 			continue;
+		/* An ok, or a "same", confirmed what the remote holds. */
 		if (state_prune_add(s, res.type, res.typelen, res.key,
-		    res.keylen) < 0) {
+		    res.keylen, res.status == RD_ST_OK ||
+		    (res.status == RD_ST_SKIPPED && res.op == RD_OP_SAME)) < 0) {
 			n = -1;
 			break;
 		}
@@ -2049,6 +2070,7 @@ cmd_prune(int argc, char **argv)
 	if (n == 0 && havecur && state_prune_cursor(s, o.cursor, curval.buf) < 0)
 		n = -1;
 	sb_release(&curval);
+	sb_release(&fields);
 	if (n < 0) {
 		state_prune_abort(s);
 		die_state(s);

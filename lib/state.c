@@ -145,7 +145,21 @@ static const char *const migrations[STATE_SCHEMA] = {
 	"INSERT INTO outbox2(type, key, op, line, added)\n"
 	"  SELECT type, key, op, line, added FROM outbox ORDER BY rowid;\n"
 	"DROP TABLE outbox;\n"
-	"ALTER TABLE outbox2 RENAME TO outbox;\n"
+	"ALTER TABLE outbox2 RENAME TO outbox;\n",
+
+	/*
+	 * 3: incremental runs over a change feed.  What the feed said of the
+	 * records whose base row is not what the remote holds (a remote edit
+	 * kept, an orphan, a remote delete, a change not delivered): their
+	 * rev and fields, or NULL fields for a tombstone.
+	 */
+	"CREATE TABLE feed_seen(\n"
+	"  type TEXT NOT NULL,\n"
+	"  key TEXT NOT NULL,\n"
+	"  rev TEXT,\n"
+	"  fields TEXT,\n"
+	"  PRIMARY KEY (type, key)\n"
+	") WITHOUT ROWID;\n"
 };
 
 /* Helpers */

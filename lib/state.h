@@ -53,7 +53,7 @@
 
 #include "stream.h"
 
-#define STATE_SCHEMA 2
+#define STATE_SCHEMA 3
 /*
  * The state when nothing names one: recdelta-checkpoint's, and that of a
  * flow run before each scope had its own (state_scope_path).
@@ -169,11 +169,14 @@ int state_base_each(struct state *s, const char *type,
     int (*fn)(void *ctx, const struct state_baserow *row), void *ctx);
 
 /*
- * The base snapshot with a change feed folded in, written nowhere: begin
- * copies the base (nothing of it when full: the feed is a whole read of
- * the store) into a temporary table; put folds one record in, replacing
+ * The remote as a change feed says it is now, written nowhere: begin copies
+ * the base snapshot with what earlier feeds said of the records the base
+ * does not hold as the remote does (feed_seen, kept by prune) folded in,
+ * into a temporary table (nothing of either when full: the feed is then a
+ * whole read of the store); put folds one record of the feed in, replacing
  * the row of its type and key, or, with fields NULL (a tombstone), removing
- * it; each visits the rows as state_base_each does (hash NULL); end drops
+ * it (of any type for a tombstone of type "*", a feed that does not say
+ * the type of what it deleted); each visits the rows as state_base_each does (hash NULL); end drops
  * the table.  The state is not written.
  */
 int state_fold_begin(struct state *s, int full);
@@ -302,14 +305,22 @@ int state_outbox_each(struct state *s,
 /*
  * Prune the base snapshot to the records a complete result stream named
  * (every record of a full run has a result, "same" ones included): begin,
- * add each result's type and key, then finish deletes every other base row,
- * and the sides rows of every other record, in one transaction, and says
- * how many base rows went.  Only for a stream known complete:
+ * add each result's type and key (settled: the result confirmed what the
+ * remote holds, an ok or a "same"), then finish deletes every other base
+ * row, and the sides rows of every other record, in one transaction, and
+ * says how many base rows went.  Only for a stream known complete:
  * a flow calls it when push ended normally, never after a kill.
+ * A run that read a change feed hands its records to prune_feed (fields
+ * NULL: a tombstone) and its cursor to prune_cursor; finish then keeps, of
+ * what feeds said (feed_seen), the records named by a result that did not
+ * settle them, so that the next run's fold sees them still.
  */
 int state_prune_begin(struct state *s);
 int state_prune_add(struct state *s, const char *type, size_t typelen,
-    const char *key, size_t keylen);
+    const char *key, size_t keylen, int settled);
+int state_prune_feed(struct state *s, const char *type, size_t typelen,
+    const char *key, size_t keylen, const char *rev, size_t revlen,
+    const char *fields, size_t fieldslen);
 /* Set cursor name to value in the pruning's transaction, between begin and finish. */
 int state_prune_cursor(struct state *s, const char *name, const char *value);
 int state_prune_finish(struct state *s, long long *removed);
