@@ -33,7 +33,7 @@ usage(FILE *fp)
 	    "      --allow-empty accept an ndjson input with no lines\n"
 	    "      --allow-missing  a store that does not exist reads as empty\n"
 	    "      --changes     read the change feed (couchdb:, cloudkit: custom\n"
-	    "                    zones, dir:, webdav:)\n"
+	    "                    zones)\n"
 	    "      --resume CURSOR  go on from the value of a cursor line\n"
 	    "      --jobs N      webdav: requests at once (default 4)\n"
 	    "      --insecure-http  allow plain http to a host that is not this\n"

@@ -417,7 +417,7 @@ EOF
 	recdelta-checkpoint lock --scope S --pid "$p"
 	started=$(q "SELECT started FROM lock")
 	run -0 --separate-stderr recdelta-checkpoint status
-	assert_output --regexp "^state: \.recdelta/state\.db \(schema 2\)
+	assert_output --regexp "^state: \.recdelta/state\.db \(schema 3\)
 scope: \"S\"
 last run: 1 \(smart-sync\) partial, [0-9T:Z-]+\.\.[0-9T:Z-]+: 1 ok, 1 deferred
 coverage: 45% complete \(120/267 days\)
