@@ -238,7 +238,7 @@ rev_of() {
 # has_feed: whether the target has a change feed that --incremental reads
 # (the emulator's public database has none; sqlite: none).
 has_feed() {
-	case $KIND in couchdb) return 0 ;; esac
+	case $KIND in couchdb|dir|webdav) return 0 ;; esac
 	return 1
 }
 
