@@ -6,7 +6,7 @@
  * of other kinds pass through unchanged and in order.  Nothing else is
  * written to standard output; messages go to standard error.  A store read
  * page by page (cloudkit:, couchdb:) also writes a cursor line after each page, from
- * which --resume goes on.  --check-args checks the options and SOURCE's word
+ * which --resume goes on, and so does a change feed (dir:, webdav: after it).  --check-args checks the options and SOURCE's word
  * (with --changes: that the store has a change feed), reading nothing.
  */
 #include <errno.h>
@@ -33,7 +33,7 @@ usage(FILE *fp)
 	    "      --allow-empty accept an ndjson input with no lines\n"
 	    "      --allow-missing  a store that does not exist reads as empty\n"
 	    "      --changes     read the change feed (couchdb:, cloudkit: custom\n"
-	    "                    zones)\n"
+	    "                    zones, dir:, webdav:)\n"
 	    "      --resume CURSOR  go on from the value of a cursor line\n"
 	    "      --jobs N      webdav: requests at once (default 4)\n"
 	    "      --insecure-http  allow plain http to a host that is not this\n"
