@@ -365,3 +365,20 @@ Created 0, Updated 0, Skipped 30 unchanged, Deleted 0, Conflicts 0"
 	RECDELTA_NETRC=$COUCH_DIR/netrc run -4 --separate-stderr recdelta-fetch "couchdb:$COUCH_URL/nodb"
 	assert_equal "$stderr" "recdelta-fetch: couchdb: $COUCH_URL/nodb: no such database (HTTP 404); create it first: recdelta creates none"
 }
+
+@test "the count of a delete budget leaves design documents out" {
+	seq 1 4 | jq -c '{kind:"record",type:"G",key:("g" + tostring),fields:{n:.}}' > local.ndjson
+	recdelta-diff -l ndjson:local.ndjson -r "$T" | recdelta-push -q "$T" > /dev/null
+	for d in a b c d; do
+		couch_curl PUT "/$DB/_design/$d" '{"views":{}}' > /dev/null
+		[ "$COUCH_STATUS" = 201 ]
+	done
+	# 8 documents, 4 of them records: 3 deletes are more than 50%.
+	head -n 1 local.ndjson > one.ndjson
+	recdelta-diff -l ndjson:one.ndjson -r "$T" > plan.ndjson
+	run -5 --separate-stderr recdelta-push --delete-orphans --max-delete 50% "$T" < plan.ndjson
+	assert_output ""
+	assert_equal "${stderr%%$'\n'*}" "recdelta-push: refused: 3 deletes exceed the budget of 2 (--max-delete 50%)"
+	run -0 --separate-stderr recdelta-push -q --delete-orphans --max-delete 75% "$T" < plan.ndjson
+	assert_equal "$(live | wc -l)" 1
+}
