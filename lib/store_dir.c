@@ -188,8 +188,10 @@ dir_fetch(struct store *s, const struct fetch_opts *o,
 		 * webdav:; a source that does not exist is an error.
 		 */
 		if (errno == ENOENT && stat(d->path, &st) < 0) {
+			/* Empty, its feed at generation 0, as a folder without meta.json. */
 			if (o && o->missing_ok)
-				ret = 0;
+				ret = layout_feed_plan(&f, o, 0) < 0 ? -1 : f.on &&
+				    o->cursors ? layout_feed_cursor(sink, s->spec, 0) : 0;
 			else
 				rd_seterr(RD_EXIT_RUNTIME, "%s: %s", d->path,
 				    strerror(ENOENT));

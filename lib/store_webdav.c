@@ -459,12 +459,14 @@ wd_fetch(struct store *s, const struct fetch_opts *o,
 		/* No index: an empty store, or none at all. */
 		if ((r = collection_exists(w)) < 0)
 			goto out;
-		if (r > 0 && layout_feed_plan(&f, o, 0) == 0)
-			/* An empty store: its feed stands at generation 0. */
+		/*
+		 * An empty store, or (missing_ok) a target that the first write
+		 * makes: its feed stands at generation 0.
+		 */
+		if ((r > 0 || (o && o->missing_ok)) &&
+		    layout_feed_plan(&f, o, 0) == 0)
 			ret = f.on && o->cursors ?
 			    layout_feed_cursor(sink, s->spec, 0) : 0;
-		else if (r == 0 && o && o->missing_ok)
-			ret = 0;
 		goto out;
 	}
 	sb_addf(&where, "%s/meta.json", w->shown);
