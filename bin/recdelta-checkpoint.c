@@ -42,6 +42,7 @@ usage(FILE *fp)
 	    "       recdelta-checkpoint record --scope SCOPE [--run ID] [--flow NAME] [--batch N]\n"
 	    "                                  [--window START] [--undoes RUN]\n"
 	    "       recdelta-checkpoint base [-t TYPE]...\n"
+	    "       recdelta-checkpoint fold [--full] [-t TYPE]...\n"
 	    "       recdelta-checkpoint cursor get NAME\n"
 	    "       recdelta-checkpoint cursor set NAME VALUE\n"
 	    "       recdelta-checkpoint windows plan --from DATE --to DATE [--step STEP]\n"
@@ -65,7 +66,7 @@ usage(FILE *fp)
 	    "       recdelta-checkpoint conflicts [--json] [--all] [-t TYPE]...\n"
 	    "       recdelta-checkpoint conflicts review (ID... | --all [-t TYPE]...)\n"
 	    "       recdelta-checkpoint outbox\n"
-	    "       recdelta-checkpoint prune [--runs N]\n");
+	    "       recdelta-checkpoint prune [--runs N | --cursor NAME]\n");
 	if (fp == stderr)
 		return;
 	fprintf(fp,
@@ -90,6 +91,8 @@ usage(FILE *fp)
 	    "      --check        exit 1 when the preflight would refuse\n"
 	    "      --force        release a lock held by another process\n"
 	    "      --partial      end the run as partial\n"
+	    "      --full         the feed is a whole read: the base left out (fold)\n"
+	    "      --cursor NAME  keep the input's last cursor as NAME (prune)\n"
 	    "      --all          every window (windows reset), every conflict\n"
 	    "                     (conflicts, conflicts review)\n"
 	    "      --json         write NDJSON\n"
@@ -121,16 +124,16 @@ badusage(const char *fmt, ...)
 enum {
 	O_STATE = 256, O_SUMMARY, O_SCOPE, O_RUN, O_FLOW, O_BATCH, O_WINDOW, O_FROM, O_TO, O_STEP,
 	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE, O_ALL, O_PARTIAL, O_SOURCE,
-	O_SHARD, O_UNDOES, O_RUNS, O_VALUES
+	O_SHARD, O_UNDOES, O_RUNS, O_VALUES, O_FULL, O_CURSOR
 };
 
 struct subopts {
 	long run, pid, undoes, runs;	/* runs: -1 when not given */
 	int values;
-	const char *flow, *from, *to, *step, *reason, *window, *source;
+	const char *flow, *from, *to, *step, *reason, *window, *source, *cursor;
 	struct shard shard;	/* --shard; n 0: none */
 	size_t batch;
-	int json, check, force, all, partial, nul, summary;
+	int json, check, force, all, partial, nul, summary, full;
 	char **types;
 	size_t ntypes;
 };
@@ -177,6 +180,8 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 		{ "undoes", required_argument, NULL, O_UNDOES },
 		{ "runs", required_argument, NULL, O_RUNS },
 		{ "values", no_argument, NULL, O_VALUES },
+		{ "full", no_argument, NULL, O_FULL },
+		{ "cursor", required_argument, NULL, O_CURSOR },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -273,6 +278,14 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 			break;
 		case O_VALUES:
 			o->values = 1;
+			break;
+		case O_FULL:
+			o->full = 1;
+			break;
+		case O_CURSOR:
+			if (!*optarg)
+				badusage("--cursor: empty name");
+			o->cursor = optarg;
 			break;
 		case 'z':
 			o->nul = 1;
@@ -649,6 +662,78 @@ cmd_base(int argc, char **argv)
 	free(o.types);
 	if (ret < 0)
 		die_state(s);
+	finish_out(s);
+	return RD_EXIT_OK;
+}
+
+/*
+ * fold: the base snapshot with the record lines of a change feed on
+ * standard input folded in (a record replaces the base's of its type and
+ * key, a tombstone removes it; other lines are ignored), on standard
+ * output as base writes it; with --full the feed alone, a whole read of
+ * the store.  The state is only read.
+ */
+static int
+cmd_fold(int argc, char **argv)
+{
+	static const int allowed[] = { 't', O_FULL, 0 };
+	struct subopts o;
+	struct state *s;
+	struct lreader r;
+	struct arena a;
+	struct json obj;
+	struct record rec;
+	struct sb b;
+	const char *line, *kind;
+	size_t len, kindlen, i;
+	int n, k, ret = 0;
+
+	argc -= parse_opts(argc, argv, allowed, &o);
+	need_args(argc, 0, "");
+	s = open_state(0);
+	if (lreader_open(&r, "-") < 0)
+		die_state(s);
+	if (state_fold_begin(s, o.full) < 0)
+		die_state(s);
+	arena_init(&a);
+	sb_init(&b, 4096);
+	while ((n = lreader_next(&r, &line, &len)) > 0) {
+		arena_reset(&a);
+		if ((k = stream_parse_line(&a, line, len, &obj, &rec, &kind,
+		    &kindlen)) < 0) {
+			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
+			n = -1;
+			break;
+		}
+		if (k == 0)
+			continue;
+		sb_reset(&b);
+		if (!rec.deleted && rec.fields)
+			json_write(&b, rec.fields, 0);
+		if (state_fold_put(s, rec.type, rec.typelen, rec.key,
+		    rec.keylen, rec.rev, rec.revlen,
+		    rec.deleted || !rec.fields ? NULL : b.buf, b.len) < 0) {
+			n = -1;
+			break;
+		}
+	}
+	arena_release(&a);
+	lreader_close(&r);
+	if (n < 0)
+		die_state(s);
+	stream_out_init();
+	if (o.ntypes)
+		qsort(o.types, o.ntypes, sizeof *o.types, typecmp);
+	else
+		ret = state_fold_each(s, NULL, base_row, &b);
+	for (i = 0; i < o.ntypes && ret == 0; i++)
+		if (i == 0 || strcmp(o.types[i], o.types[i - 1]) != 0)
+			ret = state_fold_each(s, o.types[i], base_row, &b);
+	sb_release(&b);
+	free(o.types);
+	if (ret < 0)
+		die_state(s);
+	state_fold_end(s);
 	finish_out(s);
 	return RD_EXIT_OK;
 }
@@ -2233,13 +2318,23 @@ cmd_outbox(int argc, char **argv)
 
 /*
  * prune: read a complete result stream on standard input; keep in the base
- * only the records it names.  With --runs N: keep the before-images of the
+ * only the records it names.  The record lines among it are what the run's
+ * change feed said: of those, the records that a result names without
+ * settling them (a remote edit kept, an orphan, a conflict) are kept for
+ * the next run's fold.  With --cursor NAME, the value of the last cursor
+ * line of the input becomes cursor NAME; all in one transaction, so that a
+ * flow's feed cursor moves exactly when its run's base is settled.  With
+ * --runs N instead (no input is read): keep the before-images of the
  * newest N runs only, from now on, and drop the others now.
  */
 static int
 cmd_prune(int argc, char **argv)
 {
+	static const int allowed[] = { O_RUNS, O_CURSOR, 0 };
 	struct subopts o;
+	struct cursor cur;
+	struct record rec;
+	struct sb curval, fields;
 	struct state *s;
 	struct lreader r;
 	struct arena a;
@@ -2250,7 +2345,11 @@ cmd_prune(int argc, char **argv)
 	long long removed = 0;
 	int n, k;
 
-	argc -= parse_opts(argc, argv, (const int[]){ O_RUNS, 0 }, &o);
+	int havecur = 0;
+
+	argc -= parse_opts(argc, argv, allowed, &o);
+	if (o.runs >= 0 && o.cursor)
+		badusage("--runs and --cursor: one or the other");
 	need_args(argc, 0, "");
 	s = open_state(STATE_WRITE);
 	if (o.runs >= 0) {
@@ -2264,27 +2363,61 @@ cmd_prune(int argc, char **argv)
 	if (lreader_open(&r, "-") < 0)
 		die_state(s);
 	arena_init(&a);
+	sb_init(&curval, 64);
+	sb_init(&fields, 1024);
 	if (state_prune_begin(s) < 0)
 		die_state(s);
 	while ((n = lreader_next(&r, &line, &len)) > 0) {
 		arena_reset(&a);
 		if ((k = stream_parse_kind(&a, line, len, &obj)) < 0 ||
 		    (k == RD_KIND_RESULT &&
-		    stream_get_result(&obj, &res) < 0)) {
+		    stream_get_result(&obj, &res) < 0) ||
+		    (k == RD_KIND_RECORD && stream_get_record(&obj, &rec) < 0) ||
+		    (k == RD_KIND_CURSOR && o.cursor &&
+		    stream_get_cursor(&obj, &cur) < 0)) {
 			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
 			n = -1;
 			break;
 		}
+		if (k == RD_KIND_CURSOR && o.cursor) {
+			/* Kept as record keeps one: a string's text, else JSON. */
+			sb_reset(&curval);
+			if (cur.value->type == JSON_STRING)
+				sb_add(&curval, cur.value->u.s, cur.value->len);
+			else
+				json_write(&curval, cur.value, 0);
+			havecur = 1;
+			continue;
+		}
+		if (k == RD_KIND_RECORD) {
+			sb_reset(&fields);
+			if (!rec.deleted && rec.fields)
+				json_write(&fields, rec.fields, 0);
+			if (state_prune_feed(s, rec.type, rec.typelen, rec.key,
+			    rec.keylen, rec.rev, rec.revlen,
+			    rec.deleted || !rec.fields ? NULL : fields.buf,
+			    fields.len) < 0) {
+				n = -1;
+				break;
+			}
+			continue;
+		}
 		if (k != RD_KIND_RESULT)
 			continue;
+		/* An ok, or a "same", confirmed what the remote holds. */
 		if (state_prune_add(s, res.type, res.typelen, res.key,
-		    res.keylen) < 0) {
+		    res.keylen, res.status == RD_ST_OK ||
+		    (res.status == RD_ST_SKIPPED && res.op == RD_OP_SAME)) < 0) {
 			n = -1;
 			break;
 		}
 	}
 	arena_release(&a);
 	lreader_close(&r);
+	if (n == 0 && havecur && state_prune_cursor(s, o.cursor, curval.buf) < 0)
+		n = -1;
+	sb_release(&curval);
+	sb_release(&fields);
 	if (n < 0) {
 		state_prune_abort(s);
 		die_state(s);
@@ -2310,6 +2443,7 @@ static const struct {
 } cmds[] = {
 	{ "record", cmd_record },
 	{ "base", cmd_base },
+	{ "fold", cmd_fold },
 	{ "cursor", cmd_cursor },
 	{ "windows", cmd_windows },
 	{ "status", cmd_status },

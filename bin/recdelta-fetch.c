@@ -6,7 +6,9 @@
  * of other kinds pass through unchanged and in order.  Nothing else is
  * written to standard output; messages go to standard error.  A store read
  * page by page (cloudkit:, couchdb:) also writes a cursor line after each page, from
- * which --resume goes on.
+ * which --resume goes on, and so does a change feed (dir:, webdav: after
+ * it).  --check-args checks the options and SOURCE's word (with --changes:
+ * that the store has a change feed), reading nothing.
  *
  * Three options reshape the records on the way (lib/filter.h runs the
  * user's jq programs; the values themselves are never read by jq's parser):
@@ -34,17 +36,19 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: recdelta-fetch [-t TYPE]... [--window FIELD=FROM..TO] [--allow-empty]\n"
-	    "                      [--changes] [--resume CURSOR] [--jobs N]\n"
-	    "                      [--map FILTER] [--where FILTER] [--flat[=KEYNAME]]\n"
-	    "                      [--shard I/N] [--insecure-http] SOURCE\n"
+	    "                      [--allow-missing] [--changes] [--resume CURSOR]\n"
+	    "                      [--jobs N] [--map FILTER] [--where FILTER]\n"
+	    "                      [--flat[=KEYNAME]] [--shard I/N] [--insecure-http]\n"
+	    "                      [--check-args] SOURCE\n"
 	    "\n"
 	    "  -t, --type TYPE   only records of TYPE (cloudkit: the types to\n"
 	    "                    read, in this order)\n"
 	    "      --window FIELD=FROM..TO  only records whose FIELD is an instant\n"
 	    "                    from FROM up to, not including, TO\n"
 	    "      --allow-empty accept an ndjson input with no lines\n"
-	    "      --changes     read the change feed (couchdb:, cloudkit: private\n"
-	    "                    zones)\n"
+	    "      --allow-missing  a store that does not exist reads as empty\n"
+	    "      --changes     read the change feed (couchdb:, cloudkit: custom\n"
+	    "                    zones, dir:, webdav:)\n"
 	    "      --resume CURSOR  go on from the value of a cursor line\n"
 	    "      --jobs N      webdav: requests at once (default 4)\n"
 	    "      --shard I/N   only the records of shard I of N (1 <= I <= N)\n"
@@ -54,6 +58,8 @@ usage(FILE *fp)
 	    "                    (default key), \"type\" unless -t names one type\n"
 	    "      --insecure-http  allow plain http to a host that is not this\n"
 	    "                    machine (couchdb:, webdav:)\n"
+	    "      --check-args  check the options and SOURCE's word (with\n"
+	    "                    --changes: that it has a change feed), then exit\n"
 	    "  -h, --help        print this help and exit\n"
 	    "  -V, --version     print the version and exit\n"
 	    "\n"
@@ -285,6 +291,8 @@ main(int argc, char *argv[])
 		{ "map", required_argument, NULL, 'M' },
 		{ "where", required_argument, NULL, 'H' },
 		{ "flat", optional_argument, NULL, 'F' },
+		{ "allow-missing", no_argument, NULL, 'A' },
+		{ "check-args", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -295,7 +303,7 @@ main(int argc, char *argv[])
 	struct store_sink sink = { .put = put, .ctx = &f };
 	const char *mapprog = NULL, *whereprog = NULL;
 	struct store st;
-	int c, ret;
+	int c, ret, checkargs = 0;
 
 	rd_setprogname(argv[0]);
 	argv[0] = (char *)rd_progname;	/* getopt's messages use it */
@@ -343,6 +351,12 @@ main(int argc, char *argv[])
 				    "member name", rd_quote(f.flat,
 				    strlen(f.flat)));
 			break;
+		case 'A':
+			fo.missing_ok = 1;
+			break;
+		case 'K':
+			checkargs = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return RD_EXIT_OK;
@@ -374,12 +388,19 @@ main(int argc, char *argv[])
 		rd_die_pending();
 	if (store_open(&st, argv[0]) < 0)
 		rd_die_pending();
-	if (fo.changes && !st.ops->change_feed)
-		rd_die(RD_EXIT_USAGE, "%s: the %s: store has no change feed "
-		    "(--changes)", argv[0], st.ops->scheme);
+	if (fo.changes && store_feed_check(&st) < 0)
+		rd_die_pending();
 	if (fo.resume && !st.ops->cursors)
 		rd_die(RD_EXIT_USAGE, "%s: the %s: store has no cursors (--resume)",
 		    argv[0], st.ops->scheme);
+	if (checkargs) {
+		store_close(&st);
+		free(fo.types);
+		free(fo.wfield);
+		filter_free(f.map);
+		filter_free(f.where);
+		return RD_EXIT_OK;
+	}
 	/* --flat writes records alone: no cursor lines among them. */
 	fo.cursors = !f.flat;
 	fo.raw = f.map != NULL;

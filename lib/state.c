@@ -165,7 +165,21 @@ static const char *const migrations[STATE_SCHEMA] = {
 	") WITHOUT ROWID;\n"
 	"ALTER TABLE runs ADD COLUMN images INTEGER NOT NULL DEFAULT 1;\n"
 	"UPDATE runs SET images = 0;\n"
-	"ALTER TABLE runs ADD COLUMN undoes INTEGER;\n"
+	"ALTER TABLE runs ADD COLUMN undoes INTEGER;\n",
+
+	/*
+	 * 4: incremental runs over a change feed.  What the feed said of the
+	 * records whose base row is not what the remote holds (a remote edit
+	 * kept, an orphan, a remote delete, a change not delivered): their
+	 * rev and fields, or NULL fields for a tombstone.
+	 */
+	"CREATE TABLE feed_seen(\n"
+	"  type TEXT NOT NULL,\n"
+	"  key TEXT NOT NULL,\n"
+	"  rev TEXT,\n"
+	"  fields TEXT,\n"
+	"  PRIMARY KEY (type, key)\n"
+	") WITHOUT ROWID;\n"
 };
 
 /* Helpers */

@@ -62,7 +62,7 @@
 
 #include "stream.h"
 
-#define STATE_SCHEMA 3
+#define STATE_SCHEMA 4
 /* The runs whose before-images are kept, when no retention was set. */
 #define STATE_KEEP_IMAGES 50
 /*
@@ -180,6 +180,25 @@ struct state_baserow {
 };
 int state_base_each(struct state *s, const char *type,
     int (*fn)(void *ctx, const struct state_baserow *row), void *ctx);
+
+/*
+ * The remote as a change feed says it is now, written nowhere: begin copies
+ * the base snapshot with what earlier feeds said of the records the base
+ * does not hold as the remote does (feed_seen, kept by prune) folded in,
+ * into a temporary table (nothing of either when full: the feed is then a
+ * whole read of the store); put folds one record of the feed in, replacing
+ * the row of its type and key, or, with fields NULL (a tombstone), removing
+ * it (of any type for a tombstone of type "*", a feed that does not say
+ * the type of what it deleted); each visits the rows as state_base_each does (hash NULL); end drops
+ * the table.  The state is not written.
+ */
+int state_fold_begin(struct state *s, int full);
+int state_fold_put(struct state *s, const char *type, size_t typelen,
+    const char *key, size_t keylen, const char *rev, size_t revlen,
+    const char *fields, size_t fieldslen);
+int state_fold_each(struct state *s, const char *type,
+    int (*fn)(void *ctx, const struct state_baserow *row), void *ctx);
+void state_fold_end(struct state *s);
 
 /* 1 and an owned value, or 0 when the cursor is unset. */
 int state_cursor_get(struct state *s, const char *name, char **value);
@@ -325,14 +344,24 @@ int state_outbox_each(struct state *s,
 /*
  * Prune the base snapshot to the records a complete result stream named
  * (every record of a full run has a result, "same" ones included): begin,
- * add each result's type and key, then finish deletes every other base row,
- * and the sides rows of every other record, in one transaction, and says
- * how many base rows went.  Only for a stream known complete:
+ * add each result's type and key (settled: the result confirmed what the
+ * remote holds, an ok or a "same"), then finish deletes every other base
+ * row, and the sides rows of every other record, in one transaction, and
+ * says how many base rows went.  Only for a stream known complete:
  * a flow calls it when push ended normally, never after a kill.
+ * A run that read a change feed hands its records to prune_feed (fields
+ * NULL: a tombstone) and its cursor to prune_cursor; finish then keeps, of
+ * what feeds said (feed_seen), the records named by a result that did not
+ * settle them, so that the next run's fold sees them still.
  */
 int state_prune_begin(struct state *s);
 int state_prune_add(struct state *s, const char *type, size_t typelen,
-    const char *key, size_t keylen);
+    const char *key, size_t keylen, int settled);
+int state_prune_feed(struct state *s, const char *type, size_t typelen,
+    const char *key, size_t keylen, const char *rev, size_t revlen,
+    const char *fields, size_t fieldslen);
+/* Set cursor name to value in the pruning's transaction, between begin and finish. */
+int state_prune_cursor(struct state *s, const char *name, const char *value);
 int state_prune_finish(struct state *s, long long *removed);
 void state_prune_abort(struct state *s);
 

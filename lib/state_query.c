@@ -49,6 +49,96 @@ state_base_each(struct state *s, const char *type,
 	return k < 0 || ret < 0 ? -1 : 0;
 }
 
+/*
+ * The fold's table is a temporary one: a connection that only reads the
+ * state may make it, and it goes with the connection.
+ */
+int
+state_fold_begin(struct state *s, int full)
+{
+	if (db_exec(s, "DROP TABLE IF EXISTS temp.fold") < 0 ||
+	    db_exec(s, "CREATE TEMP TABLE fold (type TEXT, key TEXT, rev TEXT,"
+	    " fields TEXT, PRIMARY KEY (type, key)) WITHOUT ROWID") < 0)
+		return -1;
+	if (full)
+		return 0;
+	if (db_exec(s, "INSERT INTO temp.fold (type, key, rev, fields)"
+	    " SELECT type, key, rev, fields FROM base") < 0 ||
+	    db_exec(s, "DELETE FROM temp.fold WHERE EXISTS (SELECT 1 FROM"
+	    " feed_seen f WHERE f.key = fold.key AND (f.type = fold.type OR"
+	    " f.type = '*') AND f.fields IS NULL)") < 0)
+		return -1;
+	return db_exec(s, "INSERT OR REPLACE INTO temp.fold (type, key, rev,"
+	    " fields) SELECT type, key, rev, fields FROM feed_seen"
+	    " WHERE fields IS NOT NULL");
+}
+
+int
+state_fold_put(struct state *s, const char *type, size_t typelen,
+    const char *key, size_t keylen, const char *rev, size_t revlen,
+    const char *fields, size_t fieldslen)
+{
+	sqlite3_stmt *st;
+	int r = -1;
+
+	if (db_prep(s, &st, fields ?
+	    "INSERT OR REPLACE INTO temp.fold (type, key, rev, fields)"
+	    " VALUES (?1, ?2, ?3, ?4)" :
+	    "DELETE FROM temp.fold WHERE key = ?2 AND (type = ?1 OR ?1 = '*')",
+	    0) < 0)
+		return -1;
+	if (db_bindt(s, st, 1, type, typelen) == 0 &&
+	    db_bindt(s, st, 2, key, keylen) == 0 &&
+	    (!fields || (db_bindt(s, st, 3, rev, revlen) == 0 &&
+	    db_bindt(s, st, 4, fields, fieldslen) == 0)))
+		r = db_step_done(s, st);
+	db_finalize(st);
+	return r;
+}
+
+int
+state_fold_each(struct state *s, const char *type,
+    int (*fn)(void *ctx, const struct state_baserow *row), void *ctx)
+{
+	sqlite3_stmt *st;
+	struct state_baserow row;
+	int k, ret = 0;
+
+	if (db_prep(s, &st, type ?
+	    "SELECT type, key, rev, fields FROM temp.fold WHERE type = ?1"
+	    " ORDER BY type, key" :
+	    "SELECT type, key, rev, fields FROM temp.fold ORDER BY type, key",
+	    0) < 0)
+		return -1;
+	if (type && db_binds(s, st, 1, type) < 0) {
+		db_finalize(st);
+		return -1;
+	}
+	while ((k = db_step_row(s, st)) == 1) {
+		row.type = db_col(st, 0, &row.typelen);
+		row.key = db_col(st, 1, &row.keylen);
+		row.rev = db_col(st, 2, &row.revlen);
+		row.hash = NULL;
+		row.fields = db_col(st, 3, &row.fieldslen);
+		if (!row.type || !row.key || !row.fields) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s: fold: a column is NULL",
+			    s->path);
+			k = -1;
+			break;
+		}
+		if ((ret = fn(ctx, &row)) < 0)
+			break;
+	}
+	db_finalize(st);
+	return k < 0 || ret < 0 ? -1 : 0;
+}
+
+void
+state_fold_end(struct state *s)
+{
+	db_exec(s, "DROP TABLE IF EXISTS temp.fold");
+}
+
 int
 state_cursor_get(struct state *s, const char *name, char **value)
 {
@@ -523,12 +613,14 @@ static sqlite3_stmt *prune_add;
 int
 state_prune_begin(struct state *s)
 {
-	if (db_exec(s, "CREATE TEMP TABLE IF NOT EXISTS prune_seen (type TEXT, "
-	    "key TEXT, PRIMARY KEY (type, key)) WITHOUT ROWID") < 0 ||
-	    db_exec(s, "DELETE FROM prune_seen") < 0 || db_begin(s) < 0)
+	if (db_exec(s, "CREATE TEMP TABLE IF NOT EXISTS prune_seen2 (type TEXT, "
+	    "key TEXT, settled INTEGER, PRIMARY KEY (type, key)) WITHOUT ROWID") < 0 ||
+	    db_exec(s, "DELETE FROM prune_seen2") < 0 || db_begin(s) < 0)
 		return -1;
-	if (db_prep(s, &prune_add, "INSERT OR IGNORE INTO prune_seen (type, key) "
-	    "VALUES (?1, ?2)", 0) < 0) {
+	/* A key settled by any of its results stays settled. */
+	if (db_prep(s, &prune_add, "INSERT INTO prune_seen2 (type, key, settled) "
+	    "VALUES (?1, ?2, ?3) ON CONFLICT (type, key) DO UPDATE SET "
+	    "settled = max(settled, excluded.settled)", 0) < 0) {
 		db_rollback(s);
 		return -1;
 	}
@@ -537,11 +629,49 @@ state_prune_begin(struct state *s)
 
 int
 state_prune_add(struct state *s, const char *type, size_t typelen,
-    const char *key, size_t keylen)
+    const char *key, size_t keylen, int settled)
 {
 	return db_bindt(s, prune_add, 1, type, typelen) < 0 ||
-	    db_bindt(s, prune_add, 2, key, keylen) < 0 ? -1 :
+	    db_bindt(s, prune_add, 2, key, keylen) < 0 ||
+	    db_bindi(s, prune_add, 3, settled != 0) < 0 ? -1 :
 	    db_step_done(s, prune_add);
+}
+
+int
+state_prune_feed(struct state *s, const char *type, size_t typelen,
+    const char *key, size_t keylen, const char *rev, size_t revlen,
+    const char *fields, size_t fieldslen)
+{
+	sqlite3_stmt *st;
+	int r = -1;
+
+	if (db_prep(s, &st, "INSERT OR REPLACE INTO feed_seen (type, key, rev,"
+	    " fields) VALUES (?1, ?2, ?3, ?4)", 0) < 0)
+		return -1;
+	if (db_bindt(s, st, 1, type, typelen) == 0 &&
+	    db_bindt(s, st, 2, key, keylen) == 0 &&
+	    db_bindt(s, st, 3, rev, revlen) == 0 &&
+	    db_bindt(s, st, 4, fields, fieldslen) == 0)
+		r = db_step_done(s, st);
+	db_finalize(st);
+	return r;
+}
+
+int
+state_prune_cursor(struct state *s, const char *name, const char *value)
+{
+	sqlite3_stmt *st;
+	char now[32];
+	int r = -1;
+
+	state_now(now, sizeof now);
+	if (db_prep(s, &st, SQL_CURSOR_SET, 0) < 0)
+		return -1;
+	if (db_binds(s, st, 1, name) == 0 && db_binds(s, st, 2, value) == 0 &&
+	    db_binds(s, st, 3, now) == 0 && db_step_done(s, st) == 0)
+		r = 0;
+	db_finalize(st);
+	return r;
 }
 
 int
@@ -550,13 +680,16 @@ state_prune_finish(struct state *s, long long *removed)
 	db_finalize(prune_add);
 	prune_add = NULL;
 	if (db_exec(s, "DELETE FROM base WHERE NOT EXISTS (SELECT 1 FROM "
-	    "prune_seen p WHERE p.type = base.type AND p.key = base.key)") < 0) {
+	    "prune_seen2 p WHERE p.type = base.type AND p.key = base.key)") < 0) {
 		db_rollback(s);
 		return -1;
 	}
 	*removed = sqlite3_changes(s->db);
 	if (db_exec(s, "DELETE FROM sides WHERE NOT EXISTS (SELECT 1 FROM "
-	    "prune_seen p WHERE p.type = sides.type AND p.key = sides.key)") < 0) {
+	    "prune_seen2 p WHERE p.type = sides.type AND p.key = sides.key)") < 0 ||
+	    db_exec(s, "DELETE FROM feed_seen WHERE NOT EXISTS (SELECT 1 FROM "
+	    "prune_seen2 p WHERE p.key = feed_seen.key AND (p.type = "
+	    "feed_seen.type OR feed_seen.type = '*') AND NOT p.settled)") < 0) {
 		db_rollback(s);
 		return -1;
 	}

@@ -162,6 +162,8 @@ store_fetch(struct store *s, const struct fetch_opts *o,
 		    "(%s)", s->spec, s->ops->needs_types);
 		return -1;
 	}
+	if (o && o->changes && store_feed_check(s) < 0)
+		return -1;
 	if (o && o->shard.n > 1) {
 		struct shard_sink ss = { &o->shard, sink };
 		struct store_sink wrap = { shard_put, &ss };
@@ -169,6 +171,17 @@ store_fetch(struct store *s, const struct fetch_opts *o,
 		return s->ops->fetch(s, o, &wrap);
 	}
 	return s->ops->fetch(s, o, sink);
+}
+
+int
+store_feed_check(struct store *s)
+{
+	if (!s->ops->change_feed) {
+		rd_seterr(RD_EXIT_USAGE, "%s: the %s: store has no change feed "
+		    "(--changes)", s->spec, s->ops->scheme);
+		return -1;
+	}
+	return s->ops->feed_check ? s->ops->feed_check(s) : 0;
 }
 
 int

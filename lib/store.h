@@ -164,6 +164,13 @@ struct store_ops {
 	int forced_writes;	/* a change may go without its guard (--force) */
 	int change_feed;	/* fetch reads what changed (fetch_opts.changes) */
 	/*
+	 * For a store of change_feed whose feed depends on the word (cloudkit:
+	 * a custom zone): 0 when the store s names has one, -1 with a message
+	 * (status 2) when not.  Reads nothing.  NULL: every store of the
+	 * scheme has one.
+	 */
+	int (*feed_check)(struct store *s);
+	/*
 	 * fetch reads page by page and can hand a cursor line after each, from
 	 * which fetch_opts.resume goes on.
 	 */
@@ -262,6 +269,11 @@ int store_fetch(struct store *s, const struct fetch_opts *o,
  * missing; -1 with a message.  Creates nothing.
  */
 int store_exists(struct store *s);
+/*
+ * 0 when the store has a change feed (fetch_opts.changes), -1 with a message
+ * (status 2) when not.  Reads nothing.
+ */
+int store_feed_check(struct store *s);
 void store_close(struct store *s);
 int store_apply(struct store *s, struct change *v, size_t n);
 int store_get(struct store *s, const char *type, size_t typelen,

@@ -1022,6 +1022,19 @@ out:
 }
 
 static int
+ck_feed_check(struct store *s)
+{
+	struct ck *ck = s->priv;
+
+	if (strcmp(ck->zone, CK_DEFAULT_ZONE) == 0) {
+		rd_seterr(RD_EXIT_USAGE, "%s: the change feed needs a custom zone "
+		    "(cloudkit:CONTAINER/ENV/private/ZONE)", ck->source);
+		return -1;
+	}
+	return 0;
+}
+
+static int
 feed(struct emit *e, const char *resume)
 {
 	struct ck *ck = e->ck;
@@ -1032,11 +1045,6 @@ feed(struct emit *e, const char *resume)
 	size_t i;
 	int ret = -1;
 
-	if (strcmp(ck->zone, CK_DEFAULT_ZONE) == 0) {
-		rd_seterr(RD_EXIT_USAGE, "%s: the change feed needs a custom zone "
-		    "(cloudkit:CONTAINER/ENV/private/ZONE)", ck->source);
-		return -1;
-	}
 	for (;;) {
 		body_start(ck);
 		sb_adds(&ck->body, ",\"resultsLimit\":200");
@@ -1732,6 +1740,7 @@ const struct store_ops store_cloudkit_ops = {
 	.writable = 1,
 	.forced_writes = 1,
 	.change_feed = 1,
+	.feed_check = ck_feed_check,
 	.cursors = 1,
 	.needs_types = "a CloudKit database does not list them",
 	.batch = CK_MAX_OPS,

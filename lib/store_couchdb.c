@@ -748,7 +748,7 @@ cdb_count(struct store *s, char *const *types, size_t ntypes)
 {
 	struct cdb *c = s->priv;
 	struct json reply;
-	const struct json *n;
+	const struct json *n, *rows;
 	long long v;
 	char *end;
 	long status;
@@ -769,7 +769,25 @@ cdb_count(struct store *s, char *const *types, size_t ntypes)
 	}
 	errno = 0;
 	v = strtoll(n->u.s, &end, 10);
-	return errno || v < 0 ? -1 : v;
+	if (errno || v < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "couchdb: %s: a doc_count out of "
+		    "range", c->name);
+		return -1;
+	}
+	/* doc_count counts the design documents too, which are no records. */
+	path_start(c, "/_all_docs?startkey=%22_design%2F%22&endkey=%22_design0%22");
+	if (call(c, HTTP_GET, "_all_docs", &reply, &status) < 0)
+		return -1;
+	if (status != 200 || !(rows = json_get(&reply, "rows")) ||
+	    rows->type != JSON_ARRAY) {
+		if (status == 200)
+			rd_seterr(RD_EXIT_RUNTIME, "couchdb: %s: _all_docs: the "
+			    "reply has no rows", c->name);
+		else
+			reply_error(c, "_all_docs", status, &reply);
+		return -1;
+	}
+	return v > (long long)rows->len ? v - (long long)rows->len : 0;
 }
 
 static int

@@ -173,7 +173,8 @@ dir_fetch(struct store *s, const struct fetch_opts *o,
 	struct sb meta, where;
 	struct arena a;
 	const struct json *ents;
-	unsigned long long generation;
+	unsigned long long generation, feedfrom;
+	struct layout_feed f;
 	struct stat st;
 	int fd, lockfd = -1, ret = -1;
 
@@ -187,8 +188,10 @@ dir_fetch(struct store *s, const struct fetch_opts *o,
 		 * webdav:; a source that does not exist is an error.
 		 */
 		if (errno == ENOENT && stat(d->path, &st) < 0) {
+			/* Empty, its feed at generation 0, as a folder without meta.json. */
 			if (o && o->missing_ok)
-				ret = 0;
+				ret = layout_feed_plan(&f, o, 0) < 0 ? -1 : f.on &&
+				    o->cursors ? layout_feed_cursor(sink, s->spec, 0) : 0;
 			else
 				rd_seterr(RD_EXIT_RUNTIME, "%s: %s", d->path,
 				    strerror(ENOENT));
@@ -205,8 +208,10 @@ dir_fetch(struct store *s, const struct fetch_opts *o,
 	}
 	fd = openat(dio.basefd, "meta.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
+		/* An empty store: its feed stands at generation 0. */
 		if (errno == ENOENT)
-			ret = 0;
+			ret = layout_feed_plan(&f, o, 0) < 0 ? -1 : f.on &&
+			    o->cursors ? layout_feed_cursor(sink, s->spec, 0) : 0;
 		else
 			rd_seterr(RD_EXIT_RUNTIME, "%s/meta.json: %s", d->path,
 			    strerror(errno));
@@ -221,9 +226,11 @@ dir_fetch(struct store *s, const struct fetch_opts *o,
 	close(fd);
 	sb_addf(&where, "%s/meta.json", d->path);
 	if (layout_meta_parse(&a, meta.buf, meta.len, where.buf, &ents,
-	    &generation) < 0)
+	    &generation, &feedfrom) < 0 || layout_feed_plan(&f, o, feedfrom) < 0)
 		goto out;
-	ret = layout_fetch(d->path, ents, o, &io, sink);
+	ret = layout_fetch(d->path, ents, o, &f, &io, sink);
+	if (ret == 0 && f.on && o->cursors)
+		ret = layout_feed_cursor(sink, s->spec, generation);
 out:
 	if (lockfd >= 0)
 		close(lockfd);
@@ -914,6 +921,9 @@ const struct store_ops store_dir_ops = {
 	/* Each batch rewrites the whole index, so large ones. */
 	.batch = 5000,
 	.max_batch = STORE_MAX_BATCH,
+	/* The index is a change feed (store_layout.h). */
+	.change_feed = 1,
+	.cursors = 1,
 	.open = dir_open,
 	.exists = dir_exists,
 	.scope = dir_scope,

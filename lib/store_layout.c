@@ -1,6 +1,7 @@
 /* store_layout.c - the per-entity layout of dir: and webdav:, no I/O. */
 #include "store_layout.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,16 +140,20 @@ layout_entry_read(const struct json *value, struct layout_entry *e)
 	}
 	e->oldv = 0;
 	e->folder = 0;
+	e->g = 0;
+	if (entry_version(json_get(value, "g"), &e->g) < 0)
+		e->g = 0;
 	return 0;
 }
 
 int
 layout_meta_parse(struct arena *a, const char *data, size_t len,
     const char *where, const struct json **entities,
-    unsigned long long *generation)
+    unsigned long long *generation, unsigned long long *feedfrom)
 {
 	struct json *index = arena_alloc(a, sizeof *index);
 	const struct json *fmt, *gen;
+	unsigned long long ff;
 
 	if (json_parse(a, data, len, index, NULL) < 0) {
 		char msg[512];
@@ -168,6 +173,8 @@ layout_meta_parse(struct arena *a, const char *data, size_t len,
 	gen = json_get(index, "generation");
 	if (gen && gen->type == JSON_NUMBER)
 		*generation = strtoull(gen->u.s, NULL, 10);
+	if (feedfrom)
+		*feedfrom = entry_version(json_get(index, "feed"), &ff) < 0 ? 0 : ff;
 	*entities = json_get(index, "entities");
 	if (!*entities || (*entities)->type != JSON_OBJECT) {
 		rd_seterr(RD_EXIT_RUNTIME, "%s: damaged store: no \"entities\" "
@@ -291,7 +298,7 @@ layout_index_load(struct layout_index *x, const char *data, size_t len,
 
 	sb_add(&x->meta, data, len);
 	if (layout_meta_parse(&x->a, x->meta.buf, x->meta.len, where, &ents,
-	    &x->generation) < 0)
+	    &x->generation, &x->feedfrom) < 0)
 		return -1;
 	for (i = 0; i < ents->len; i++) {
 		const struct json_member *tm = &ents->u.members[i];
@@ -361,6 +368,8 @@ layout_index_write(struct layout_index *x, struct sb *out)
 		sb_addc(out, '{');
 		if (e->deleted)
 			sb_adds(out, "\"deleted\":true,");
+		if (e->g)
+			sb_addf(out, "\"g\":%llu,", e->g);
 		if (e->mtime) {
 			sb_adds(out, "\"mtime\":");
 			json_write_string(out, e->mtime, e->mtimelen);
@@ -372,8 +381,10 @@ layout_index_write(struct layout_index *x, struct sb *out)
 	}
 	if (x->n)
 		sb_addc(out, '}');
-	sb_addf(out, "},\"format\":\"%s\",\"generation\":%llu}\n", LAYOUT_FORMAT,
-	    x->generation);
+	if (!x->feedfrom)
+		x->feedfrom = x->generation;
+	sb_addf(out, "},\"feed\":%llu,\"format\":\"%s\",\"generation\":%llu}\n",
+	    x->feedfrom, LAYOUT_FORMAT, x->generation);
 }
 
 /* Writing */
@@ -433,6 +444,7 @@ layout_advance(struct layout_index *x, struct layout_entry *e,
 
 	e->oldv = e->deleted ? 0 : e->v;
 	e->v++;
+	e->g = x->generation + 1;
 	e->mtimelen = strlen(mtime);
 	e->mtime = arena_memdup(&x->a, mtime, e->mtimelen);
 	e->deleted = !file;
@@ -660,10 +672,72 @@ emit_live(struct walk *w, const char *typename, const struct json_member *tm,
 	return emit(w, tm, km, e, fields, w->where.buf);
 }
 
+/* The change feed */
+
+int
+layout_feed_plan(struct layout_feed *f, const struct fetch_opts *o,
+    unsigned long long feedfrom)
+{
+	const char *r = o ? o->resume : NULL;
+	char *end;
+
+	memset(f, 0, sizeof *f);
+	f->on = o && o->changes;
+	f->all = 1;
+	if (!f->on && r) {
+		rd_seterr(RD_EXIT_USAGE, "--resume \"%s\": this store resumes "
+		    "only its change feed (--changes)", rd_quote(r, strlen(r)));
+		return -1;
+	}
+	if (!f->on || !r)
+		return 0;
+	errno = 0;
+	f->since = strtoull(r, &end, 10);
+	if (!*r || *end || errno || r[0] < '0' || r[0] > '9') {
+		rd_seterr(RD_EXIT_USAGE, "--resume \"%s\": expected the value of "
+		    "a generation cursor, a number", rd_quote(r, strlen(r)));
+		return -1;
+	}
+	/* Every change after since carries its g only from feedfrom on. */
+	f->all = !feedfrom || feedfrom - 1 > f->since;
+	return 0;
+}
+
+int
+layout_feed_wants(const struct layout_feed *f, const struct layout_entry *e)
+{
+	return !f || !f->on || f->all || e->g > f->since;
+}
+
+int
+layout_feed_cursor(const struct store_sink *sink, const char *source,
+    unsigned long long generation)
+{
+	char num[24];
+	struct json v;
+	struct cursor cur = {
+		.source = source, .sourcelen = strlen(source),
+		.name = "generation", .namelen = strlen("generation"), .value = &v,
+	};
+	struct sb line;
+	struct rline l;
+	int r;
+
+	snprintf(num, sizeof num, "%llu", generation);
+	v = (struct json){ .type = JSON_NUMBER, .len = strlen(num), .u.s = num };
+	sb_init(&line, 256);
+	stream_write_cursor(&line, &cur);
+	l = (struct rline){ .text = line.buf, .len = line.len, .src = source,
+	    .offset = -1 };
+	r = sink->put(sink->ctx, &l);
+	sb_release(&line);
+	return r;
+}
+
 int
 layout_fetch(const char *base, const struct json *ents,
-    const struct fetch_opts *o, const struct layout_io *io,
-    const struct store_sink *sink)
+    const struct fetch_opts *o, const struct layout_feed *f,
+    const struct layout_io *io, const struct store_sink *sink)
 {
 	struct walk w = { .base = base, .o = o, .io = io, .sink = sink };
 	const struct json_member **types = layout_members(ents), **keys = NULL;
@@ -700,6 +774,8 @@ layout_fetch(const char *base, const struct json *ents,
 				    "store: an entry has no valid \"v\"", base);
 				goto out;
 			}
+			if (!layout_feed_wants(f, &e))
+				continue;
 			if (e.deleted) {
 				r = emit(&w, tm, km, &e, NULL, "meta.json");
 			} else {

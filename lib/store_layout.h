@@ -9,6 +9,15 @@
  * point: a reader trusts it and nothing else, and reads no file it does not
  * name.
  *
+ * The index is also a change feed.  Each entry records in "g" the
+ * generation of the commit that last changed it, and the index records in
+ * "feed" the generation from which every commit did so (the first commit
+ * of a writer that knows "g": a writer that did not dropped both).  A feed
+ * since generation G reads the entries whose g is greater than G, when
+ * "feed" is at most G + 1; else, or from no generation, every entry, as a
+ * whole read.  Tombstones stay in the index for good, so a deletion is in
+ * the feed however old the cursor.
+ *
  * This module decides everything about that layout: the names of folders
  * and files, the index and its bytes, the rev guard of a change and the
  * next version, the bytes of a version file and what a read of one must
@@ -60,6 +69,7 @@ struct layout_entry {
 	const char *mtime;		/* or NULL */
 	size_t mtimelen;
 	int deleted;			/* a tombstone */
+	unsigned long long g;		/* generation of its last change, or 0 */
 	unsigned long long oldv;	/* the version a commit supersedes, or 0 */
 	size_t folder;			/* the transport's: its type folder */
 };
@@ -74,12 +84,39 @@ int layout_entry_read(const struct json *value, struct layout_entry *e);
 
 /*
  * Parse meta.json's bytes: 0 with *entities its "entities" object (in a),
- * and *generation, or -1 with a message (not JSON, not this layout, no
- * entities: a damaged store).  where names the file in messages.
+ * *generation, and *feedfrom (its "feed", 0 when absent), or -1 with a
+ * message (not JSON, not this layout, no entities: a damaged store).
+ * where names the file in messages; feedfrom may be NULL.
  */
 int layout_meta_parse(struct arena *a, const char *data, size_t len,
     const char *where, const struct json **entities,
-    unsigned long long *generation);
+    unsigned long long *generation, unsigned long long *feedfrom);
+
+/*
+ * What a fetch reads of the index: every entry, or (a change feed read
+ * since a generation) those whose g is greater than since.
+ */
+struct layout_feed {
+	int on;				/* fetch_opts.changes */
+	int all;			/* every entry: no generation, or too old */
+	unsigned long long since;
+};
+
+/*
+ * The feed of o (fetch_opts.changes, and resume, the value of a
+ * "generation" cursor) over an index whose "feed" is feedfrom: 0, or -1
+ * with a message (status 2) for a resume that is no generation.
+ */
+int layout_feed_plan(struct layout_feed *f, const struct fetch_opts *o,
+    unsigned long long feedfrom);
+/* True when the feed f (NULL: none) reads entry e. */
+int layout_feed_wants(const struct layout_feed *f, const struct layout_entry *e);
+/*
+ * The cursor line after a feed's records, named "generation", its value the
+ * index's generation; source is the store word.  The sink's return.
+ */
+int layout_feed_cursor(const struct store_sink *sink, const char *source,
+    unsigned long long generation);
 
 /* The members of an object of the index, in the layout's order. */
 const struct json_member **layout_members(const struct json *obj);
@@ -96,6 +133,7 @@ struct layout_index {
 	size_t *table;			/* open addressing: entry + 1, 0 free */
 	size_t tcap;
 	unsigned long long generation;
+	unsigned long long feedfrom;	/* "feed", or 0: set by the next write */
 };
 
 void layout_index_init(struct layout_index *x);
@@ -109,7 +147,10 @@ int layout_index_load(struct layout_index *x, const char *data, size_t len,
     const char *where);
 struct layout_entry *layout_index_find(struct layout_index *x,
     const char *type, size_t typelen, const char *key, size_t keylen);
-/* The index as meta.json: canonical JSON, sorted at every level. */
+/*
+ * The index as meta.json: canonical JSON, sorted at every level; "feed" the
+ * generation written when the index had none.
+ */
 void layout_index_write(struct layout_index *x, struct sb *out);
 
 /*
@@ -132,7 +173,7 @@ void layout_version_file(struct sb *out, const struct change *c);
 /*
  * Commit c to its entry e (from layout_guard): the next version, written at
  * mtime, with file (from layout_version_file) or, for a delete (file NULL),
- * a tombstone.  e->oldv is the version it supersedes, when e was live.  c's
+ * a tombstone, changed at the generation after x's (the commit's).  e->oldv is the version it supersedes, when e was live.  c's
  * outcome: RD_ST_OK with the new version as its rev.
  */
 void layout_advance(struct layout_index *x, struct layout_entry *e,
@@ -187,13 +228,14 @@ struct layout_io {
 
 /*
  * Hand every record of the index's entities (from layout_meta_parse) that o
- * wants to sink: types and keys in the layout's order, each live entity's
- * version file read through io and checked, tombstones as records with
- * "deleted".  base names the store in messages.  0, or -1 with a message.
+ * and the feed f (NULL: none) want to sink: types and keys in the layout's
+ * order, each live entity's version file read through io and checked,
+ * tombstones as records with "deleted".  base names the store in messages.
+ * 0, or -1 with a message.
  */
 int layout_fetch(const char *base, const struct json *entities,
-    const struct fetch_opts *o, const struct layout_io *io,
-    const struct store_sink *sink);
+    const struct fetch_opts *o, const struct layout_feed *f,
+    const struct layout_io *io, const struct store_sink *sink);
 
 /* qsort() and bsearch() of an array of strings, by their bytes. */
 int layout_strpcmp(const void *a, const void *b);

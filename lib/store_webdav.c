@@ -383,7 +383,8 @@ io_read(void *ctx, const char *name, const char *where, struct sb *out)
 
 /* The version files layout_fetch() will read, in its order. */
 static void
-plan_reads(struct wdio *io, const struct json *ents, const struct fetch_opts *o)
+plan_reads(struct wdio *io, const struct json *ents, const struct fetch_opts *o,
+    const struct layout_feed *f)
 {
 	const struct json_member **types = layout_members(ents), **keys;
 	struct sb tname, name, path;
@@ -405,7 +406,8 @@ plan_reads(struct wdio *io, const struct json *ents, const struct fetch_opts *o)
 			struct layout_entry e;
 
 			if (keys[j]->namelen == 0 ||
-			    layout_entry_read(&keys[j]->value, &e) < 0 || e.deleted)
+			    layout_entry_read(&keys[j]->value, &e) < 0 || e.deleted ||
+			    !layout_feed_wants(f, &e))
 				continue;
 			sb_reset(&name);
 			layout_version_name(&name, keys[j]->name, keys[j]->namelen,
@@ -440,7 +442,8 @@ wd_fetch(struct store *s, const struct fetch_opts *o,
 	struct sb meta, where;
 	struct arena a;
 	const struct json *ents;
-	unsigned long long generation;
+	unsigned long long generation, feedfrom;
+	struct layout_feed f;
 	size_t i;
 	int r, ret = -1;
 
@@ -456,16 +459,24 @@ wd_fetch(struct store *s, const struct fetch_opts *o,
 		/* No index: an empty store, or none at all. */
 		if ((r = collection_exists(w)) < 0)
 			goto out;
-		if (r > 0 || (o && o->missing_ok))
-			ret = 0;
+		/*
+		 * An empty store, or (missing_ok) a target that the first write
+		 * makes: its feed stands at generation 0.
+		 */
+		if ((r > 0 || (o && o->missing_ok)) &&
+		    layout_feed_plan(&f, o, 0) == 0)
+			ret = f.on && o->cursors ?
+			    layout_feed_cursor(sink, s->spec, 0) : 0;
 		goto out;
 	}
 	sb_addf(&where, "%s/meta.json", w->shown);
 	if (layout_meta_parse(&a, meta.buf, meta.len, where.buf, &ents,
-	    &generation) < 0)
+	    &generation, &feedfrom) < 0 || layout_feed_plan(&f, o, feedfrom) < 0)
 		goto out;
-	plan_reads(io, ents, o);
-	ret = layout_fetch(w->shown, ents, o, &lio, sink);
+	plan_reads(io, ents, o, &f);
+	ret = layout_fetch(w->shown, ents, o, &f, &lio, sink);
+	if (ret == 0 && f.on && o->cursors)
+		ret = layout_feed_cursor(sink, s->spec, generation);
 out:
 	for (i = 0; i < WD_CHUNK; i++)
 		http_resp_release(&io->r[i]);
@@ -1484,6 +1495,9 @@ const struct store_ops store_webdav_ops = {
 	/* Each batch rewrites the whole index. */
 	.batch = 1000,
 	.max_batch = STORE_MAX_BATCH,
+	/* The index is a change feed (store_layout.h). */
+	.change_feed = 1,
+	.cursors = 1,
 	.open = wd_open,
 	.exists = wd_exists,
 	.scope = wd_scope,

@@ -174,21 +174,24 @@ EOF
 	assert_equal "$stderr" 'recdelta-fetch: --resume "H:h1": expected the value of a startkey cursor, TYPE:KEY, TYPE one of the -t types'
 }
 
-@test "--changes reads the feed since a last_seq, tombstones with their type; smart-sync --incremental costs its writes alone" {
+@test "--changes reads the feed since a last_seq, tombstones with their type; smart-sync --incremental costs one read of the feed and its writes" {
 	seq 1 20 | jq -c '{kind:"record",type:"G",key:("g" + tostring),fields:{n:.}}' > local.ndjson
 	export RECDELTA_STATE=$PWD/state.db
 	run -0 --separate-stderr recdelta smart-sync -l ndjson:local.ndjson -r "$T"
 	assert_equal "$stderr" "Created 20, Updated 0, Skipped 0 unchanged, Deleted 0, Conflicts 0"
 	run -0 --separate-stderr recdelta-fetch --changes "$T"
 	assert_equal "${lines[20]}" "{\"kind\":\"cursor\",\"source\":\"$T\",\"name\":\"last_seq\",\"value\":20}"
-	# Three local changes: an incremental run reads nothing of the
-	# remote, and writes them in one request.
+	# Three local changes: an incremental run reads the feed (whole, the
+	# first time: no cursor kept yet), and writes them in one request.
 	sed -i -E 's/"n":(3|5|7)\}/"n":0}/' local.ndjson
 	: > "$COUCH_DIR/requests.log"
 	run -0 --separate-stderr recdelta smart-sync --incremental -l ndjson:local.ndjson -r "$T"
 	assert_equal "$stderr" "Created 0, Updated 3, Skipped 17 unchanged, Deleted 0, Conflicts 0"
 	run -0 requests
-	assert_output "POST /$DB/_bulk_docs"
+	assert_output "GET /$DB/_changes
+POST /$DB/_bulk_docs"
+	run -0 recdelta-checkpoint cursor get feed
+	assert_output 20
 	# Another writer edits one record and deletes another: the feed since
 	# the last_seq says so in one request, a tombstone of type G.
 	rev=$(recdelta-fetch -t G "$T" | jq -r 'select(.key == "g9") | .rev')
@@ -361,4 +364,21 @@ Created 0, Updated 0, Skipped 30 unchanged, Deleted 0, Conflicts 0"
 	# A database that does not exist.
 	RECDELTA_NETRC=$COUCH_DIR/netrc run -4 --separate-stderr recdelta-fetch "couchdb:$COUCH_URL/nodb"
 	assert_equal "$stderr" "recdelta-fetch: couchdb: $COUCH_URL/nodb: no such database (HTTP 404); create it first: recdelta creates none"
+}
+
+@test "the count of a delete budget leaves design documents out" {
+	seq 1 4 | jq -c '{kind:"record",type:"G",key:("g" + tostring),fields:{n:.}}' > local.ndjson
+	recdelta-diff -l ndjson:local.ndjson -r "$T" | recdelta-push -q "$T" > /dev/null
+	for d in a b c d; do
+		couch_curl PUT "/$DB/_design/$d" '{"views":{}}' > /dev/null
+		[ "$COUCH_STATUS" = 201 ]
+	done
+	# 8 documents, 4 of them records: 3 deletes are more than 50%.
+	head -n 1 local.ndjson > one.ndjson
+	recdelta-diff -l ndjson:one.ndjson -r "$T" > plan.ndjson
+	run -5 --separate-stderr recdelta-push --delete-orphans --max-delete 50% "$T" < plan.ndjson
+	assert_output ""
+	assert_equal "${stderr%%$'\n'*}" "recdelta-push: refused: 3 deletes exceed the budget of 2 (--max-delete 50%)"
+	run -0 --separate-stderr recdelta-push -q --delete-orphans --max-delete 75% "$T" < plan.ndjson
+	assert_equal "$(live | wc -l)" 1
 }

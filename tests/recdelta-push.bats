@@ -463,8 +463,8 @@ Would delete 2 orphan records (use --delete-orphans to confirm)"
 EOF
 	done
 	# dir: the entries are tombstones at v 2, their files removed.
-	assert_equal "$(jq -c '.entities.T.b | del(.mtime)' S/meta.json)" '{"deleted":true,"v":2}'
-	assert_equal "$(jq -c '.entities.T.c | del(.mtime)' S/meta.json)" '{"deleted":true,"v":2}'
+	assert_equal "$(jq -c '.entities.T.b | del(.mtime)' S/meta.json)" '{"deleted":true,"g":2,"v":2}'
+	assert_equal "$(jq -c '.entities.T.c | del(.mtime)' S/meta.json)" '{"deleted":true,"g":2,"v":2}'
 	assert_equal "$(ls S/T)" 'a~1.json'
 	run -0 --separate-stderr recdelta-fetch dir:S
 	assert_equal "$(printf '%s\n' "$output" | jq -c 'select(.deleted) | [.key, .rev]')" '["b","2"]
