@@ -11,7 +11,7 @@ CC = cc
 CPPFLAGS = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 CFLAGS = -std=c11 -O2 -g -Wall -Wextra -Werror
 LDFLAGS =
-LDLIBS = -lcurl -lsqlite3 -lcrypto -lpthread -lm
+LDLIBS = -lcurl -lsqlite3 -lcrypto -lxxhash -lpthread -lm
 
 # make SAN=1: AddressSanitizer and UndefinedBehaviorSanitizer.
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

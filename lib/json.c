@@ -2,6 +2,7 @@
 #include "json.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,33 @@ read_hex4(struct parser *ps, const char *q, unsigned *out)
 	return 0;
 }
 
+/*
+ * Eight bytes at a time: the high bit of each byte of x that is '"', '\\'
+ * or below 0x20 is set in the result (and maybe some above it: the answer
+ * to "any?" is exact, not which).  Strings are scanned by words until one
+ * holds a byte that needs a look of its own.
+ */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+static inline uint64_t
+word_special(uint64_t x)
+{
+	uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
+
+	return (((x - ONES * 0x20) & ~x) | ((q - ONES) & ~q) |
+	    ((b - ONES) & ~b)) & HIGHS;
+}
+
+static inline uint64_t
+load_word(const void *p)
+{
+	uint64_t x;
+
+	memcpy(&x, p, sizeof x);
+	return x;
+}
+
 /* Length of the valid UTF-8 sequence at q, or 0. */
 static size_t
 utf8_seq(const unsigned char *q, const unsigned char *e)
@@ -193,6 +221,10 @@ parse_string(struct parser *ps, const char **outs, size_t *outn)
 
 	/* Fast path: no escapes, so the value borrows the input. */
 	for (;;) {
+		/* Plain ASCII by words. */
+		while (e - q >= 8 && !(word_special(load_word(q)) |
+		    (load_word(q) & HIGHS)))
+			q += 8;
 		if (q >= e)
 			return fail(ps, "unterminated string");
 		if (*q == '"') {
@@ -611,9 +643,14 @@ json_write_string(struct sb *out, const char *s, size_t n)
 	sb_grow(out, n + 2);
 	sb_addc(out, '"');
 	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
+		unsigned char c;
 		const char *esc;
 
+		while (n - i >= 8 && !word_special(load_word(s + i)))
+			i += 8;
+		if (i == n)
+			break;
+		c = (unsigned char)s[i];
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
 		sb_add(out, s + run, i - run);
