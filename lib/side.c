@@ -8,6 +8,8 @@
 
 /* Records read before the index is sized from the share they took. */
 #define SIDE_SAMPLE 4096
+/* No record line is shorter: {"kind":"record","type":"T","key":"k"} */
+#define SIDE_MINLINE 32
 
 static int
 side_put(void *ctx, const struct rline *l)
@@ -24,15 +26,20 @@ side_put(void *ctx, const struct rline *l)
 		return 0;
 	/*
 	 * Size the index once from the first records' share of the file,
-	 * rather than doubling it all the way (a tenth more for uneven lines).
+	 * rather than doubling it all the way (a tenth more for uneven
+	 * lines), but never past one record per SIDE_MINLINE bytes.
 	 */
 	if (index_nrec(&s->ix) == SIDE_SAMPLE && l->offset > 0) {
 		off_t size = store_reread_size(&s->store);
+		double est;
 
-		if (size > 0)
-			index_reserve(&s->ix, (size_t)((double)size /
-			    (double)(l->offset + (off_t)l->len) * SIDE_SAMPLE *
-			    1.1));
+		if (size > 0) {
+			est = (double)size / (double)(l->offset + (off_t)l->len) *
+			    SIDE_SAMPLE * 1.1;
+			if (est > (double)size / SIDE_MINLINE)
+				est = (double)size / SIDE_MINLINE;
+			index_reserve(&s->ix, (size_t)est);
+		}
 	}
 	rv = rules_view(s->rules, r->type, r->typelen);
 	if (record_digest(&rv, r->fields, h, &s->scratch) < 0) {
