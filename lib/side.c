@@ -26,8 +26,9 @@ side_put(void *ctx, const struct rline *l)
 		return 0;
 	/*
 	 * Size the index once from the first records' share of the file,
-	 * rather than doubling it all the way (a tenth more for uneven
-	 * lines), but never past one record per SIDE_MINLINE bytes.
+	 * rather than doubling it all the way, but never past one record per
+	 * SIDE_MINLINE bytes.  No margin: the table doubles at a power of two,
+	 * and a margin would double it for files just under one (1M records).
 	 */
 	if (index_nrec(&s->ix) == SIDE_SAMPLE && l->offset > 0) {
 		off_t size = store_reread_size(&s->store);
@@ -35,7 +36,7 @@ side_put(void *ctx, const struct rline *l)
 
 		if (size > 0) {
 			est = (double)size / (double)(l->offset + (off_t)l->len) *
-			    SIDE_SAMPLE * 1.1;
+			    SIDE_SAMPLE;
 			if (est > (double)size / SIDE_MINLINE)
 				est = (double)size / SIDE_MINLINE;
 			index_reserve(&s->ix, (size_t)est);
