@@ -11,7 +11,7 @@ CC = cc
 CPPFLAGS = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 CFLAGS = -std=c11 -O2 -g -Wall -Wextra -Werror
 LDFLAGS =
-LDLIBS = -lcurl -lsqlite3 -lcrypto -lpthread -lm
+LDLIBS = -lcurl -lsqlite3 -lcrypto -lxxhash -lpthread -lm
 # libjq (1.6 has no .pc file), for the programs that run the user's filters.
 JQLIBS = -ljq -lonig
 

@@ -90,8 +90,9 @@ check_pair(struct ctx *c, const struct kept *ka, const struct kept *kb)
 	struct ruleview rv;
 	struct sb ab, ba;
 	unsigned char ha[RD_HASH_LEN], hb[RD_HASH_LEN];
+	unsigned char da[RD_DIGEST_LEN], db[RD_DIGEST_LEN];
 	size_t nab, nba;
-	int hashed;
+	int hashed, digested;
 
 	arena_reset(&a);
 	sb_init(&ab, 64);
@@ -101,11 +102,20 @@ check_pair(struct ctx *c, const struct kept *ka, const struct kept *kb)
 	rv = rules_view(c->rules, ra.type, ra.typelen);
 	hashed = record_hash(&rv, ra.fields, ha, &c->scratch) == 0 &&
 	    record_hash(&rv, rb.fields, hb, &c->scratch) == 0;
+	digested = record_digest(&rv, ra.fields, da, &c->scratch) == 0 &&
+	    record_digest(&rv, rb.fields, db, &c->scratch) == 0;
+	/* The index's digest and the hash read the same canonical form. */
+	CHECK(digested == hashed);
+	if (hashed)
+		CHECK((memcmp(ha, hb, sizeof ha) == 0) ==
+		    (memcmp(da, db, sizeof da) == 0));
 	nab = compare(&rv, &ra, &rb, &ab);
 	nba = compare(&rv, &rb, &ra, &ba);
 	CHECK(nab == nba && ab.len == ba.len && memcmp(ab.buf, ba.buf, ab.len) == 0);
 	/* diff only compares records it could hash. */
 	if (hashed && memcmp(ha, hb, sizeof ha) == 0)
+		CHECK(nab == 0);
+	if (digested && memcmp(da, db, sizeof da) == 0)
 		CHECK(nab == 0);
 	if (hashed && ka == kb)
 		CHECK(nab == 0);

@@ -1,9 +1,11 @@
-/* digest.c - SHA-256 with the algorithm fetched once. */
+/* digest.c - SHA-256 with the algorithm fetched once; XXH3-128. */
 #include "digest.h"
 
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
 
 #include "util.h"
 
@@ -51,4 +53,13 @@ rd_sha256_hex(const void *p, size_t n, char out[2 * RD_SHA256_LEN + 1])
 
 	rd_sha256(p, n, md);
 	hex_encode(out, md, sizeof md);
+}
+
+void
+rd_xxh128(const void *p, size_t n, unsigned char out[RD_XXH128_LEN])
+{
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, XXH3_128bits(p, n));
+	memcpy(out, c.digest, RD_XXH128_LEN);
 }

@@ -30,29 +30,45 @@ index_keyhash(const char *type, size_t typelen, const char *key, size_t keylen)
 	return rd_idhash(type, typelen, key, keylen);
 }
 
+/*
+ * A table of ncap slots (a power of two) holding what the old one held.  A
+ * slot's upper half is the low half of the key's hash, which is also where
+ * its probe starts: the entries need not be read.
+ */
 static void
-table_grow(struct index *ix)
+table_resize(struct index *ix, size_t ncap)
 {
-	size_t ncap = ix->tcap ? ix->tcap * 2 : 1024, i;
 	uint64_t *nt = xcalloc(ncap, sizeof *nt);
+	size_t i, h;
 
-	for (i = 0; i < ix->n; i++) {
-		const struct index_ent *e = &ix->ents[i];
-		uint64_t hv;
-		size_t h;
-
-		if (e->flags & IX_PASS)
+	for (i = 0; i < ix->tcap; i++) {
+		if (!ix->table[i])
 			continue;
-		hv = index_keyhash(index_type(ix, e), e->typelen, index_key(ix, e),
-		    e->keylen);
-		h = hv & (ncap - 1);
+		h = (ix->table[i] >> 32) & (ncap - 1);
 		while (nt[h])
 			h = (h + 1) & (ncap - 1);
-		nt[h] = (hv >> 32) << 32 | (uint64_t)(i + 1);
+		nt[h] = ix->table[i];
 	}
 	free(ix->table);
 	ix->table = nt;
 	ix->tcap = ncap;
+}
+
+void
+index_reserve(struct index *ix, size_t n)
+{
+	size_t tcap = 1024;
+
+	if (n > UINT32_MAX / 2)
+		n = UINT32_MAX / 2;
+	while (tcap / 2 <= n)
+		tcap *= 2;
+	if (tcap > ix->tcap)
+		table_resize(ix, tcap);
+	if (n > ix->cap) {
+		ix->cap = n;
+		ix->ents = xreallocarray(ix->ents, ix->cap, sizeof *ix->ents);
+	}
 }
 
 /*
@@ -69,7 +85,7 @@ lookup(const struct index *ix, const char *t, size_t tn, const char *k,
 	if (!ix->tcap)
 		return NULL;
 	hv = index_keyhash(t, tn, k, kn);
-	tag = hv >> 32;
+	tag = (uint32_t)hv;
 	h = hv & (ix->tcap - 1);
 	while (ix->table[h]) {
 		struct index_ent *e = &ix->ents[(uint32_t)ix->table[h] - 1];
@@ -173,7 +189,7 @@ index_add(struct index *ix, const struct rline *l, const unsigned char *hash)
 	uint64_t hv = 0;
 
 	if (ix->nrec * 2 >= ix->tcap)
-		table_grow(ix);
+		table_resize(ix, ix->tcap ? ix->tcap * 2 : 1024);
 	if ((dup = lookup(ix, r->type, r->typelen, r->key, r->keylen, &slot,
 	    &hv))) {
 		rd_seterr(RD_EXIT_DATA, "%s:%lu: duplicate record (type \"%s\", "
@@ -188,11 +204,12 @@ index_add(struct index *ix, const struct rline *l, const unsigned char *hash)
 	e->typelen = (uint32_t)r->typelen;
 	e->keylen = (uint32_t)r->keylen;
 	e->revlen = (uint32_t)r->revlen;
+	e->hlo = (uint32_t)hv;
 	if ((e->id = pool_add(ix, r->type, r->typelen)) == UINT32_MAX ||
 	    pool_add(ix, r->key, r->keylen) == UINT32_MAX ||
 	    pool_add(ix, r->rev ? r->rev : "", r->revlen) == UINT32_MAX)
 		return -1;
-	ix->table[slot] = (hv >> 32) << 32 | (uint64_t)(ix->n + 1);
+	ix->table[slot] = (uint64_t)(uint32_t)hv << 32 | (uint64_t)(ix->n + 1);
 	ix->n++;
 	ix->nrec++;
 	return 0;
@@ -260,6 +277,17 @@ index_parse(struct index *ix, const struct index_ent *e, struct sb *buf,
 	return 0;
 }
 
+/* Whether record entry e of ix and entry o of ox have one (type, key). */
+static int
+same_key(const struct index *ix, const struct index_ent *e,
+    const struct index *ox, const struct index_ent *o)
+{
+	return !(o->flags & IX_PASS) && o->hlo == e->hlo &&
+	    o->typelen == e->typelen && o->keylen == e->keylen &&
+	    memcmp(index_key(ox, o), index_key(ix, e), e->keylen) == 0 &&
+	    memcmp(index_type(ox, o), index_type(ix, e), e->typelen) == 0;
+}
+
 void
 index_walk_init(struct index_walk *w, struct index *const *v, size_t n)
 {
@@ -270,6 +298,7 @@ index_walk_init(struct index_walk *w, struct index *const *v, size_t n)
 	w->side = 0;
 	w->i = 0;
 	for (s = 0; s < n; s++) {
+		v[s]->hint = 0;
 		if (!v[s]->walked)
 			continue;
 		for (i = 0; i < v[s]->n; i++)
@@ -300,12 +329,19 @@ index_walk_next(struct index_walk *w, const struct index_ent **at)
 		if (e->flags & IX_PASS)
 			return 1;
 		for (s = w->side + 1; s < w->n; s++) {
-			struct index_ent *o = lookup(w->v[s], index_type(ix, e),
-			    e->typelen, index_key(ix, e), e->keylen, NULL, NULL);
+			struct index *ox = w->v[s];
+			struct index_ent *o = NULL;
 
+			if (ox->hint < ox->n && same_key(ix, e, ox,
+			    &ox->ents[ox->hint]))
+				o = &ox->ents[ox->hint];
+			else
+				o = lookup(ox, index_type(ix, e), e->typelen,
+				    index_key(ix, e), e->keylen, NULL, NULL);
 			if (o) {
 				o->flags |= IX_SEEN;
-				w->v[s]->walked = 1;
+				ox->walked = 1;
+				ox->hint = (size_t)(o - ox->ents) + 1;
 			}
 			at[s] = o;
 		}

@@ -26,8 +26,13 @@
  * index_release.  index_read() and index_parse() fill caller-owned buffers.
  *
  * Cost: index_add and index_find are O(1) expected (open addressing, load at
- * most 1/2); the entry is about 56 bytes plus the pool's type, key and rev.
- * index_read is one pread of the line.
+ * most 1/2; a slot holds the low half of the key's hash and the entry's
+ * number, so growing the table reads no entry and most failed probes touch
+ * only the table); the entry is 56 bytes plus the pool's type, key and rev.
+ * index_reserve() sizes the arrays once for an expected count.  index_read
+ * is one pread of the line.  A walk first tries, in each later index, the
+ * entry after the last one it matched there: inputs in the same order (two
+ * exports of one data set) match without a table probe.
  *
  * Several inputs: index_walk visits every key present in any of n indexes
  * once, with the entry of each index that has it.  index_keyhash() is the
@@ -59,6 +64,7 @@ struct index_ent {
 	uint32_t lineno;	/* in the input, for messages */
 	uint32_t id;		/* of its type, then key, then rev in the pool */
 	uint32_t typelen, keylen, revlen;
+	uint32_t hlo;		/* the low half of index_keyhash(type, key) */
 	uint8_t flags;
 	unsigned char hash[INDEX_HASH_LEN];
 };
@@ -70,8 +76,9 @@ struct index {
 	size_t n, cap, nrec;
 	char *pool;
 	size_t poollen, poolcap;
-	uint64_t *table;	/* hash tag << 32 | entry index + 1, or 0 */
+	uint64_t *table;	/* hlo << 32 | entry index + 1, or 0 */
 	size_t tcap;
+	size_t hint;		/* a walk's guess at the next match: ents[hint] */
 	FILE *spool;		/* made at the first line the store cannot reread */
 	off_t spoolend;
 	int walked;		/* IX_SEEN may be set somewhere */
@@ -80,6 +87,11 @@ struct index {
 /* An empty index of what store s fetches. */
 void index_init(struct index *ix, struct store *s);
 void index_release(struct index *ix);
+/*
+ * Room for about n records, so that filling the index does not grow it
+ * step by step; a hint: the index still grows past it.
+ */
+void index_reserve(struct index *ix, size_t n);
 
 /*
  * Add the record of l (l->rec set; a tombstone too, if the caller wants one

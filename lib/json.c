@@ -2,6 +2,7 @@
 #include "json.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,33 @@ read_hex4(struct parser *ps, const char *q, unsigned *out)
 	return 0;
 }
 
+/*
+ * Eight bytes at a time: the high bit of each byte of x that is '"', '\\'
+ * or below 0x20 is set in the result (and maybe some above it: the answer
+ * to "any?" is exact, not which).  A string is written by words until one
+ * holds a byte that needs a look of its own.
+ */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+static inline uint64_t
+word_special(uint64_t x)
+{
+	uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
+
+	return (((x - ONES * 0x20) & ~x) | ((q - ONES) & ~q) |
+	    ((b - ONES) & ~b)) & HIGHS;
+}
+
+static inline uint64_t
+load_word(const void *p)
+{
+	uint64_t x;
+
+	memcpy(&x, p, sizeof x);
+	return x;
+}
+
 /* Length of the valid UTF-8 sequence at q, or 0. */
 static size_t
 utf8_seq(const unsigned char *q, const unsigned char *e)
@@ -193,6 +221,10 @@ parse_string(struct parser *ps, const char **outs, size_t *outn)
 
 	/* Fast path: no escapes, so the value borrows the input. */
 	for (;;) {
+		/* Printable ASCII other than '"' and '\\' (one compare for both ends). */
+		while (q < e && (unsigned char)(*q - 0x20) < 0x60 && *q != '"' &&
+		    *q != '\\')
+			q++;
 		if (q >= e)
 			return fail(ps, "unterminated string");
 		if (*q == '"') {
@@ -356,6 +388,14 @@ json_member_ptrcmp(const void *x, const void *y)
 	return a->namelen < b->namelen ? -1 : a->namelen > b->namelen;
 }
 
+/* Whether m is named name; the first bytes are tried before memcmp. */
+static inline int
+same_name(const struct json_member *m, const char *name, size_t n)
+{
+	return m->namelen == n && (n == 0 || (m->name[0] == name[0] &&
+	    memcmp(m->name, name, n) == 0));
+}
+
 static int
 check_duplicates(struct parser *ps, struct json_member *m, size_t n)
 {
@@ -364,8 +404,7 @@ check_duplicates(struct parser *ps, struct json_member *m, size_t n)
 	if (n <= 12) {
 		for (i = 1; i < n; i++)
 			for (j = 0; j < i; j++)
-				if (m[i].namelen == m[j].namelen &&
-				    memcmp(m[i].name, m[j].name, m[i].namelen) == 0)
+				if (same_name(&m[i], m[j].name, m[j].namelen))
 					goto dup;
 		return 0;
 	} else {
@@ -588,7 +627,7 @@ json_getn(const struct json *obj, const char *name, size_t n)
 	for (i = 0; i < obj->len; i++) {
 		const struct json_member *m = &obj->u.members[i];
 
-		if (m->namelen == n && memcmp(m->name, name, n) == 0)
+		if (same_name(m, name, n))
 			return &m->value;
 	}
 	return NULL;
@@ -608,14 +647,19 @@ json_write_string(struct sb *out, const char *s, size_t n)
 	static const char hx[] = "0123456789abcdef";
 	size_t i, run = 0;
 
-	sb_grow(out, n + 2);
 	sb_addc(out, '"');
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
+	for (i = 0;; i++) {
+		unsigned char c;
 		const char *esc;
 
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
+		while (n - i >= 8 && !word_special(load_word(s + i)))
+			i += 8;
+		while (i < n && (unsigned char)s[i] >= 0x20 && s[i] != '"' &&
+		    s[i] != '\\')
+			i++;
+		if (i == n)
+			break;
+		c = (unsigned char)s[i];
 		sb_add(out, s + run, i - run);
 		run = i + 1;
 		switch (c) {

@@ -368,8 +368,19 @@ sort_members(const struct json *v, const struct json_member **buf, size_t nbuf)
 	m = v->len <= nbuf ? buf : xreallocarray(NULL, v->len, sizeof *m);
 	for (i = 0; i < v->len; i++)
 		m[i] = &v->u.members[i];
-	if (v->len > 1)
+	if (v->len > 16) {
 		qsort(m, v->len, sizeof *m, json_member_ptrcmp);
+		return m;
+	}
+	/* A record's few fields: insertion sort, no call through qsort. */
+	for (i = 1; i < v->len; i++) {
+		const struct json_member *x = m[i];
+		size_t j = i;
+
+		for (; j > 0 && json_member_ptrcmp(&m[j - 1], &x) > 0; j--)
+			m[j] = m[j - 1];
+		m[j] = x;
+	}
 	return m;
 }
 
@@ -552,6 +563,17 @@ record_hash(const struct ruleview *v, const struct json *fields,
 	if (canon_object(fields, scratch, v) < 0)
 		return -1;
 	rd_sha256(scratch->buf, scratch->len, out);
+	return 0;
+}
+
+int
+record_digest(const struct ruleview *v, const struct json *fields,
+    unsigned char out[RD_DIGEST_LEN], struct sb *scratch)
+{
+	sb_reset(scratch);
+	if (canon_object(fields, scratch, v) < 0)
+		return -1;
+	rd_xxh128(scratch->buf, scratch->len, out);
 	return 0;
 }
 

@@ -17,7 +17,8 @@
  * canonical numbers and timestamps, references reduced to their key), so equal
  * hashes imply equal records under any rules; only records whose hashes
  * differ need record_compare(), which applies tolerances.  The hash doubles
- * as the checkpoint's content hash.
+ * as the checkpoint's content hash and a change line's "seen";
+ * record_digest() is a cheaper one of the same form for an index.
  *
  * A rule set is built once (rules_add_*, rules_load) and then only read, so
  * several threads may share it.
@@ -59,6 +60,19 @@ int rules_ignored(const struct ruleview *v, const char *field, size_t n);
  */
 int record_hash(const struct ruleview *v, const struct json *fields,
     unsigned char out[RD_HASH_LEN], struct sb *scratch);
+
+#define RD_DIGEST_LEN 16
+
+/*
+ * XXH3-128 of the same canonical fields: the content hash of an index
+ * (recdelta-diff, recdelta-merge), where no format fixes the hash and no
+ * cryptographic property is needed.  Equal digests stand for equal canonical
+ * forms, so, like record_hash, they never hide a difference the rules see.
+ * Not the "seen" of a change line nor a checkpoint's hash: those stay
+ * record_hash.
+ */
+int record_digest(const struct ruleview *v, const struct json *fields,
+    unsigned char out[RD_DIGEST_LEN], struct sb *scratch);
 
 /* Canonical text of the fields (what record_hash digests). */
 int record_canon(const struct ruleview *v, const struct json *fields,

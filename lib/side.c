@@ -6,21 +6,44 @@
 
 #include "side.h"
 
+/* Records read before the index is sized from the share they took. */
+#define SIDE_SAMPLE 4096
+/* No record line is shorter: {"kind":"record","type":"T","key":"k"} */
+#define SIDE_MINLINE 32
+
 static int
 side_put(void *ctx, const struct rline *l)
 {
 	struct side *s = ctx;
 	const struct record *r = l->rec;
 	struct ruleview rv;
-	unsigned char h[RD_HASH_LEN];
+	unsigned char h[RD_DIGEST_LEN];
 
 	if (!r)
 		return index_add_pass(&s->ix, l);
 	/* A tombstone says the record is absent. */
 	if (r->deleted)
 		return 0;
+	/*
+	 * Size the index once from the first records' share of the file,
+	 * rather than doubling it all the way, but never past one record per
+	 * SIDE_MINLINE bytes.  No margin: the table doubles at a power of two,
+	 * and a margin would double it for files just under one (1M records).
+	 */
+	if (index_nrec(&s->ix) == SIDE_SAMPLE && l->offset > 0) {
+		off_t size = store_reread_size(&s->store);
+		double est;
+
+		if (size > 0) {
+			est = (double)size / (double)(l->offset + (off_t)l->len) *
+			    SIDE_SAMPLE;
+			if (est > (double)size / SIDE_MINLINE)
+				est = (double)size / SIDE_MINLINE;
+			index_reserve(&s->ix, (size_t)est);
+		}
+	}
 	rv = rules_view(s->rules, r->type, r->typelen);
-	if (record_hash(&rv, r->fields, h, &s->scratch) < 0) {
+	if (record_digest(&rv, r->fields, h, &s->scratch) < 0) {
 		if (l->lineno)
 			rd_prefixerr("%s:%lu: ", l->src, l->lineno);
 		else

@@ -758,6 +758,18 @@ store_reread(struct store *s, off_t offset, size_t len, char *dst)
 	return s->ops->reread(s, offset, len, dst);
 }
 
+off_t
+store_reread_size(struct store *s)
+{
+	struct ndjson *nd = s->priv;
+	struct stat st;
+
+	if (s->ops != &store_ndjson_ops || !nd || nd->rfd < 0 ||
+	    fstat(nd->rfd, &st) < 0)
+		return -1;
+	return st.st_size;
+}
+
 int
 store_rereads_file(struct store *s, const char *path)
 {

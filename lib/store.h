@@ -280,6 +280,11 @@ int store_get(struct store *s, const char *type, size_t typelen,
     const char *key, size_t keylen, struct arena *a, struct record *out);
 long long store_count(struct store *s, char *const *types, size_t ntypes);
 int store_reread(struct store *s, off_t offset, size_t len, char *dst);
+/*
+ * The size in bytes of the file a fetch rereads (an ndjson: file), once the
+ * fetch has begun; -1 when there is none.  A hint for sizing an index.
+ */
+off_t store_reread_size(struct store *s);
 int store_rereads_file(struct store *s, const char *path);
 
 /*

@@ -51,12 +51,12 @@ put(void *ctx, const struct rline *l)
 {
 	struct side *s = ctx;
 	struct ruleview rv;
-	unsigned char h[RD_HASH_LEN];
+	unsigned char h[RD_DIGEST_LEN];
 
 	if (!l->rec)
 		return index_add_pass(&s->ix, l);
 	rv = rules_view(NULL, l->rec->type, l->rec->typelen);
-	if (record_hash(&rv, l->rec->fields, h, &s->scratch) < 0)
+	if (record_digest(&rv, l->rec->fields, h, &s->scratch) < 0)
 		return -1;
 	return index_add(&s->ix, l, h);
 }
