@@ -608,13 +608,15 @@ state_outbox_each(struct state *s,
 
 /* Pruning the base */
 
-static sqlite3_stmt *prune_add;
+static sqlite3_stmt *prune_add, *prune_feed;
 
 int
 state_prune_begin(struct state *s)
 {
 	if (db_exec(s, "CREATE TEMP TABLE IF NOT EXISTS prune_seen2 (type TEXT, "
 	    "key TEXT, settled INTEGER, PRIMARY KEY (type, key)) WITHOUT ROWID") < 0 ||
+	    db_exec(s, "CREATE INDEX IF NOT EXISTS temp.prune_seen2_key ON "
+	    "prune_seen2 (key)") < 0 ||
 	    db_exec(s, "DELETE FROM prune_seen2") < 0 || db_begin(s) < 0)
 		return -1;
 	/* A key settled by any of its results stays settled. */
@@ -643,18 +645,16 @@ state_prune_feed(struct state *s, const char *type, size_t typelen,
     const char *fields, size_t fieldslen)
 {
 	sqlite3_stmt *st;
-	int r = -1;
 
-	if (db_prep(s, &st, "INSERT OR REPLACE INTO feed_seen (type, key, rev,"
-	    " fields) VALUES (?1, ?2, ?3, ?4)", 0) < 0)
+	if (!prune_feed && db_prep(s, &prune_feed, "INSERT OR REPLACE INTO "
+	    "feed_seen (type, key, rev, fields) VALUES (?1, ?2, ?3, ?4)", 1) < 0)
 		return -1;
-	if (db_bindt(s, st, 1, type, typelen) == 0 &&
-	    db_bindt(s, st, 2, key, keylen) == 0 &&
-	    db_bindt(s, st, 3, rev, revlen) == 0 &&
-	    db_bindt(s, st, 4, fields, fieldslen) == 0)
-		r = db_step_done(s, st);
-	db_finalize(st);
-	return r;
+	st = prune_feed;
+	return db_bindt(s, st, 1, type, typelen) < 0 ||
+	    db_bindt(s, st, 2, key, keylen) < 0 ||
+	    db_bindt(s, st, 3, rev, revlen) < 0 ||
+	    db_bindt(s, st, 4, fields, fieldslen) < 0 ? -1 :
+	    db_step_done(s, st);
 }
 
 int
@@ -679,6 +679,8 @@ state_prune_finish(struct state *s, long long *removed)
 {
 	db_finalize(prune_add);
 	prune_add = NULL;
+	db_finalize(prune_feed);
+	prune_feed = NULL;
 	if (db_exec(s, "DELETE FROM base WHERE NOT EXISTS (SELECT 1 FROM "
 	    "prune_seen2 p WHERE p.type = base.type AND p.key = base.key)") < 0) {
 		db_rollback(s);
@@ -687,9 +689,15 @@ state_prune_finish(struct state *s, long long *removed)
 	*removed = sqlite3_changes(s->db);
 	if (db_exec(s, "DELETE FROM sides WHERE NOT EXISTS (SELECT 1 FROM "
 	    "prune_seen2 p WHERE p.type = sides.type AND p.key = sides.key)") < 0 ||
-	    db_exec(s, "DELETE FROM feed_seen WHERE NOT EXISTS (SELECT 1 FROM "
-	    "prune_seen2 p WHERE p.key = feed_seen.key AND (p.type = "
-	    "feed_seen.type OR feed_seen.type = '*') AND NOT p.settled)") < 0) {
+	    /*
+	     * Two lookups, each by an index, rather than one by the key alone
+	     * (a scan of the results for every row of the feed).
+	     */
+	    db_exec(s, "DELETE FROM feed_seen WHERE NOT (EXISTS (SELECT 1 FROM "
+	    "prune_seen2 p WHERE p.type = feed_seen.type AND p.key = "
+	    "feed_seen.key AND NOT p.settled) OR (feed_seen.type = '*' AND "
+	    "EXISTS (SELECT 1 FROM prune_seen2 p WHERE p.key = feed_seen.key "
+	    "AND NOT p.settled)))") < 0) {
 		db_rollback(s);
 		return -1;
 	}
@@ -701,5 +709,7 @@ state_prune_abort(struct state *s)
 {
 	db_finalize(prune_add);
 	prune_add = NULL;
+	db_finalize(prune_feed);
+	prune_feed = NULL;
 	db_rollback(s);
 }
