@@ -636,6 +636,27 @@ base_row(void *ctx, const struct state_baserow *row)
 	return 0;
 }
 
+/*
+ * The rows each() gives, as record lines: of the types of -t (each once, in
+ * order), or all.
+ */
+static int
+rows_out(struct state *s, struct subopts *o, int (*each)(struct state *,
+    const char *, int (*)(void *, const struct state_baserow *), void *),
+    struct sb *b)
+{
+	size_t i;
+	int ret = 0;
+
+	if (!o->ntypes)
+		return each(s, NULL, base_row, b);
+	qsort(o->types, o->ntypes, sizeof *o->types, typecmp);
+	for (i = 0; i < o->ntypes && ret == 0; i++)
+		if (i == 0 || strcmp(o->types[i], o->types[i - 1]) != 0)
+			ret = each(s, o->types[i], base_row, b);
+	return ret;
+}
+
 static int
 cmd_base(int argc, char **argv)
 {
@@ -643,21 +664,14 @@ cmd_base(int argc, char **argv)
 	struct subopts o;
 	struct state *s;
 	struct sb b;
-	size_t i;
-	int ret = 0;
+	int ret;
 
 	argc -= parse_opts(argc, argv, allowed, &o);
 	need_args(argc, 0, "");
 	s = open_state(0);
 	stream_out_init();
 	sb_init(&b, 4096);
-	if (o.ntypes)
-		qsort(o.types, o.ntypes, sizeof *o.types, typecmp);
-	else
-		ret = state_base_each(s, NULL, base_row, &b);
-	for (i = 0; i < o.ntypes && ret == 0; i++)
-		if (i == 0 || strcmp(o.types[i], o.types[i - 1]) != 0)
-			ret = state_base_each(s, o.types[i], base_row, &b);
+	ret = rows_out(s, &o, state_base_each, &b);
 	sb_release(&b);
 	free(o.types);
 	if (ret < 0)
@@ -685,7 +699,7 @@ cmd_fold(int argc, char **argv)
 	struct record rec;
 	struct sb b;
 	const char *line, *kind;
-	size_t len, kindlen, i;
+	size_t len, kindlen;
 	int n, k, ret = 0;
 
 	argc -= parse_opts(argc, argv, allowed, &o);
@@ -722,13 +736,7 @@ cmd_fold(int argc, char **argv)
 	if (n < 0)
 		die_state(s);
 	stream_out_init();
-	if (o.ntypes)
-		qsort(o.types, o.ntypes, sizeof *o.types, typecmp);
-	else
-		ret = state_fold_each(s, NULL, base_row, &b);
-	for (i = 0; i < o.ntypes && ret == 0; i++)
-		if (i == 0 || strcmp(o.types[i], o.types[i - 1]) != 0)
-			ret = state_fold_each(s, o.types[i], base_row, &b);
+	ret = rows_out(s, &o, state_fold_each, &b);
 	sb_release(&b);
 	free(o.types);
 	if (ret < 0)

@@ -830,8 +830,10 @@ json_number_canon(struct sb *out, const char *lit, size_t n)
 	return 0;
 }
 
-int
-json_number_equal(const char *a, size_t an, const char *b, size_t bn)
+/* Equal under form(): the same bytes, or the same form. */
+static int
+number_equal_by(int (*form)(struct sb *, const char *, size_t),
+    const char *a, size_t an, const char *b, size_t bn)
 {
 	struct sb x, y;
 	int eq;
@@ -840,11 +842,17 @@ json_number_equal(const char *a, size_t an, const char *b, size_t bn)
 		return 1;
 	sb_init(&x, 32);
 	sb_init(&y, 32);
-	eq = json_number_canon(&x, a, an) == 0 && json_number_canon(&y, b, bn) == 0 &&
+	eq = form(&x, a, an) == 0 && form(&y, b, bn) == 0 &&
 	    x.len == y.len && memcmp(x.buf, y.buf, x.len) == 0;
 	sb_release(&x);
 	sb_release(&y);
 	return eq;
+}
+
+int
+json_number_equal(const char *a, size_t an, const char *b, size_t bn)
+{
+	return number_equal_by(json_number_canon, a, an, b, bn);
 }
 
 /*
@@ -876,18 +884,7 @@ json_number_key(struct sb *out, const char *lit, size_t n)
 int
 json_number_same(const char *a, size_t an, const char *b, size_t bn)
 {
-	struct sb x, y;
-	int eq;
-
-	if (an == bn && memcmp(a, b, an) == 0)
-		return 1;
-	sb_init(&x, 32);
-	sb_init(&y, 32);
-	eq = json_number_key(&x, a, an) == 0 && json_number_key(&y, b, bn) == 0 &&
-	    x.len == y.len && memcmp(x.buf, y.buf, x.len) == 0;
-	sb_release(&x);
-	sb_release(&y);
-	return eq;
+	return number_equal_by(json_number_key, a, an, b, bn);
 }
 
 double

@@ -12,19 +12,24 @@
 
 /* The base and cursors */
 
-int
-state_base_each(struct state *s, const char *type,
+/*
+ * Each row of table (base, or temp.fold), of one type or all, in type and
+ * key order: its type, key, rev, hash (base's alone) and fields.
+ */
+static int
+rows_each(struct state *s, const char *table, const char *type,
     int (*fn)(void *ctx, const struct state_baserow *row), void *ctx)
 {
+	int hashed = strcmp(table, "base") == 0;
 	sqlite3_stmt *st;
 	struct state_baserow row;
+	char sql[160];
 	int k, ret = 0;
 
-	if (db_prep(s, &st, type ?
-	    "SELECT type, key, rev, hash, fields FROM base WHERE type = ?1"
-	    " ORDER BY type, key" :
-	    "SELECT type, key, rev, hash, fields FROM base ORDER BY type, key",
-	    0) < 0)
+	snprintf(sql, sizeof sql, "SELECT type, key, rev, %s, fields FROM %s%s"
+	    " ORDER BY type, key", hashed ? "hash" : "NULL", table,
+	    type ? " WHERE type = ?1" : "");
+	if (db_prep(s, &st, sql, 0) < 0)
 		return -1;
 	if (type && db_binds(s, st, 1, type) < 0) {
 		db_finalize(st);
@@ -37,8 +42,8 @@ state_base_each(struct state *s, const char *type,
 		row.hash = db_col(st, 3, NULL);
 		row.fields = db_col(st, 4, &row.fieldslen);
 		if (!row.type || !row.key || !row.fields) {
-			rd_seterr(RD_EXIT_RUNTIME, "%s: base: a column is NULL",
-			    s->path);
+			rd_seterr(RD_EXIT_RUNTIME, "%s: %s: a column is NULL",
+			    s->path, table);
 			k = -1;
 			break;
 		}
@@ -47,6 +52,13 @@ state_base_each(struct state *s, const char *type,
 	}
 	db_finalize(st);
 	return k < 0 || ret < 0 ? -1 : 0;
+}
+
+int
+state_base_each(struct state *s, const char *type,
+    int (*fn)(void *ctx, const struct state_baserow *row), void *ctx)
+{
+	return rows_each(s, "base", type, fn, ctx);
 }
 
 /*
@@ -100,37 +112,7 @@ int
 state_fold_each(struct state *s, const char *type,
     int (*fn)(void *ctx, const struct state_baserow *row), void *ctx)
 {
-	sqlite3_stmt *st;
-	struct state_baserow row;
-	int k, ret = 0;
-
-	if (db_prep(s, &st, type ?
-	    "SELECT type, key, rev, fields FROM temp.fold WHERE type = ?1"
-	    " ORDER BY type, key" :
-	    "SELECT type, key, rev, fields FROM temp.fold ORDER BY type, key",
-	    0) < 0)
-		return -1;
-	if (type && db_binds(s, st, 1, type) < 0) {
-		db_finalize(st);
-		return -1;
-	}
-	while ((k = db_step_row(s, st)) == 1) {
-		row.type = db_col(st, 0, &row.typelen);
-		row.key = db_col(st, 1, &row.keylen);
-		row.rev = db_col(st, 2, &row.revlen);
-		row.hash = NULL;
-		row.fields = db_col(st, 3, &row.fieldslen);
-		if (!row.type || !row.key || !row.fields) {
-			rd_seterr(RD_EXIT_RUNTIME, "%s: fold: a column is NULL",
-			    s->path);
-			k = -1;
-			break;
-		}
-		if ((ret = fn(ctx, &row)) < 0)
-			break;
-	}
-	db_finalize(st);
-	return k < 0 || ret < 0 ? -1 : 0;
+	return rows_each(s, "temp.fold", type, fn, ctx);
 }
 
 void
