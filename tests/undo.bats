@@ -224,7 +224,7 @@ tw_remote() {
 	run -0 recdelta-checkpoint show --values --json 2
 	assert_equal "$(jq -r 'select(.key == "k2") | [.target, .before_rev] | @tsv' <<<"$output")" $'local\t0'
 
-	# Without the local store: a usage error, before the scope is checked.
+	# Without the local store: a usage error, not the scope's refusal.
 	run -2 --separate-stderr recdelta undo 2 -r "$R"
 	assert_equal "${stderr_lines[0]}" "recdelta-undo: run 2 is a two-way run: --local is required, with its local store"
 
