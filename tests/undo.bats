@@ -260,6 +260,11 @@ tw_remote() {
 	assert_equal "$stderr" "$(summary 1 1 1 0)"
 	assert_equal "$(tw_live "$R")" "$R1"
 	assert_equal "$(tw_live "$L")" "$( (grep -v '"k2"' <<<"$L1"; echo "$edited") | LC_ALL=C sort)"
+	# The undo's writes moved the base back: the next sync sends the edit
+	# made since, and nothing else.
+	run -0 --separate-stderr recdelta two-way-sync -t Item -l "$L" -r "$R"
+	assert_equal "$stderr" "Local: created 0, updated 0, deleted 0; Remote: created 0, updated 1, deleted 0; Merged 0; Conflicts 0"
+	assert_equal "$(tw_live "$R" | grep '"k2"')" '{"kind":"record","type":"Item","key":"k2","fields":{"a":-9223372036854775808,"b":"remote b","c":99}}'
 	# --local goes only with a two-way run.
 	run -2 --separate-stderr recdelta undo 1 -r "$R" -l "$L" --source x
 	assert_equal "${stderr_lines[0]}" "recdelta-undo: --local and --source cannot go together"
