@@ -1906,12 +1906,15 @@ cmd_show(int argc, char **argv)
  * created again.  Each update and delete is guarded by the rev the run left
  * and the hash of the fields it wrote ("seen"), so that a record changed
  * since is a conflict, never overwritten; a create by the record's absence.
+ * A two-way run's changes are taken back side by side: a record is one per
+ * target, and each line carries the target of the changes it takes back.
  */
 struct undoctx {
 	long run;
 	int check;		/* the first pass: count what is missing */
 	unsigned long missing, lines;
 	struct sb type, key;	/* the record being gathered */
+	enum rd_side target;	/* its side; RD_SIDE_NONE: one-way */
 	int have, existed, exists, hasbefore, hasafter;
 	struct sb brev, before, rev, after;
 	int hasbrev, hasrev;
@@ -1946,6 +1949,7 @@ undo_emit(struct undoctx *u)
 	c.key = u->key.buf;
 	c.keylen = u->key.len;
 	c.undoes = u->run;
+	c.target = u->target;
 	if ((u->existed && json_parse(&u->a, u->before.buf, u->before.len, &bf,
 	    NULL) < 0) || (u->exists && json_parse(&u->a, u->after.buf,
 	    u->after.len, &af, NULL) < 0)) {
@@ -2003,13 +2007,18 @@ static int
 undo_row(void *ctx, const struct state_change *c)
 {
 	struct undoctx *u = ctx;
+	enum rd_side t = RD_SIDE_NONE;
 
+	if (c->target)
+		t = strcmp(c->target, "local") == 0 ? RD_SIDE_LOCAL :
+		    RD_SIDE_REMOTE;
 	if (!u->have || u->type.len != c->typelen || u->key.len != c->keylen ||
 	    memcmp(u->type.buf, c->type, c->typelen) != 0 ||
-	    memcmp(u->key.buf, c->key, c->keylen) != 0) {
+	    memcmp(u->key.buf, c->key, c->keylen) != 0 || u->target != t) {
 		undo_emit(u);
 		sb_set(&u->type, c->type, c->typelen);
 		sb_set(&u->key, c->key, c->keylen);
+		u->target = t;
 		u->have = 1;
 		/* The first change says what was there before the run. */
 		u->existed = strcmp(c->op, "create") != 0;

@@ -10,7 +10,9 @@
  * names the deleting side.  It writes a conflict line for each conflict and
  * then, for each side in turn (local, then remote), the change that brings
  * that side to the merged record, its "target" the side and guarded by that
- * side's rev and "seen" hash.  Lines of other kinds in local and remote pass
+ * side's rev and "seen" hash (with --before, an update or a delete also
+ * carries that side's record as it was read, for recdelta-checkpoint to keep
+ * so that the run can be undone).  Lines of other kinds in local and remote pass
  * through: the remote's first, then the local's in order among the changes.
  * With --summary it writes a report instead (or as well, with --output).
  *
@@ -45,6 +47,7 @@ struct merge {
 	const char *mtime_field;	/* NULL: the record line's "mtime" */
 	FILE *fp;		/* the stream, or NULL when not wanted */
 	int all;
+	int before;	/* --before: updates and deletes carry the side's record */
 	struct tally counts;
 	unsigned long nchange;
 
@@ -334,6 +337,9 @@ emit_side(struct merge *m, int s, const struct ruleview *rv, struct ver *x,
 			hex_encode(seen, h, RD_HASH_LEN);
 			c.seen = seen;
 			c.seenlen = 2 * RD_HASH_LEN;
+			if (m->before)
+				c.before = stream_before(&m->a, c.rev,
+				    c.revlen, x->rec.fields);
 		}
 	}
 	if (ret)
@@ -516,7 +522,8 @@ usage(FILE *fp)
 	    "                      [-a] [-i FIELD]... [--tolerance FIELD=EPS]...\n"
 	    "                      [--rules FILE] [-t TYPE]... [--summary[=text|json]]\n"
 	    "                      [-o FILE] [--exit-code] [--allow-empty]\n"
-	    "                      [--allow-missing-remote] [--shard I/N] [--check-args]\n"
+	    "                      [--allow-missing-remote] [--shard I/N] [--before]\n"
+	    "                      [--check-args]\n"
 	    "\n"
 	    "  -b, --base SRC           the records when both sides were last in step\n"
 	    "  -l, --local SRC          one side\n"
@@ -537,6 +544,8 @@ usage(FILE *fp)
 	    "      --allow-missing-remote  a remote store that does not exist yet\n"
 	    "                           reads as empty\n"
 	    "      --shard I/N          only the records of shard I of N, on every side\n"
+	    "      --before             an update or a delete carries the target\n"
+	    "                           side's rev and fields in \"before\"\n"
 	    "      --check-args         check the options and the stores' words, then\n"
 	    "                           exit: read nothing, write nothing\n"
 	    "  -h, --help               print this help and exit\n"
@@ -552,7 +561,8 @@ int
 main(int argc, char *argv[])
 {
 	enum { OPT_TOL = 256, OPT_RULES, OPT_EXIT, OPT_EMPTY, OPT_SUMMARY,
-	    OPT_MISSING, OPT_PREFER, OPT_MTIME, OPT_CHECK, OPT_SHARD };
+	    OPT_MISSING, OPT_PREFER, OPT_MTIME, OPT_CHECK, OPT_SHARD,
+	    OPT_BEFORE };
 	static const struct option longopts[] = {
 		{ "base", required_argument, NULL, 'b' },
 		{ "local", required_argument, NULL, 'l' },
@@ -571,6 +581,7 @@ main(int argc, char *argv[])
 		{ "allow-missing-remote", no_argument, NULL, OPT_MISSING },
 		{ "check-args", no_argument, NULL, OPT_CHECK },
 		{ "shard", required_argument, NULL, OPT_SHARD },
+		{ "before", no_argument, NULL, OPT_BEFORE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -669,6 +680,9 @@ main(int argc, char *argv[])
 			break;
 		case OPT_CHECK:
 			checkargs = 1;
+			break;
+		case OPT_BEFORE:
+			m.before = 1;
 			break;
 		case OPT_SHARD:
 			if (shard_parse(&fo.shard, optarg) < 0) {

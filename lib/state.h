@@ -298,7 +298,10 @@ struct state_change {
 };
 int state_changes_each(struct state *s, long run,
     int (*fn)(void *ctx, const struct state_change *c), void *ctx);
-/* The changes a run applied (status ok), by type, key and order recorded. */
+/*
+ * The changes a run applied (status ok), by type, key, target (none first)
+ * and order recorded.
+ */
 int state_applied_each(struct state *s, long run,
     int (*fn)(void *ctx, const struct state_change *c), void *ctx);
 

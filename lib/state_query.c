@@ -313,7 +313,7 @@ changes_each(struct state *s, long run, int applied,
 	    " changed, error_code, error_message, target, i.before_rev,"
 	    " i.before_fields, i.after_fields FROM changes c LEFT JOIN images i"
 	    " ON i.run = c.run AND i.seq = c.seq WHERE c.run = ?1"
-	    " AND status = 'ok' ORDER BY type, key, c.seq" :
+	    " AND status = 'ok' ORDER BY type, key, target, c.seq" :
 	    "SELECT op, type, key, status, rev, changed,"
 	    " error_code, error_message, target, i.before_rev, i.before_fields,"
 	    " i.after_fields FROM changes c LEFT JOIN images i ON i.run = c.run"

@@ -21,7 +21,7 @@
 enum {
 	R_UPSERT, R_SETREV, R_DELBASE, R_GETFIELDS, R_LOG, R_OUTPUT, R_OUTDEL,
 	R_CURSOR, R_RUNOPEN, R_RUNUPD, R_SIDESET, R_SIDEDROP, R_SIDESDEL,
-	R_AGREED, R_CONFLICT, R_RETAIN, R_RETRUNS, R_IMAGE, R_NSTMT
+	R_AGREED, R_CONFLICT, R_RETAIN, R_RETRUNS, R_IMAGE, R_BOTHSIDES, R_NSTMT
 };
 
 static const char *const rec_sql[R_NSTMT] = {
@@ -70,6 +70,9 @@ static const char *const rec_sql[R_NSTMT] = {
 	SQL_IMAGES_RUNS,
 	"INSERT INTO images(run, seq, before_rev, before_fields, after_fields)"
 	" VALUES (?1, ?2, ?3, ?4, ?5)",
+	/* Whether run ?1 wrote the other side of the record too. */
+	"SELECT count(*) FROM changes WHERE run = ?1 AND type = ?2 AND key = ?3"
+	" AND status = 'ok' AND target IS NOT NULL AND target <> ?4",
 };
 
 /*
@@ -398,8 +401,38 @@ base_apply(struct state *s, struct recorder *r, const struct batch *b,
 }
 
 /*
+ * An undo's write to one side of a two-way run: the base goes back to what
+ * it was before that run, as near as the images tell.  When the run wrote
+ * one side only, the other held the merged record already, and the side
+ * written had not changed since the base: the base was what the undo
+ * restores.  When the run wrote both sides, both had changed and the base
+ * is not kept: it is dropped, and the next sync merges the two sides as
+ * records created on both, a field they hold differently a conflict kept
+ * for review, never an edit lost.
+ */
+static int
+undo_base(struct state *s, struct recorder *r, const struct batch *b,
+    const struct bop *o)
+{
+	sqlite3_stmt *st = r->st[R_BOTHSIDES];
+	int k, both;
+
+	if (db_bindi(s, st, 1, r->undoes) < 0 ||
+	    db_bindt(s, st, 2, bstr(b, o->type), o->typelen) < 0 ||
+	    db_bindt(s, st, 3, bstr(b, o->key), o->keylen) < 0 ||
+	    db_binds(s, st, 4, rd_side_name(o->side)) < 0)
+		return -1;
+	if ((k = db_step_row(s, st)) < 0)
+		return -1;
+	both = k == 1 && sqlite3_column_int64(st, 0) > 0;
+	(void)sqlite3_reset(st);
+	return both ? step_id(s, r, R_DELBASE, b, o) : base_put(s, r, b, o);
+}
+
+/*
  * What a result with a target does: its side's row holds what that side
- * now confirms, and the base takes it once the other side's row agrees.
+ * now confirms, and the base takes it once the other side's row agrees
+ * (an undo's write: see undo_base()).
  */
 static int
 sides_apply(struct state *s, struct recorder *r, const struct batch *b,
@@ -418,6 +451,8 @@ sides_apply(struct state *s, struct recorder *r, const struct batch *b,
 		    db_bindt(s, st, 5, bstr(b, o->hash), 2 * RD_HASH_LEN) < 0 ||
 		    db_step_done(s, st) < 0)
 			return -1;
+		if (r->undoes && o->status == RD_ST_OK)
+			return undo_base(s, r, b, o);
 		st = r->st[R_AGREED];
 		return bind_id(s, st, b, o) < 0 ||
 		    db_bindt(s, st, 3, bstr(b, o->hash), 2 * RD_HASH_LEN) < 0 ||

@@ -386,6 +386,33 @@ USAGE1='usage: recdelta-merge [--base SRC] --local SRC --remote SRC'
 	[ "$(seen '{"city":"q","name":"x"}')" != "$(seen '{"city":"p","name":"x"}')" ]
 }
 
+@test "--before: an update and a delete carry the targeted side's rev and fields as read; a create none" {
+	{
+		rec T a '{"n":"1"}' 1
+		rec T b '{"n":"2"}' 1
+		rec T c '{"n":"3"}' 1
+	} > b.ndjson
+	{
+		rec T a '{"n":"10"}' 2
+		rec T b '{"n":"2"}' 1
+		rec T d '{"s":"日本"}' 1
+	} > l.ndjson
+	{
+		rec T a '{"n":"1"}' 7
+		rec T b '{"n":"20"}' 8
+		rec T c '{"n":"3"}' 9
+	} > r.ndjson
+	run -0 --separate-stderr merge3 --before
+	assert_equal "$stderr" ''
+	assert_equal "$output" '{"kind":"change","op":"update","type":"T","key":"a","rev":"7","fields":{"n":"10"},"changed":["n"],"target":"remote","seen":"'"$(seen '{"n":"1"}')"'","before":{"rev":"7","fields":{"n":"1"}}}
+{"kind":"change","op":"update","type":"T","key":"b","rev":"1","fields":{"n":"20"},"changed":["n"],"target":"local","seen":"'"$(seen '{"n":"2"}')"'","before":{"rev":"1","fields":{"n":"2"}}}
+{"kind":"change","op":"create","type":"T","key":"d","fields":{"s":"日本"},"target":"remote"}
+{"kind":"change","op":"delete","type":"T","key":"c","rev":"9","target":"remote","seen":"'"$(seen '{"n":"3"}')"'","before":{"rev":"9","fields":{"n":"3"}}}'
+	# Without --before, the same lines without it.
+	run -0 merge3
+	assert_equal "$output" "$(merge3 --before | sed -E 's/,"before":\{"rev":"[0-9]+","fields":\{"n":"[0-9]+"\}\}//')"
+}
+
 @test "pass-through: the remote's lines of other kinds first, the local's in place, the base's dropped" {
 	{
 		printf '{"kind":"note","from":"base"}\n'

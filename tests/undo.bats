@@ -182,6 +182,94 @@ two_runs() {
 	done
 }
 
+# Two-way: a local sqlite: table (edited with SQL, moving no rev) and a
+# dir: remote (edited through recdelta-push).  tw_live SIDE: its live
+# records as the store gives them back, without rev and mtime, in key order.
+tw_live() {
+	recdelta-fetch -t Item "$1" | grep -v '"deleted":true' |
+	    sed -E 's/"rev":"[^"]*",//; s/"mtime":"[^"]*",//' | LC_ALL=C sort
+}
+tw_remote() {
+	recdelta-fetch -t Item dir:remote | jq -c --arg k "$2" --arg op "$1" --argjson f "${3:-null}" \
+	    'select(.key == $k) | {kind: "change", op: $op, type, key, rev} +
+	    (if $f then {fields: $f} else {} end)' |
+	    recdelta-push -q --delete-orphans dir:remote > /dev/null
+}
+
+@test "a two-way-sync run is undone on both sides, each back to what it held before the run, field for field; a record edited since is left and reported; --dry-run writes nothing; --local is required" {
+	mkdir -p tw/tmp
+	cd tw
+	export RECDELTA_STATE=$PWD/state.db TMPDIR=$PWD/tmp
+	L='sqlite:l.db?table=items&key=id&type=Item' R=dir:remote
+	sqlite3 l.db 'CREATE TABLE items(id TEXT PRIMARY KEY, a INTEGER, b TEXT, c INTEGER)'
+	sqlite3 l.db "INSERT INTO items VALUES ('k1', 9223372036854775807, 'Zürich 日本', 10),
+	    ('k2', -9223372036854775808, 'two', 20), ('k3', 3, 'three', 30)"
+	run -0 recdelta two-way-sync -q -t Item -l "$L" -r "$R"
+	# Run 2: an edit on each side, a create on the local, a delete on the
+	# remote.
+	sqlite3 l.db "UPDATE items SET a = 100 WHERE id = 'k1';
+	    INSERT INTO items VALUES ('k4', 9223372036854775806, 'four ✓', 40)"
+	tw_remote update k2 '{"a":{"$int":"-9223372036854775808"},"b":"remote b","c":20}'
+	tw_remote delete k3
+	L0=$(tw_live "$L") R0=$(tw_live "$R")
+	run -0 --separate-stderr recdelta two-way-sync -t Item -l "$L" -r "$R"
+	assert_equal "$stderr" "Local: created 0, updated 1, deleted 1; Remote: created 1, updated 1, deleted 0; Merged 0; Conflicts 0"
+	L1=$(tw_live "$L") R1=$(tw_live "$R")
+	assert_equal "$(grep '"k2"' <<<"$L1")" '{"kind":"record","type":"Item","key":"k2","fields":{"a":-9223372036854775808,"b":"remote b","c":20}}'
+	assert_equal "$(grep '"k4"' <<<"$R1")" '{"kind":"record","type":"Item","key":"k4","fields":{"a":9223372036854775806,"b":"four ✓","c":40}}'
+	run -1 grep '"k3"' <<<"$L1"
+	run -0 recdelta-checkpoint history
+	assert_line --index 1 --regexp $'^2\t.*\ttwo-way-sync\t4 ok, 3 skipped; 2 to local, 2 to remote\tdone\tundoable$'
+	# Each change's before-image is the side's record as the merge read it.
+	run -0 recdelta-checkpoint show --values --json 2
+	assert_equal "$(jq -r 'select(.key == "k2") | [.target, .before_rev] | @tsv' <<<"$output")" $'local\t0'
+
+	# Without the local store: a usage error, not the scope's refusal.
+	run -2 --separate-stderr recdelta undo 2 -r "$R"
+	assert_equal "${stderr_lines[0]}" "recdelta-undo: run 2 is a two-way run: --local is required, with its local store"
+
+	# Someone edits k2 on the local side after the run.
+	sqlite3 l.db "UPDATE items SET c = 99 WHERE id = 'k2'"
+	edited=$(tw_live "$L" | grep '"k2"')
+	# The dry run writes nothing and lists what the undo writes, each side.
+	ld=$(sha256sum < l.db) rd=$(tree_digest remote) sd=$(sha256sum < state.db)
+	run -6 --separate-stderr recdelta undo 2 -r "$R" -l "$L" --dry-run
+	assert_equal "$stderr" "Dry run: would restore 1, remove 1, recreate 1; skip 1 changed since; nothing written"
+	planned=$(jq -r '[.target, .op, .key] | @tsv' <<<"$output")
+	assert_equal "$planned" $'remote\tupdate\tk1\nlocal\tcreate\tk3\nremote\tdelete\tk4'
+	assert_equal "$(sha256sum < l.db)" "$ld"
+	assert_equal "$(tree_digest remote)" "$rd"
+	assert_equal "$(sha256sum < state.db)" "$sd"
+
+	run -6 --separate-stderr recdelta undo 2 -r "$R" -l "$L" --log log.ndjson
+	assert_equal "$stderr" "$(summary 1 1 1 1)"
+	# Both sides as before run 2, field for field, but for the record
+	# edited since, left as its editor made it.
+	assert_equal "$(tw_live "$R")" "$R0"
+	assert_equal "$(tw_live "$L")" "$( (grep -v '"k2"' <<<"$L0"; echo "$edited") | LC_ALL=C sort)"
+	run -0 jq -r 'select(.msg == "conflict: not retried") | .key' log.ndjson
+	assert_output k2
+	run -0 recdelta-checkpoint show --json 3
+	assert_equal "$(jq -r 'select(.status == "ok") | [.target, .op, .key] | @tsv' <<<"$output")" "$planned"
+	run -0 recdelta-checkpoint history
+	assert_line --index 1 --regexp $'^2\t.*\ttwo-way-sync\t.*\tdone\tundone by 3, undoable$'
+	assert_line --index 2 --regexp $'^3\t.*\tundo\t3 ok, 1 conflict; 2 to local, 2 to remote\tpartial\tundoes 2, undoable$'
+
+	# Undoing the undo: run 2's result again on both sides, the edit kept.
+	run -0 --separate-stderr recdelta undo 3 -r "$R" -l "$L"
+	assert_equal "$stderr" "$(summary 1 1 1 0)"
+	assert_equal "$(tw_live "$R")" "$R1"
+	assert_equal "$(tw_live "$L")" "$( (grep -v '"k2"' <<<"$L1"; echo "$edited") | LC_ALL=C sort)"
+	# The undo's writes moved the base back: the next sync sends the edit
+	# made since, and nothing else.
+	run -0 --separate-stderr recdelta two-way-sync -t Item -l "$L" -r "$R"
+	assert_equal "$stderr" "Local: created 0, updated 0, deleted 0; Remote: created 0, updated 1, deleted 0; Merged 0; Conflicts 0"
+	assert_equal "$(tw_live "$R" | grep '"k2"')" '{"kind":"record","type":"Item","key":"k2","fields":{"a":-9223372036854775808,"b":"remote b","c":99}}'
+	# --local goes only with a two-way run.
+	run -2 --separate-stderr recdelta undo 1 -r "$R" -l "$L" --source x
+	assert_equal "${stderr_lines[0]}" "recdelta-undo: --local and --source cannot go together"
+}
+
 @test "a historical-import run is undone alone: the runs before it stay" {
 	enter dir
 	games 60 > src.ndjson
