@@ -188,10 +188,9 @@ dir_fetch(struct store *s, const struct fetch_opts *o,
 		 * webdav:; a source that does not exist is an error.
 		 */
 		if (errno == ENOENT && stat(d->path, &st) < 0) {
-			/* Empty, its feed at generation 0, as a folder without meta.json. */
+			/* Empty, as a folder without meta.json. */
 			if (o && o->missing_ok)
-				ret = layout_feed_plan(&f, o, 0) < 0 ? -1 : f.on &&
-				    o->cursors ? layout_feed_cursor(sink, s->spec, 0) : 0;
+				ret = layout_fetch_empty(o, sink, s->spec);
 			else
 				rd_seterr(RD_EXIT_RUNTIME, "%s: %s", d->path,
 				    strerror(ENOENT));
@@ -208,10 +207,9 @@ dir_fetch(struct store *s, const struct fetch_opts *o,
 	}
 	fd = openat(dio.basefd, "meta.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		/* An empty store: its feed stands at generation 0. */
+		/* An empty store. */
 		if (errno == ENOENT)
-			ret = layout_feed_plan(&f, o, 0) < 0 ? -1 : f.on &&
-			    o->cursors ? layout_feed_cursor(sink, s->spec, 0) : 0;
+			ret = layout_fetch_empty(o, sink, s->spec);
 		else
 			rd_seterr(RD_EXIT_RUNTIME, "%s/meta.json: %s", d->path,
 			    strerror(errno));
@@ -229,8 +227,8 @@ dir_fetch(struct store *s, const struct fetch_opts *o,
 	    &generation, &feedfrom) < 0 || layout_feed_plan(&f, o, feedfrom) < 0)
 		goto out;
 	ret = layout_fetch(d->path, ents, o, &f, &io, sink);
-	if (ret == 0 && f.on && o->cursors)
-		ret = layout_feed_cursor(sink, s->spec, generation);
+	if (ret == 0)
+		ret = layout_feed_cursor(&f, o, sink, s->spec, generation);
 out:
 	if (lockfd >= 0)
 		close(lockfd);

@@ -710,7 +710,8 @@ layout_feed_wants(const struct layout_feed *f, const struct layout_entry *e)
 }
 
 int
-layout_feed_cursor(const struct store_sink *sink, const char *source,
+layout_feed_cursor(const struct layout_feed *f, const struct fetch_opts *o,
+    const struct store_sink *sink, const char *source,
     unsigned long long generation)
 {
 	char num[24];
@@ -723,6 +724,8 @@ layout_feed_cursor(const struct store_sink *sink, const char *source,
 	struct rline l;
 	int r;
 
+	if (!f->on || !o->cursors)
+		return 0;
 	snprintf(num, sizeof num, "%llu", generation);
 	v = (struct json){ .type = JSON_NUMBER, .len = strlen(num), .u.s = num };
 	sb_init(&line, 256);
@@ -732,6 +735,17 @@ layout_feed_cursor(const struct store_sink *sink, const char *source,
 	r = sink->put(sink->ctx, &l);
 	sb_release(&line);
 	return r;
+}
+
+int
+layout_fetch_empty(const struct fetch_opts *o, const struct store_sink *sink,
+    const char *source)
+{
+	struct layout_feed f;
+
+	if (layout_feed_plan(&f, o, 0) < 0)
+		return -1;
+	return layout_feed_cursor(&f, o, sink, source, 0);
 }
 
 int

@@ -113,10 +113,18 @@ int layout_feed_plan(struct layout_feed *f, const struct fetch_opts *o,
 int layout_feed_wants(const struct layout_feed *f, const struct layout_entry *e);
 /*
  * The cursor line after a feed's records, named "generation", its value the
- * index's generation; source is the store word.  The sink's return.
+ * index's generation; source is the store word.  Written when f is a feed
+ * and o asks for cursors; 0, or the sink's return.
  */
-int layout_feed_cursor(const struct store_sink *sink, const char *source,
+int layout_feed_cursor(const struct layout_feed *f, const struct fetch_opts *o,
+    const struct store_sink *sink, const char *source,
     unsigned long long generation);
+/*
+ * The fetch of a store that has no index (empty, or a target no write has
+ * made yet): no record; on a change feed, its cursor at generation 0.
+ */
+int layout_fetch_empty(const struct fetch_opts *o,
+    const struct store_sink *sink, const char *source);
 
 /* The members of an object of the index, in the layout's order. */
 const struct json_member **layout_members(const struct json *obj);

@@ -463,10 +463,8 @@ wd_fetch(struct store *s, const struct fetch_opts *o,
 		 * An empty store, or (missing_ok) a target that the first write
 		 * makes: its feed stands at generation 0.
 		 */
-		if ((r > 0 || (o && o->missing_ok)) &&
-		    layout_feed_plan(&f, o, 0) == 0)
-			ret = f.on && o->cursors ?
-			    layout_feed_cursor(sink, s->spec, 0) : 0;
+		if (r > 0 || (o && o->missing_ok))
+			ret = layout_fetch_empty(o, sink, s->spec);
 		goto out;
 	}
 	sb_addf(&where, "%s/meta.json", w->shown);
@@ -475,8 +473,8 @@ wd_fetch(struct store *s, const struct fetch_opts *o,
 		goto out;
 	plan_reads(io, ents, o, &f);
 	ret = layout_fetch(w->shown, ents, o, &f, &lio, sink);
-	if (ret == 0 && f.on && o->cursors)
-		ret = layout_feed_cursor(sink, s->spec, generation);
+	if (ret == 0)
+		ret = layout_feed_cursor(&f, o, sink, s->spec, generation);
 out:
 	for (i = 0; i < WD_CHUNK; i++)
 		http_resp_release(&io->r[i]);
