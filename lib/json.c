@@ -128,18 +128,6 @@ skipws(struct parser *ps)
 static int parse_value(struct parser *ps, struct json *out);
 
 static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int
 read_hex4(struct parser *ps, const char *q, unsigned *out)
 {
 	unsigned v = 0;
@@ -148,7 +136,7 @@ read_hex4(struct parser *ps, const char *q, unsigned *out)
 	if (ps->end - q < 4)
 		return fail(ps, "truncated \\u escape");
 	for (i = 0; i < 4; i++) {
-		int h = hexval((unsigned char)q[i]);
+		int h = hex_value((unsigned char)q[i]);
 
 		if (h < 0)
 			return fail(ps, "bad \\u escape");

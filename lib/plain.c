@@ -4,15 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 32;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /*
  * A parameter value with %XX decoded: an owned NUL-terminated copy, or NULL
  * with a message (status 2) when it is empty, holds a NUL or is not UTF-8.
@@ -20,20 +11,9 @@ hexval(int c)
 static char *
 param_value(const char *spec, const char *name, const char *s, size_t n)
 {
-	char *out = xmalloc(n + 1), *o = out;
-	size_t i, len;
+	size_t len;
+	char *out = pct_decode(s, n, &len);
 
-	for (i = 0; i < n; i++) {
-		if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-		    hexval(s[i + 2]) >= 0) {
-			*o++ = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
-			i += 2;
-		} else {
-			*o++ = s[i];
-		}
-	}
-	*o = '\0';
-	len = (size_t)(o - out);
 	if (len == 0 || strlen(out) != len || !utf8_valid(out, len)) {
 		rd_seterr(RD_EXIT_USAGE, "\"%s\": parameter \"%s\" %s",
 		    rd_quote(spec, strlen(spec)), name, len == 0 ? "is empty" :

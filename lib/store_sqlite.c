@@ -129,39 +129,6 @@ struct bval {
 
 static const struct bval nullval = { SQLITE_NULL, 0, 0, NULL, 0 };
 
-static int
-hexdigit(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 32;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/*
- * A parameter value with %XX decoded, so names may hold '&' or '=': a
- * NUL-terminated copy, its length in *len.
- */
-static char *
-pct_decode(const char *s, size_t n, size_t *len)
-{
-	char *out = xmalloc(n + 1), *o = out;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		if (s[i] == '%' && i + 2 < n &&
-		    hexdigit(s[i + 1]) >= 0 && hexdigit(s[i + 2]) >= 0) {
-			*o++ = (char)(hexdigit(s[i + 1]) << 4 | hexdigit(s[i + 2]));
-			i += 2;
-		} else {
-			*o++ = s[i];
-		}
-	}
-	*o = '\0';
-	*len = (size_t)(o - out);
-	return out;
-}
-
 static void cols_clear(struct sqlstore *q);
 
 static void

@@ -1243,36 +1243,18 @@ xml_text(struct sb *out, const char *p, const char *end)
 	}
 }
 
-static int
-hexval(int c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ?
-	    c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* The last segment of an href path, percent-decoded once. */
 static char *
 href_name(const char *href)
 {
-	size_t n = strlen(href), i;
+	size_t n = strlen(href), len;
 	const char *seg;
-	struct sb out;
 
 	while (n > 0 && href[n - 1] == '/')
 		n--;
 	for (seg = href + n; seg > href && seg[-1] != '/'; seg--)
 		;
-	sb_init(&out, 64);
-	for (i = 0; seg + i < href + n; i++) {
-		if (seg[i] == '%' && seg + i + 2 < href + n &&
-		    hexval(seg[i + 1]) >= 0 && hexval(seg[i + 2]) >= 0) {
-			sb_addc(&out, hexval(seg[i + 1]) * 16 + hexval(seg[i + 2]));
-			i += 2;
-		} else {
-			sb_addc(&out, seg[i]);
-		}
-	}
-	return out.buf;
+	return pct_decode(seg, (size_t)(href + n - seg), &len);
 }
 
 /*

@@ -373,6 +373,36 @@ hex_encode(char *out, const unsigned char *p, size_t n)
 }
 
 int
+hex_value(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 32;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+char *
+pct_decode(const char *s, size_t n, size_t *len)
+{
+	char *out = xmalloc(n + 1), *o = out;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] == '%' && i + 2 < n && hex_value(s[i + 1]) >= 0 &&
+		    hex_value(s[i + 2]) >= 0) {
+			*o++ = (char)(hex_value(s[i + 1]) << 4 |
+			    hex_value(s[i + 2]));
+			i += 2;
+		} else {
+			*o++ = s[i];
+		}
+	}
+	*o = '\0';
+	*len = (size_t)(o - out);
+	return out;
+}
+
+int
 utf8_valid(const char *str, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)str, *e = s + n;

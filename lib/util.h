@@ -111,6 +111,14 @@ int rd_pread_full(int fd, void *buf, size_t len, off_t off);
 
 /* Hex of n bytes into out (2n+1 bytes). */
 void hex_encode(char *out, const unsigned char *p, size_t n);
+/* The value of a hex digit, in either case, or -1. */
+int hex_value(int c);
+/*
+ * s (n bytes) with each %XX decoded once (a '%' without two hex digits
+ * stays as it is): an owned NUL-terminated copy, its length in *len (a
+ * decoded NUL makes it longer than strlen).
+ */
+char *pct_decode(const char *s, size_t n, size_t *len);
 
 /* True when s (length n) is valid UTF-8 (no overlongs, no surrogates). */
 int utf8_valid(const char *s, size_t n);
