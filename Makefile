@@ -117,20 +117,26 @@ SEENHASH = tests/helpers/seenhash
 $(SEENHASH): tests/helpers/seenhash.c lib/librecdelta.a $(LIBHDR) config.mk
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $@.c lib/librecdelta.a $(LDLIBS)
 
+# json_number_key against strtod, for tests/own-json.bats.
+NUMKEY = tests/helpers/numkey
+
+$(NUMKEY): tests/helpers/numkey.c lib/librecdelta.a $(LIBHDR) config.mk
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $@.c lib/librecdelta.a $(LDLIBS)
+
 # TESTS: the suites to run (make check TESTS=tests/recdelta-diff.bats).
 TESTS = tests
 
-check: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH)
+check: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH) $(NUMKEY)
 	bats --timing --jobs $${BATS_JOBS:-2} $(TESTS)
 
 # The seeded property suites of tests/property (minutes: not in make
 # check): RECDELTA_ROUNDS rounds each (default 200), RECDELTA_SEED to
 # repeat a failure.
-check-property: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH)
+check-property: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH) $(NUMKEY)
 	bats --jobs $${BATS_JOBS:-2} tests/property
 
 # Each suite under valgrind: every program run by the tests is wrapped.
-check-valgrind: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH)
+check-valgrind: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH) $(NUMKEY)
 	RECDELTA_VALGRIND=1 bats --jobs $${BATS_JOBS:-2} $(TESTS)
 
 # A separate build with the sanitizers, then the suite.
@@ -264,7 +270,7 @@ uninstall:
 
 clean:
 	rm -f $(BIN) $(LIBOBJ) lib/librecdelta.a bench/recgen $(SHIM) $(HTTPREQ) \
-	    $(STREAMKINDS) $(INDEXWALK) $(SEENHASH)
+	    $(STREAMKINDS) $(INDEXWALK) $(SEENHASH) $(NUMKEY)
 	rm -rf build
 
 .PHONY: all check check-property check-valgrind check-san demo bench bench-merge bench-cloudkit bench-scale \

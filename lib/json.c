@@ -844,6 +844,52 @@ json_number_equal(const char *a, size_t an, const char *b, size_t bn)
 }
 
 /*
+ * True when the canonical form c (DIGITS, or DIGITS e EXP: the value is
+ * DIGITS * 10^EXP, DIGITS without trailing zeros) is also the form of the
+ * double strtod reads it as, so that neither strtod nor the search for the
+ * shortest digits is needed.  It is when DIGITS has at most 15 digits and
+ * the value is either whole and below 10^15 (a double holds it exactly) or
+ * not whole and within 10^-290 .. 10^290 (no subnormal, no overflow).  A
+ * double has 15.95 significant digits, so two decimals of at most 15 digits
+ * are never read as one double: the shortest digits that read back as the
+ * double are DIGITS, and the double is not whole, as 10^EXP is more than
+ * its spacing.
+ */
+static int
+double_is_literal(const char *c, size_t n)
+{
+	const char *e = memchr(c, 'e', n), *p;
+	size_t digits;
+	long long x = 0;
+	int neg = 0;
+
+	if (*c == '-') {
+		c++;
+		n--;
+	}
+	digits = e ? (size_t)(e - c) : n;
+	if (digits > 15)
+		return 0;
+	if (e) {
+		p = e + 1;
+		if (*p == '-') {
+			neg = 1;
+			p++;
+		}
+		for (; p < c + n; p++) {
+			x = x * 10 + (*p - '0');
+			if (x > 1000)
+				return 0;
+		}
+		if (neg)
+			x = -x;
+	}
+	if (x >= 0)
+		return (long long)digits + x <= 15;
+	return x + (long long)digits - 1 >= -290;
+}
+
+/*
  * The comparison form (json.h): an integer literal, or a number beyond a
  * double's range, by its exact decimal value; any other by its double: the
  * double's exact value when it is whole (so 1.0 is 1 and 1e22 is
@@ -856,9 +902,15 @@ json_number_key(struct sb *out, const char *lit, size_t n)
 	struct json v = { JSON_NUMBER, n, { lit } };
 	char buf[400];
 	double d;
+	size_t mark = out->len;
 
 	if (json_number_is_integer(lit, n))
 		return json_number_canon(out, lit, n);
+	if (json_number_canon(out, lit, n) < 0)
+		return -1;
+	if (double_is_literal(out->buf + mark, out->len - mark))
+		return 0;
+	out->len = mark;
 	d = json_number_double(&v);
 	if (isinf(d) || isnan(d))
 		return json_number_canon(out, lit, n);

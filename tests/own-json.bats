@@ -329,6 +329,11 @@ EOF
 EOF
 }
 
+@test "numbers: the key of a fraction formed without strtod (15 digits or fewer) agrees with strtod on 200,000 seeded pairs" {
+	run -0 "$TOP/tests/helpers/numkey" 200000 1
+	assert_output '200000 pairs: 151631 equal, 0 disagree'
+}
+
 @test "numbers: the base snapshot's hash follows the rule: a synced 25.1 stays in step with 25.10000000000000142" {
 	export RECDELTA_STATE=$PWD/state.db
 	rec Game a '{"x":25.10000000000000142}' > local.ndjson
