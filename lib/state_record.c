@@ -27,7 +27,9 @@ enum {
 static const char *const rec_sql[R_NSTMT] = {
 	"INSERT INTO base(type, key, rev, hash, fields) VALUES (?1, ?2, ?3, ?4, ?5)"
 	" ON CONFLICT (type, key) DO UPDATE SET rev = excluded.rev,"
-	" hash = excluded.hash, fields = excluded.fields",
+	" hash = excluded.hash, fields = excluded.fields"
+	" WHERE rev IS NOT excluded.rev OR hash IS NOT excluded.hash"
+	" OR fields IS NOT excluded.fields",
 	"UPDATE base SET rev = ?3 WHERE type = ?1 AND key = ?2",
 	"DELETE FROM base WHERE type = ?1 AND key = ?2",
 	"SELECT fields FROM base WHERE type = ?1 AND key = ?2",
@@ -58,7 +60,9 @@ static const char *const rec_sql[R_NSTMT] = {
 	" WHERE (SELECT count(*) FROM sides WHERE type = ?1 AND key = ?2"
 	" AND hash = ?3) = 2"
 	" ON CONFLICT (type, key) DO UPDATE SET rev = excluded.rev,"
-	" hash = excluded.hash, fields = excluded.fields",
+	" hash = excluded.hash, fields = excluded.fields"
+	" WHERE rev IS NOT excluded.rev OR hash IS NOT excluded.hash"
+	" OR fields IS NOT excluded.fields",
 	/* A conflict waiting for review already is not kept twice. */
 	"INSERT INTO conflicts(run, type, key, field, base, local, remote, winner,"
 	" reason, recorded) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10"
