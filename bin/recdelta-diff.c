@@ -155,7 +155,7 @@ change_init(struct change *c, enum rd_op op, const struct index *ix,
 	memset(c, 0, sizeof *c);
 	c->op = op;
 	c->type = index_type(ix, e);
-	c->typelen = e->typelen;
+	c->typelen = index_typelen(ix, e);
 	c->key = index_key(ix, e);
 	c->keylen = e->keylen;
 	if (re && re->revlen) {
@@ -288,7 +288,7 @@ classify(struct side *local, struct side *remote, struct side *base,
 		    !index_is_selected(le) && !index_is_selected(re))
 			continue;
 		if (!le) {
-			count(index_type(rix, re), re->typelen, RD_OP_DELETE);
+			count(index_type(rix, re), index_typelen(rix, re), RD_OP_DELETE);
 			(*ndiff)++;
 			change_init(&c, RD_OP_DELETE, rix, re, rix, re);
 			if (o->before && o->fp) {
@@ -313,7 +313,7 @@ classify(struct side *local, struct side *remote, struct side *base,
 		}
 		t = index_type(lix, le);
 		if (re && index_same_hash(re, le)) {
-			count(t, le->typelen, RD_OP_SAME);
+			count(t, index_typelen(lix, le), RD_OP_SAME);
 			if (o->all && o->fp) {
 				arena_reset(&a);
 				if (index_parse(rix, re, &rbuf, &a, &robj, &rrec) < 0)
@@ -326,7 +326,7 @@ classify(struct side *local, struct side *remote, struct side *base,
 		if (index_parse(lix, le, &lbuf, &a, &lobj, &lrec) < 0)
 			goto out;
 		if (!re) {
-			count(t, le->typelen, RD_OP_CREATE);
+			count(t, index_typelen(lix, le), RD_OP_CREATE);
 			(*ndiff)++;
 			change_init(&c, RD_OP_CREATE, lix, le, rix, NULL);
 			c.fields = lrec.fields;
@@ -335,21 +335,21 @@ classify(struct side *local, struct side *remote, struct side *base,
 		}
 		if (index_parse(rix, re, &rbuf, &a, &robj, &rrec) < 0)
 			goto out;
-		rv = rules_view(local->rules, t, le->typelen);
+		rv = rules_view(local->rules, t, index_typelen(lix, le));
 		sb_reset(&changed);
 		if (record_compare(&rv, lrec.fields, rrec.fields, &changed) == 0) {
-			count(t, le->typelen, RD_OP_SAME);
+			count(t, index_typelen(lix, le), RD_OP_SAME);
 			if (o->all)
 				emit_same(o, lix, le, rix, re, rrec.fields);
 			continue;
 		}
-		count(t, le->typelen, RD_OP_UPDATE);
+		count(t, index_typelen(lix, le), RD_OP_UPDATE);
 		(*ndiff)++;
 		if (!o->fp)
 			continue;
 		/* The names record_compare() wrote, as the line's "changed". */
 		if (json_parse(&a, changed.buf, changed.len, &chobj, NULL) < 0 ||
-		    remote_edits(base, &rv, rrec.fields, re, t, le->typelen,
+		    remote_edits(base, &rv, rrec.fields, re, t, index_typelen(lix, le),
 		    index_key(lix, le), le->keylen, &chobj, &a, &bbuf,
 		    &edited) < 0 ||
 		    (edited.len && json_parse(&a, edited.buf, edited.len, &edobj,

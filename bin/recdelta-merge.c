@@ -200,7 +200,7 @@ emit_conflict(struct merge *m, const struct index *ix,
 		return;
 	memset(&cf, 0, sizeof cf);
 	cf.type = index_type(ix, e);
-	cf.typelen = e->typelen;
+	cf.typelen = index_typelen(ix, e);
 	cf.key = index_key(ix, e);
 	cf.keylen = e->keylen;
 	cf.field = field;
@@ -303,7 +303,7 @@ emit_side(struct merge *m, int s, const struct ruleview *rv, struct ver *x,
 		return 0;
 	memset(&c, 0, sizeof c);
 	c.type = index_type(ix, e);
-	c.typelen = e->typelen;
+	c.typelen = index_typelen(ix, e);
 	c.key = index_key(ix, e);
 	c.keylen = e->keylen;
 	c.target = s == L ? RD_SIDE_LOCAL : RD_SIDE_REMOTE;
@@ -373,8 +373,8 @@ merge_key(struct merge *m, const struct index_ent *const *at)
 	s = v[L].e ? L : R;
 	ix = &m->sides[s]->ix;
 	e = v[s].e;
-	cnt = tally_get(&m->counts, index_type(ix, e), e->typelen);
-	rv = rules_view(m->rules, index_type(ix, e), e->typelen);
+	cnt = tally_get(&m->counts, index_type(ix, e), index_typelen(ix, e));
+	rv = rules_view(m->rules, index_type(ix, e), index_typelen(ix, e));
 	arena_reset(&m->a);
 
 	if (v[L].e && v[R].e && index_same_hash(v[L].e, v[R].e)) {

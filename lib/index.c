@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+_Static_assert(sizeof(struct index_ent) <= 48, "an index entry is 48 bytes");
+
 void
 index_init(struct index *ix, struct store *s)
 {
@@ -21,6 +23,8 @@ index_release(struct index *ix)
 	free(ix->ents);
 	free(ix->pool);
 	free(ix->table);
+	free(ix->types);
+	free(ix->ttable);
 	memset(ix, 0, sizeof *ix);
 }
 
@@ -90,9 +94,10 @@ lookup(const struct index *ix, const char *t, size_t tn, const char *k,
 	while (ix->table[h]) {
 		struct index_ent *e = &ix->ents[(uint32_t)ix->table[h] - 1];
 
-		if (ix->table[h] >> 32 == tag && e->typelen == tn &&
-		    e->keylen == kn && memcmp(index_type(ix, e), t, tn) == 0 &&
-		    memcmp(index_key(ix, e), k, kn) == 0)
+		if (ix->table[h] >> 32 == tag && e->keylen == kn &&
+		    index_typelen(ix, e) == tn &&
+		    memcmp(index_key(ix, e), k, kn) == 0 &&
+		    memcmp(index_type(ix, e), t, tn) == 0)
 			return e;
 		h = (h + 1) & (ix->tcap - 1);
 	}
@@ -180,6 +185,50 @@ index_add_pass(struct index *ix, const struct rline *l)
 	return 0;
 }
 
+/*
+ * The number of type t, added to the types when new: the type of the last
+ * record first (inputs come in runs of one type), else by its hash in
+ * ttable, a table of twice INDEX_TYPES_MAX slots.  -1 with a message when
+ * the input has too many types (status 3, naming l's line), or the pool is
+ * full (4).
+ */
+static int
+type_number(struct index *ix, const struct rline *l)
+{
+	const char *t = l->rec->type;
+	size_t tn = l->rec->typelen;
+	const struct index_typename *y;
+	size_t h, mask = 2 * (size_t)INDEX_TYPES_MAX + 1;
+	uint32_t off;
+
+	if (ix->ntypes) {
+		y = &ix->types[ix->lasttype];
+		if (y->len == tn && memcmp(ix->pool + y->off, t, tn) == 0)
+			return ix->lasttype;
+	}
+	if (!ix->ttable)
+		ix->ttable = xcalloc(mask + 1, sizeof *ix->ttable);
+	for (h = rd_idhash(t, tn, "", 0) & mask; ix->ttable[h];
+	    h = (h + 1) & mask) {
+		y = &ix->types[ix->ttable[h] - 1];
+		if (y->len == tn && memcmp(ix->pool + y->off, t, tn) == 0)
+			return ix->lasttype = (uint16_t)(ix->ttable[h] - 1);
+	}
+	if (ix->ntypes == INDEX_TYPES_MAX) {
+		rd_seterr(RD_EXIT_DATA, "%s:%lu: type \"%s\": more than %d "
+		    "record types in one input", l->src, l->lineno,
+		    rd_quote(t, tn), INDEX_TYPES_MAX);
+		return -1;
+	}
+	if ((off = pool_add(ix, t, tn)) == UINT32_MAX)
+		return -1;
+	ix->types = xreallocarray(ix->types, ix->ntypes + 1, sizeof *ix->types);
+	ix->types[ix->ntypes].off = off;
+	ix->types[ix->ntypes].len = (uint32_t)tn;
+	ix->ttable[h] = (uint16_t)(ix->ntypes + 1);
+	return ix->lasttype = (uint16_t)ix->ntypes++;
+}
+
 int
 index_add(struct index *ix, const struct rline *l, const unsigned char *hash)
 {
@@ -187,6 +236,7 @@ index_add(struct index *ix, const struct rline *l, const unsigned char *hash)
 	struct index_ent *e, *dup;
 	size_t slot = 0;
 	uint64_t hv = 0;
+	int t;
 
 	if (ix->nrec * 2 >= ix->tcap)
 		table_resize(ix, ix->tcap ? ix->tcap * 2 : 1024);
@@ -198,15 +248,14 @@ index_add(struct index *ix, const struct rline *l, const unsigned char *hash)
 		    (unsigned long)dup->lineno);
 		return -1;
 	}
-	if (!(e = new_ent(ix, l)))
+	if ((t = type_number(ix, l)) < 0 ||
+	    !(e = new_ent(ix, l)))
 		return -1;
 	memcpy(e->hash, hash, sizeof e->hash);
-	e->typelen = (uint32_t)r->typelen;
+	e->type = (uint16_t)t;
 	e->keylen = (uint32_t)r->keylen;
 	e->revlen = (uint32_t)r->revlen;
-	e->hlo = (uint32_t)hv;
-	if ((e->id = pool_add(ix, r->type, r->typelen)) == UINT32_MAX ||
-	    pool_add(ix, r->key, r->keylen) == UINT32_MAX ||
+	if ((e->id = pool_add(ix, r->key, r->keylen)) == UINT32_MAX ||
 	    pool_add(ix, r->rev ? r->rev : "", r->revlen) == UINT32_MAX)
 		return -1;
 	ix->table[slot] = (uint64_t)(uint32_t)hv << 32 | (uint64_t)(ix->n + 1);
@@ -282,10 +331,11 @@ static int
 same_key(const struct index *ix, const struct index_ent *e,
     const struct index *ox, const struct index_ent *o)
 {
-	return !(o->flags & IX_PASS) && o->hlo == e->hlo &&
-	    o->typelen == e->typelen && o->keylen == e->keylen &&
+	return !(o->flags & IX_PASS) && o->keylen == e->keylen &&
+	    index_typelen(ox, o) == index_typelen(ix, e) &&
 	    memcmp(index_key(ox, o), index_key(ix, e), e->keylen) == 0 &&
-	    memcmp(index_type(ox, o), index_type(ix, e), e->typelen) == 0;
+	    memcmp(index_type(ox, o), index_type(ix, e),
+	    index_typelen(ix, e)) == 0;
 }
 
 void
@@ -336,7 +386,8 @@ index_walk_next(struct index_walk *w, const struct index_ent **at)
 			    &ox->ents[ox->hint]))
 				o = &ox->ents[ox->hint];
 			else
-				o = lookup(ox, index_type(ix, e), e->typelen,
+				o = lookup(ox, index_type(ix, e),
+				    index_typelen(ix, e),
 				    index_key(ix, e), e->keylen, NULL, NULL);
 			if (o) {
 				o->flags |= IX_SEEN;

@@ -4,7 +4,8 @@
  * A program that must see a whole input before it writes (diff: local and
  * remote; merge: base, local and remote) fetches each input into an index of
  * its own.  The index keeps, per line of the input, in input order: for a
- * record its type, key and rev (in one pool), the first INDEX_HASH_LEN bytes
+ * record its type (by number: each type's name is kept once), key and rev
+ * (in one pool), the first INDEX_HASH_LEN bytes
  * of the caller's hash of its fields, and where its line can be read again;
  * for a line of another kind only where it is, marked as passing through.
  * It does not keep record bodies: a record whose line the store can read
@@ -28,7 +29,8 @@
  * Cost: index_add and index_find are O(1) expected (open addressing, load at
  * most 1/2; a slot holds the low half of the key's hash and the entry's
  * number, so growing the table reads no entry and most failed probes touch
- * only the table); the entry is 56 bytes plus the pool's type, key and rev.
+ * only the table); the entry is 48 bytes plus the pool's key and rev.  An
+ * input holds at most INDEX_TYPES_MAX types (else index_add fails).
  * index_reserve() sizes the arrays once for an expected count.  index_read
  * is one pread of the line.  A walk first tries, in each later index, the
  * entry after the last one it matched there: inputs in the same order (two
@@ -50,6 +52,7 @@
 #include "store.h"
 
 #define INDEX_HASH_LEN 16	/* of the caller's hash, kept and compared */
+#define INDEX_TYPES_MAX 65535	/* record types in one input */
 
 enum {
 	IX_PASS = 1,		/* a line of another kind, passing through */
@@ -62,11 +65,16 @@ struct index_ent {
 	off_t off;		/* of its line, in the store or the spool */
 	uint32_t len;		/* of its line */
 	uint32_t lineno;	/* in the input, for messages */
-	uint32_t id;		/* of its type, then key, then rev in the pool */
-	uint32_t typelen, keylen, revlen;
-	uint32_t hlo;		/* the low half of index_keyhash(type, key) */
+	uint32_t id;		/* of its key, then rev, in the pool */
+	uint32_t keylen, revlen;
+	uint16_t type;		/* its type's number (index_type) */
 	uint8_t flags;
 	unsigned char hash[INDEX_HASH_LEN];
+};
+
+/* A type's name in the pool: the entries name it by number. */
+struct index_typename {
+	uint32_t off, len;
 };
 
 /* The members are the index's own; read them only through the functions. */
@@ -76,8 +84,12 @@ struct index {
 	size_t n, cap, nrec;
 	char *pool;
 	size_t poollen, poolcap;
-	uint64_t *table;	/* hlo << 32 | entry index + 1, or 0 */
+	uint64_t *table;	/* hash's low half << 32 | entry + 1, or 0 */
 	size_t tcap;
+	struct index_typename *types;
+	size_t ntypes;
+	uint16_t *ttable;	/* type number + 1, or 0; 2 * INDEX_TYPES_MAX */
+	uint16_t lasttype;	/* the type of the last record added */
 	size_t hint;		/* a walk's guess at the next match: ents[hint] */
 	FILE *spool;		/* made at the first line the store cannot reread */
 	off_t spoolend;
@@ -129,23 +141,32 @@ index_is_selected(const struct index_ent *e)
 	return e && (e->flags & IX_SELECTED);
 }
 
-/* A record entry's type, key and rev (revlen 0: none); not NUL-terminated. */
+/*
+ * A record entry's type (index_typelen bytes), key and rev (revlen 0:
+ * none); not NUL-terminated.
+ */
 static inline const char *
 index_type(const struct index *ix, const struct index_ent *e)
 {
-	return ix->pool + e->id;
+	return ix->pool + ix->types[e->type].off;
+}
+
+static inline size_t
+index_typelen(const struct index *ix, const struct index_ent *e)
+{
+	return ix->types[e->type].len;
 }
 
 static inline const char *
 index_key(const struct index *ix, const struct index_ent *e)
 {
-	return ix->pool + e->id + e->typelen;
+	return ix->pool + e->id;
 }
 
 static inline const char *
 index_rev(const struct index *ix, const struct index_ent *e)
 {
-	return ix->pool + e->id + e->typelen + e->keylen;
+	return ix->pool + e->id + e->keylen;
 }
 
 /* True when two record entries' hashes are equal. */

@@ -101,20 +101,66 @@ side_release(struct side *s)
 	s->err = NULL;
 }
 
-struct summary_count *
-tally_get(struct tally *t, const char *type, size_t len)
+/* Slot of type in t's table: its entry's, or the free one for it. */
+static size_t
+tally_slot(const struct tally *t, const char *type, size_t len)
+{
+	size_t h = rd_idhash(type, len, "", 0) & (t->nslots - 1);
+	const struct summary_count *c;
+
+	while (t->slots[h]) {
+		c = &t->v[t->slots[h] - 1];
+		if (c->typelen == len && memcmp(c->type, type, len) == 0)
+			break;
+		h = (h + 1) & (t->nslots - 1);
+	}
+	return h;
+}
+
+/* A table of n slots (a power of two) for every entry of t. */
+static void
+tally_rehash(struct tally *t, size_t n)
 {
 	size_t i;
 
+	free(t->slots);
+	t->slots = xcalloc(n, sizeof *t->slots);
+	t->nslots = n;
 	for (i = 0; i < t->n; i++)
-		if (t->v[i].typelen == len &&
-		    memcmp(t->v[i].type, type, len) == 0)
-			return &t->v[i];
-	t->v = xreallocarray(t->v, t->n + 1, sizeof *t->v);
-	memset(&t->v[t->n], 0, sizeof *t->v);
-	t->v[t->n].type = xmemdup(type, len);
-	t->v[t->n].typelen = len;
-	return &t->v[t->n++];
+		t->slots[tally_slot(t, t->v[i].type, t->v[i].typelen)] =
+		    (uint32_t)(i + 1);
+}
+
+struct summary_count *
+tally_get(struct tally *t, const char *type, size_t len)
+{
+	struct summary_count *c;
+	size_t h;
+
+	if (t->last < t->n && t->v[t->last].typelen == len &&
+	    memcmp(t->v[t->last].type, type, len) == 0)
+		return &t->v[t->last];
+	if (t->nslots < 2 * (t->n + 1)) {
+		size_t n = t->nslots ? 2 * t->nslots : 64;
+
+		while (n < 2 * (t->n + 1))
+			n *= 2;
+		tally_rehash(t, n);
+	}
+	h = tally_slot(t, type, len);
+	if (t->slots[h])
+		return &t->v[t->last = t->slots[h] - 1];
+	if (t->n == t->cap) {
+		t->cap = t->cap ? 2 * t->cap : 16;
+		t->v = xreallocarray(t->v, t->cap, sizeof *t->v);
+	}
+	c = &t->v[t->n];
+	memset(c, 0, sizeof *c);
+	c->type = xmemdup(type, len);
+	c->typelen = len;
+	t->slots[h] = (uint32_t)(t->n + 1);
+	t->last = t->n++;
+	return c;
 }
 
 static int
@@ -134,6 +180,11 @@ tally_sort(struct tally *t)
 {
 	if (t->n)	/* v is NULL when no type was met */
 		qsort(t->v, t->n, sizeof *t->v, countcmp);
+	/* The table names entries by place: built again when next asked. */
+	free(t->slots);
+	t->slots = NULL;
+	t->nslots = 0;
+	t->last = 0;
 }
 
 void
@@ -144,8 +195,8 @@ tally_release(struct tally *t)
 	for (i = 0; i < t->n; i++)
 		free((char *)t->v[i].type);
 	free(t->v);
-	t->v = NULL;
-	t->n = 0;
+	free(t->slots);
+	memset(t, 0, sizeof *t);
 }
 
 void

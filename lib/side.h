@@ -54,10 +54,17 @@ void side_release(struct side *s);
 
 struct tally {
 	struct summary_count *v;
-	size_t n;
+	size_t n, cap;
+	uint32_t *slots;	/* entry + 1 by the type's hash, or 0 */
+	size_t nslots;		/* 0: none built (a new or sorted tally) */
+	size_t last;		/* the entry tally_get returned last */
 };
 
-/* The counts of type (n[] zero when it is new), valid until the next call. */
+/*
+ * The counts of type (n[] zero when it is new), valid until the next call:
+ * O(1) expected, by the last type asked for, else by a table of the types'
+ * hashes.  tally_sort orders v by type name for a report.
+ */
 struct summary_count *tally_get(struct tally *t, const char *type, size_t len);
 void tally_sort(struct tally *t);
 void tally_release(struct tally *t);

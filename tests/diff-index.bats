@@ -127,3 +127,16 @@ EOF
 	assert_success
 	assert_output 'Items: 12095 unchanged, 0 new, 1 updated, 0 deleted'
 }
+
+@test "types are kept once each by number: 65,535 types in one input are compared, one more is exit 3 naming the line, nothing written" {
+	awk 'BEGIN { for (i = 0; i < 65535; i++)
+	    printf "{\"kind\":\"record\",\"type\":\"T%d\",\"key\":\"k\",\"fields\":{\"n\":%d}}\n", i, i }' > remote.ndjson
+	sed 's/"n":7}/"n":8}/' remote.ndjson > local.ndjson
+	run -0 --separate-stderr recdelta-diff -l "$L" -r "$R"
+	assert_output '{"kind":"change","op":"update","type":"T7","key":"k","fields":{"n":8},"changed":["n"]}'
+	echo '{"kind":"record","type":"one more","key":"k","fields":{}}' >> local.ndjson
+	run -3 --separate-stderr recdelta-diff -l "$L" -r "$R" -o out.ndjson
+	assert_output ''
+	[ "$stderr" = 'recdelta-diff: local.ndjson:65536: type "one more": more than 65535 record types in one input' ]
+	[ ! -e out.ndjson ]
+}

@@ -87,8 +87,8 @@ show(struct side *s, size_t i, struct sb *buf, struct arena *a)
 			arena_reset(a);
 			if (index_parse(&s->ix, e, buf, a, &obj, &rec) < 0)
 				rd_die_pending();
-			if (rec.typelen != e->typelen || rec.keylen != e->keylen ||
-			    memcmp(rec.type, index_type(&s->ix, e), e->typelen) != 0 ||
+			if (rec.typelen != index_typelen(&s->ix, e) || rec.keylen != e->keylen ||
+			    memcmp(rec.type, index_type(&s->ix, e), rec.typelen) != 0 ||
 			    memcmp(rec.key, index_key(&s->ix, e), e->keylen) != 0)
 				rd_die(RD_EXIT_RUNTIME, "entry %zu:%lu: read back "
 				    "another record", i, (unsigned long)e->lineno);
@@ -99,7 +99,7 @@ show(struct side *s, size_t i, struct sb *buf, struct arena *a)
 		if (index_is_pass(e)) {
 			fputs("\t-\t-\t-", stdout);
 		} else {
-			field(index_type(&s->ix, e), e->typelen);
+			field(index_type(&s->ix, e), index_typelen(&s->ix, e));
 			field(index_key(&s->ix, e), e->keylen);
 			field(index_rev(&s->ix, e), e->revlen);
 		}
@@ -174,7 +174,7 @@ main(int argc, char *argv[])
 			rd_die(RD_EXIT_RUNTIME, "a walk step with no entry");
 		e = at[i];
 		fputs("walk", stdout);
-		field(index_type(ixs[i], e), e->typelen);
+		field(index_type(ixs[i], e), index_typelen(ixs[i], e));
 		field(index_key(ixs[i], e), e->keylen);
 		for (i = 0; i < n; i++) {
 			if (at[i])
