@@ -436,13 +436,13 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: recdelta-diff --local SRC --remote SRC [-a] [--sparse] [-i FIELD]...\n"
+	    "usage: recdelta-diff --local SRC --remote SRC [-a] [-i FIELD]...\n"
 	    "                     [--tolerance FIELD=EPS]... [--rules FILE]\n"
 	    "                     [-t TYPE]... [--summary[=text|json]] [-o FILE]\n"
 	    "                     [--window FIELD=FROM..TO] [--exit-code] [--allow-empty]\n"
 	    "                     [--allow-missing-remote] [--base SRC] [--shard I/N]\n"
 	    "                     [--check-args] [--before] [--where FILTER]\n"
-	    "                     [--insecure-http]\n"
+	    "                     [--sparse] [--insecure-http]\n"
 	    "\n"
 	    "  -l, --local SRC          the data as it should be\n"
 	    "  -r, --remote SRC         the data as it is\n"

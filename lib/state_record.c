@@ -1132,9 +1132,8 @@ state_record_line(struct state *s, const struct json *obj, enum rd_kind kind)
 		 * run of a push that had nothing to write, as its same lines
 		 * would have: nothing is recorded of it.
 		 */
-		if (stream_get_str(obj, "stage", STREAM_OPTIONAL, &stage, &n) < 0)
-			return -1;
-		if (n != 4 || memcmp(stage, "diff", 4) != 0)
+		if (stream_get_str(obj, "stage", STREAM_OPTIONAL, &stage,
+		    &n) < 0 || n != 4 || memcmp(stage, "diff", 4) != 0)
 			return 0;
 		r->consumed++;
 		return 0;

@@ -119,7 +119,8 @@ Would delete 1 orphan records (use --delete-orphans to confirm)"
 		# d: deleted remotely, created again from the local data (prune
 		# records nothing: the base row is record's).
 		res create T d ok 2 '{"n":1}'
-		# e: an orphan the feed told of; f: a record the feed told of, settled.
+		# e: an orphan the feed told of; f: a record the feed told of,
+		# settled by a same line; g: one that is not named at all.
 		res delete T e skipped 1 '' ',"error":{"code":"orphan","message":"not deleted without --delete-orphans"}'
 		res same T f skipped 3 '{"n":3}'
 		echo '{"kind":"summary","stage":"diff","counts":{"T":{"same":2,"create":1,"update":0,"delete":1}}}'
@@ -131,6 +132,8 @@ Would delete 1 orphan records (use --delete-orphans to confirm)"
 		rec U x '{"n":2}' 2
 		rec T e '{"n":5}' 1
 		rec T f '{"n":3}' 3
+		# g: in step and left out of the plan, so named by no result.
+		rec T g '{"n":7}' 2
 		echo '{"kind":"cursor","source":"s","name":"since","value":"7"}'
 	} > results.ndjson
 	run -0 --separate-stderr recdelta-checkpoint prune --sparse --cursor feed < results.ndjson
