@@ -66,7 +66,7 @@ usage(FILE *fp)
 	    "       recdelta-checkpoint conflicts [--json] [--all] [-t TYPE]...\n"
 	    "       recdelta-checkpoint conflicts review (ID... | --all [-t TYPE]...)\n"
 	    "       recdelta-checkpoint outbox\n"
-	    "       recdelta-checkpoint prune [--runs N | --cursor NAME]\n");
+	    "       recdelta-checkpoint prune [--runs N | [--sparse] [--cursor NAME]]\n");
 	if (fp == stderr)
 		return;
 	fprintf(fp,
@@ -93,6 +93,8 @@ usage(FILE *fp)
 	    "      --partial      end the run as partial\n"
 	    "      --full         the feed is a whole read: the base left out (fold)\n"
 	    "      --cursor NAME  keep the input's last cursor as NAME (prune)\n"
+	    "      --sparse       the results name only what changed: remove only\n"
+	    "                     the records the feed said were gone (prune)\n"
 	    "      --all          every window (windows reset), every conflict\n"
 	    "                     (conflicts, conflicts review)\n"
 	    "      --json         write NDJSON\n"
@@ -124,7 +126,7 @@ badusage(const char *fmt, ...)
 enum {
 	O_STATE = 256, O_SUMMARY, O_SCOPE, O_RUN, O_FLOW, O_BATCH, O_WINDOW, O_FROM, O_TO, O_STEP,
 	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE, O_ALL, O_PARTIAL, O_SOURCE,
-	O_SHARD, O_UNDOES, O_RUNS, O_VALUES, O_FULL, O_CURSOR
+	O_SHARD, O_UNDOES, O_RUNS, O_VALUES, O_FULL, O_CURSOR, O_SPARSE
 };
 
 struct subopts {
@@ -133,7 +135,7 @@ struct subopts {
 	const char *flow, *from, *to, *step, *reason, *window, *source, *cursor;
 	struct shard shard;	/* --shard; n 0: none */
 	size_t batch;
-	int json, check, force, all, partial, nul, summary, full;
+	int json, check, force, all, partial, nul, summary, full, sparse;
 	char **types;
 	size_t ntypes;
 };
@@ -182,6 +184,7 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 		{ "values", no_argument, NULL, O_VALUES },
 		{ "full", no_argument, NULL, O_FULL },
 		{ "cursor", required_argument, NULL, O_CURSOR },
+		{ "sparse", no_argument, NULL, O_SPARSE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -286,6 +289,9 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 			if (!*optarg)
 				badusage("--cursor: empty name");
 			o->cursor = optarg;
+			break;
+		case O_SPARSE:
+			o->sparse = 1;
 			break;
 		case 'z':
 			o->nul = 1;
@@ -2338,16 +2344,20 @@ cmd_outbox(int argc, char **argv)
  * only the records it names.  The record lines among it are what the run's
  * change feed said: of those, the records that a result names without
  * settling them (a remote edit kept, an orphan, a conflict) are kept for
- * the next run's fold.  With --cursor NAME, the value of the last cursor
+ * the next run's fold.  With --sparse, the results of a sparse plan, which
+ * leave out the records in step: a base row goes only when the feed's
+ * last word of its record is a tombstone and no result names it (gone
+ * from both sides).  With --cursor NAME, the value of the last cursor
  * line of the input becomes cursor NAME; all in one transaction, so that a
  * flow's feed cursor moves exactly when its run's base is settled.  With
  * --runs N instead (no input is read): keep the before-images of the
- * newest N runs only, from now on, and drop the others now.
+ * newest N runs only, from now on, and drop the others now.  Lines of
+ * other kinds (a plan's summary) are read past.
  */
 static int
 cmd_prune(int argc, char **argv)
 {
-	static const int allowed[] = { O_RUNS, O_CURSOR, 0 };
+	static const int allowed[] = { O_RUNS, O_CURSOR, O_SPARSE, 0 };
 	struct subopts o;
 	struct cursor cur;
 	struct record rec;
@@ -2365,8 +2375,9 @@ cmd_prune(int argc, char **argv)
 	int havecur = 0;
 
 	argc -= parse_opts(argc, argv, allowed, &o);
-	if (o.runs >= 0 && o.cursor)
-		badusage("--runs and --cursor: one or the other");
+	if (o.runs >= 0 && (o.cursor || o.sparse))
+		badusage("--runs and --%s: one or the other", o.cursor ?
+		    "cursor" : "sparse");
 	need_args(argc, 0, "");
 	s = open_state(STATE_WRITE);
 	if (o.runs >= 0) {
@@ -2382,7 +2393,7 @@ cmd_prune(int argc, char **argv)
 	arena_init(&a);
 	sb_init(&curval, 64);
 	sb_init(&fields, 1024);
-	if (state_prune_begin(s) < 0)
+	if (state_prune_begin(s, o.sparse) < 0)
 		die_state(s);
 	while ((n = lreader_next(&r, &line, &len)) > 0) {
 		arena_reset(&a);

@@ -5,7 +5,9 @@
  * remote (as it is), and writes one change line for each record that differs:
  * create (only local), update (both, fields differ under the rules, with the
  * remote rev and the names of the changed fields) and delete (only remote);
- * same too with --all.  Lines of other kinds in the inputs pass through:
+ * same too with --all (with --sparse, only where the base does not hold
+ * the remote's record as it is, the plan then ending with the summary
+ * line).  Lines of other kinds in the inputs pass through:
  * the remote's first, then the local's in order among the changes.  With
  * --summary it writes a report instead (or as well, with --output).
  * With --base, the records as they were when last in step (a checkpoint's
@@ -124,6 +126,7 @@ struct out {
 	FILE *fp;		/* change lines, or NULL when not wanted */
 	struct sb line;
 	int all;
+	int sparse;	/* --sparse: a same line only where it tells the base */
 	int before;	/* --before: updates and deletes carry the remote's */
 	int where;		/* --where: only keys selected on a side */
 };
@@ -193,6 +196,39 @@ emit_same(struct out *o, const struct index *lix, const struct index_ent *le,
 }
 
 /*
+ * Whether the base holds the remote's record at re as it is: the key, the
+ * rev, and the content under no rules.  The index's digests are under the
+ * rules, which are no rules for a type that ignores no field; else both
+ * records are read again.  1, 0, or -1 with a message.
+ */
+static int
+base_holds(struct side *base, const struct ruleview *rv, struct index *rix,
+    const struct index_ent *re, const char *t, size_t tn, const char *k,
+    size_t kn, struct arena *a, struct sb *bbuf, struct sb *rbuf,
+    struct sb *scratch)
+{
+	struct ruleview none = { 0 };
+	const struct index_ent *be;
+	unsigned char bh[RD_DIGEST_LEN], rh[RD_DIGEST_LEN];
+	struct json bobj, robj;
+	struct record brec, rrec;
+
+	if (!(be = index_find(&base->ix, t, tn, k, kn)))
+		return 0;
+	if (be->revlen != re->revlen || memcmp(index_rev(&base->ix, be),
+	    index_rev(rix, re), re->revlen) != 0)
+		return 0;
+	if (!rules_view_ignores(rv))
+		return index_same_hash(be, re);
+	if (index_parse(&base->ix, be, bbuf, a, &bobj, &brec) < 0 ||
+	    index_parse(rix, re, rbuf, a, &robj, &rrec) < 0 ||
+	    record_digest(&none, brec.fields, bh, scratch) < 0 ||
+	    record_digest(&none, rrec.fields, rh, scratch) < 0)
+		return -1;
+	return memcmp(bh, rh, RD_DIGEST_LEN) == 0;
+}
+
+/*
  * The fields an update overwrites that were changed on the remote since the
  * base: those of names (the update's "changed", local against remote) that
  * also differ between the base and the remote, as a JSON array into edited,
@@ -253,17 +289,19 @@ classify(struct side *local, struct side *remote, struct side *base,
 	struct index *lix = &local->ix, *rix = &remote->ix;
 	struct index_walk w;
 	const struct index_ent *at[2];
-	struct sb lbuf, rbuf, bbuf, changed, edited;
+	struct sb lbuf, rbuf, bbuf, xbuf, scratch, changed, edited;
 	struct arena a;
 	struct json lobj, robj, chobj, edobj;
 	struct record lrec, rrec;
 	struct change c;
 	size_t i;
-	int ret = -1;
+	int k = 0, ret = -1;
 
 	sb_init(&lbuf, 4096);
 	sb_init(&rbuf, 4096);
 	sb_init(&bbuf, 4096);
+	sb_init(&xbuf, 4096);
+	sb_init(&scratch, 4096);
 	sb_init(&changed, 256);
 	sb_init(&edited, 64);
 	arena_init(&a);
@@ -312,14 +350,23 @@ classify(struct side *local, struct side *remote, struct side *base,
 			continue;
 		}
 		t = index_type(lix, le);
+		rv = rules_view(local->rules, t, index_typelen(lix, le));
 		if (re && index_same_hash(re, le)) {
 			count(t, index_typelen(lix, le), RD_OP_SAME);
-			if (o->all && o->fp) {
-				arena_reset(&a);
-				if (index_parse(rix, re, &rbuf, &a, &robj, &rrec) < 0)
+			if (!o->all || !o->fp)
+				continue;
+			arena_reset(&a);
+			/* --sparse: only what tells the base something. */
+			if (o->sparse && (!base || (k = base_holds(base, &rv,
+			    rix, re, t, index_typelen(lix, le), index_key(lix, le),
+			    le->keylen, &a, &bbuf, &xbuf, &scratch)) != 0)) {
+				if (base && k < 0)
 					goto out;
-				emit_same(o, lix, le, rix, re, rrec.fields);
+				continue;
 			}
+			if (index_parse(rix, re, &rbuf, &a, &robj, &rrec) < 0)
+				goto out;
+			emit_same(o, lix, le, rix, re, rrec.fields);
 			continue;
 		}
 		arena_reset(&a);
@@ -335,12 +382,20 @@ classify(struct side *local, struct side *remote, struct side *base,
 		}
 		if (index_parse(rix, re, &rbuf, &a, &robj, &rrec) < 0)
 			goto out;
-		rv = rules_view(local->rules, t, index_typelen(lix, le));
 		sb_reset(&changed);
 		if (record_compare(&rv, lrec.fields, rrec.fields, &changed) == 0) {
 			count(t, index_typelen(lix, le), RD_OP_SAME);
-			if (o->all)
-				emit_same(o, lix, le, rix, re, rrec.fields);
+			if (!o->all)
+				continue;
+			/* --sparse: only what tells the base something. */
+			if (o->sparse && (!base || (k = base_holds(base, &rv,
+			    rix, re, t, index_typelen(lix, le), index_key(lix, le),
+			    le->keylen, &a, &bbuf, &xbuf, &scratch)) != 0)) {
+				if (base && k < 0)
+					goto out;
+				continue;
+			}
+			emit_same(o, lix, le, rix, re, rrec.fields);
 			continue;
 		}
 		count(t, index_typelen(lix, le), RD_OP_UPDATE);
@@ -370,6 +425,8 @@ out:
 	sb_release(&lbuf);
 	sb_release(&rbuf);
 	sb_release(&bbuf);
+	sb_release(&xbuf);
+	sb_release(&scratch);
 	sb_release(&changed);
 	sb_release(&edited);
 	return ret;
@@ -385,11 +442,14 @@ usage(FILE *fp)
 	    "                     [--window FIELD=FROM..TO] [--exit-code] [--allow-empty]\n"
 	    "                     [--allow-missing-remote] [--base SRC] [--shard I/N]\n"
 	    "                     [--check-args] [--before] [--where FILTER]\n"
-	    "                     [--insecure-http]\n"
+	    "                     [--sparse] [--insecure-http]\n"
 	    "\n"
 	    "  -l, --local SRC          the data as it should be\n"
 	    "  -r, --remote SRC         the data as it is\n"
 	    "  -a, --all                also write a line for each unchanged record\n"
+	    "      --sparse             as --all, but a same line only where the base\n"
+	    "                           does not hold the remote's record as it is;\n"
+	    "                           the summary line last\n"
 	    "  -i, --ignore FIELD       never compare FIELD\n"
 	    "      --tolerance FIELD=EPS  numbers in FIELD equal within EPS\n"
 	    "      --rules FILE         per-type rules (TYPE ignore|tolerance ARG)\n"
@@ -428,11 +488,12 @@ main(int argc, char *argv[])
 {
 	enum { OPT_TOL = 256, OPT_RULES, OPT_EXIT, OPT_EMPTY, OPT_SUMMARY,
 	    OPT_WINDOW, OPT_MISSING, OPT_BASE, OPT_CHECK, OPT_INSECURE, OPT_SHARD,
-	    OPT_BEFORE, OPT_WHERE };
+	    OPT_BEFORE, OPT_WHERE, OPT_SPARSE };
 	static const struct option longopts[] = {
 		{ "local", required_argument, NULL, 'l' },
 		{ "remote", required_argument, NULL, 'r' },
 		{ "all", no_argument, NULL, 'a' },
+		{ "sparse", no_argument, NULL, OPT_SPARSE },
 		{ "ignore", required_argument, NULL, 'i' },
 		{ "tolerance", required_argument, NULL, OPT_TOL },
 		{ "rules", required_argument, NULL, OPT_RULES },
@@ -483,6 +544,9 @@ main(int argc, char *argv[])
 			break;
 		case 'a':
 			o.all = 1;
+			break;
+		case OPT_SPARSE:
+			o.all = o.sparse = 1;
 			break;
 		case 'i':
 			if (rules_add_ignore(rules, NULL, optarg) < 0)
@@ -681,6 +745,9 @@ main(int argc, char *argv[])
 		rd_die_pending();
 	tally_sort(&counts);
 	warn_no_shared_type();
+	/* A sparse plan says how many records were in step, last. */
+	if (o.sparse && o.fp)
+		write_summary(o.fp, 1);
 	if (outpath && (fflush(o.fp) != 0 || ferror(o.fp) || fclose(o.fp) != 0))
 		rd_die(RD_EXIT_RUNTIME, "%s: %s", outpath, strerror(errno));
 	if (summary)

@@ -70,9 +70,17 @@ struct opts {
 struct counts {
 	unsigned long created, updated, deleted, skipped, conflicts, failed,
 	    deferred, orphans, planned[RD_OP_N], overwrote, kept;
+	unsigned long same;	/* of skipped: the plan's same lines */
 };
 
 static struct counts cnt;
+/*
+ * The records in step by the plan's diff summary lines (a sparse plan,
+ * recdelta-diff --sparse, has one and same lines only for some of them),
+ * and whether it had one.
+ */
+static unsigned long plan_same;
+static int plan_summary;
 
 static FILE *spool;
 static struct line *lines;
@@ -203,6 +211,30 @@ note_type(const char *type, size_t n)
 	ptypes[nptypes++] = xmemdup(type, n);
 }
 
+/*
+ * A line of another kind: when it is a diff's summary, add its "same"
+ * counts to plan_same.  -1 with a message when it is one and malformed.
+ */
+static int
+note_summary(struct arena *a, const char *text, size_t len)
+{
+	struct json obj;
+	struct summary sum;
+	const char *stage;
+	size_t i, n;
+
+	if (stream_parse_kind(a, text, len, &obj) != RD_KIND_SUMMARY ||
+	    stream_get_str(&obj, "stage", STREAM_OPTIONAL, &stage, &n) < 0 ||
+	    n != 4 || memcmp(stage, "diff", 4) != 0)
+		return 0;
+	if (stream_get_summary(a, &obj, &sum) < 0)
+		return -1;
+	for (i = 0; i < sum.ncounts; i++)
+		plan_same += sum.counts[i].n[RD_OP_SAME];
+	plan_summary = 1;
+	return 0;
+}
+
 /* Phase one: read and check everything, keep the lines in a spool file. */
 static int
 read_plan(const struct opts *o)
@@ -228,7 +260,8 @@ read_plan(const struct opts *o)
 	while ((n = lreader_next(&r, &text, &len)) > 0) {
 		arena_reset(&a);
 		if ((k = parse_change(&a, text, len, &c, &edited)) < 0 ||
-		    (c.fields && check_fields(&c, &canon) < 0)) {
+		    (c.fields && check_fields(&c, &canon) < 0) ||
+		    (k == PASS && note_summary(&a, text, len) < 0)) {
 			rd_prefixerr("%s:%lu: ", r.name, r.lineno);
 			goto out;
 		}
@@ -777,6 +810,7 @@ apply_batch(struct store *st, size_t from, size_t to, const struct opts *o,
 				result(RD_OP_SAME, &c, RD_ST_SKIPPED, c.rev,
 				    c.revlen, c.fields, NULL, NULL);
 				cnt.skipped++;
+				cnt.same++;
 			} else {
 				result(RD_OP_DELETE, &c, RD_ST_SKIPPED, c.rev,
 				    c.revlen, NULL, "orphan",
@@ -1096,6 +1130,14 @@ main(int argc, char *argv[])
 	if (stream_out_close() < 0)
 		rd_die_pending();
 
+	/*
+	 * The records in step are the summary's, when the plan has one: a
+	 * sparse plan leaves most of them out.  Those of the same lines it
+	 * has are among them; the other skips (a conflict now equal, a
+	 * delete found done) are not.
+	 */
+	if (plan_summary)
+		cnt.skipped = cnt.skipped - cnt.same + plan_same;
 	if (!o.quiet) {
 		if (o.dry_run)
 			fprintf(stderr, "Dry run: would create %lu, update %lu, "

@@ -228,6 +228,23 @@ rules_ignored(const struct ruleview *v, const char *field, size_t n)
 	return (f = find_rule(v->all, field, n)) && f->ignore;
 }
 
+static int
+set_ignores(const struct ruleset *s)
+{
+	size_t i;
+
+	for (i = 0; s && i < s->nf; i++)
+		if (s->f[i].ignore)
+			return 1;
+	return 0;
+}
+
+int
+rules_view_ignores(const struct ruleview *v)
+{
+	return set_ignores(v->type) || set_ignores(v->all);
+}
+
 /* The tolerance for a field, or -1 for exact comparison. */
 static double
 field_eps(const struct ruleview *v, const char *field, size_t n)

@@ -51,6 +51,12 @@ struct ruleview {
 };
 struct ruleview rules_view(const struct rules *r, const char *type, size_t n);
 int rules_ignored(const struct ruleview *v, const char *field, size_t n);
+/*
+ * Whether any field is ignored under v: only then does a hash under v
+ * differ from one under no rules (tolerances leave the canonical form as
+ * it is).
+ */
+int rules_view_ignores(const struct ruleview *v);
 
 #define RD_HASH_LEN 32
 

@@ -151,9 +151,9 @@ int state_unlock(struct state *s, long pid, int force, struct sb *msg,
  * state_record_commit() hands the batch to the writer, which commits it in one transaction while the
  * caller goes on: call it only once the batch's lines are passed on.
  * state_record_finish() hands over the last batch, closes the run and waits
- * for the writer; a stream without result, cursor or conflict lines is no
- * run, and
- * leaves the state untouched.  A failure of the writer is returned by the next of these
+ * for the writer; a stream without result, cursor or conflict lines, nor a
+ * diff's summary line (which ends a sparse plan, and records nothing), is
+ * no run, and leaves the state untouched.  A failure of the writer is returned by the next of these
  * calls.  state_record_abort() drops the batch being filled, waits for the
  * writer to commit those handed over, and marks the run failed if a batch
  * of it was committed.
@@ -356,8 +356,15 @@ int state_outbox_each(struct state *s,
  * NULL: a tombstone) and its cursor to prune_cursor; finish then keeps, of
  * what feeds said (feed_seen), the records named by a result that did not
  * settle them, so that the next run's fold sees them still.
+ *
+ * sparse: the stream is a sparse plan's (recdelta-diff --sparse), which
+ * names only the records that changed or tell the base something; finish
+ * then deletes only the base rows of the records the feed said last were
+ * gone (a tombstone) that no result names, gone from both sides, and
+ * leaves the sides rows; feed_seen is kept as above.  Its cost grows with
+ * the results and the feed, not with the base.
  */
-int state_prune_begin(struct state *s);
+int state_prune_begin(struct state *s, int sparse);
 int state_prune_add(struct state *s, const char *type, size_t typelen,
     const char *key, size_t keylen, int settled);
 int state_prune_feed(struct state *s, const char *type, size_t typelen,

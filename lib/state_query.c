@@ -590,16 +590,28 @@ state_outbox_each(struct state *s,
 
 /* Pruning the base */
 
-static sqlite3_stmt *prune_add, *prune_feed;
+static sqlite3_stmt *prune_add, *prune_feed, *prune_last, *prune_star;
+static int prune_sparse;
 
 int
-state_prune_begin(struct state *s)
+state_prune_begin(struct state *s, int sparse)
 {
+	prune_sparse = sparse;
 	if (db_exec(s, "CREATE TEMP TABLE IF NOT EXISTS prune_seen2 (type TEXT, "
 	    "key TEXT, settled INTEGER, PRIMARY KEY (type, key)) WITHOUT ROWID") < 0 ||
 	    db_exec(s, "CREATE INDEX IF NOT EXISTS temp.prune_seen2_key ON "
 	    "prune_seen2 (key)") < 0 ||
-	    db_exec(s, "DELETE FROM prune_seen2") < 0 || db_begin(s) < 0)
+	    db_exec(s, "DELETE FROM prune_seen2") < 0)
+		return -1;
+	/* Sparse: of each key the feed named, whether its last word was gone. */
+	if (sparse && (db_exec(s, "CREATE TEMP TABLE IF NOT EXISTS prune_last "
+	    "(type TEXT, key TEXT, deleted INTEGER, PRIMARY KEY (type, key)) "
+	    "WITHOUT ROWID") < 0 ||
+	    db_exec(s, "CREATE INDEX IF NOT EXISTS temp.prune_last_key ON "
+	    "prune_last (key)") < 0 ||
+	    db_exec(s, "DELETE FROM prune_last") < 0))
+		return -1;
+	if (db_begin(s) < 0)
 		return -1;
 	/* A key settled by any of its results stays settled. */
 	if (db_prep(s, &prune_add, "INSERT INTO prune_seen2 (type, key, settled) "
@@ -632,11 +644,33 @@ state_prune_feed(struct state *s, const char *type, size_t typelen,
 	    "feed_seen (type, key, rev, fields) VALUES (?1, ?2, ?3, ?4)", 1) < 0)
 		return -1;
 	st = prune_feed;
-	return db_bindt(s, st, 1, type, typelen) < 0 ||
+	if (db_bindt(s, st, 1, type, typelen) < 0 ||
 	    db_bindt(s, st, 2, key, keylen) < 0 ||
 	    db_bindt(s, st, 3, rev, revlen) < 0 ||
-	    db_bindt(s, st, 4, fields, fieldslen) < 0 ? -1 :
-	    db_step_done(s, st);
+	    db_bindt(s, st, 4, fields, fieldslen) < 0 ||
+	    db_step_done(s, st) < 0)
+		return -1;
+	if (!prune_sparse)
+		return 0;
+	/*
+	 * As the fold reads the feed: a tombstone of type "*" takes the key
+	 * of every type the feed named before, and of every other type.
+	 */
+	if (!fields && typelen == 1 && *type == '*') {
+		if (!prune_star && db_prep(s, &prune_star, "UPDATE prune_last "
+		    "SET deleted = 1 WHERE key = ?1", 1) < 0)
+			return -1;
+		if (db_bindt(s, prune_star, 1, key, keylen) < 0 ||
+		    db_step_done(s, prune_star) < 0)
+			return -1;
+	}
+	if (!prune_last && db_prep(s, &prune_last, "INSERT OR REPLACE INTO "
+	    "prune_last (type, key, deleted) VALUES (?1, ?2, ?3)", 1) < 0)
+		return -1;
+	return db_bindt(s, prune_last, 1, type, typelen) < 0 ||
+	    db_bindt(s, prune_last, 2, key, keylen) < 0 ||
+	    db_bindi(s, prune_last, 3, fields == NULL) < 0 ? -1 :
+	    db_step_done(s, prune_last);
 }
 
 int
@@ -656,26 +690,74 @@ state_prune_cursor(struct state *s, const char *name, const char *value)
 	return r;
 }
 
-int
-state_prune_finish(struct state *s, long long *removed)
+static void
+prune_release(void)
 {
 	db_finalize(prune_add);
 	prune_add = NULL;
 	db_finalize(prune_feed);
 	prune_feed = NULL;
-	if (db_exec(s, "DELETE FROM base WHERE NOT EXISTS (SELECT 1 FROM "
-	    "prune_seen2 p WHERE p.type = base.type AND p.key = base.key)") < 0) {
-		db_rollback(s);
+	db_finalize(prune_last);
+	prune_last = NULL;
+	db_finalize(prune_star);
+	prune_star = NULL;
+}
+
+/*
+ * Sparse: the base rows of the records the feed said last were gone and
+ * no result names, found from the feed's keys, never by reading the
+ * base: a typed tombstone's row, and of a tombstone of type "*" the rows
+ * of its key of every type the feed did not name otherwise (the types by
+ * a skip-scan of the base's key, one lookup a type).
+ */
+static int
+prune_gone(struct state *s, long long *removed)
+{
+	if (db_exec(s, "DELETE FROM base WHERE (type, key) IN (SELECT type, key "
+	    "FROM prune_last WHERE deleted AND type <> '*') AND NOT EXISTS "
+	    "(SELECT 1 FROM prune_seen2 p WHERE p.type = base.type AND "
+	    "p.key = base.key)") < 0)
 		return -1;
-	}
 	*removed = sqlite3_changes(s->db);
-	if (db_exec(s, "DELETE FROM sides WHERE NOT EXISTS (SELECT 1 FROM "
-	    "prune_seen2 p WHERE p.type = sides.type AND p.key = sides.key)") < 0 ||
-	    /*
-	     * Two lookups, each by an index, rather than one by the key alone
-	     * (a scan of the results for every row of the feed).
-	     */
-	    db_exec(s, "DELETE FROM feed_seen WHERE NOT (EXISTS (SELECT 1 FROM "
+	if (db_exec(s, "WITH RECURSIVE types(t) AS (SELECT min(type) FROM base "
+	    "UNION ALL SELECT (SELECT min(type) FROM base WHERE type > t) FROM "
+	    "types WHERE t IS NOT NULL) DELETE FROM base WHERE (type, key) IN "
+	    "(SELECT types.t, f.key FROM prune_last f, types WHERE f.type = '*' "
+	    "AND f.deleted AND types.t IS NOT NULL AND NOT EXISTS (SELECT 1 "
+	    "FROM prune_last g WHERE g.type = types.t AND g.key = f.key)) AND "
+	    "NOT EXISTS (SELECT 1 FROM prune_seen2 p WHERE p.type = base.type "
+	    "AND p.key = base.key)") < 0)
+		return -1;
+	*removed += sqlite3_changes(s->db);
+	return 0;
+}
+
+int
+state_prune_finish(struct state *s, long long *removed)
+{
+	prune_release();
+	if (prune_sparse) {
+		if (prune_gone(s, removed) < 0) {
+			db_rollback(s);
+			return -1;
+		}
+	} else {
+		if (db_exec(s, "DELETE FROM base WHERE NOT EXISTS (SELECT 1 FROM "
+		    "prune_seen2 p WHERE p.type = base.type AND p.key = "
+		    "base.key)") < 0 ||
+		    (*removed = sqlite3_changes(s->db),
+		    db_exec(s, "DELETE FROM sides WHERE NOT EXISTS (SELECT 1 "
+		    "FROM prune_seen2 p WHERE p.type = sides.type AND p.key = "
+		    "sides.key)") < 0)) {
+			db_rollback(s);
+			return -1;
+		}
+	}
+	/*
+	 * Two lookups, each by an index, rather than one by the key alone
+	 * (a scan of the results for every row of the feed).
+	 */
+	if (db_exec(s, "DELETE FROM feed_seen WHERE NOT (EXISTS (SELECT 1 FROM "
 	    "prune_seen2 p WHERE p.type = feed_seen.type AND p.key = "
 	    "feed_seen.key AND NOT p.settled) OR (feed_seen.type = '*' AND "
 	    "EXISTS (SELECT 1 FROM prune_seen2 p WHERE p.key = feed_seen.key "
@@ -689,9 +771,6 @@ state_prune_finish(struct state *s, long long *removed)
 void
 state_prune_abort(struct state *s)
 {
-	db_finalize(prune_add);
-	prune_add = NULL;
-	db_finalize(prune_feed);
-	prune_feed = NULL;
+	prune_release();
 	db_rollback(s);
 }

@@ -1123,6 +1123,20 @@ state_record_line(struct state *s, const struct json *obj, enum rd_kind kind)
 	} else if (kind == RD_KIND_CONFLICT) {
 		if (add_conflict(r, obj) < 0)
 			return -1;
+	} else if (kind == RD_KIND_SUMMARY) {
+		const char *stage;
+		size_t n;
+
+		/*
+		 * A sparse plan's diff summary (recdelta-diff --sparse) makes a
+		 * run of a push that had nothing to write, as its same lines
+		 * would have: nothing is recorded of it.
+		 */
+		if (stream_get_str(obj, "stage", STREAM_OPTIONAL, &stage,
+		    &n) < 0 || n != 4 || memcmp(stage, "diff", 4) != 0)
+			return 0;
+		r->consumed++;
+		return 0;
 	} else {
 		return 0;
 	}
