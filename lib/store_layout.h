@@ -93,7 +93,7 @@ struct layout_entry {
 };
 
 /*
- * Read one entry of meta.json (the value of a key under its type): -1 when
+ * Read one entry of the index (the value of a key under its type): -1 when
  * it is not an object with a valid "v" (a positive integer up to
  * LAYOUT_VMAX).  Else 0 with e's version, mtime and tombstone mark, its sha
  * "" unless valid; e's names are left as they are.  e borrows from value.
@@ -358,7 +358,7 @@ struct layout_io {
 };
 
 /*
- * Hand every record of the index's entities (from layout_meta_parse) that o
+ * Hand every record of the index's entities (from layout_read_index) that o
  * and the feed f (NULL: none) want to sink: types and keys in the layout's
  * order, each live entity's version file read through io and checked,
  * tombstones as records with "deleted".  base names the store in messages.
