@@ -1,17 +1,25 @@
 /*
- * fuzz/dirmeta.c - the dir: store's reader (meta.json and an entity file),
- * through the public store API: store_open("dir:...") and store_fetch().
+ * fuzz/dirmeta.c - the dir: store's reader (meta.json, a bucket file and an
+ * entity file), through the public store API: store_open("dir:...") and
+ * store_fetch(), and the index's parsers, layout_root_parse() and
+ * layout_bucket_parse(), on their own.
  *
  * Input: META, or META "\n@@\n" ENTITY.  META is written as the store's
- * meta.json; with an ENTITY, when META parses and names a first entry
- * (first type, first key, a "v"), ENTITY is written as that entry's file and
- * every "sha256":"@" in META becomes ENTITY's digest, so the reader gets past
- * its checksum to the entity's contents.  An odd-sized input is fetched with
- * a window on field "d".  The store is one folder made once per process.
- * Property, an abort() when broken: every line the store hands out is a
- * record line that reads back as the record it came with.
+ * meta.json.  With an ENTITY: when META is a recdelta-store/2 root (it has
+ * "buckets"), ENTITY is written as the file of its first bucket of a
+ * non-zero generation, meta.idx/I~G.json; else, when META parses and names a
+ * first entry (first type, first key, a "v"), ENTITY is written as that
+ * entry's file and every "sha256":"@" in META becomes ENTITY's digest, so
+ * the reader gets past its checksum to the entity's contents.  An odd-sized
+ * input is fetched with a window on field "d".  The store is one folder
+ * made once per process.  Properties, an abort() when broken: every line
+ * the store hands out is a record line that reads back as the record it
+ * came with; a root that parses as /2 has a power of two of buckets, none
+ * of a generation past its own; META that parses as bucket file 0 of 1 at
+ * generation 1 has an "entities" object of valid entries.
  */
 #define _GNU_SOURCE	/* memmem */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +40,7 @@ static void
 cleanup(void)
 {
 	unlinkat(basefd, "meta.json", 0);
+	unlinkat(basefd, LAYOUT_IDX, AT_REMOVEDIR);
 	rmdir(base);
 }
 
@@ -138,13 +147,79 @@ out:
 	arena_release(&a);
 }
 
+/*
+ * Write ENTITY as the file of the first bucket of META (a /2 root) with a
+ * non-zero generation; its name goes in file.  0 when META is no such root.
+ */
+static int
+place_bucket(const char *meta, size_t mlen, const char *ent, size_t elen,
+    struct sb *file)
+{
+	struct layout_root r;
+	struct arena a;
+	size_t i;
+	int dfd, ret = 0;
+
+	arena_init(&a);
+	if (layout_root_parse(&a, meta, mlen, "meta.json", &r) < 0 ||
+	    r.format != 2)
+		goto out;
+	ret = 1;
+	for (i = 0; i < r.nb && !r.bgen[i]; i++)
+		;
+	if (i == r.nb || (mkdirat(basefd, LAYOUT_IDX, 0700) < 0 && errno != EEXIST) ||
+	    (dfd = openat(basefd, LAYOUT_IDX, O_RDONLY | O_DIRECTORY)) < 0)
+		goto out;
+	layout_bucket_name(file, i, r.bgen[i]);
+	put_file(dfd, file->buf, ent, elen);
+	close(dfd);
+out:
+	arena_release(&a);
+	return ret;
+}
+
+/* The parsers of the index on their own, on any bytes. */
+static void
+parsers(const char *p, size_t n)
+{
+	struct layout_root r;
+	const struct json *ents;
+	struct arena a;
+	size_t i, j;
+
+	arena_init(&a);
+	if (layout_root_parse(&a, p, n, "meta.json", &r) == 0 && r.format == 2) {
+		CHECK(r.nb > 0 && (r.nb & (r.nb - 1)) == 0 && r.nb <= LAYOUT_BMAX);
+		for (i = 0; i < r.nb; i++)
+			CHECK(r.bgen[i] <= r.generation);
+	}
+	arena_reset(&a);
+	if (layout_bucket_parse(&a, p, n, "meta.idx/0~1.json", 0, 1, 1,
+	    &ents) == 0) {
+		CHECK(ents && ents->type == JSON_OBJECT);
+		for (i = 0; i < ents->len; i++) {
+			const struct json *t = &ents->u.members[i].value;
+
+			CHECK(t->type == JSON_OBJECT);
+			for (j = 0; j < t->len; j++) {
+				struct layout_entry e;
+
+				CHECK(layout_entry_read(&t->u.members[j].value,
+				    &e) == 0);
+				CHECK(e.deleted || e.sha[0]);
+			}
+		}
+	}
+	arena_release(&a);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *in = (const char *)data, *sep;
-	struct sb tdir, file, meta;
+	struct sb tdir, file, meta, bfile;
 	struct store_sink sink;
 	struct fetch_opts o;
 	struct store s;
@@ -155,7 +230,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sb_init(&tdir, 64);
 	sb_init(&file, 64);
 	sb_init(&meta, size + 64);
-	if ((sep = memmem(in, size, "\n@@\n", 4)))
+	sb_init(&bfile, 64);
+	parsers(in, size);
+	if ((sep = memmem(in, size, "\n@@\n", 4)) &&
+	    place_bucket(in, (size_t)(sep - in), sep + 4,
+	    size - (size_t)(sep - in) - 4, &bfile))
+		sb_add(&meta, in, (size_t)(sep - in));
+	else if (sep)
 		place_entity(in, (size_t)(sep - in), sep + 4,
 		    size - (size_t)(sep - in) - 4, &tdir, &file, &meta);
 	else
@@ -182,8 +263,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(unlinkat(basefd, tdir.buf, AT_REMOVEDIR) == 0);
 		free(p);
 	}
+	if (bfile.len) {
+		char *p = xmalloc(bfile.len + sizeof LAYOUT_IDX + 1);
+
+		sprintf(p, "%s/%s", LAYOUT_IDX, bfile.buf);
+		unlinkat(basefd, p, 0);
+		free(p);
+	}
 	sb_release(&tdir);
 	sb_release(&file);
 	sb_release(&meta);
+	sb_release(&bfile);
 	return 0;
 }

@@ -19,14 +19,18 @@
  * missing store conflict and nothing is made.
  *
  * Writing (section 6 of the brief, for a local folder): under an exclusive
- * flock(2) on PATH/.lock, read meta.json, check each change's rev against the
- * index, create each new version's file exclusively, make them durable, then
- * commit by writing meta.json.tmp and renaming it over meta.json; only then
- * remove the superseded version files.  A writer killed at any point leaves
- * the last committed index intact, plus at most unreferenced version files:
- * uncommitted ones the next writer replaces, superseded ones the next
- * writer removes through the collect journal (collect_recover).  Readers
- * take a shared lock, so a version file is never removed under a fetch.
+ * flock(2) on PATH/.lock, read meta.json and the bucket files of the
+ * batch's keys, check each change's rev against the index, create each new
+ * version's file exclusively, list in the collect journal what the commit
+ * supersedes and the bucket files it writes, write the new bucket files in
+ * meta.idx, make them all durable, then commit by writing meta.json.tmp and
+ * renaming it over meta.json; only then remove the superseded version and
+ * bucket files.  A writer killed at any point leaves the last committed
+ * index intact, plus at most files it does not name: uncommitted versions
+ * the next writer replaces, superseded versions and buckets, and new
+ * buckets of a commit that did not land, which the next writer removes
+ * through the collect journal (collect_recover).  Readers take a shared
+ * lock, so a version or bucket file is never removed under a fetch.
  */
 #ifdef __linux__
 #define _GNU_SOURCE	/* syncfs(2): one flush for a whole batch */
@@ -110,8 +114,58 @@ read_all(int fd, struct sb *out)
 /* A transport for layout_fetch(): the type folders of the store. */
 struct dirio {
 	const char *path;
-	int basefd, typefd;
+	int basefd, typefd, idxfd;
 };
+
+/* Read a file of the folder dirfd whole: 0, or -1 with a message. */
+static int
+read_file(int dirfd, const char *name, const char *path, struct sb *out)
+{
+	int fd, e;
+
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: damaged store: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (read_all(fd, out) < 0) {
+		e = errno;
+		close(fd);
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", path, strerror(e));
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* The bucket files names[0..n) of BASE/meta.idx, for layout_read_index(). */
+static int
+io_read_buckets(void *ctx, char *const *names, size_t n, struct sb *out)
+{
+	struct dirio *io = ctx;
+	struct sb path;
+	size_t i;
+	int ret = -1;
+
+	sb_init(&path, 256);
+	if (io->idxfd < 0 && (io->idxfd = openat(io->basefd, LAYOUT_IDX,
+	    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s/%s: damaged store: %s", io->path,
+		    LAYOUT_IDX, strerror(errno));
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		sb_reset(&path);
+		sb_addf(&path, "%s/%s/%s", io->path, LAYOUT_IDX, names[i]);
+		if (read_file(io->idxfd, names[i], path.buf, &out[i]) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	sb_release(&path);
+	return ret;
+}
 
 static int
 io_open_type(void *ctx, const char *typename)
@@ -165,21 +219,21 @@ dir_fetch(struct store *s, const struct fetch_opts *o,
     const struct store_sink *sink)
 {
 	struct dirstore *d = s->priv;
-	struct dirio dio = { .path = d->path, .basefd = -1, .typefd = -1 };
+	struct dirio dio = { .path = d->path, .basefd = -1, .typefd = -1,
+	    .idxfd = -1 };
 	const struct layout_io io = {
 		.ctx = &dio, .open_type = io_open_type, .read = io_read,
 		.close_type = io_close_type,
 	};
-	struct sb meta, where;
+	struct sb meta;
 	struct arena a;
 	const struct json *ents;
-	unsigned long long generation, feedfrom;
+	unsigned long long generation;
 	struct layout_feed f;
 	struct stat st;
 	int fd, lockfd = -1, ret = -1;
 
 	sb_init(&meta, 0);
-	sb_init(&where, 256);
 	arena_init(&a);
 	dio.basefd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dio.basefd < 0) {
@@ -222,9 +276,8 @@ dir_fetch(struct store *s, const struct fetch_opts *o,
 		goto out;
 	}
 	close(fd);
-	sb_addf(&where, "%s/meta.json", d->path);
-	if (layout_meta_parse(&a, meta.buf, meta.len, where.buf, &ents,
-	    &generation, &feedfrom) < 0 || layout_feed_plan(&f, o, feedfrom) < 0)
+	if (layout_read_index(&a, meta.buf, meta.len, d->path, o, &f,
+	    io_read_buckets, &dio, &ents, &generation) < 0)
 		goto out;
 	ret = layout_fetch(d->path, ents, o, &f, &io, sink);
 	if (ret == 0)
@@ -232,11 +285,12 @@ dir_fetch(struct store *s, const struct fetch_opts *o,
 out:
 	if (lockfd >= 0)
 		close(lockfd);
+	if (dio.idxfd >= 0)
+		close(dio.idxfd);
 	if (dio.basefd >= 0)
 		close(dio.basefd);
 	arena_release(&a);
 	sb_release(&meta);
-	sb_release(&where);
 	return ret;
 }
 
@@ -272,6 +326,43 @@ load_index(struct layout_index *x, const char *path, int basefd)
 out:
 	sb_release(&data);
 	sb_release(&where);
+	return ret;
+}
+
+/* Load the bucket files the index x asks for (layout_index_pending). */
+static int
+load_buckets(struct layout_index *x, const char *path, int basefd)
+{
+	struct dirio io = { .path = path, .basefd = basefd, .idxfd = -1 };
+	struct sb name, where, data;
+	size_t *list, n = layout_index_pending(x, &list), i;
+	int ret = -1;
+
+	sb_init(&name, 64);
+	sb_init(&where, 256);
+	sb_init(&data, 0);
+	for (i = 0; i < n; i++) {
+		char *nm;
+
+		sb_reset(&name);
+		layout_bucket_name(&name, list[i], x->bgen[list[i]]);
+		sb_reset(&where);
+		sb_addf(&where, "%s/%s/%s", path, LAYOUT_IDX, name.buf);
+		sb_reset(&data);
+		nm = name.buf;
+		if (io_read_buckets(&io, &nm, 1, &data) < 0 ||
+		    layout_index_bucket(x, list[i], data.buf, data.len,
+		    where.buf) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	if (io.idxfd >= 0)
+		close(io.idxfd);
+	free(list);
+	sb_release(&name);
+	sb_release(&where);
+	sb_release(&data);
 	return ret;
 }
 
@@ -398,6 +489,7 @@ struct typedirs {
 	size_t n;
 	const char *base;	/* the store's path, for messages */
 	int basefd;
+	int idxfd;		/* LAYOUT_IDX, once opened */
 	struct sb name, msg;
 };
 
@@ -407,6 +499,7 @@ typedirs_init(struct typedirs *t, const char *base, int basefd)
 	memset(t, 0, sizeof *t);
 	t->base = base;
 	t->basefd = basefd;
+	t->idxfd = -1;
 	sb_init(&t->name, 128);
 	sb_init(&t->msg, 256);
 }
@@ -421,8 +514,71 @@ typedirs_release(struct typedirs *t)
 		free(t->v[i].name);
 	}
 	free(t->v);
+	if (t->idxfd >= 0)
+		close(t->idxfd);
 	sb_release(&t->name);
 	sb_release(&t->msg);
+}
+
+/*
+ * The folder of the bucket files, checked to be the store's and created
+ * when create is set: 1 open in t->idxfd, 0 absent, -1 with a message.
+ */
+static int
+idx_dir(struct typedirs *t, int create)
+{
+	int r;
+
+	if (t->idxfd >= 0)
+		return 1;
+	where(&t->msg, t->base, NULL, LAYOUT_IDX);
+	if ((r = check_own(t->basefd, LAYOUT_IDX, 1, t->msg.buf)) < 0)
+		return -1;
+	if (!r && !create)
+		return 0;
+	if ((!r && mkdirat(t->basefd, LAYOUT_IDX, 0755) < 0 && errno != EEXIST) ||
+	    (t->idxfd = openat(t->basefd, LAYOUT_IDX, O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", t->msg.buf, strerror(errno));
+		return -1;
+	}
+	return 1;
+}
+
+/* Remove the bucket file name of LAYOUT_IDX, once known to be the store's. */
+static int
+remove_bucket(void *ctx, const char *name)
+{
+	struct typedirs *t = ctx;
+	int r;
+
+	if ((r = idx_dir(t, 0)) <= 0)
+		return r;
+	where(&t->msg, t->base, LAYOUT_IDX, name);
+	if ((r = check_own(t->idxfd, name, 0, t->msg.buf)) < 0)
+		return -1;
+	if (r && unlinkat(t->idxfd, name, 0) < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", t->msg.buf, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* put(), for layout_index_write(): a new bucket file. */
+static int
+put_bucket(void *ctx, const char *name, const struct sb *data)
+{
+	struct typedirs *t = ctx;
+	struct sb path;
+	int r;
+
+	if (idx_dir(t, 1) < 0)
+		return -1;
+	sb_init(&path, 256);
+	r = put_file(t->idxfd, name, data, 0, where(&path, t->base, LAYOUT_IDX,
+	    name));
+	sb_release(&path);
+	return r;
 }
 
 /* The folder of a type, created on first use: its index, or -1. */
@@ -514,12 +670,14 @@ open_base(struct dirstore *d, int create, int *basefd, int *lockfd, int *made)
 
 /*
  * The collect journal.  Before the commit, .collect lists the version files
- * the new index supersedes (layout_collect_list); after the commit they are
- * removed and so is .collect.  A writer killed in between leaves .collect
- * behind, and the next writer, under the lock, acts on it: a line is only
- * ever a request, checked against the index just read
+ * and the bucket files the new index supersedes, and the bucket files it
+ * is about to write (layout_collect_list); after the commit the superseded
+ * ones are removed and so is .collect.  A writer killed in between leaves
+ * .collect behind, and the next writer, under the lock, acts on it: a line
+ * is only ever a request, checked against the index just read
  * (layout_collect_plan), so a line names nothing outside the store, nor a
- * file the index still uses.
+ * file the index still uses: the new bucket files of a commit that did not
+ * land are removed, those of one that did stay.
  */
 static int
 collect_one(void *ctx, const struct layout_entry *e, unsigned long long v)
@@ -538,7 +696,7 @@ collect_one(void *ctx, const struct layout_entry *e, unsigned long long v)
 }
 
 static int
-collect_recover(struct typedirs *t, const struct layout_index *x)
+collect_recover(struct typedirs *t, struct layout_index *x)
 {
 	struct sb data;
 	int r, fd, ret = -1;
@@ -557,7 +715,10 @@ collect_recover(struct typedirs *t, const struct layout_index *x)
 		goto out;
 	}
 	close(fd);
-	if (layout_collect_plan(x, data.buf, collect_one, t) < 0)
+	/* The buckets of the entities whose versions the journal names. */
+	layout_collect_want(x, data.buf);
+	if (load_buckets(x, t->base, t->basefd) < 0 ||
+	    layout_collect_plan(x, data.buf, collect_one, remove_bucket, t) < 0)
 		goto out;
 	if (unlinkat(t->basefd, ".collect", 0) < 0) {
 		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", where(&t->msg, t->base, NULL,
@@ -579,7 +740,7 @@ dir_apply(struct store *s, struct change *v, size_t n)
 	struct sb file, meta, msg;
 	struct stat st;
 	char now[32];
-	size_t i, written = 0, committed = 0;
+	size_t i, committed = 0;
 	int basefd, lockfd, r, keep, ret = -1;
 
 	sb_init(&file, 1024);
@@ -608,6 +769,10 @@ dir_apply(struct store *s, struct change *v, size_t n)
 	    "meta.json")) < 0 || check_own(basefd, "meta.json.tmp", 0,
 	    where(&msg, d->path, NULL, "meta.json.tmp")) < 0 ||
 	    load_index(&x, d->path, basefd) < 0 || collect_recover(&t, &x) < 0)
+		goto out;
+	/* Of a /2 index, the buckets of the batch's keys. */
+	layout_index_want_batch(&x, v, n);
+	if (load_buckets(&x, d->path, basefd) < 0)
 		goto out;
 	layout_now(now);
 	for (i = 0; i < n; i++) {
@@ -643,15 +808,24 @@ dir_apply(struct store *s, struct change *v, size_t n)
 		if (put_file(t.v[ti].fd, t.name.buf, &file, 0, where(&msg, d->path,
 		    t.v[ti].name, t.name.buf)) < 0)
 			goto out;
-		written++;
 	}
 	if (!committed) {
 		ret = 0;
 		goto out;
 	}
-	/* The new versions must be durable before the index names them. */
+	x.generation++;
+	layout_index_plan(&x);
+	/* The journal first: it names the bucket files written next. */
+	sb_reset(&file);
+	layout_collect_list(&x, &file);
+	if (file.len && put_file(basefd, ".collect", &file, 0, where(&msg,
+	    d->path, NULL, ".collect")) < 0)
+		goto out;
+	if (layout_index_write(&x, &meta, put_bucket, &t) < 0)
+		goto out;
+	/* The new versions and buckets durable before the root names them. */
 #ifdef __linux__
-	if (written && syncfs(basefd) < 0) {
+	if (syncfs(basefd) < 0) {
 #else
 	sync();
 	if (0) {
@@ -659,13 +833,6 @@ dir_apply(struct store *s, struct change *v, size_t n)
 		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", d->path, strerror(errno));
 		goto out;
 	}
-	x.generation++;
-	sb_reset(&file);
-	layout_collect_list(&x, &file);
-	if (file.len && put_file(basefd, ".collect", &file, 0, where(&msg,
-	    d->path, NULL, ".collect")) < 0)
-		goto out;
-	layout_index_write(&x, &meta);
 	if (put_file(basefd, "meta.json.tmp", &meta, 1, where(&msg, d->path, NULL,
 	    "meta.json.tmp")) < 0)
 		goto out;
@@ -692,6 +859,13 @@ dir_apply(struct store *s, struct change *v, size_t n)
 			    errno != ENOENT)
 				keep = 1;
 		}
+	for (i = 0; i < x.nold; i++) {
+		sb_reset(&t.name);
+		layout_bucket_name(&t.name, x.old[i], x.oldg[i]);
+		if (idx_dir(&t, 0) < 0 || (t.idxfd >= 0 &&
+		    unlinkat(t.idxfd, t.name.buf, 0) < 0 && errno != ENOENT))
+			keep = 1;
+	}
 	if (file.len && !keep)
 		unlinkat(basefd, ".collect", 0);
 	ret = 0;
@@ -733,6 +907,9 @@ dir_get(struct store *s, const char *type, size_t typelen, const char *key,
 		goto out;
 	}
 	if (load_index(&x, d->path, basefd) < 0)
+		goto out;
+	layout_index_want(&x, type, typelen, key, keylen);
+	if (load_buckets(&x, d->path, basefd) < 0)
 		goto out;
 	e = layout_index_find(&x, type, typelen, key, keylen);
 	if (!e || e->deleted) {
@@ -791,7 +968,8 @@ dir_count(struct store *s, char *const *types, size_t ntypes)
 	if ((r = open_base(d, 0, &basefd, &lockfd, NULL)) <= 0)
 		return r;
 	layout_index_init(&x);
-	if (load_index(&x, d->path, basefd) < 0)
+	if (load_index(&x, d->path, basefd) < 0 ||
+	    (layout_index_want_all(&x), load_buckets(&x, d->path, basefd)) < 0)
 		live = -1;
 	for (i = 0; live >= 0 && i < x.n; i++)
 		live += !x.e[i].deleted;
@@ -835,7 +1013,10 @@ dir_sweep(struct store *s, double grace, unsigned long *removed)
 	t.basefd = basefd;
 	if (load_index(&x, d->path, basefd) < 0 || collect_recover(&t, &x) < 0)
 		goto out;
-	/* The files the index names, TYPENAME/NAME. */
+	layout_index_want_all(&x);
+	if (load_buckets(&x, d->path, basefd) < 0)
+		goto out;
+	/* The files the index names, TYPENAME/NAME and LAYOUT_IDX/I~G.json. */
 	layout_used_names(&x, &used, &nused);
 	{
 		int fd = dup(basefd);
@@ -916,7 +1097,7 @@ const struct store_ops store_dir_ops = {
 	.scheme = "dir",
 	.synopsis = "dir:PATH",
 	.writable = 1,
-	/* Each batch rewrites the whole index, so large ones. */
+	/* Each batch writes the root and the buckets it changed. */
 	.batch = 5000,
 	.max_batch = STORE_MAX_BATCH,
 	/* The index is a change feed (store_layout.h). */

@@ -1,5 +1,6 @@
 /* store_layout.c - the per-entity layout of dir: and webdav:, no I/O. */
 #include "store_layout.h"
+#include "shard.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -146,42 +147,212 @@ layout_entry_read(const struct json *value, struct layout_entry *e)
 	return 0;
 }
 
-int
-layout_meta_parse(struct arena *a, const char *data, size_t len,
-    const char *where, const struct json **entities,
-    unsigned long long *generation, unsigned long long *feedfrom)
+/* A count or a generation: 0, or what entry_version() takes. */
+static int
+count_read(const struct json *v, unsigned long long *out)
 {
-	struct json *index = arena_alloc(a, sizeof *index);
-	const struct json *fmt, *gen;
-	unsigned long long ff;
+	if (v && v->type == JSON_NUMBER && v->len == 1 && v->u.s[0] == '0') {
+		*out = 0;
+		return 0;
+	}
+	return entry_version(v, out);
+}
 
-	if (json_parse(a, data, len, index, NULL) < 0) {
+static int
+is_format(const struct json *fmt, const char *name)
+{
+	return fmt && fmt->type == JSON_STRING && fmt->len == strlen(name) &&
+	    memcmp(fmt->u.s, name, fmt->len) == 0;
+}
+
+/* Parse JSON into a: the value, or NULL with a message (a damaged store). */
+static struct json *
+parse_index(struct arena *a, const char *data, size_t len, const char *where)
+{
+	struct json *v = arena_alloc(a, sizeof *v);
+
+	if (json_parse(a, data, len, v, NULL) < 0) {
 		char msg[512];
 
 		snprintf(msg, sizeof msg, "%s", rd_errmsg());
 		rd_seterr(RD_EXIT_RUNTIME, "%s: damaged store: %s", where, msg);
-		return -1;
+		return NULL;
 	}
+	return v;
+}
+
+int
+layout_root_parse(struct arena *a, const char *data, size_t len,
+    const char *where, struct layout_root *r)
+{
+	const struct json *index, *fmt, *gen, *b;
+	unsigned long long ff;
+	size_t i;
+
+	memset(r, 0, sizeof *r);
+	if (!(index = parse_index(a, data, len, where)))
+		return -1;
 	fmt = json_get(index, "format");
-	if (!fmt || fmt->type != JSON_STRING || fmt->len != strlen(LAYOUT_FORMAT) ||
-	    memcmp(fmt->u.s, LAYOUT_FORMAT, fmt->len) != 0) {
-		rd_seterr(RD_EXIT_RUNTIME, "%s: not a %s store", where,
-		    LAYOUT_FORMAT);
+	if (is_format(fmt, LAYOUT_FORMAT1))
+		r->format = 1;
+	else if (is_format(fmt, LAYOUT_FORMAT))
+		r->format = 2;
+	else {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: not a %s or %s store", where,
+		    LAYOUT_FORMAT1, LAYOUT_FORMAT);
 		return -1;
 	}
-	*generation = 0;
 	gen = json_get(index, "generation");
 	if (gen && gen->type == JSON_NUMBER)
-		*generation = strtoull(gen->u.s, NULL, 10);
-	if (feedfrom)
-		*feedfrom = entry_version(json_get(index, "feed"), &ff) < 0 ? 0 : ff;
-	*entities = json_get(index, "entities");
-	if (!*entities || (*entities)->type != JSON_OBJECT) {
-		rd_seterr(RD_EXIT_RUNTIME, "%s: damaged store: no \"entities\" "
-		    "object", where);
+		r->generation = strtoull(gen->u.s, NULL, 10);
+	r->feedfrom = entry_version(json_get(index, "feed"), &ff) < 0 ? 0 : ff;
+	if (r->format == 1) {
+		r->entities = json_get(index, "entities");
+		if (!r->entities || r->entities->type != JSON_OBJECT) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s: damaged store: no "
+			    "\"entities\" object", where);
+			return -1;
+		}
+		return 0;
+	}
+	/* /2: its generation counts, and so does each bucket's. */
+	b = json_get(index, "buckets");
+	if (count_read(gen, &r->generation) < 0 ||
+	    count_read(json_get(index, "entries"), &r->entries) < 0 ||
+	    !b || b->type != JSON_ARRAY || b->len == 0 || b->len > LAYOUT_BMAX ||
+	    (b->len & (b->len - 1)) != 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: damaged store: no valid "
+		    "\"generation\", \"entries\" or \"buckets\"", where);
+		return -1;
+	}
+	r->nb = b->len;
+	r->bgen = arena_alloc(a, r->nb * sizeof *r->bgen);
+	for (i = 0; i < r->nb; i++)
+		if (count_read(&b->u.items[i], &r->bgen[i]) < 0 ||
+		    r->bgen[i] > r->generation) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s: damaged store: bucket "
+			    "%zu has no valid generation", where, i);
+			return -1;
+		}
+	return 0;
+}
+
+void
+layout_bucket_name(struct sb *out, size_t i, unsigned long long g)
+{
+	sb_addf(out, "%zu~%llu.json", i, g);
+}
+
+/* An object of types, each an object of valid entries: 0, or -1. */
+static int
+entities_ok(const struct json *ents)
+{
+	size_t i, j;
+
+	if (!ents || ents->type != JSON_OBJECT)
+		return -1;
+	for (i = 0; i < ents->len; i++) {
+		const struct json_member *tm = &ents->u.members[i];
+
+		if (tm->value.type != JSON_OBJECT || tm->namelen == 0)
+			return -1;
+		for (j = 0; j < tm->value.len; j++) {
+			const struct json_member *km = &tm->value.u.members[j];
+			struct layout_entry e;
+
+			if (km->namelen == 0 ||
+			    layout_entry_read(&km->value, &e) < 0 ||
+			    (!e.deleted && !e.sha[0]))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+int
+layout_bucket_parse(struct arena *a, const char *data, size_t len,
+    const char *where, size_t i, size_t nb, unsigned long long g,
+    const struct json **entities)
+{
+	const struct json *v;
+	unsigned long long bi, bn, bg;
+
+	if (!(v = parse_index(a, data, len, where)))
+		return -1;
+	if (!is_format(json_get(v, "format"), LAYOUT_FORMAT) ||
+	    count_read(json_get(v, "bucket"), &bi) < 0 ||
+	    count_read(json_get(v, "buckets"), &bn) < 0 ||
+	    count_read(json_get(v, "generation"), &bg) < 0 ||
+	    bi != i || bn != nb || bg != g) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: damaged store: not bucket %zu of "
+		    "%zu at generation %llu, which meta.json names", where, i, nb,
+		    g);
+		return -1;
+	}
+	*entities = json_get(v, "entities");
+	if (entities_ok(*entities) < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: damaged store: a bad entry",
+		    where);
 		return -1;
 	}
 	return 0;
+}
+
+static int
+memberpcmp(const void *p, const void *q)
+{
+	const struct json_member *a = *(const struct json_member *const *)p;
+	const struct json_member *b = *(const struct json_member *const *)q;
+	size_t n = a->namelen < b->namelen ? a->namelen : b->namelen;
+	int c = memcmp(a->name, b->name, n);
+
+	return c ? c : (a->namelen > b->namelen) - (a->namelen < b->namelen);
+}
+
+/*
+ * The types of the objects parts[0..n) merged into out: one member a type,
+ * its entries those of every part.  The buckets partition the entities, so
+ * no key is in two parts.
+ */
+static void
+merge_entities(struct arena *a, const struct json *const *parts, size_t n,
+    struct json *out)
+{
+	const struct json_member **t = NULL;
+	struct json_member *types;
+	size_t nt = 0, i, j, k, ntypes = 0;
+
+	for (i = 0; i < n; i++) {
+		t = xreallocarray(t, nt + parts[i]->len + 1, sizeof *t);
+		for (j = 0; j < parts[i]->len; j++)
+			t[nt++] = &parts[i]->u.members[j];
+	}
+	if (nt)
+		qsort(t, nt, sizeof *t, memberpcmp);
+	types = arena_alloc(a, (nt + 1) * sizeof *types);
+	for (i = 0; i < nt; i = j) {
+		struct json_member *m = &types[ntypes++];
+		size_t keys = 0;
+
+		for (j = i; j < nt && memberpcmp(&t[i], &t[j]) == 0; j++)
+			keys += t[j]->value.len;
+		m->name = t[i]->name;
+		m->namelen = t[i]->namelen;
+		m->value.type = JSON_OBJECT;
+		m->value.len = 0;
+		m->value.u.members = arena_alloc(a, (keys + 1) *
+		    sizeof *m->value.u.members);
+		for (k = i; k < j; k++) {
+			memcpy(m->value.u.members + m->value.len,
+			    t[k]->value.u.members, t[k]->value.len *
+			    sizeof *m->value.u.members);
+			m->value.len += t[k]->value.len;
+		}
+	}
+	free(t);
+	out->type = JSON_OBJECT;
+	out->len = ntypes;
+	out->u.members = types;
 }
 
 const struct json_member **
@@ -211,6 +382,12 @@ layout_index_release(struct layout_index *x)
 {
 	free(x->e);
 	free(x->table);
+	free(x->bgen);
+	free(x->bstate);
+	free(x->ld);
+	free(x->newgen);
+	free(x->old);
+	free(x->oldg);
 	sb_release(&x->meta);
 	arena_release(&x->a);
 	memset(x, 0, sizeof *x);
@@ -289,39 +466,178 @@ add(struct layout_index *x, const char *t, size_t tn, const char *k, size_t kn)
 	return e;
 }
 
-int
-layout_index_load(struct layout_index *x, const char *data, size_t len,
-    const char *where)
+/* The bits of x->bstate. */
+#define BUCKET_WANTED 1
+#define BUCKET_LOADED 2
+
+/* The entries of ents into x, each in bucket bucket (nb: any). */
+static int
+add_entities(struct layout_index *x, const struct json *ents, size_t bucket,
+    size_t nb)
 {
-	const struct json *ents;
 	size_t i, j;
 
-	sb_add(&x->meta, data, len);
-	if (layout_meta_parse(&x->a, x->meta.buf, x->meta.len, where, &ents,
-	    &x->generation, &x->feedfrom) < 0)
-		return -1;
 	for (i = 0; i < ents->len; i++) {
 		const struct json_member *tm = &ents->u.members[i];
 
 		if (tm->value.type != JSON_OBJECT)
-			goto damaged;
+			return -1;
 		for (j = 0; j < tm->value.len; j++) {
 			const struct json_member *km = &tm->value.u.members[j];
 			struct layout_entry e;
 
 			if (layout_entry_read(&km->value, &e) < 0 ||
 			    (!e.deleted && !e.sha[0]))
-				goto damaged;
+				return -1;
 			e.type = tm->name;
 			e.typelen = tm->namelen;
 			e.key = km->name;
 			e.keylen = km->namelen;
+			e.bucket = nb ? shard_hash(e.type, e.typelen, e.key,
+			    e.keylen) & (nb - 1) : 0;
+			/* Misplaced, or twice: not the writer's index. */
+			if (nb && e.bucket != bucket)
+				return -1;
+			if (layout_index_find(x, e.type, e.typelen, e.key,
+			    e.keylen))
+				return -1;
 			*add(x, e.type, e.typelen, e.key, e.keylen) = e;
 		}
 	}
 	return 0;
+}
+
+int
+layout_index_load(struct layout_index *x, const char *data, size_t len,
+    const char *where)
+{
+	struct layout_root r;
+
+	sb_add(&x->meta, data, len);
+	if (layout_root_parse(&x->a, x->meta.buf, x->meta.len, where, &r) < 0)
+		return -1;
+	x->format = r.format;
+	x->generation = r.generation;
+	x->feedfrom = r.feedfrom;
+	if (r.format == 1) {
+		if (add_entities(x, r.entities, 0, 0) < 0)
+			goto damaged;
+		x->entries = x->n;
+		return 0;
+	}
+	x->entries = r.entries;
+	x->nb = r.nb;
+	x->bgen = xreallocarray(NULL, r.nb, sizeof *x->bgen);
+	memcpy(x->bgen, r.bgen, r.nb * sizeof *x->bgen);
+	x->bstate = xcalloc(r.nb, 1);
+	return 0;
 damaged:
 	rd_seterr(RD_EXIT_RUNTIME, "%s: damaged store: bad entry", where);
+	return -1;
+}
+
+void
+layout_index_want(struct layout_index *x, const char *t, size_t tn,
+    const char *k, size_t kn)
+{
+	if (x->format == 2)
+		x->bstate[shard_hash(t, tn, k, kn) & (x->nb - 1)] |= BUCKET_WANTED;
+}
+
+void
+layout_index_want_all(struct layout_index *x)
+{
+	size_t i;
+
+	for (i = 0; x->format == 2 && i < x->nb; i++)
+		x->bstate[i] |= BUCKET_WANTED;
+}
+
+void
+layout_index_want_batch(struct layout_index *x, const struct change *v,
+    size_t n)
+{
+	unsigned long long creates = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		layout_index_want(x, v[i].type, v[i].typelen, v[i].key,
+		    v[i].keylen);
+		creates += v[i].op == RD_OP_CREATE;
+	}
+	if (x->format == 2 && x->entries + creates > 128 * (unsigned long long)x->nb)
+		layout_index_want_all(x);
+}
+
+size_t
+layout_index_pending(struct layout_index *x, size_t **list)
+{
+	size_t i, n = 0;
+
+	*list = NULL;
+	for (i = 0; x->format == 2 && i < x->nb; i++) {
+		if ((x->bstate[i] & (BUCKET_WANTED | BUCKET_LOADED)) !=
+		    BUCKET_WANTED)
+			continue;
+		if (!x->bgen[i]) {
+			x->bstate[i] |= BUCKET_LOADED;
+			continue;
+		}
+		*list = xreallocarray(*list, n + 1, sizeof **list);
+		(*list)[n++] = i;
+	}
+	return n;
+}
+
+int
+layout_index_bucket(struct layout_index *x, size_t i, const char *data,
+    size_t len, const char *where)
+{
+	const struct json *ents;
+	char *copy;
+
+	if (x->format != 2 || i >= x->nb || (x->bstate[i] & BUCKET_LOADED))
+		return 0;
+	copy = arena_memdup(&x->a, data, len);
+	if (layout_bucket_parse(&x->a, copy, len, where, i, x->nb, x->bgen[i],
+	    &ents) < 0)
+		return -1;
+	if (add_entities(x, ents, i, x->nb) < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: damaged store: an entry in the "
+		    "wrong bucket, or in two", where);
+		return -1;
+	}
+	x->bstate[i] |= BUCKET_LOADED | BUCKET_WANTED;
+	x->ld = xreallocarray(x->ld, x->nld + 1, sizeof *x->ld);
+	x->ld[x->nld].i = i;
+	x->ld[x->nld].data = copy;
+	x->ld[x->nld++].len = len;
+	return 0;
+}
+
+int
+layout_index_reload(struct layout_index *x)
+{
+	struct layout_index y;
+	size_t i;
+
+	layout_index_init(&y);
+	if (x->meta.len && layout_index_load(&y, x->meta.buf, x->meta.len,
+	    "meta.json") < 0)
+		goto fail;
+	for (i = 0; i < x->nld; i++)
+		if (layout_index_bucket(&y, x->ld[i].i, x->ld[i].data,
+		    x->ld[i].len, "meta.idx") < 0)
+			goto fail;
+	/* What was asked for stays asked; buckets without a file, loaded. */
+	for (i = 0; y.format == 2 && i < y.nb; i++)
+		y.bstate[i] |= y.bgen[i] ? x->bstate[i] & BUCKET_WANTED :
+		    x->bstate[i];
+	layout_index_release(x);
+	*x = y;
+	return 0;
+fail:
+	layout_index_release(&y);
 	return -1;
 }
 
@@ -342,18 +658,28 @@ entrycmp(const void *p, const void *q)
 	return a->keylen < b->keylen ? -1 : a->keylen > b->keylen;
 }
 
-void
-layout_index_write(struct layout_index *x, struct sb *out)
+/* Entries by bucket, then as entrycmp(). */
+static int
+bucketcmp(const void *p, const void *q)
+{
+	const struct layout_entry *a = p, *b = q;
+
+	if (a->bucket != b->bucket)
+		return a->bucket < b->bucket ? -1 : 1;
+	return entrycmp(p, q);
+}
+
+/* {"TYPE":{"KEY":{...},...},...}: the entries e[0..n), sorted. */
+static void
+write_entities(struct sb *out, const struct layout_entry *v, size_t n)
 {
 	size_t i;
 
-	qsort(x->e, x->n, sizeof *x->e, entrycmp);
-	rehash(x);
-	sb_adds(out, "{\"entities\":{");
-	for (i = 0; i < x->n; i++) {
-		struct layout_entry *e = &x->e[i];
-		int newtype = i == 0 || e->typelen != x->e[i - 1].typelen ||
-		    memcmp(e->type, x->e[i - 1].type, e->typelen) != 0;
+	sb_addc(out, '{');
+	for (i = 0; i < n; i++) {
+		const struct layout_entry *e = &v[i];
+		int newtype = i == 0 || e->typelen != v[i - 1].typelen ||
+		    memcmp(e->type, v[i - 1].type, e->typelen) != 0;
 
 		if (newtype) {
 			if (i)
@@ -379,12 +705,97 @@ layout_index_write(struct layout_index *x, struct sb *out)
 			sb_addf(out, "\"sha256\":\"%s\",", e->sha);
 		sb_addf(out, "\"v\":%llu}", e->v);
 	}
-	if (x->n)
+	if (n)
 		sb_addc(out, '}');
+	sb_addc(out, '}');
+}
+
+void
+layout_index_plan(struct layout_index *x)
+{
+	size_t nb = x->format == 2 ? x->nb : LAYOUT_B0, i;
+	int all = x->format != 2;
+
+	if (x->format != 2)
+		x->entries = x->n;
+	/* Grown past 128 B entries: doubled, with every bucket in memory. */
+	for (i = 0; x->format == 2 && i < x->nb &&
+	    (x->bstate[i] & BUCKET_LOADED); i++)
+		;
+	if (x->entries > 128ULL * nb && (x->format != 2 || i == x->nb)) {
+		while (x->entries > 64ULL * nb && nb < LAYOUT_BMAX)
+			nb *= 2;
+		all = 1;
+	}
+	free(x->newgen);
+	x->newnb = nb;
+	x->newgen = xcalloc(nb, sizeof *x->newgen);
+	if (!all)
+		memcpy(x->newgen, x->bgen, nb * sizeof *x->newgen);
+	for (i = 0; i < x->n; i++) {
+		struct layout_entry *e = &x->e[i];
+
+		if (all)
+			e->bucket = shard_hash(e->type, e->typelen, e->key,
+			    e->keylen) & (nb - 1);
+		if (all || e->g == x->generation)
+			x->newgen[e->bucket] = x->generation;
+	}
+	x->nold = 0;
+	for (i = 0; x->format == 2 && i < x->nb; i++)
+		if (x->bgen[i] && (i >= nb || x->newgen[i] != x->bgen[i])) {
+			x->old = xreallocarray(x->old, x->nold + 1, sizeof *x->old);
+			x->oldg = xreallocarray(x->oldg, x->nold + 1,
+			    sizeof *x->oldg);
+			x->old[x->nold] = i;
+			x->oldg[x->nold++] = x->bgen[i];
+		}
+}
+
+int
+layout_index_write(struct layout_index *x, struct sb *root,
+    int (*put)(void *ctx, const char *name, const struct sb *data),
+    void *ctx)
+{
+	struct sb file, name;
+	size_t i, j;
+	int ret = -1;
+
+	sb_init(&file, 0);
+	sb_init(&name, 64);
+	qsort(x->e, x->n, sizeof *x->e, bucketcmp);
+	rehash(x);
+	for (i = 0; i < x->n; i = j) {
+		size_t b = x->e[i].bucket;
+
+		for (j = i; j < x->n && x->e[j].bucket == b; j++)
+			;
+		if (x->newgen[b] != x->generation)
+			continue;
+		sb_reset(&file);
+		sb_addf(&file, "{\"bucket\":%zu,\"buckets\":%zu,\"entities\":", b,
+		    x->newnb);
+		write_entities(&file, x->e + i, j - i);
+		sb_addf(&file, ",\"format\":\"%s\",\"generation\":%llu}\n",
+		    LAYOUT_FORMAT, x->generation);
+		sb_reset(&name);
+		layout_bucket_name(&name, b, x->generation);
+		if (put(ctx, name.buf, &file) < 0)
+			goto out;
+	}
 	if (!x->feedfrom)
 		x->feedfrom = x->generation;
-	sb_addf(out, "},\"feed\":%llu,\"format\":\"%s\",\"generation\":%llu}\n",
-	    x->feedfrom, LAYOUT_FORMAT, x->generation);
+	sb_adds(root, "{\"buckets\":[");
+	for (i = 0; i < x->newnb; i++)
+		sb_addf(root, "%s%llu", i ? "," : "", x->newgen[i]);
+	sb_addf(root, "],\"entries\":%llu,\"feed\":%llu,\"format\":\"%s\","
+	    "\"generation\":%llu}\n", x->entries, x->feedfrom, LAYOUT_FORMAT,
+	    x->generation);
+	ret = 0;
+out:
+	sb_release(&file);
+	sb_release(&name);
+	return ret;
 }
 
 /* Writing */
@@ -392,12 +803,20 @@ layout_index_write(struct layout_index *x, struct sb *out)
 struct layout_entry *
 layout_guard(struct layout_index *x, struct change *c, const char *base)
 {
-	struct layout_entry *e = layout_index_find(x, c->type, c->typelen,
-	    c->key, c->keylen);
-	int live = e && !e->deleted;
+	struct layout_entry *e;
+	int live;
 	char ver[24];
 
 	c->status = RD_ST_NONE;
+	/* A bucket not in memory would lose its entries: a transport's bug. */
+	if (x->format == 2 && !(x->bstate[shard_hash(c->type, c->typelen,
+	    c->key, c->keylen) & (x->nb - 1)] & BUCKET_LOADED)) {
+		change_fail(c, "index", "%s: the bucket of this key was not "
+		    "read", base);
+		return NULL;
+	}
+	e = layout_index_find(x, c->type, c->typelen, c->key, c->keylen);
+	live = e && !e->deleted;
 	/* recdelta-push refuses one first: no content guard here. */
 	if (c->op != RD_OP_CREATE && (!c->rev || !c->revlen)) {
 		change_fail(c, "rev", "an %s without the rev it was computed "
@@ -420,6 +839,10 @@ layout_guard(struct layout_index *x, struct change *c, const char *base)
 		e = add(x, arena_memdup(&x->a, c->type, c->typelen), c->typelen,
 		    arena_memdup(&x->a, c->key, c->keylen), c->keylen);
 		e->deleted = 1;
+		if (x->format == 2)
+			e->bucket = shard_hash(c->type, c->typelen, c->key,
+			    c->keylen) & (x->nb - 1);
+		x->entries++;
 	}
 	return e;
 }
@@ -476,6 +899,72 @@ layout_collect_list(const struct layout_index *x, struct sb *out)
 			stem(out, &x->e[i]);
 			sb_addf(out, "~%llu.json\n", x->e[i].oldv);
 		}
+	for (i = 0; i < x->nold; i++) {
+		sb_adds(out, LAYOUT_IDX "/");
+		layout_bucket_name(out, x->old[i], x->oldg[i]);
+		sb_addc(out, '\n');
+	}
+	for (i = 0; i < x->newnb; i++)
+		if (x->newgen[i] == x->generation) {
+			sb_adds(out, LAYOUT_IDX "/");
+			layout_bucket_name(out, i, x->generation);
+			sb_addc(out, '\n');
+		}
+}
+
+/*
+ * A line of the journal that names a bucket file, LAYOUT_IDX/I~G.json, as
+ * layout_bucket_name() writes it (decimal, no leading zero, G at least 1):
+ * 1 with *i and *g, else 0.
+ */
+static int
+bucket_line(const char *s, size_t n, size_t *i, unsigned long long *g)
+{
+	static const char pre[] = LAYOUT_IDX "/";
+	unsigned long long v[2];
+	size_t k, p = sizeof pre - 1, start;
+
+	if (n < p || memcmp(s, pre, p) != 0)
+		return 0;
+	for (k = 0; k < 2; k++) {
+		start = p;
+		v[k] = 0;
+		while (p < n && s[p] >= '0' && s[p] <= '9' && p - start < 18)
+			v[k] = v[k] * 10 + (unsigned long long)(s[p++] - '0');
+		if (p == start || (s[start] == '0' && p - start > 1) ||
+		    p >= n || s[p] != (k ? '.' : '~'))
+			return 0;
+		p++;
+	}
+	if (n - p != 4 || memcmp(s + p, "json", 4) != 0 || v[1] == 0 ||
+	    v[0] >= LAYOUT_BMAX)
+		return 0;
+	*i = (size_t)v[0];
+	*g = v[1];
+	return 1;
+}
+
+/* Does the index name bucket file i at generation g as current? */
+static int
+names_bucket(const struct layout_index *x, size_t i, unsigned long long g)
+{
+	return x->format == 2 && i < x->nb && x->bgen[i] == g;
+}
+
+void
+layout_collect_want(struct layout_index *x, const char *data)
+{
+	const char *line, *next;
+	unsigned long long g;
+	size_t i;
+
+	for (line = data; *line; line = next) {
+		next = strchr(line, '\n');
+		next = next ? next + 1 : line + strlen(line);
+		if (bucket_line(line, (size_t)(next - line) - (next[-1] == '\n'),
+		    &i, &g) && names_bucket(x, i, g))
+			x->bstate[i] |= BUCKET_WANTED;
+	}
 }
 
 struct cline {
@@ -496,7 +985,7 @@ clinecmp(const void *x, const void *y)
 int
 layout_collect_plan(const struct layout_index *x, char *data,
     int (*fn)(void *ctx, const struct layout_entry *e, unsigned long long v),
-    void *ctx)
+    int (*bfn)(void *ctx, const char *name), void *ctx)
 {
 	struct sb name;
 	struct cline *cl = NULL, want;
@@ -508,6 +997,17 @@ layout_collect_plan(const struct layout_index *x, char *data,
 	for (line = data; *line; line = next) {
 		next = strchr(line, '\n');
 		next = next ? (*next = '\0', next + 1) : line + strlen(line);
+		{
+			unsigned long long g;
+			size_t b;
+
+			if (bucket_line(line, strlen(line), &b, &g)) {
+				if (!names_bucket(x, b, g) &&
+				    bfn(ctx, line + sizeof LAYOUT_IDX) < 0)
+					goto out;
+				continue;
+			}
+		}
 		if (!(tilde = strrchr(line, '~')) || tilde[1] < '1' ||
 		    tilde[1] > '9')
 			continue;
@@ -748,6 +1248,81 @@ layout_fetch_empty(const struct fetch_opts *o, const struct store_sink *sink,
 	return layout_feed_cursor(&f, o, sink, source, 0);
 }
 
+/* Bucket files read at once by layout_read_index(). */
+#define READ_CHUNK 256
+
+int
+layout_read_index(struct arena *a, const char *data, size_t len,
+    const char *base, const struct fetch_opts *o, struct layout_feed *f,
+    int (*readb)(void *ctx, char *const *names, size_t n, struct sb *out),
+    void *ctx, const struct json **ents, unsigned long long *generation)
+{
+	struct layout_root r;
+	struct sb where, out[READ_CHUNK];
+	const struct json **parts = NULL;
+	char *names[READ_CHUNK];
+	size_t want[READ_CHUNK], nparts = 0, i, k, n;
+	struct json *merged;
+	int ret = -1;
+
+	sb_init(&where, 256);
+	for (k = 0; k < READ_CHUNK; k++) {
+		sb_init(&out[k], 0);
+		names[k] = NULL;
+	}
+	sb_addf(&where, "%s/meta.json", base);
+	if (layout_root_parse(a, data, len, where.buf, &r) < 0 ||
+	    layout_feed_plan(f, o, r.feedfrom) < 0)
+		goto out;
+	*generation = r.generation;
+	if (r.format == 1) {
+		*ents = r.entities;
+		ret = 0;
+		goto out;
+	}
+	/* The buckets that can hold a change after the feed's generation. */
+	for (i = 0; i < r.nb; ) {
+		for (n = 0; i < r.nb && n < READ_CHUNK; i++)
+			if (r.bgen[i] && (!f->on || f->all || r.bgen[i] > f->since)) {
+				struct sb nm;
+
+				sb_init(&nm, 32);
+				layout_bucket_name(&nm, i, r.bgen[i]);
+				free(names[n]);
+				names[n] = xstrdup(nm.buf);
+				sb_release(&nm);
+				sb_reset(&out[n]);
+				want[n++] = i;
+			}
+		if (n && readb(ctx, names, n, out) < 0)
+			goto out;
+		parts = xreallocarray(parts, nparts + n + 1, sizeof *parts);
+		for (k = 0; k < n; k++) {
+			sb_reset(&where);
+			sb_addf(&where, "%s/%s/%s", base, LAYOUT_IDX, names[k]);
+			if (layout_bucket_parse(a, arena_memdup(a, out[k].buf,
+			    out[k].len), out[k].len, where.buf, want[k], r.nb,
+			    r.bgen[want[k]], &parts[nparts++]) < 0)
+				goto out;
+			/* The bytes are the arena's now. */
+			sb_release(&out[k]);
+			sb_init(&out[k], 0);
+		}
+	}
+	merged = arena_alloc(a, sizeof *merged);
+	merge_entities(a, parts, nparts, merged);
+	*ents = merged;
+	ret = 0;
+out:
+	for (k = 0; k < READ_CHUNK; k++) {
+		sb_release(&out[k]);
+		free(names[k]);
+	}
+	free(parts);
+	sb_release(&where);
+	return ret;
+}
+
 int
 layout_fetch(const char *base, const struct json *ents,
     const struct fetch_opts *o, const struct layout_feed *f,
@@ -868,6 +1443,14 @@ layout_used_names(const struct layout_index *x, char ***used, size_t *nused)
 		*used = xreallocarray(*used, *nused + 1, sizeof **used);
 		(*used)[(*nused)++] = xstrdup(name.buf);
 	}
+	for (i = 0; x->format == 2 && i < x->nb; i++)
+		if (x->bgen[i]) {
+			sb_reset(&name);
+			sb_adds(&name, LAYOUT_IDX "/");
+			layout_bucket_name(&name, i, x->bgen[i]);
+			*used = xreallocarray(*used, *nused + 1, sizeof **used);
+			(*used)[(*nused)++] = xstrdup(name.buf);
+		}
 	sb_release(&name);
 	qsort(*used, *nused, sizeof **used, layout_strpcmp);
 }

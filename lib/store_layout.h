@@ -2,21 +2,34 @@
  * store_layout.h - the per-entity layout that dir: and webdav: share, with
  * no I/O of its own.
  *
- * The layout of ../protocols/webdav.md section 4: BASE/meta.json, the index,
- * names every entity's version and the sha256 of its file; the file
+ * The layout of ../protocols/webdav.md section 4: the index names every
+ * entity's version and the sha256 of its file; the file
  * BASE/TYPENAME/KEYNAME~V.json holds version V, is written once, and is
- * removed when a later version supersedes it.  meta.json is the only commit
- * point: a reader trusts it and nothing else, and reads no file it does not
- * name.
+ * removed when a later version supersedes it.  BASE/meta.json, the root of
+ * the index, is the only commit point: a reader trusts it and nothing else,
+ * and reads no file it does not name.
+ *
+ * The index of "recdelta-store/2" is split in B buckets (B a power of two):
+ * the entity (type, key) is in bucket shard_hash(type, key) mod B
+ * (shard.h), and bucket i's entries are in the file
+ * BASE/meta.idx/I~G.json, I and G in decimal, where G is the generation of
+ * the commit that wrote it; meta.json names B and each bucket's G (0: no
+ * file), and a bucket file says its bucket, B and G again, so that no stale
+ * or misplaced file is read as current.  A commit writes the files of the
+ * buckets it changed, then meta.json; so it writes O(changes) of the index,
+ * not all of it.  B starts at LAYOUT_B0 and doubles, every bucket written
+ * again, when a commit leaves more than 128 B entries (tombstones count),
+ * until there are at most 64 B.  The "recdelta-store/1" layout, the whole
+ * index in meta.json, is read as well; the first write makes it /2.
  *
  * The index is also a change feed.  Each entry records in "g" the
  * generation of the commit that last changed it, and the index records in
  * "feed" the generation from which every commit did so (the first commit
  * of a writer that knows "g": a writer that did not dropped both).  A feed
- * since generation G reads the entries whose g is greater than G, when
- * "feed" is at most G + 1; else, or from no generation, every entry, as a
- * whole read.  Tombstones stay in the index for good, so a deletion is in
- * the feed however old the cursor.
+ * since generation G reads the buckets whose generation is greater than G
+ * and in them the entries whose g is, when "feed" is at most G + 1; else,
+ * or from no generation, every entry, as a whole read.  Tombstones stay in
+ * the index for good, so a deletion is in the feed however old the cursor.
  *
  * This module decides everything about that layout: the names of folders
  * and files, the index and its bytes, the rev guard of a change and the
@@ -33,7 +46,11 @@
 #include "digest.h"
 #include "store.h"
 
-#define LAYOUT_FORMAT "recdelta-store/1"
+#define LAYOUT_FORMAT "recdelta-store/2"
+#define LAYOUT_FORMAT1 "recdelta-store/1"	/* read, and made /2 by a write */
+#define LAYOUT_IDX "meta.idx"	/* the folder of the bucket files */
+#define LAYOUT_B0 16		/* the buckets of a new index */
+#define LAYOUT_BMAX (1UL << 24)	/* B never goes past it */
 
 /* The last version an entity can have; a writer never goes past it. */
 #define LAYOUT_VMAX "9223372036854775807"
@@ -72,10 +89,11 @@ struct layout_entry {
 	unsigned long long g;		/* generation of its last change, or 0 */
 	unsigned long long oldv;	/* the version a commit supersedes, or 0 */
 	size_t folder;			/* the transport's: its type folder */
+	size_t bucket;			/* of the index's B buckets */
 };
 
 /*
- * Read one entry of meta.json (the value of a key under its type): -1 when
+ * Read one entry of the index (the value of a key under its type): -1 when
  * it is not an object with a valid "v" (a positive integer up to
  * LAYOUT_VMAX).  Else 0 with e's version, mtime and tombstone mark, its sha
  * "" unless valid; e's names are left as they are.  e borrows from value.
@@ -83,14 +101,38 @@ struct layout_entry {
 int layout_entry_read(const struct json *value, struct layout_entry *e);
 
 /*
- * Parse meta.json's bytes: 0 with *entities its "entities" object (in a),
- * *generation, and *feedfrom (its "feed", 0 when absent), or -1 with a
- * message (not JSON, not this layout, no entities: a damaged store).
- * where names the file in messages; feedfrom may be NULL.
+ * meta.json, parsed: its format (1 or 2), generation and "feed" (0 when
+ * absent); for /2 the number of buckets and each one's generation (in the
+ * arena) and the number of entries; for /1 the whole "entities" object.
  */
-int layout_meta_parse(struct arena *a, const char *data, size_t len,
-    const char *where, const struct json **entities,
-    unsigned long long *generation, unsigned long long *feedfrom);
+struct layout_root {
+	int format;
+	unsigned long long generation, feedfrom, entries;
+	size_t nb;
+	unsigned long long *bgen;
+	const struct json *entities;
+};
+
+/*
+ * Parse meta.json's bytes into r (parsed into a): 0, or -1 with a message
+ * (not JSON, not either layout, a bad member: a damaged store).  where
+ * names the file in messages.
+ */
+int layout_root_parse(struct arena *a, const char *data, size_t len,
+    const char *where, struct layout_root *r);
+
+/* I~G.json, the file of bucket i written at generation g, in LAYOUT_IDX. */
+void layout_bucket_name(struct sb *out, size_t i, unsigned long long g);
+
+/*
+ * Parse a bucket file's bytes, which meta.json names as bucket i of nb at
+ * generation g: 0 with *entities its "entities" object (in a), every entry
+ * valid; or -1 with a message naming where (a damaged store: not JSON, or
+ * not the file meta.json names).
+ */
+int layout_bucket_parse(struct arena *a, const char *data, size_t len,
+    const char *where, size_t i, size_t nb, unsigned long long g,
+    const struct json **entities);
 
 /*
  * What a fetch reads of the index: every entry, or (a change feed read
@@ -126,12 +168,29 @@ int layout_feed_cursor(const struct layout_feed *f, const struct fetch_opts *o,
 int layout_fetch_empty(const struct fetch_opts *o,
     const struct store_sink *sink, const char *source);
 
+/*
+ * Read the index for a fetch.  meta.json's bytes (data, len, which must
+ * live as long as a) are parsed; the feed f is planned from o; for /2 the
+ * bucket files f wants are read through readb, which reads the n files
+ * names[0..n) of LAYOUT_IDX whole into out[0..n) (0, or -1 with a message
+ * naming the file), then checked and merged.  0 with *ents (every type and
+ * its entries, in a) and *generation, or -1 with a message.  base names the
+ * store in messages.
+ */
+int layout_read_index(struct arena *a, const char *data, size_t len,
+    const char *base, const struct fetch_opts *o, struct layout_feed *f,
+    int (*readb)(void *ctx, char *const *names, size_t n, struct sb *out),
+    void *ctx, const struct json **ents, unsigned long long *generation);
+
 /* The members of an object of the index, in the layout's order. */
 const struct json_member **layout_members(const struct json *obj);
 
 /*
  * The index, in memory, while a batch is applied.  Entries are found by
- * (type, key); names live as long as the index.
+ * (type, key); names live as long as the index.  Of a /2 index only the
+ * buckets a transport loaded are in memory: layout_index_want() and
+ * layout_index_pending() say which to read, layout_index_bucket() loads
+ * one.  A guard or a write needs the buckets of its keys loaded.
  */
 struct layout_index {
 	struct arena a;
@@ -142,6 +201,19 @@ struct layout_index {
 	size_t tcap;
 	unsigned long long generation;
 	unsigned long long feedfrom;	/* "feed", or 0: set by the next write */
+	int format;			/* read: 0 none, 1 or 2 */
+	unsigned long long entries;	/* all of them, loaded or not */
+	size_t nb;			/* B: buckets (of /2) */
+	unsigned long long *bgen;	/* each bucket's generation, 0: none */
+	unsigned char *bstate;		/* each bucket's BUCKET_* bits */
+	struct layout_loaded { size_t i; const char *data; size_t len; } *ld;
+	size_t nld;			/* the bucket files loaded, in a */
+	/* Set by layout_index_plan(): the layout the commit writes. */
+	size_t newnb;
+	unsigned long long *newgen;
+	size_t *old;			/* superseded bucket files: number */
+	unsigned long long *oldg;	/* and generation */
+	size_t nold;
 };
 
 void layout_index_init(struct layout_index *x);
@@ -149,17 +221,57 @@ void layout_index_release(struct layout_index *x);
 /*
  * Load meta.json's bytes (copied) into the empty index x: 0, or -1 with a
  * message (a damaged store).  No bytes at all is no meta.json: a transport
- * that found none loads nothing.
+ * that found none loads nothing.  A /1 index is loaded whole.
  */
 int layout_index_load(struct layout_index *x, const char *data, size_t len,
     const char *where);
+/* Ask for the bucket of (type, key), or of the changes v[0..n). */
+void layout_index_want(struct layout_index *x, const char *type,
+    size_t typelen, const char *key, size_t keylen);
+/*
+ * For the changes v[0..n): their buckets, and every bucket when their
+ * creates could grow the index past 128 B entries (the write that doubles
+ * B writes every bucket).
+ */
+void layout_index_want_batch(struct layout_index *x, const struct change *v,
+    size_t n);
+void layout_index_want_all(struct layout_index *x);
+/*
+ * The buckets asked for that have a file not loaded yet: their numbers into
+ * *list (owned), their count returned.  Those without a file count as
+ * loaded (empty).
+ */
+size_t layout_index_pending(struct layout_index *x, size_t **list);
+/*
+ * Load the file of bucket i (named from x->bgen[i]) from its bytes
+ * (copied): 0, or -1 with a message naming where (a damaged store).
+ */
+int layout_index_bucket(struct layout_index *x, size_t i, const char *data,
+    size_t len, const char *where);
+/*
+ * Load x again from the bytes it was loaded from, forgetting every change
+ * made since: 0, or -1 with a message.
+ */
+int layout_index_reload(struct layout_index *x);
 struct layout_entry *layout_index_find(struct layout_index *x,
     const char *type, size_t typelen, const char *key, size_t keylen);
 /*
- * The index as meta.json: canonical JSON, sorted at every level; "feed" the
- * generation written when the index had none.
+ * Plan the commit at x's generation (the transport has counted it up
+ * already): the number of buckets (doubled when the index outgrew them, or
+ * chosen for an index that was not /2) and the generation of each bucket's
+ * file, new for every bucket the commit changed; the bucket files it
+ * supersedes in x->old and x->oldg.
  */
-void layout_index_write(struct layout_index *x, struct sb *out);
+void layout_index_plan(struct layout_index *x);
+/*
+ * The index as planned: put(ctx, name, data) for each new bucket file
+ * (name I~G.json, in LAYOUT_IDX), and meta.json into root.  Canonical
+ * JSON, sorted at every level; "feed" the generation written when the
+ * index had none.  0, or put's -1.
+ */
+int layout_index_write(struct layout_index *x, struct sb *root,
+    int (*put)(void *ctx, const char *name, const struct sb *data),
+    void *ctx);
 
 /*
  * The rev guard of change c against the index (create: no live entry;
@@ -189,20 +301,31 @@ void layout_advance(struct layout_index *x, struct layout_entry *e,
 
 /*
  * The collect journal: TYPENAME/KEYNAME~V.json, a line each, for every
- * version a commit supersedes (oldv).
+ * version a commit supersedes (oldv); then LAYOUT_IDX/I~G.json for each
+ * bucket file it supersedes and each one it writes (after layout_index_plan),
+ * so that a writer that dies before its commit leaves none unlisted.
  */
 void layout_collect_list(const struct layout_index *x, struct sb *out);
 
 /*
+ * A journal a writer left: ask for the buckets whose lines name a file the
+ * index still names (the commit that wrote the journal landed, and those
+ * buckets hold the entities of its version lines).  data is not changed.
+ */
+void layout_collect_want(struct layout_index *x, const char *data);
+
+/*
  * A journal a writer left, read against the index: fn(ctx, e, v) for each
  * line that is exactly the name of a version v older than the current one
- * of an entity e the index holds; every other line is ignored, so a line
- * names nothing outside the store nor a file the index still uses.  data is
- * NUL-terminated and changed.  Returns 0, or fn's -1.
+ * of an entity e the index holds, and bfn(ctx, name) with the name I~G.json
+ * of each bucket file line that the index does not name; every other line
+ * is ignored, so a line names nothing outside the store nor a file the
+ * index still uses.  data is NUL-terminated and changed.  Returns 0, or
+ * fn's or bfn's -1.
  */
 int layout_collect_plan(const struct layout_index *x, char *data,
     int (*fn)(void *ctx, const struct layout_entry *e, unsigned long long v),
-    void *ctx);
+    int (*bfn)(void *ctx, const char *name), void *ctx);
 
 /*
  * Check a version file's bytes against the index (the sha256 of its entry,
@@ -235,7 +358,7 @@ struct layout_io {
 };
 
 /*
- * Hand every record of the index's entities (from layout_meta_parse) that o
+ * Hand every record of the index's entities (from layout_read_index) that o
  * and the feed f (NULL: none) want to sink: types and keys in the layout's
  * order, each live entity's version file read through io and checked,
  * tombstones as records with "deleted".  base names the store in messages.
@@ -253,9 +376,9 @@ int layout_is_version_name(const char *s);
 /* The current time as YYYY-MM-DDTHH:MM:SSZ, the index's form. */
 void layout_now(char buf[32]);
 /*
- * The files the index x names as current, TYPENAME/NAME, appended to
- * *used (owned strings) and sorted for bsearch() with layout_strpcmp:
- * what a sweep must leave.
+ * The files the index x (every bucket loaded) names as current,
+ * TYPENAME/NAME and LAYOUT_IDX/I~G.json, appended to *used (owned strings)
+ * and sorted for bsearch() with layout_strpcmp: what a sweep must leave.
  */
 void layout_used_names(const struct layout_index *x, char ***used,
     size_t *nused);

@@ -9,30 +9,33 @@
  * percent-encoded once more on the wire, so no key reaches outside the
  * store's collection.
  *
- * Reading (../protocols/webdav.md section 5): GET meta.json, then the
- * version file of each live entity of the types wanted, --jobs at a time,
- * each checked against the index's sha256.  A 404 for meta.json is an empty
+ * Reading (../protocols/webdav.md section 5): GET meta.json and the bucket
+ * files it names (store_layout.h; a change feed, those changed after its
+ * cursor), then the version file of each live entity of the types wanted,
+ * --jobs at a time, each checked against the index's sha256.  A 404 for meta.json is an empty
  * store when the collection exists, and a missing store otherwise.  A
  * version file gone while reading is a writer that committed meanwhile: the
  * fetch fails and says to read again.
  *
  * Writing (section 6): GET meta.json (its ETag must be strong: a weak one
  * is waited out, up to five times 1.1 s, with a warning that names the
- * FileETag Digest fix); check each change's rev against the index; PUT each
- * new version's file with If-None-Match: * (--jobs at a time; a 409 makes
+ * FileETag Digest fix), and the bucket files of the batch's keys; check
+ * each change's rev against the index; PUT each new version's file with
+ * If-None-Match: * (--jobs at a time; a 409 makes
  * the type's collection, then the PUT goes again; a 412 is a file of that
  * version already there: debris of a dead writer when older than the grace
  * period, then replaced with If-Match on its ETag, else another writer's,
- * and a conflict); then commit meta.json with If-Match on the ETag read (or
- * If-None-Match: * for a new store).  A 412 on the commit means another
+ * and a conflict); PUT the new bucket files the same way; then commit
+ * meta.json with If-Match on the ETag read (or If-None-Match: * for a new
+ * store).  A 412 on the commit means another
  * commit landed: meta.json is read again, the changes whose entries still
  * hold the version they were written against are kept, the others conflict,
  * and the commit goes again, up to five attempts with jittered backoff; what
- * is left is deferred.  Only after a commit are the superseded version files
- * deleted; the version files of changes that did not commit are deleted
- * too.  A writer killed at any point leaves the last committed index and at
- * most unreferenced version files, which the sweep (store_sweep) removes
- * once older than the grace period.
+ * is left is deferred.  Only after a commit are the superseded version and
+ * bucket files deleted; the version and bucket files of an attempt that did
+ * not commit are deleted too.  A writer killed at any point leaves the last
+ * committed index and at most unreferenced version and bucket files, which
+ * the sweep (store_sweep) removes once older than the grace period.
  *
  * Credentials: RECDELTA_WEBDAV_USER and the first line of the file
  * RECDELTA_WEBDAV_PASSWORD_FILE names, else the netrc file
@@ -381,6 +384,59 @@ io_read(void *ctx, const char *name, const char *where, struct sb *out)
 	return 0;
 }
 
+/*
+ * The bucket files names[0..n) of /meta.idx/, --jobs at a time, for
+ * layout_read_index() (ctx: the store).  One gone meanwhile was superseded
+ * by a commit: read the store again.
+ */
+static int
+read_buckets(void *ctx, char *const *names, size_t n, struct sb *out)
+{
+	struct wd *w = ctx;
+	struct http_req *q = xcalloc(n + 1, sizeof *q);
+	struct http_resp *r = xcalloc(n + 1, sizeof *r);
+	struct sb path;
+	char **paths = xcalloc(n + 1, sizeof *paths);
+	size_t i;
+	int ret = -1;
+
+	sb_init(&path, 128);
+	for (i = 0; i < n; i++) {
+		http_resp_init(&r[i]);
+		sb_reset(&path);
+		sb_adds(&path, "/" LAYOUT_IDX "/");
+		url_seg(&path, names[i], strlen(names[i]));
+		paths[i] = xstrdup(path.buf);
+		q[i] = (struct http_req){ .method = HTTP_GET, .path = paths[i] };
+	}
+	if (n && wd_send_many(w, q, r, n) < 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		if (r[i].status == 404) {
+			rd_seterr(RD_EXIT_RUNTIME, "webdav: %s/%s/%s: gone while "
+			    "reading (a writer committed meanwhile): read the "
+			    "store again", w->shown, LAYOUT_IDX, names[i]);
+			goto out;
+		}
+		if (r[i].status != 200) {
+			unexpected(w, &q[i], &r[i]);
+			goto out;
+		}
+		sb_add(&out[i], r[i].body.buf, r[i].body.len);
+	}
+	ret = 0;
+out:
+	for (i = 0; i < n; i++) {
+		http_resp_release(&r[i]);
+		free(paths[i]);
+	}
+	free(paths);
+	free(q);
+	free(r);
+	sb_release(&path);
+	return ret;
+}
+
 /* The version files layout_fetch() will read, in its order. */
 static void
 plan_reads(struct wdio *io, const struct json *ents, const struct fetch_opts *o,
@@ -439,10 +495,10 @@ wd_fetch(struct store *s, const struct fetch_opts *o,
 		.ctx = io, .open_type = io_open_type, .read = io_read,
 		.close_type = io_close_type,
 	};
-	struct sb meta, where;
+	struct sb meta;
 	struct arena a;
 	const struct json *ents;
-	unsigned long long generation, feedfrom;
+	unsigned long long generation;
 	struct layout_feed f;
 	size_t i;
 	int r, ret = -1;
@@ -451,7 +507,6 @@ wd_fetch(struct store *s, const struct fetch_opts *o,
 	for (i = 0; i < WD_CHUNK; i++)
 		http_resp_init(&io->r[i]);
 	sb_init(&meta, 0);
-	sb_init(&where, 256);
 	arena_init(&a);
 	if ((r = read_meta(w, &meta, NULL)) < 0)
 		goto out;
@@ -467,9 +522,8 @@ wd_fetch(struct store *s, const struct fetch_opts *o,
 			ret = layout_fetch_empty(o, sink, s->spec);
 		goto out;
 	}
-	sb_addf(&where, "%s/meta.json", w->shown);
-	if (layout_meta_parse(&a, meta.buf, meta.len, where.buf, &ents,
-	    &generation, &feedfrom) < 0 || layout_feed_plan(&f, o, feedfrom) < 0)
+	if (layout_read_index(&a, meta.buf, meta.len, w->shown, o, &f,
+	    read_buckets, w, &ents, &generation) < 0)
 		goto out;
 	plan_reads(io, ents, o, &f);
 	ret = layout_fetch(w->shown, ents, o, &f, &lio, sink);
@@ -487,7 +541,6 @@ out:
 	free(io);
 	arena_release(&a);
 	sb_release(&meta);
-	sb_release(&where);
 	return ret;
 }
 
@@ -506,6 +559,51 @@ load_index(struct wd *w, struct layout_index *x, struct sb *meta, char **etag)
 		r = -1;
 	sb_release(&where);
 	return r;
+}
+
+/* Load the bucket files the index x asks for (layout_index_pending). */
+static int
+load_buckets(struct wd *w, struct layout_index *x)
+{
+	size_t *list, n = layout_index_pending(x, &list), i, k, m;
+	struct sb *out = xcalloc(WD_CHUNK, sizeof *out), where;
+	char *names[WD_CHUNK];
+	int ret = -1;
+
+	sb_init(&where, 256);
+	for (k = 0; k < WD_CHUNK; k++) {
+		sb_init(&out[k], 0);
+		names[k] = NULL;
+	}
+	for (i = 0; i < n; i += m) {
+		m = n - i < WD_CHUNK ? n - i : WD_CHUNK;
+		for (k = 0; k < m; k++) {
+			sb_reset(&where);
+			layout_bucket_name(&where, list[i + k], x->bgen[list[i + k]]);
+			free(names[k]);
+			names[k] = xstrdup(where.buf);
+			sb_reset(&out[k]);
+		}
+		if (read_buckets(w, names, m, out) < 0)
+			goto out;
+		for (k = 0; k < m; k++) {
+			sb_reset(&where);
+			sb_addf(&where, "%s/%s/%s", w->shown, LAYOUT_IDX, names[k]);
+			if (layout_index_bucket(x, list[i + k], out[k].buf,
+			    out[k].len, where.buf) < 0)
+				goto out;
+		}
+	}
+	ret = 0;
+out:
+	for (k = 0; k < WD_CHUNK; k++) {
+		sb_release(&out[k]);
+		free(names[k]);
+	}
+	free(out);
+	free(list);
+	sb_release(&where);
+	return ret;
 }
 
 static int
@@ -534,6 +632,9 @@ again:
 		ret = r;
 		goto out;
 	}
+	layout_index_want(&x, type, typelen, key, keylen);
+	if (load_buckets(w, &x) < 0)
+		goto out;
 	e = layout_index_find(&x, type, typelen, key, keylen);
 	if (!e || e->deleted) {
 		ret = 0;
@@ -592,7 +693,8 @@ wd_count(struct store *s, char *const *types, size_t ntypes)
 	(void)types, (void)ntypes;
 	layout_index_init(&x);
 	sb_init(&meta, 0);
-	if ((r = load_index(w, &x, &meta, NULL)) < 0)
+	if ((r = load_index(w, &x, &meta, NULL)) < 0 ||
+	    (layout_index_want_all(&x), load_buckets(w, &x)) < 0)
 		live = -1;
 	for (i = 0; live >= 0 && i < x.n; i++)
 		live += !x.e[i].deleted;
@@ -998,6 +1100,61 @@ unlock_store(struct wd *w)
 	w->locked = 0;
 }
 
+/* The new bucket files of a commit, put() for layout_index_write(). */
+struct bucketput {
+	struct pend *p;
+	size_t n;
+};
+
+static int
+bucket_put(void *ctx, const char *name, const struct sb *data)
+{
+	struct bucketput *b = ctx;
+	struct pend *pp;
+	struct sb path;
+
+	b->p = xreallocarray(b->p, b->n + 1, sizeof *b->p);
+	pp = &b->p[b->n++];
+	memset(pp, 0, sizeof *pp);
+	sb_init(&pp->file, data->len + 1);
+	sb_add(&pp->file, data->buf, data->len);
+	sb_init(&path, 128);
+	sb_adds(&path, "/" LAYOUT_IDX "/");
+	url_seg(&path, name, strlen(name));
+	pp->path = xstrdup(path.buf);
+	pp->typepath = xstrdup("/" LAYOUT_IDX "/");
+	sb_release(&path);
+	return 0;
+}
+
+static void
+bucketput_release(struct bucketput *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		sb_release(&b->p[i].file);
+		free(b->p[i].path);
+		free(b->p[i].typepath);
+	}
+	free(b->p);
+	b->p = NULL;
+	b->n = 0;
+}
+
+/* The paths of the bucket files of b that were written, into *old. */
+static void
+bucketput_written(const struct bucketput *b, char ***old, size_t *nold)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		if (b->p[i].written) {
+			*old = xreallocarray(*old, *nold + 1, sizeof **old);
+			(*old)[(*nold)++] = xstrdup(b->p[i].path);
+		}
+}
+
 static int
 wd_apply(struct store *s, struct change *v, size_t n)
 {
@@ -1005,7 +1162,8 @@ wd_apply(struct store *s, struct change *v, size_t n)
 	struct pend *p = xcalloc(n + 1, sizeof *p);
 	struct layout_index x;
 	struct sb meta, out;
-	size_t i, k, nput, *idx = xcalloc(n + 1, sizeof *idx);
+	struct bucketput bp = { NULL, 0 };
+	size_t i, k, nput, *idx = xcalloc(n + 1, sizeof *idx), *bidx = NULL;
 	char now[32], *etag = NULL, **old = NULL;
 	size_t nold = 0;
 	int attempt, r, found, refuse = 0, committed = 0, ret = -1;
@@ -1032,6 +1190,10 @@ wd_apply(struct store *s, struct change *v, size_t n)
 		free(etag);
 		etag = NULL;
 		if ((found = load_strong(w, &x, &meta, &etag, &refuse)) < 0)
+			goto out;
+		/* Of a /2 index, the buckets of the batch's keys. */
+		layout_index_want_batch(&x, v, n);
+		if (load_buckets(w, &x) < 0)
 			goto out;
 		/* The guards, against the index just read. */
 		nput = 0;
@@ -1066,9 +1228,7 @@ wd_apply(struct store *s, struct change *v, size_t n)
 		if (nput && put_files(w, p, idx, nput) < 0)
 			goto out;
 		/* The commit: the index again, each change still standing on it. */
-		layout_index_release(&x);
-		layout_index_init(&x);
-		if (found && layout_index_load(&x, meta.buf, meta.len, "meta.json") < 0)
+		if (layout_index_reload(&x) < 0)
 			goto out;
 		layout_now(now);
 		for (i = 0; i < n; i++) {
@@ -1089,8 +1249,20 @@ wd_apply(struct store *s, struct change *v, size_t n)
 			goto out;
 		}
 		x.generation++;
+		layout_index_plan(&x);
 		sb_reset(&out);
-		layout_index_write(&x, &out);
+		bucketput_release(&bp);
+		if (layout_index_write(&x, &out, bucket_put, &bp) < 0)
+			goto out;
+		/* The new bucket files, then the root that names them. */
+		free(bidx);
+		bidx = xcalloc(bp.n + 1, sizeof *bidx);
+		for (k = 0; k < bp.n; k++)
+			bidx[k] = k;
+		if (!found && attempt == 0 && bp.n && mkcol(w, bp.p[0].typepath) < 0)
+			goto out;
+		if (bp.n && put_files(w, bp.p, bidx, bp.n) < 0)
+			goto out;
 		q.body = out.buf;
 		q.len = out.len;
 		if (found)
@@ -1112,6 +1284,19 @@ wd_apply(struct store *s, struct change *v, size_t n)
 		for (i = 0; i < n; i++)
 			if (!p[i].done)
 				change_release(&v[i]);
+		/* This attempt's bucket files are named by no commit. */
+		{
+			char **mine = NULL;
+			size_t nmine = 0;
+
+			bucketput_written(&bp, &mine, &nmine);
+			if (delete_files(w, mine, NULL, nmine) < 0)
+				rd_log("warning", "collect failed", NULL);
+			for (k = 0; k < nmine; k++)
+				free(mine[k]);
+			free(mine);
+			bucketput_release(&bp);
+		}
 		if (attempt + 1 >= WD_ATTEMPTS) {
 			for (i = 0; i < n; i++)
 				if (!p[i].done) {
@@ -1150,6 +1335,19 @@ wd_apply(struct store *s, struct change *v, size_t n)
 			sb_release(&name);
 			sb_release(&path);
 		}
+	for (i = 0; i < x.nold; i++) {
+		struct sb name, path;
+
+		sb_init(&name, 64);
+		sb_init(&path, 128);
+		layout_bucket_name(&name, x.old[i], x.oldg[i]);
+		sb_adds(&path, "/" LAYOUT_IDX "/");
+		url_seg(&path, name.buf, name.len);
+		old = xreallocarray(old, nold + 1, sizeof *old);
+		old[nold++] = xstrdup(path.buf);
+		sb_release(&name);
+		sb_release(&path);
+	}
 	ret = 0;
 out:
 	/*
@@ -1163,6 +1361,8 @@ out:
 			old = xreallocarray(old, nold + 1, sizeof *old);
 			old[nold++] = xstrdup(p[i].path);
 		}
+	if (!committed)
+		bucketput_written(&bp, &old, &nold);
 	if (nold && w->locked) {
 		char msg[512];
 
@@ -1185,6 +1385,8 @@ out:
 		free(p[i].typepath);
 	}
 	unlock_store(w);
+	bucketput_release(&bp);
+	free(bidx);
 	free(p);
 	free(idx);
 	free(etag);
@@ -1390,7 +1592,8 @@ wd_sweep(struct store *s, double grace, unsigned long *removed)
 	sb_init(&meta, 0);
 	sb_init(&name, 256);
 	sb_init(&path, 256);
-	if ((r = collection_exists(w)) <= 0 || load_index(w, &x, &meta, NULL) < 0)
+	if ((r = collection_exists(w)) <= 0 || load_index(w, &x, &meta, NULL) < 0 ||
+	    (layout_index_want_all(&x), load_buckets(w, &x)) < 0)
 		goto out;
 	/* The files the index names. */
 	layout_used_names(&x, &used, &nused);
@@ -1472,7 +1675,7 @@ const struct store_ops store_webdav_ops = {
 	.scheme = "webdav",
 	.synopsis = "webdav:URL",
 	.writable = 1,
-	/* Each batch rewrites the whole index. */
+	/* Each batch writes the root and the buckets it changed. */
 	.batch = 1000,
 	.max_batch = STORE_MAX_BATCH,
 	/* The index is a change feed (store_layout.h). */

@@ -132,23 +132,23 @@ limited() {
 
 # --- names ------------------------------------------------------------------------
 
-@test "types named like the store's own files (meta.json, meta.json.tmp, META.JSON, Meta.x, .lock, .collect) sync, read back and leave the store usable" {
-	for t in meta.json meta.json.tmp META.JSON Meta.x .lock .collect; do
+@test "types named like the store's own files (meta.json, meta.json.tmp, meta.idx, META.JSON, Meta.Idx, Meta.x, .lock, .collect) sync, read back and leave the store usable" {
+	for t in meta.json meta.json.tmp meta.idx META.JSON Meta.Idx Meta.x .lock .collect; do
 		rec "$t" k '{"n":1}'
 	done > L
 	sync_check L
 	assert_equal "$(cd R && ls -A | LC_ALL=C sort)" "$(printf '%s\n' \
-	    %2Ecollect %2Elock .lock META%2EJSON Meta%2Ex meta%2Ejson \
-	    meta%2Ejson%2Etmp meta.json)"
+	    %2Ecollect %2Elock .lock META%2EJSON Meta%2EIdx Meta%2Ex meta%2Eidx \
+	    meta%2Ejson meta%2Ejson%2Etmp meta.idx meta.json)"
 	assert_equal "$(jq -c '[.type, .key, .rev]' F | LC_ALL=C sort)" \
-	    "$(printf '["%s","k","1"]\n' .collect .lock META.JSON Meta.x meta.json meta.json.tmp)"
+	    "$(printf '["%s","k","1"]\n' .collect .lock META.JSON Meta.Idx Meta.x meta.idx meta.json meta.json.tmp)"
 	# Later fetches, diffs and pushes: an update of each, then a delete.
 	sed 's/"n":1/"n":2/' L > L2
 	sync_check L2
 	assert_equal "$(jq -c '[.rev, .fields.n]' F | sort -u)" '["2",2]'
 	grep -v '"meta.json"' L2 > L3
 	sync_check L3
-	assert_equal "$(jq -r 'select(.deleted != true) | .type' F | LC_ALL=C sort | tr '\n' ' ')" '.collect .lock META.JSON Meta.x meta.json.tmp '
+	assert_equal "$(jq -r 'select(.deleted != true) | .type' F | LC_ALL=C sort | tr '\n' ' ')" '.collect .lock META.JSON Meta.Idx Meta.x meta.idx meta.json.tmp '
 	[ ! -e R/meta%2Ejson/k~2.json ]
 }
 
@@ -214,15 +214,16 @@ Failed 1, Deferred 0 (kept for replay)'
 	assert_equal "$(printf '%s\n' "$output" | jq -c '[.key, .rev, .fields.n]')" \
 	    "$(printf '%s\n' '["a","1000000000000000000",2]' "[\"b\",\"$max\",1]" '["c","1",3]')"
 	# A version past the limit is no version.
-	sed -i "s/\"v\":$max}/\"v\":9223372036854775808}/" R/meta.json
+	bucket=$(grep -l '"b":' R/meta.idx/*.json)
+	sed -i "s/\"v\":$max}/\"v\":9223372036854775808}/" "$bucket"
 	run -4 --separate-stderr recdelta-fetch dir:R
-	assert_stderr 'recdelta-fetch: R/meta.json: damaged store: an entry has no valid "v"'
+	assert_stderr "recdelta-fetch: $bucket: damaged store: a bad entry"
 }
 
 # --- messages and stores that cannot be written -----------------------------------
 
 @test "messages name the real path: an entity file in its type folder, meta.json.tmp rather than meta.json" {
-	for k in $(seq 30); do rec Team "team-$k" '{"name":"a team with a long name"}'; done |
+	for k in $(seq 300); do rec Team "team-$k" '{"name":"a team with a long name"}'; done |
 	    make_dir_store R
 	change update Team team-1 '{"n":2}' 1 > upd
 	change delete Team team-1 '' 1 > del
@@ -236,11 +237,12 @@ Failed 1, Deferred 0 (kept for replay)'
 	rmdir R/meta.json.tmp
 	# A plain I/O error, from a limit on file sizes (root is bound by it
 	# too, as by a full disk): a delete writes no entity file, and the
-	# index is the first file over 1 KiB.
-	[ "$(stat -c %s R/meta.json)" -gt 1024 ]
+	# first of the bucket files the first write makes of a
+	# recdelta-store/1 index is the first file over 1 KiB.
 	run -4 --separate-stderr limited 1 recdelta-push --delete-orphans dir:R < del
 	assert_output ''
-	assert_stderr 'recdelta-push: R/meta.json.tmp: File too large'
+	assert_stderr 'recdelta-push: R/meta.idx/0~2.json: File too large'
+	assert_equal "$(jq -r .format R/meta.json)" recdelta-store/1
 	# What they left is debris the next writer replaces.
 	run -0 --separate-stderr recdelta-push dir:R < upd
 	run -0 --separate-stderr recdelta-fetch dir:R

@@ -202,10 +202,11 @@ push_point() {
 	after=$(dirstate)
 	files=$(dirfiles)
 	assert_equal "$(LC_ALL=C sort <<< "$files")" "$({
-	    jq -r '.entities | to_entries[] | .key as $t | .value | to_entries[] |
+	    store_entities R | jq -r 'to_entries[] | .key as $t | .value | to_entries[] |
 		select(.value.deleted != true) |
-		"R/\($t)", "R/\($t)/\(.key)~\(.value.v).json"' R/meta.json
-	    echo R/meta.json; } | LC_ALL=C sort -u)" # no name here needs encoding
+		"R/\($t)", "R/\($t)/\(.key)~\(.value.v).json"'
+	    bucket_files R | sed 's|^\./|R/|'
+	    echo R/meta.idx; echo R/meta.json; } | LC_ALL=C sort -u)" # no name here needs encoding
 	assert_equal "$(jq -r .status results | sort -u)" ok
 	run -0 recdelta-diff -l ndjson:L -r dir:R
 	assert_output ''
@@ -339,7 +340,9 @@ RESULTS=(
 	    run -0 --separate-stderr faulty recdelta-push -q dir:R < plan
 	assert_equal "$stderr" ''
 	assert_equal "$(cd R/T && echo *)" 'a~1.json a~2.json'
-	assert_equal "$(grep . R/.collect)" 'T/a~1.json'
+	# The journal names the bucket file the commit wrote too, which stays.
+	assert_equal "$(grep . R/.collect)" "T/a~1.json
+$(bucket_files R | sed 's|^\./||')"
 
 	# The next writer's recovery fails the same way: it stops before
 	# writing anything, and the journal keeps the line.
@@ -349,11 +352,14 @@ RESULTS=(
 	assert_output ''
 	assert_equal "$stderr" 'recdelta-push: R/T/a~1.json: Permission denied'
 	assert_equal "$(cd R/T && echo *)" 'a~1.json a~2.json'
-	assert_equal "$(grep . R/.collect)" 'T/a~1.json'
+	# The journal names the bucket file the commit wrote too, which stays.
+	assert_equal "$(grep . R/.collect)" "T/a~1.json
+$(bucket_files R | sed 's|^\./||')"
 
 	run -0 --separate-stderr recdelta-push -q dir:R < plan
 	assert_equal "$(cd R/T && echo *)" 'a~3.json'
 	[ ! -e R/.collect ]
+	assert_equal "$(cd R && find meta.idx -type f)" "$(bucket_files R | sed 's|^\./||')"
 
 	printf '%s\n' '{"kind":"change","op":"create","type":"T","key":"b","fields":{"n":1}}' |
 	    recdelta-push -q dir:R > /dev/null

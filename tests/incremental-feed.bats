@@ -13,6 +13,7 @@
 bats_require_minimum_version 1.5.0
 
 load helpers/common
+load helpers/dirstore
 load helpers/cloudkit
 load helpers/couchdb
 load helpers/apache
@@ -260,7 +261,7 @@ recdelta-push: overwrote 1 remote edit (see --log)"
 	recdelta-diff -l ndjson:l.ndjson -r dir:s | recdelta-push -q dir:s > /dev/null
 	printf '{"kind":"change","op":"update","type":"A","key":"b","rev":"1","fields":{"n":20}}\n{"kind":"change","op":"delete","type":"A","key":"c","rev":"1"}\n' |
 	    recdelta-push -q --delete-orphans dir:s > /dev/null
-	assert_equal "$(jq -c '[.feed, .generation, (.entities.A | map_values(.g))]' s/meta.json)" '[1,2,{"a":1,"b":2,"c":2}]'
+	assert_equal "$(jq -c --argjson e "$(store_entities s)" '[.feed, .generation, ($e.A | map_values(.g))]' s/meta.json)" '[1,2,{"a":1,"b":2,"c":2}]'
 	run -0 --separate-stderr recdelta-fetch --changes --resume 1 dir:s
 	assert_equal "$(jq -c 'del(.mtime)' <<<"$output")" '{"kind":"record","type":"A","key":"b","rev":"2","fields":{"n":20}}
 {"kind":"record","type":"A","key":"c","rev":"2","deleted":true}
@@ -270,13 +271,16 @@ recdelta-push: overwrote 1 remote edit (see --log)"
 	# From no generation: everything, tombstones included.
 	run -0 --separate-stderr recdelta-fetch --changes dir:s
 	assert_equal "${#lines[@]}" 4
-	# An older writer keeps neither "feed" nor "g": the next writer's
-	# commit starts the feed again, and a cursor from before it reads all.
-	jq -c 'del(.feed) | .entities.A |= map_values(del(.g))' s/meta.json > s/meta.json.new
+	# An older writer keeps neither "feed" nor "g" (and writes the whole
+	# index in meta.json, recdelta-store/1): the next writer's commit
+	# starts the feed again, and a cursor from before it reads all.
+	jq -c --argjson e "$(store_entities s)" '{format: "recdelta-store/1", generation,
+	    entities: ($e | .A |= map_values(del(.g)))}' s/meta.json > s/meta.json.new
+	rm -r s/meta.idx
 	mv s/meta.json.new s/meta.json
 	printf '{"kind":"change","op":"update","type":"A","key":"a","rev":"1","fields":{"n":10}}\n' |
 	    recdelta-push -q dir:s > /dev/null
-	assert_equal "$(jq -c '[.feed, .generation, (.entities.A | map_values(.g))]' s/meta.json)" '[3,3,{"a":3,"b":null,"c":null}]'
+	assert_equal "$(jq -c --argjson e "$(store_entities s)" '[.format, .feed, .generation, ($e.A | map_values(.g))]' s/meta.json)" '["recdelta-store/2",3,3,{"a":3,"b":null,"c":null}]'
 	run -0 --separate-stderr recdelta-fetch --changes --resume 1 dir:s
 	assert_equal "${#lines[@]}" 4
 	run -0 --separate-stderr recdelta-fetch --changes --resume 2 dir:s

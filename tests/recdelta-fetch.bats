@@ -200,13 +200,13 @@ EOF
 
 @test "dir: meta.json of another format is refused" {
 	rec A k '{}' | make_dir_store S
-	jq -c '.format = "recdelta-store/2"' S/meta.json > m && mv m S/meta.json
+	jq -c '.format = "recdelta-store/3"' S/meta.json > m && mv m S/meta.json
 	run -4 --separate-stderr recdelta-fetch dir:S
 	assert_output ""
-	assert_stderr "recdelta-fetch: S/meta.json: not a recdelta-store/1 store"
+	assert_stderr "recdelta-fetch: S/meta.json: not a recdelta-store/1 or recdelta-store/2 store"
 	jq -c 'del(.format)' S/meta.json > m && mv m S/meta.json
 	run -4 --separate-stderr recdelta-fetch dir:S
-	assert_stderr "recdelta-fetch: S/meta.json: not a recdelta-store/1 store"
+	assert_stderr "recdelta-fetch: S/meta.json: not a recdelta-store/1 or recdelta-store/2 store"
 }
 
 @test "dir: a tampered entity file is a damaged store" {

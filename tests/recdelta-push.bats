@@ -463,8 +463,8 @@ Would delete 2 orphan records (use --delete-orphans to confirm)"
 EOF
 	done
 	# dir: the entries are tombstones at v 2, their files removed.
-	assert_equal "$(jq -c '.entities.T.b | del(.mtime)' S/meta.json)" '{"deleted":true,"g":2,"v":2}'
-	assert_equal "$(jq -c '.entities.T.c | del(.mtime)' S/meta.json)" '{"deleted":true,"g":2,"v":2}'
+	assert_equal "$(store_entities S | jq -c '.T.b | del(.mtime)')" '{"deleted":true,"g":2,"v":2}'
+	assert_equal "$(store_entities S | jq -c '.T.c | del(.mtime)')" '{"deleted":true,"g":2,"v":2}'
 	assert_equal "$(ls S/T)" 'a~1.json'
 	run -0 --separate-stderr recdelta-fetch dir:S
 	assert_equal "$(printf '%s\n' "$output" | jq -c 'select(.deleted) | [.key, .rev]')" '["b","2"]
@@ -844,7 +844,7 @@ $(summary 9 0 0 0)"
 	# Every file is inside the store, one level down; nothing else was made.
 	assert_equal "$(ls -A)" "$(printf '%s\n' L S plan)"
 	[ -z "$(find S -mindepth 3)" ]
-	assert_equal "$(find S -mindepth 2 -type f | wc -l)" 9
+	assert_equal "$(find S -mindepth 2 -type f -not -path 'S/meta.idx/*' | wc -l)" 9
 	[ -f 'S/T/%2E.%2F..%2Fescape~1.json' ]
 	[ -f 'S/T/%2E.~1.json' ]
 	[ -f 'S/%2E.%2Fup/%2E.%2F..%2Fk~1.json' ]
@@ -1023,13 +1023,18 @@ converge() {
 	printf '%s\n' '{"kind":"change","op":"create","type":"T","key":"a","fields":{"n":1}}' | recdelta-push -q dir:S > /dev/null
 	printf '%s\n' '{"kind":"change","op":"update","type":"T","key":"a","rev":"1","fields":{"n":2}}' | recdelta-push -q dir:S > /dev/null
 	# As a writer killed after renaming meta.json would leave it: the old
-	# version still there, the journal naming it, and (tampered) lines that
-	# must never be acted on.
+	# version still there, the journal naming it and the bucket file the
+	# commit wrote (which holds its entry), and (tampered) lines that must
+	# never be acted on.
 	echo '{"fields":{"n":1},"key":"a","type":"T"}' > S/T/a~1.json
-	printf '%s\n' 'T/a~1.json' 'T/a~2.json' '../outside/victim.json' 'T/../../outside/victim.json' > S/.collect
+	bucket=$(jq -r '.buckets | to_entries[] | select(.value > 0) | "meta.idx/\(.key)~\(.value).json"' S/meta.json)
+	[ -f "S/$bucket" ]
+	printf '%s\n' 'T/a~1.json' 'T/a~2.json' "$bucket" '../outside/victim.json' 'T/../../outside/victim.json' \
+	    'meta.idx/../../outside/victim.json' 'meta.idx/00~2.json' > S/.collect
 	printf '%s\n' '{"kind":"change","op":"create","type":"T","key":"b","fields":{"n":3}}' | recdelta-push -q dir:S > /dev/null
 	assert_equal "$(cd S/T && ls | tr '\n' ' ')" 'a~2.json b~1.json '
 	[ ! -e S/.collect ]
 	assert_equal "$(cat outside/victim.json)" keep
+	assert_equal "$(store_entities S | jq -c '[.T[] | .v]')" '[2,1]'
 	run -0 recdelta-diff -l dir:S -r dir:S --exit-code
 }

@@ -12,6 +12,7 @@
 bats_require_minimum_version 1.5.0
 
 load helpers/common
+load helpers/dirstore
 load helpers/cloudkit
 load helpers/couchdb
 load helpers/apache
@@ -730,8 +731,8 @@ $(summary 0 1 199 0 0)"
 			[ "$KIND" = dir ] || r=$DAV_ROOT/remote
 			assert_equal "$(rev_of "$k")" 2
 			# One file per live record, and the index: no debris.
-			assert_equal "$(cd "$r" && find . ! -name .lock ! -name . ! -name Game | LC_ALL=C sort)" \
-			    "$({ echo ./meta.json; jq -r '.entities.Game | keys[] | "./Game/\(.)~1.json"' "$r/meta.json" |
+			assert_equal "$(cd "$r" && find . ! -name .lock ! -name . ! -name Game ! -name meta.idx | LC_ALL=C sort)" \
+			    "$({ echo ./meta.json; bucket_files "$r"; store_entities "$r" | jq -r '.Game | keys[] | "./Game/\(.)~1.json"' |
 			    sed "s|/$k~1.json|/$k~2.json|"; } | LC_ALL=C sort)"
 		fi
 	done

@@ -28,7 +28,7 @@ change() {
 # mtimes left out (they are the time of the write).
 store_files() {
 	(cd "$1" && find . -type f ! -name .lock | LC_ALL=C sort | while IFS= read -r f; do
-		if [ "$f" = ./meta.json ]; then
+		if [ "$f" = ./meta.json ] || [[ $f == ./meta.idx/* ]]; then
 			printf '%s %s\n' "$f" "$(sed 's/"mtime":"[^"]*",//g' "$f" | sha256sum | cut -c1-16)"
 		else
 			printf '%s %s\n' "$f" "$(sha256sum < "$f" | cut -c1-16)"
@@ -71,10 +71,8 @@ Created 4, Updated 0, Skipped 0 unchanged, Deleted 0, Conflicts 0"
 	recdelta-diff --all -l ndjson:L2 -r "$W" -o plan2
 	run -0 --separate-stderr recdelta-push --delete-orphans "$W" < plan2
 	assert_equal "$stderr" "Created 0, Updated 1, Skipped 2 unchanged, Deleted 1, Conflicts 0"
-	assert_equal "$(cd "$DAV_ROOT/s" && find . -type f | LC_ALL=C sort)" "./Game/g1~1.json
-./Team/%C3%BC%20%C3%A9~1.json
-./Team/t1~2.json
-./meta.json"
+	assert_equal "$(cd "$DAV_ROOT/s" && find . -type f | LC_ALL=C sort)" "$({ printf '%s\n' ./Game/g1~1.json \
+	    ./Team/%C3%BC%20%C3%A9~1.json ./Team/t1~2.json ./meta.json; bucket_files "$DAV_ROOT/s"; } | LC_ALL=C sort)"
 	run -0 recdelta-diff --exit-code -l ndjson:L2 -r "dir:$DAV_ROOT/s"
 }
 
@@ -126,8 +124,8 @@ Created 4, Updated 0, Skipped 0 unchanged, Deleted 0, Conflicts 0"
 	assert_equal "$stderr" "recdelta-push: webdav: warning: $DAV_URL/s/meta.json: the server gives a weak ETag, which no If-Match accepts (Apache: set FileETag Digest); waiting for a strong one
 recdelta-push: webdav: $DAV_URL/s/meta.json: the ETag stayed weak (Apache: set FileETag Digest)"
 	assert_equal "$(cat "$DAV_ROOT/s/meta.json")" "$before"
-	assert_equal "$(cd "$DAV_ROOT/s" && find . -type f | LC_ALL=C sort)" "./Team/t1~1.json
-./meta.json"
+	assert_equal "$(cd "$DAV_ROOT/s" && find . -type f | LC_ALL=C sort)" "$({ printf '%s\n' ./Team/t1~1.json \
+	    ./meta.json; bucket_files "$DAV_ROOT/s"; } | LC_ALL=C sort)"
 	# Once strong (a second after the change), the commit goes through.
 	touch -d '-10 seconds' "$DAV_ROOT/s/meta.json"
 	run -0 --separate-stderr recdelta-push -q "$W" < in2
@@ -159,6 +157,7 @@ recdelta-push: webdav: $DAV_URL/s/meta.json: the ETag stayed weak (Apache: set F
 ./%2F
 ./Team
 ./meta%2Ejson
+./meta.idx
 ./meta.json'
 	assert_equal "$(find "$DAV_ROOT/s" -mindepth 3 | wc -l)" 0
 	run -0 recdelta-diff --exit-code -l ndjson:L -r "$W"
@@ -213,7 +212,7 @@ updates() {
 		# sha256, and holds no file the index does not name.
 		recdelta-fetch "dir:$DAV_ROOT/s" > D
 		assert_equal "$(cat D)" "$(cat G)"
-		assert_equal "$(find "$DAV_ROOT/s" -type f | wc -l)" 11
+		assert_equal "$(find "$DAV_ROOT/s" -type f | wc -l)" "$((11 + $(bucket_files "$DAV_ROOT/s" | wc -l)))"
 	done
 	# A rerun converges.
 	recdelta-diff --all -l ndjson:L -r "$W" -o plan
@@ -240,9 +239,15 @@ updates() {
 	    faulty recdelta-push -q --jobs 1 --delete-orphans "$W" < plan2 > /dev/null
 	total=$(cat count)
 	recdelta-fetch "$W" | jq -c 'del(.mtime)' > F2
-	# The lock and its owner, meta.json, 5 versions, the commit, 5
-	# superseded, the unlock.
-	assert_equal "$total" 15
+	# The lock and its owner, meta.json, the bucket files of the changed
+	# keys that were there, 5 versions, the changed buckets' new files, the
+	# commit, 5 superseded versions and the superseded bucket files, the
+	# unlock.
+	had=$(jq -n --slurpfile a init/meta.json --slurpfile b "$DAV_ROOT/s/meta.json" \
+	    '[range($a[0].buckets | length) | select($b[0].buckets[.] == $b[0].generation and $a[0].buckets[.] > 0)] | length')
+	made=$(jq '[.buckets[] | select(. == 2)] | length' "$DAV_ROOT/s/meta.json")
+	assert_equal "$(jq -c '[.generation, .buckets[]] | unique' init/meta.json)" '[0,1]'
+	assert_equal "$total" "$((15 + 2 * had + made))"
 	for n in $(seq 1 "$total"); do
 		rm -rf "$DAV_ROOT/s"
 		cp -a init "$DAV_ROOT/s"
@@ -272,8 +277,9 @@ Swept 0 files"
 		run -0 --separate-stderr recdelta-push --sweep --grace 0 "$W"
 		assert_equal "$stderr" 'Swept 0 files'
 		# Nothing left but the index and the current versions.
-		assert_equal "$(cd "$DAV_ROOT/s" && find . -mindepth 1 | LC_ALL=C sort | sed 's/~[0-9]*\.json$//' | tr '\n' ' ')" \
-		    './Team ./Team/k1 ./Team/k2 ./Team/k3 ./Team/k4 ./Team/k7 ./Team/k8 ./Team/n1 ./Team/n2 ./meta.json '
+		assert_equal "$(cd "$DAV_ROOT/s" && find . -mindepth 1 ! -path './meta.idx/*' | LC_ALL=C sort | sed 's/~[0-9]*\.json$//' | tr '\n' ' ')" \
+		    './Team ./Team/k1 ./Team/k2 ./Team/k3 ./Team/k4 ./Team/k7 ./Team/k8 ./Team/n1 ./Team/n2 ./meta.idx ./meta.json '
+		assert_equal "$(cd "$DAV_ROOT/s" && find ./meta.idx -type f | LC_ALL=C sort)" "$(bucket_files "$DAV_ROOT/s" | LC_ALL=C sort)"
 	done
 }
 
@@ -301,10 +307,8 @@ Swept 0 files"
 	assert_equal "$stderr" "recdelta-push: webdav: $DAV_URL/s/.recdelta-lock/: removed the lock of a writer that did not finish
 Swept 2 files"
 	for d in D "$DAV_ROOT/s"; do
-		assert_equal "$(cd "$d" && find . -type f ! -name .lock | LC_ALL=C sort)" "./Team/k1~1.json
-./Team/k1~3.json
-./Team/notes.txt
-./meta.json"
+		assert_equal "$(cd "$d" && find . -type f ! -name .lock | LC_ALL=C sort)" "$({ printf '%s\n' ./Team/k1~1.json \
+		    ./Team/k1~3.json ./Team/notes.txt ./meta.json; bucket_files "$d"; } | LC_ALL=C sort)"
 	done
 	run -0 recdelta-diff --exit-code -l ndjson:L -r "$W"
 	run -2 --separate-stderr recdelta-push --sweep --grace x dir:D

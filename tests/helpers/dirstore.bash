@@ -14,8 +14,14 @@
 # them, so keep to values jq does not alter (no integers beyond 2^53, no 1.0).
 #
 # Also: enc STRING (the file-name form of a type or key), entity_path TYPE
-# KEY V (an entity file's path in the store) and reseal DIR TYPE KEY V (put
-# the sha256 of an entity file a test changed back into meta.json).
+# KEY V (an entity file's path in the store), reseal DIR TYPE KEY V (put
+# the sha256 of an entity file a test changed back into meta.json) and
+# store_entities DIR (the index's entries, whatever its layout) and
+# bucket_files DIR (the bucket files meta.json names).
+#
+# make_dir_store writes the recdelta-store/1 layout, the whole index in
+# meta.json, which readers still read and the first write turns into
+# recdelta-store/2: meta.json names the bucket files meta.idx/I~G.json.
 #
 # A fixed number of processes whatever the number of records: forks are
 # what makes a helper like this slow.
@@ -99,6 +105,27 @@ reseal() {
 	jq -cS --arg t "$2" --arg k "$3" --arg s "$sha" \
 	    '.entities[$t][$k].sha256 = $s' "$1/meta.json" > "$1/meta.json.new" &&
 	    mv "$1/meta.json.new" "$1/meta.json"
+}
+
+# store_entities DIR: the entries of the store's index as one JSON object
+# {TYPE:{KEY:ENTRY}}, sorted: meta.json's "entities" (recdelta-store/1), or
+# those of the bucket files meta.json names (recdelta-store/2).
+store_entities() {
+	if jq -e '.format == "recdelta-store/1"' "$1/meta.json" > /dev/null; then
+		jq -cS .entities "$1/meta.json"
+		return
+	fi
+	jq -r '.buckets | to_entries[] | select(.value > 0) |
+	    "\(.key)~\(.value).json"' "$1/meta.json" |
+	    (cd "$1/meta.idx" && xargs -r cat --) |
+	    jq -cS -n 'reduce inputs as $b ({}; . * $b.entities)'
+}
+
+# bucket_files DIR: the bucket files meta.json names, ./meta.idx/I~G.json,
+# one a line (none for a recdelta-store/1 index).
+bucket_files() {
+	jq -r '.buckets // [] | to_entries[] | select(.value > 0) |
+	    "./meta.idx/\(.key)~\(.value).json"' "$1/meta.json"
 }
 
 make_dir_store() {
