@@ -229,6 +229,26 @@ base_holds(struct side *base, const struct ruleview *rv, struct index *rix,
 }
 
 /*
+ * Whether --sparse leaves out the same line of the record at le and re: 1
+ * when it tells the base nothing (no --base, or the base holds the remote's
+ * record as it is), 0 when it is written, -1 with a message.
+ */
+static int
+left_out(const struct out *o, struct side *base, const struct ruleview *rv,
+    const struct index *lix, const struct index_ent *le, struct index *rix,
+    const struct index_ent *re, struct arena *a, struct sb *bbuf,
+    struct sb *rbuf, struct sb *scratch)
+{
+	if (!o->sparse)
+		return 0;
+	if (!base)
+		return 1;
+	return base_holds(base, rv, rix, re, index_type(lix, le),
+	    index_typelen(lix, le), index_key(lix, le), le->keylen, a, bbuf,
+	    rbuf, scratch);
+}
+
+/*
  * The fields an update overwrites that were changed on the remote since the
  * base: those of names (the update's "changed", local against remote) that
  * also differ between the base and the remote, as a JSON array into edited,
@@ -356,11 +376,9 @@ classify(struct side *local, struct side *remote, struct side *base,
 			if (!o->all || !o->fp)
 				continue;
 			arena_reset(&a);
-			/* --sparse: only what tells the base something. */
-			if (o->sparse && (!base || (k = base_holds(base, &rv,
-			    rix, re, t, index_typelen(lix, le), index_key(lix, le),
-			    le->keylen, &a, &bbuf, &xbuf, &scratch)) != 0)) {
-				if (base && k < 0)
+			if ((k = left_out(o, base, &rv, lix, le, rix, re, &a,
+			    &bbuf, &xbuf, &scratch)) != 0) {
+				if (k < 0)
 					goto out;
 				continue;
 			}
@@ -387,11 +405,9 @@ classify(struct side *local, struct side *remote, struct side *base,
 			count(t, index_typelen(lix, le), RD_OP_SAME);
 			if (!o->all)
 				continue;
-			/* --sparse: only what tells the base something. */
-			if (o->sparse && (!base || (k = base_holds(base, &rv,
-			    rix, re, t, index_typelen(lix, le), index_key(lix, le),
-			    le->keylen, &a, &bbuf, &xbuf, &scratch)) != 0)) {
-				if (base && k < 0)
+			if ((k = left_out(o, base, &rv, lix, le, rix, re, &a,
+			    &bbuf, &xbuf, &scratch)) != 0) {
+				if (k < 0)
 					goto out;
 				continue;
 			}
