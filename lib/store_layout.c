@@ -1071,7 +1071,7 @@ layout_version_read(struct arena *a, const char *data, size_t len,
 	const struct json *t, *k;
 
 	if (!sha_ok(data, len, sha))
-		return damaged(where, "sha256 does not match meta.json");
+		return damaged(where, "sha256 does not match the index");
 	if (json_parse(a, data, len, content, NULL) < 0) {
 		char msg[512];
 

@@ -166,7 +166,7 @@ teams: 0 unchanged, 0 new, 0 updated, 32 deleted"
 	run -4 --separate-stderr recdelta diff-only \
 	    --local "ndjson:$SAMPLE/local.ndjson" --remote dir:../remote
 	assert_output ""
-	assert_stderr "recdelta-diff: ../remote/Team/team_ari~1.json: damaged store: sha256 does not match meta.json"
+	assert_stderr "recdelta-diff: ../remote/Team/team_ari~1.json: damaged store: sha256 does not match the index"
 	assert_nothing_written
 }
 

@@ -214,7 +214,7 @@ EOF
 	echo '{"fields":{"x":2},"key":"k/1","type":"A"}' > 'S/A/k%2F1~1.json'
 	run -4 --separate-stderr recdelta-fetch dir:S
 	assert_output ""
-	assert_stderr "recdelta-fetch: S/A/k%2F1~1.json: damaged store: sha256 does not match meta.json"
+	assert_stderr "recdelta-fetch: S/A/k%2F1~1.json: damaged store: sha256 does not match the index"
 }
 
 @test "dir: a missing entity file is a damaged store, another version is no stand-in" {
