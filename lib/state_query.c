@@ -62,23 +62,32 @@ state_base_each(struct state *s, const char *type,
 }
 
 /*
- * The fold's table is a temporary one: a connection that only reads the
- * state may make it, and it goes with the connection.
+ * The fold keeps in temporary tables (a connection that only reads the
+ * state may make them; they go with it) what the feed and feed_seen say,
+ * not a copy of the base: temp.fold the records they hold, temp.fold_gone
+ * the keys they say are gone (of one type, or of every type for "*").
+ * state_fold_each reads them into memory (they grow with the changes) and
+ * the base once, in order, merging: a base row that fold replaces or
+ * fold_gone names is left out.  A whole read (full) leaves the base out:
+ * fold alone.
  */
+static int fold_full;
+
 int
 state_fold_begin(struct state *s, int full)
 {
+	fold_full = full;
 	if (db_exec(s, "DROP TABLE IF EXISTS temp.fold") < 0 ||
+	    db_exec(s, "DROP TABLE IF EXISTS temp.fold_gone") < 0 ||
 	    db_exec(s, "CREATE TEMP TABLE fold (type TEXT, key TEXT, rev TEXT,"
-	    " fields TEXT, PRIMARY KEY (type, key)) WITHOUT ROWID") < 0)
+	    " fields TEXT, PRIMARY KEY (type, key)) WITHOUT ROWID") < 0 ||
+	    db_exec(s, "CREATE TEMP TABLE fold_gone (key TEXT, type TEXT,"
+	    " PRIMARY KEY (key, type)) WITHOUT ROWID") < 0)
 		return -1;
 	if (full)
 		return 0;
-	if (db_exec(s, "INSERT INTO temp.fold (type, key, rev, fields)"
-	    " SELECT type, key, rev, fields FROM base") < 0 ||
-	    db_exec(s, "DELETE FROM temp.fold WHERE EXISTS (SELECT 1 FROM"
-	    " feed_seen f WHERE f.key = fold.key AND (f.type = fold.type OR"
-	    " f.type = '*') AND f.fields IS NULL)") < 0)
+	if (db_exec(s, "INSERT OR IGNORE INTO temp.fold_gone (key, type)"
+	    " SELECT key, type FROM feed_seen WHERE fields IS NULL") < 0)
 		return -1;
 	return db_exec(s, "INSERT OR REPLACE INTO temp.fold (type, key, rev,"
 	    " fields) SELECT type, key, rev, fields FROM feed_seen"
@@ -90,35 +99,206 @@ state_fold_put(struct state *s, const char *type, size_t typelen,
     const char *key, size_t keylen, const char *rev, size_t revlen,
     const char *fields, size_t fieldslen)
 {
+	static const char *const sql[] = {
+		"INSERT OR REPLACE INTO temp.fold (type, key, rev, fields)"
+		" VALUES (?1, ?2, ?3, ?4)",
+		"DELETE FROM temp.fold WHERE key = ?2 AND (type = ?1 OR ?1 = '*')",
+		"INSERT OR IGNORE INTO temp.fold_gone (key, type) VALUES (?2, ?1)",
+	};
+	/* A record: one statement; a tombstone: out of fold, then of base. */
+	size_t i = fields ? 0 : 1, end = fields ? 1 : fold_full ? 2 : 3;
 	sqlite3_stmt *st;
-	int r = -1;
+	int r = 0;
 
-	if (db_prep(s, &st, fields ?
-	    "INSERT OR REPLACE INTO temp.fold (type, key, rev, fields)"
-	    " VALUES (?1, ?2, ?3, ?4)" :
-	    "DELETE FROM temp.fold WHERE key = ?2 AND (type = ?1 OR ?1 = '*')",
-	    0) < 0)
-		return -1;
-	if (db_bindt(s, st, 1, type, typelen) == 0 &&
-	    db_bindt(s, st, 2, key, keylen) == 0 &&
-	    (!fields || (db_bindt(s, st, 3, rev, revlen) == 0 &&
-	    db_bindt(s, st, 4, fields, fieldslen) == 0)))
-		r = db_step_done(s, st);
-	db_finalize(st);
+	for (; r == 0 && i < end; i++) {
+		if (db_prep(s, &st, sql[i], 0) < 0)
+			return -1;
+		r = -1;
+		if (db_bindt(s, st, 1, type, typelen) == 0 &&
+		    db_bindt(s, st, 2, key, keylen) == 0 &&
+		    (!fields || (db_bindt(s, st, 3, rev, revlen) == 0 &&
+		    db_bindt(s, st, 4, fields, fieldslen) == 0)))
+			r = db_step_done(s, st);
+		db_finalize(st);
+	}
 	return r;
+}
+
+/*
+ * A row of fold, copied (rev NULL when none), or of fold_gone (its type and
+ * key alone).
+ */
+struct foldrow {
+	char *type, *key, *rev, *fields;
+	size_t typelen, keylen, revlen, fieldslen;
+};
+
+struct foldmerge {
+	struct foldrow *rows, *gone;
+	size_t nrows, ngone, at;	/* at: the next row of fold to give */
+	int (*fn)(void *ctx, const struct state_baserow *row);
+	void *ctx;
+};
+
+/* Bytes compared as SQLite's BINARY collation does. */
+static int
+bincmp(const char *a, size_t an, const char *b, size_t bn)
+{
+	int c = memcmp(a, b, an < bn ? an : bn);
+
+	return c ? c : (an > bn) - (an < bn);
+}
+
+static char *
+copycol(sqlite3_stmt *st, int i, size_t *len)
+{
+	const char *p = db_col(st, i, len);
+
+	return p ? xmemdup(p, *len) : NULL;
+}
+
+/* The rows of sql (type, key, rev, fields), in its order, into *v. */
+static int
+fold_load(struct state *s, const char *sql, const char *type,
+    struct foldrow **v, size_t *n)
+{
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int k;
+
+	*v = NULL;
+	*n = 0;
+	if (db_prep(s, &st, sql, 0) < 0)
+		return -1;
+	if (type && db_binds(s, st, 1, type) < 0) {
+		db_finalize(st);
+		return -1;
+	}
+	while ((k = db_step_row(s, st)) == 1) {
+		struct foldrow *r;
+
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 64;
+			*v = xreallocarray(*v, cap, sizeof **v);
+		}
+		r = &(*v)[(*n)++];
+		r->type = copycol(st, 0, &r->typelen);
+		r->key = copycol(st, 1, &r->keylen);
+		r->rev = copycol(st, 2, &r->revlen);
+		r->fields = copycol(st, 3, &r->fieldslen);
+	}
+	db_finalize(st);
+	return k < 0 ? -1 : 0;
+}
+
+static void
+fold_free(struct foldrow *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i].type);
+		free(v[i].key);
+		free(v[i].rev);
+		free(v[i].fields);
+	}
+	free(v);
+}
+
+static int
+fold_give(struct foldmerge *m, const struct foldrow *r)
+{
+	struct state_baserow row = {
+		r->type, r->key, r->rev, NULL, r->fields,
+		r->typelen, r->keylen, r->revlen, r->fieldslen
+	};
+
+	return m->fn(m->ctx, &row);
+}
+
+/* Whether fold_gone (sorted by key, then type) takes the base row away. */
+static int
+fold_gone(const struct foldmerge *m, const struct state_baserow *row)
+{
+	size_t lo = 0, hi = m->ngone, i;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (bincmp(m->gone[mid].key, m->gone[mid].keylen, row->key,
+		    row->keylen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (i = lo; i < m->ngone && bincmp(m->gone[i].key, m->gone[i].keylen,
+	    row->key, row->keylen) == 0; i++)
+		if ((m->gone[i].typelen == 1 && m->gone[i].type[0] == '*') ||
+		    bincmp(m->gone[i].type, m->gone[i].typelen, row->type,
+		    row->typelen) == 0)
+			return 1;
+	return 0;
+}
+
+/* One base row, in (type, key) order: fold's rows before it first. */
+static int
+fold_base_row(void *ctx, const struct state_baserow *row)
+{
+	struct foldmerge *m = ctx;
+	struct state_baserow out;
+	int c = -1, r;
+
+	while (m->at < m->nrows) {
+		const struct foldrow *f = &m->rows[m->at];
+
+		if ((c = bincmp(f->type, f->typelen, row->type,
+		    row->typelen)) == 0)
+			c = bincmp(f->key, f->keylen, row->key, row->keylen);
+		if (c > 0)
+			break;
+		if ((r = fold_give(m, f)) < 0)
+			return r;
+		m->at++;
+		if (c == 0)
+			return 0;	/* replaced */
+	}
+	if (fold_gone(m, row))
+		return 0;
+	out = *row;
+	out.hash = NULL;
+	return m->fn(m->ctx, &out);
 }
 
 int
 state_fold_each(struct state *s, const char *type,
     int (*fn)(void *ctx, const struct state_baserow *row), void *ctx)
 {
-	return rows_each(s, "temp.fold", type, fn, ctx);
+	struct foldmerge m = { NULL, NULL, 0, 0, 0, fn, ctx };
+	int ret = -1;
+
+	if (fold_full)
+		return rows_each(s, "temp.fold", type, fn, ctx);
+	if (fold_load(s, type ? "SELECT type, key, rev, fields FROM temp.fold"
+	    " WHERE type = ?1 ORDER BY type, key" : "SELECT type, key, rev,"
+	    " fields FROM temp.fold ORDER BY type, key", type, &m.rows,
+	    &m.nrows) == 0 &&
+	    fold_load(s, "SELECT type, key, NULL, NULL FROM temp.fold_gone"
+	    " ORDER BY key, type", NULL, &m.gone, &m.ngone) == 0 &&
+	    rows_each(s, "base", type, fold_base_row, &m) == 0) {
+		ret = 0;
+		for (; ret == 0 && m.at < m.nrows; m.at++)
+			ret = fold_give(&m, &m.rows[m.at]);
+	}
+	fold_free(m.rows, m.nrows);
+	fold_free(m.gone, m.ngone);
+	return ret;
 }
 
 void
 state_fold_end(struct state *s)
 {
 	db_exec(s, "DROP TABLE IF EXISTS temp.fold");
+	db_exec(s, "DROP TABLE IF EXISTS temp.fold_gone");
 }
 
 int
