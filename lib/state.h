@@ -182,15 +182,17 @@ int state_base_each(struct state *s, const char *type,
     int (*fn)(void *ctx, const struct state_baserow *row), void *ctx);
 
 /*
- * The remote as a change feed says it is now, written nowhere: begin copies
- * the base snapshot with what earlier feeds said of the records the base
- * does not hold as the remote does (feed_seen, kept by prune) folded in,
- * into a temporary table (nothing of either when full: the feed is then a
- * whole read of the store); put folds one record of the feed in, replacing
- * the row of its type and key, or, with fields NULL (a tombstone), removing
- * it (of any type for a tombstone of type "*", a feed that does not say
- * the type of what it deleted); each visits the rows as state_base_each does (hash NULL); end drops
- * the table.  The state is not written.
+ * The remote as a change feed says it is now, written nowhere: the base
+ * snapshot with what earlier feeds said of the records the base does not
+ * hold as the remote does (feed_seen, kept by prune) folded in (nothing of
+ * either when full: the feed is then a whole read of the store).  begin
+ * takes feed_seen; put folds one record of the feed in, replacing the row
+ * of its type and key, or, with fields NULL (a tombstone), removing it (of
+ * any type for a tombstone of type "*", a feed that does not say the type
+ * of what it deleted); each visits the rows as state_base_each does (hash
+ * NULL), reading the base once; end drops what begin made.  Only what the
+ * feeds say is kept aside (in temporary tables, and in memory during
+ * each), never a copy of the base.  The state is not written.
  */
 int state_fold_begin(struct state *s, int full);
 int state_fold_put(struct state *s, const char *type, size_t typelen,
