@@ -100,8 +100,8 @@ state_fold_put(struct state *s, const char *type, size_t typelen,
     const char *fields, size_t fieldslen)
 {
 	static const char *const sql[] = {
-		"INSERT OR REPLACE INTO temp.fold (type, key, rev, fields)"
-		" VALUES (?1, ?2, ?3, ?4)",
+		("INSERT OR REPLACE INTO temp.fold (type, key, rev, fields)"
+		" VALUES (?1, ?2, ?3, ?4)"),
 		"DELETE FROM temp.fold WHERE key = ?2 AND (type = ?1 OR ?1 = '*')",
 		"INSERT OR IGNORE INTO temp.fold_gone (key, type) VALUES (?2, ?1)",
 	};
