@@ -112,7 +112,8 @@ main(int argc, char *argv[])
 		}
 		if (key(&ka, a) < 0 || key(&kb, b) < 0) {
 			printf("%s %s: no key\n", a, b);
-			return 1;
+			bad++;
+			break;
 		}
 		same = ka.len == kb.len && memcmp(ka.buf, kb.buf, ka.len) == 0;
 		equal += same;
@@ -120,6 +121,8 @@ main(int argc, char *argv[])
 			printf("%s %s: keys %s, doubles %s\n", a, b,
 			    same ? "equal" : "differ", same ? "differ" : "equal");
 	}
+	sb_release(&ka);
+	sb_release(&kb);
 	if (bad)
 		return 1;
 	printf("%ld pairs: %ld equal, 0 disagree\n", pairs, equal);
