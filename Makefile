@@ -20,6 +20,7 @@ LIBOBJ = \
 	lib/log.o \
 	lib/plain.o \
 	lib/record.o \
+	lib/scan.o \
 	lib/shard.o \
 	lib/side.o \
 	lib/state.o \
@@ -39,7 +40,7 @@ LIBOBJ = \
 	lib/util.o
 
 LIBHDR = lib/digest.h lib/filter.h lib/http.h lib/index.h lib/json.h lib/log.h lib/plain.h \
-	lib/record.h lib/shard.h lib/side.h lib/state.h lib/state_int.h lib/store.h lib/store_cloudkit.h \
+	lib/record.h lib/scan.h lib/shard.h lib/side.h lib/state.h lib/state_int.h lib/store.h lib/store_cloudkit.h \
 	lib/store_layout.h lib/stream.h lib/util.h
 
 FLOWS = pipelines/diff-only pipelines/historical-import pipelines/smart-sync \
@@ -123,20 +124,26 @@ NUMKEY = tests/helpers/numkey
 $(NUMKEY): tests/helpers/numkey.c lib/librecdelta.a $(LIBHDR) config.mk
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $@.c lib/librecdelta.a $(LDLIBS)
 
+# scan_record() against the exact parser, line by line, for tests/own-json.bats.
+SCANLINE = tests/helpers/scanline
+
+$(SCANLINE): tests/helpers/scanline.c lib/librecdelta.a $(LIBHDR) config.mk
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $@.c lib/librecdelta.a $(LDLIBS)
+
 # TESTS: the suites to run (make check TESTS=tests/recdelta-diff.bats).
 TESTS = tests
 
-check: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH) $(NUMKEY)
+check: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH) $(NUMKEY) $(SCANLINE) bench/recgen
 	bats --timing --jobs $${BATS_JOBS:-2} $(TESTS)
 
 # The seeded property suites of tests/property (minutes: not in make
 # check): RECDELTA_ROUNDS rounds each (default 200), RECDELTA_SEED to
 # repeat a failure.
-check-property: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH) $(NUMKEY)
+check-property: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH) $(NUMKEY) $(SCANLINE) bench/recgen
 	bats --jobs $${BATS_JOBS:-2} tests/property
 
 # Each suite under valgrind: every program run by the tests is wrapped.
-check-valgrind: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH) $(NUMKEY)
+check-valgrind: all $(SHIM) $(HTTPREQ) $(STREAMKINDS) $(INDEXWALK) $(SEENHASH) $(NUMKEY) $(SCANLINE)
 	RECDELTA_VALGRIND=1 bats --jobs $${BATS_JOBS:-2} $(TESTS)
 
 # A separate build with the sanitizers, then the suite.
@@ -270,7 +277,7 @@ uninstall:
 
 clean:
 	rm -f $(BIN) $(LIBOBJ) lib/librecdelta.a bench/recgen $(SHIM) $(HTTPREQ) \
-	    $(STREAMKINDS) $(INDEXWALK) $(SEENHASH) $(NUMKEY)
+	    $(STREAMKINDS) $(INDEXWALK) $(SEENHASH) $(NUMKEY) $(SCANLINE)
 	rm -rf build
 
 .PHONY: all check check-property check-valgrind check-san demo bench bench-merge bench-cloudkit bench-scale \

@@ -691,6 +691,8 @@ main(int argc, char *argv[])
 		/* --check-args checks words, not whether the stores exist. */
 		sfo[i].missing_ok = checkargs ||
 		    (sides[i] == &remote && missing_remote);
+		/* A line a --where filter reads must be a tree. */
+		sfo[i].scan = !where[i];
 		sides[i]->fo = &sfo[i];
 		sides[i]->rules = rules;
 		if (where[i]) {
@@ -705,6 +707,7 @@ main(int argc, char *argv[])
 		bfo = fo;
 		bfo.tally = NULL;
 		bfo.allow_empty = 1;
+		bfo.scan = 1;
 		bfo.missing_ok = checkargs;
 		base.label = "base";
 		base.spec = bspec;

@@ -12,7 +12,10 @@
  * - equal hashes imply record_compare() finds nothing that differs;
  * - the comparison is symmetric: cmp(a,b) and cmp(b,a) name the same fields;
  * - a record equals itself;
- * - a record written by stream_write_record() reads back with the same hash.
+ * - a record written by stream_write_record() reads back with the same hash;
+ * - a line scan_record() (lib/scan.h) takes, the parser reads as a record
+ *   with the same type, key, rev and mtime, and fields that have a canonical
+ *   form, the one the scanned fields' text has.
  */
 #define _GNU_SOURCE	/* memfd_create */
 #include <stdint.h>
@@ -23,6 +26,7 @@
 #include <unistd.h>
 
 #include "../lib/record.h"
+#include "../lib/scan.h"
 #include "../lib/store.h"
 
 #define CHECK(c) do { if (!(c)) abort(); } while (0)
@@ -147,6 +151,44 @@ check_rewrite(struct ctx *c, const struct kept *k)
 	sb_release(&line);
 }
 
+static int
+same_str(const char *a, size_t an, const char *b, size_t bn)
+{
+	if (!a || !b)
+		return !a && !b;
+	return an == bn && memcmp(a, b, an) == 0;
+}
+
+/* A line the scanner takes reads the same through the parser. */
+static void
+check_scan(const char *line, size_t len)
+{
+	struct ruleview none = { 0 };
+	struct record s, p;
+	struct json obj, tree;
+	struct sb x, y;
+	const char *fields, *kind;
+	size_t fieldslen, kindlen;
+
+	if (!scan_record(line, len, &s, &fields, &fieldslen))
+		return;
+	arena_reset(&a);
+	CHECK(stream_parse_line(&a, line, len, &obj, &p, &kind, &kindlen) == 1);
+	CHECK(same_str(s.type, s.typelen, p.type, p.typelen) &&
+	    same_str(s.key, s.keylen, p.key, p.keylen) &&
+	    same_str(s.rev, s.revlen, p.rev, p.revlen) &&
+	    same_str(s.mtime, s.mtimelen, p.mtime, p.mtimelen) &&
+	    !s.deleted && !p.deleted && !s.fields && p.fields);
+	CHECK(json_parse(&a, fields, fieldslen, &tree, NULL) == 0);
+	sb_init(&x, 256);
+	sb_init(&y, 256);
+	CHECK(record_canon(&none, p.fields, &x) == 0);
+	CHECK(record_canon(&none, &tree, &y) == 0);
+	CHECK(x.len == y.len && memcmp(x.buf, y.buf, x.len) == 0);
+	sb_release(&x);
+	sb_release(&y);
+}
+
 static void
 load_rules(struct rules *r, const char *s, size_t n)
 {
@@ -195,6 +237,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		load_rules(c.rules, in + 1, n - 1);
 		in += n;
 		size -= n;
+	}
+	for (i = 0; i < size; i = j + 1) {
+		const char *nl = memchr(in + i, '\n', size - i);
+
+		j = nl ? (size_t)(nl - in) : size;
+		check_scan(in + i, j - i);
 	}
 	CHECK(ftruncate(memfd, 0) == 0);
 	CHECK(pwrite(memfd, in, size, 0) == (ssize_t)size);

@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 _Static_assert(sizeof(struct index_ent) <= 48, "an index entry is 48 bytes");
@@ -34,6 +36,34 @@ index_keyhash(const char *type, size_t typelen, const char *key, size_t keylen)
 	return rd_idhash(type, typelen, key, keylen);
 }
 
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/*
+ * n zeroed slots.  Probes land anywhere in a table of millions of slots, so
+ * one of 2 MB or more asks for huge pages (where the system gives them on
+ * request), a TLB entry covering 2 MB rather than 4 kB.  Zeroed by writing,
+ * not calloc'd: a probe reads a slot before it writes it, so a calloc'd
+ * page would first be the shared zero page and then be copied, each copy
+ * flushing the TLB of every thread of the process.
+ */
+static uint64_t *
+table_alloc(size_t n)
+{
+	size_t size = n * sizeof(uint64_t);
+	void *p = NULL;
+
+	if (n > SIZE_MAX / sizeof(uint64_t))
+		rd_die(RD_EXIT_RUNTIME, "out of memory");
+#ifdef MADV_HUGEPAGE
+	if (size >= HUGE_PAGE && posix_memalign(&p, HUGE_PAGE, size) == 0)
+		(void)madvise(p, size, MADV_HUGEPAGE);
+#endif
+	if (!p)
+		p = xreallocarray(NULL, n, sizeof(uint64_t));
+	memset(p, 0, size);
+	return p;
+}
+
 /*
  * A table of ncap slots (a power of two) holding what the old one held.  A
  * slot's upper half is the low half of the key's hash, which is also where
@@ -42,8 +72,14 @@ index_keyhash(const char *type, size_t typelen, const char *key, size_t keylen)
 static void
 table_resize(struct index *ix, size_t ncap)
 {
-	uint64_t *nt = xcalloc(ncap, sizeof *nt);
+	/*
+	 * Written, not calloc'd: a probe reads a slot before it writes it, so
+	 * a calloc'd page would be the shared zero page first and then copied,
+	 * each copy flushing the TLB of every thread of the process.
+	 */
+	uint64_t *nt = table_alloc(ncap);
 	size_t i, h;
+
 
 	for (i = 0; i < ix->tcap; i++) {
 		if (!ix->table[i])

@@ -146,36 +146,8 @@ read_hex4(struct parser *ps, const char *q, unsigned *out)
 	return 0;
 }
 
-/*
- * Eight bytes at a time: the high bit of each byte of x that is '"', '\\'
- * or below 0x20 is set in the result (and maybe some above it: the answer
- * to "any?" is exact, not which).  A string is written by words until one
- * holds a byte that needs a look of its own.
- */
-#define ONES UINT64_C(0x0101010101010101)
-#define HIGHS UINT64_C(0x8080808080808080)
-
-static inline uint64_t
-word_special(uint64_t x)
-{
-	uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
-
-	return (((x - ONES * 0x20) & ~x) | ((q - ONES) & ~q) |
-	    ((b - ONES) & ~b)) & HIGHS;
-}
-
-static inline uint64_t
-load_word(const void *p)
-{
-	uint64_t x;
-
-	memcpy(&x, p, sizeof x);
-	return x;
-}
-
-/* Length of the valid UTF-8 sequence at q, or 0. */
-static size_t
-utf8_seq(const unsigned char *q, const unsigned char *e)
+size_t
+json_utf8_seq(const unsigned char *q, const unsigned char *e)
 {
 	unsigned c = *q;
 
@@ -228,7 +200,7 @@ parse_string(struct parser *ps, const char **outs, size_t *outn)
 		if (*q < 0x80) {
 			q++;
 		} else {
-			size_t k = utf8_seq(q, e);
+			size_t k = json_utf8_seq(q, e);
 
 			if (!k) {
 				ps->p = (const char *)q;
@@ -301,7 +273,7 @@ parse_string(struct parser *ps, const char **outs, size_t *outn)
 		} else if (*q < 0x80) {
 			*o++ = (char)*q++;
 		} else {
-			size_t k = utf8_seq(q, e);
+			size_t k = json_utf8_seq(q, e);
 
 			if (!k) {
 				ps->p = (const char *)q;
@@ -566,7 +538,7 @@ parse_value(struct parser *ps, struct json *out)
 		if (*ps->p == '-' || isdigit_(*ps->p))
 			return parse_number(ps, out);
 		if ((unsigned char)*ps->p >= 0x80 &&
-		    !utf8_seq((const unsigned char *)ps->p,
+		    !json_utf8_seq((const unsigned char *)ps->p,
 		    (const unsigned char *)ps->end))
 			return fail(ps, "invalid UTF-8");
 		return fail(ps, "unexpected character");
@@ -640,7 +612,7 @@ json_write_string(struct sb *out, const char *s, size_t n)
 		unsigned char c;
 		const char *esc;
 
-		while (n - i >= 8 && !word_special(load_word(s + i)))
+		while (n - i >= 8 && !json_word_special(json_load_word(s + i)))
 			i += 8;
 		while (i < n && (unsigned char)s[i] >= 0x20 && s[i] != '"' &&
 		    s[i] != '\\')

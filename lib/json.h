@@ -19,6 +19,8 @@
 #define RD_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "util.h"
 
@@ -136,5 +138,35 @@ struct json json_number_lit(struct arena *a, const char *lit, size_t n);
  * its NUL do not fit in size bytes (32 always do).
  */
 int json_format_double(char *buf, size_t size, double d);
+
+/* Length of the valid UTF-8 sequence at q (before e), or 0. */
+size_t json_utf8_seq(const unsigned char *q, const unsigned char *e);
+
+/*
+ * Eight bytes at a time: the high bit of each byte of x that is '"', '\\'
+ * or below 0x20 is set in the result (and maybe some above it: the answer
+ * to "any?" is exact, not which).  A string is read or written by words
+ * until one holds a byte that needs a look of its own.
+ */
+#define JSON_ONES UINT64_C(0x0101010101010101)
+#define JSON_HIGHS UINT64_C(0x8080808080808080)
+
+static inline uint64_t
+json_word_special(uint64_t x)
+{
+	uint64_t q = x ^ (JSON_ONES * '"'), b = x ^ (JSON_ONES * '\\');
+
+	return (((x - JSON_ONES * 0x20) & ~x) | ((q - JSON_ONES) & ~q) |
+	    ((b - JSON_ONES) & ~b)) & JSON_HIGHS;
+}
+
+static inline uint64_t
+json_load_word(const void *p)
+{
+	uint64_t x;
+
+	memcpy(&x, p, sizeof x);
+	return x;
+}
 
 #endif

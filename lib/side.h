@@ -38,6 +38,7 @@ struct side {
 	struct index ix;
 
 	struct sb scratch;
+	struct arena arena;	/* for a scanned line's fields (side_read) */
 	int status;		/* of err */
 	char *err;		/* what failed while reading, or NULL */
 };

@@ -2,6 +2,7 @@
 #include "digest.h"
 #include "plain.h"
 #include "record.h"
+#include "scan.h"
 #include "store.h"
 
 #include <errno.h>
@@ -665,6 +666,15 @@ ndjson_fetch(struct store *s, const struct fetch_opts *o,
 		if (o && o->raw) {
 			l.raw = 1;
 			l.plain = plain_active(&nd->plain) ? &nd->plain : NULL;
+			if (sink->put(sink->ctx, &l) < 0)
+				goto out;
+			continue;
+		}
+		if (o && o->scan && !o->wfield && !plain_active(&nd->plain) &&
+		    scan_record(line, len, &rec, &l.fields, &l.fieldslen)) {
+			if (!fetch_wants_type(o, rec.type, rec.typelen))
+				continue;
+			l.rec = &rec;
 			if (sink->put(sink->ctx, &l) < 0)
 				goto out;
 			continue;

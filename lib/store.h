@@ -48,6 +48,12 @@ struct rline {
 	 */
 	int raw;
 	const struct plain *plain;
+	/*
+	 * A record line read by scan_record (fetch_opts.scan, lib/scan.h):
+	 * the text of its fields, rec->fields NULL.
+	 */
+	const char *fields;
+	size_t fieldslen;
 };
 
 struct store_sink {
@@ -87,6 +93,12 @@ struct fetch_opts {
 	 * store of records (sqlite:, dir:, ...) ignores it and hands records.
 	 */
 	int raw;
+	/*
+	 * The sink takes a record's fields as text (rline.fields) when the
+	 * store read its line with scan_record (lib/scan.h) rather than into a
+	 * tree: so far the ndjson: store, with no window and no plain words.
+	 */
+	int scan;
 };
 
 /*

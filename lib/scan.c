@@ -1,0 +1,402 @@
+/*
+ * scan.c - a record line checked where it lies (scan.h).
+ *
+ * Each function takes the bytes at s->p and either moves past a value it is
+ * sure of or returns -1: not "invalid", only "not sure", which sends the
+ * line to the exact parser.  What it checks follows json.c (the grammar,
+ * UTF-8, duplicate member names, white space) and record.c's canon_tagged
+ * (which tagged values the canonical form accepts).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "json.h"
+#include "scan.h"
+
+struct scan {
+	const unsigned char *p, *e;
+	int depth;
+};
+
+/* What a value was, as far as a tag's payload cares. */
+enum {
+	SV_OTHER,	/* null, a boolean, an array, a tagged object */
+	SV_EMPTY,	/* "" */
+	SV_STRING,	/* a string of at least one byte */
+	SV_NUMBER,
+	SV_OBJECT,
+	SV_LATLNG,	/* an object with numbers "lat" and "lng": a $loc's */
+};
+
+static int value(struct scan *s);
+
+static void
+skipws(struct scan *s)
+{
+	while (s->p < s->e &&
+	    (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+/* Printable ASCII other than '"' and '\\': a byte that ends no look. */
+static const unsigned char plain[256] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+/* Where the run of plain bytes at q ends (e at the most). */
+static inline const unsigned char *
+plain_run(const unsigned char *q, const unsigned char *e)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && \
+    defined(__GNUC__)
+	/*
+	 * Eight bytes at a time: json_word_special flags no byte below the
+	 * first that needs a look, so the lowest flag is that byte.
+	 */
+	uint64_t x, m;
+
+	for (; e - q >= 8; q += 8) {
+		x = json_load_word(q);
+		if ((m = (json_word_special(x) | x) & JSON_HIGHS))
+			return q + (__builtin_ctzll(m) >> 3);
+	}
+#endif
+	while (q < e && plain[*q])
+		q++;
+	return q;
+}
+
+/* A string without escapes at s->p (a '"'): its bytes, or -1. */
+static int
+string(struct scan *s, const char **str, size_t *n)
+{
+	const unsigned char *q = s->p + 1, *e = s->e, *start = q;
+	size_t k;
+
+	for (;;) {
+		if ((q = plain_run(q, e)) >= e)
+			return -1;
+		if (*q == '"')
+			break;
+		if (*q < 0x80 || !(k = json_utf8_seq(q, e)))
+			return -1;
+		q += k;
+	}
+	*str = (const char *)start;
+	*n = (size_t)(q - start);
+	s->p = q + 1;
+	return 0;
+}
+
+static int
+digit(int c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* A number without an exponent (json_number_canon may refuse one). */
+static int
+number(struct scan *s)
+{
+	const unsigned char *q = s->p, *e = s->e;
+
+	if (q < e && *q == '-')
+		q++;
+	if (q >= e || !digit(*q))
+		return -1;
+	if (*q == '0')
+		q++;
+	else
+		while (q < e && digit(*q))
+			q++;
+	if (q < e && *q == '.') {
+		if (++q >= e || !digit(*q))
+			return -1;
+		while (q < e && digit(*q))
+			q++;
+	}
+	if (q < e && (*q == 'e' || *q == 'E'))
+		return -1;
+	s->p = q;
+	return SV_NUMBER;
+}
+
+static int
+literal(struct scan *s, const char *word, size_t n)
+{
+	if ((size_t)(s->e - s->p) < n || memcmp(s->p, word, n) != 0)
+		return -1;
+	s->p += n;
+	return SV_OTHER;
+}
+
+static int
+same(const char *name, size_t n, const char *want, size_t wn)
+{
+	return n == wn && memcmp(name, want, n) == 0;
+}
+
+/* Whether name (n bytes) is the literal want. */
+#define named(name, n, want) same(name, n, want, sizeof want - 1)
+
+/* Whether a member so named makes its object a tagged value (tag_of). */
+static int
+is_tag(const char *name, size_t n)
+{
+	return n >= 3 && name[0] == '$' && (named(name, n, "$ref") ||
+	    named(name, n, "$loc") || named(name, n, "$ts") ||
+	    named(name, n, "$int") || named(name, n, "$bytes") ||
+	    named(name, n, "$asset"));
+}
+
+/*
+ * An object.  A tagged one (a fields object is never one) is taken only as
+ * {"$ref":"x",...}, the first tag a $ref to a non-empty string, or as
+ * {"$loc":{...}} alone with numbers "lat" and "lng".
+ */
+static int
+object(struct scan *s, int fields)
+{
+	struct { const char *s; size_t n; int v; } m[SCAN_MEMBERS];
+	size_t n = 0, i, j;
+	int lat = 0, lng = 0;
+
+	if (++s->depth > SCAN_DEPTH)
+		return -1;
+	s->p++;
+	skipws(s);
+	if (s->p < s->e && *s->p == '}') {
+		s->p++;
+		goto done;
+	}
+	for (;;) {
+		if (n == SCAN_MEMBERS || s->p >= s->e || *s->p != '"' ||
+		    string(s, &m[n].s, &m[n].n) < 0)
+			return -1;
+		skipws(s);
+		if (s->p >= s->e || *s->p != ':')
+			return -1;
+		s->p++;
+		skipws(s);
+		if ((m[n++].v = value(s)) < 0)
+			return -1;
+		skipws(s);
+		if (s->p >= s->e)
+			return -1;
+		if (*s->p == ',') {
+			s->p++;
+			skipws(s);
+			continue;
+		}
+		if (*s->p != '}')
+			return -1;
+		s->p++;
+		break;
+	}
+done:
+	s->depth--;
+	for (i = 0; i < n; i++)
+		for (j = 0; j < i; j++)
+			if (m[i].n == m[j].n && (m[i].n == 0 ||
+			    (m[i].s[0] == m[j].s[0] &&
+			    memcmp(m[i].s, m[j].s, m[i].n) == 0)))
+				return -1;
+	for (i = 0; i < n; i++) {
+		if (!fields && is_tag(m[i].s, m[i].n)) {
+			if (named(m[i].s, m[i].n, "$ref"))
+				return m[i].v == SV_STRING ? SV_OTHER : -1;
+			if (named(m[i].s, m[i].n, "$loc"))
+				return n == 1 && m[i].v == SV_LATLNG ?
+				    SV_OTHER : -1;
+			return -1;
+		}
+		if (m[i].v == SV_NUMBER) {
+			lat |= named(m[i].s, m[i].n, "lat");
+			lng |= named(m[i].s, m[i].n, "lng");
+		}
+	}
+	return lat && lng ? SV_LATLNG : SV_OBJECT;
+}
+
+static int
+array(struct scan *s)
+{
+	if (++s->depth > SCAN_DEPTH)
+		return -1;
+	s->p++;
+	skipws(s);
+	if (s->p < s->e && *s->p == ']') {
+		s->p++;
+		goto done;
+	}
+	for (;;) {
+		if (value(s) < 0)
+			return -1;
+		skipws(s);
+		if (s->p >= s->e)
+			return -1;
+		if (*s->p == ',') {
+			s->p++;
+			skipws(s);
+			continue;
+		}
+		if (*s->p != ']')
+			return -1;
+		s->p++;
+		break;
+	}
+done:
+	s->depth--;
+	return SV_OTHER;
+}
+
+static int
+value(struct scan *s)
+{
+	const char *str;
+	size_t n;
+
+	if (s->p >= s->e)
+		return -1;
+	switch (*s->p) {
+	case '{':
+		return object(s, 0);
+	case '[':
+		return array(s);
+	case '"':
+		if (string(s, &str, &n) < 0)
+			return -1;
+		return n ? SV_STRING : SV_EMPTY;
+	case 't':
+		return literal(s, "true", 4);
+	case 'f':
+		return literal(s, "false", 5);
+	case 'n':
+		return literal(s, "null", 4);
+	default:
+		return number(s);
+	}
+}
+
+/* The members of a record line scan_record knows, as bits of "seen". */
+enum { M_KIND, M_TYPE, M_KEY, M_REV, M_MTIME, M_FIELDS };
+
+static int
+member(const char *name, size_t n)
+{
+	if (named(name, n, "kind"))
+		return M_KIND;
+	if (named(name, n, "type"))
+		return M_TYPE;
+	if (named(name, n, "key"))
+		return M_KEY;
+	if (named(name, n, "rev"))
+		return M_REV;
+	if (named(name, n, "mtime"))
+		return M_MTIME;
+	if (named(name, n, "fields"))
+		return M_FIELDS;
+	return -1;
+}
+
+int
+scan_record(const char *line, size_t len, struct record *rec,
+    const char **fields, size_t *fieldslen)
+{
+	struct scan s = { (const unsigned char *)line,
+	    (const unsigned char *)line + len, 0 };
+	const unsigned char *at;
+	const char *name, *str;
+	size_t n, sn;
+	unsigned seen = 0;
+	int m;
+
+	memset(rec, 0, sizeof *rec);
+	skipws(&s);
+	if (s.p >= s.e || *s.p != '{')
+		return 0;
+	s.p++;
+	skipws(&s);
+	for (;;) {
+		if (s.p >= s.e || *s.p != '"' || string(&s, &name, &n) < 0)
+			return 0;
+		if ((m = member(name, n)) < 0 || (seen & 1u << m))
+			return 0;
+		seen |= 1u << m;
+		skipws(&s);
+		if (s.p >= s.e || *s.p != ':')
+			return 0;
+		s.p++;
+		skipws(&s);
+		if (s.p >= s.e)
+			return 0;
+		at = s.p;
+		if (m == M_FIELDS) {
+			if (*s.p != '{' || object(&s, 1) < 0)
+				return 0;
+			*fields = (const char *)at;
+			*fieldslen = (size_t)(s.p - at);
+		} else {
+			if (*s.p != '"' || string(&s, &str, &sn) < 0)
+				return 0;
+			switch (m) {
+			case M_KIND:
+				if (!named(str, sn, "record"))
+					return 0;
+				break;
+			case M_TYPE:
+				rec->type = str;
+				rec->typelen = sn;
+				break;
+			case M_KEY:
+				rec->key = str;
+				rec->keylen = sn;
+				break;
+			case M_REV:
+				rec->rev = str;
+				rec->revlen = sn;
+				break;
+			case M_MTIME:
+				rec->mtime = str;
+				rec->mtimelen = sn;
+				break;
+			}
+		}
+		skipws(&s);
+		if (s.p >= s.e)
+			return 0;
+		if (*s.p == ',') {
+			s.p++;
+			skipws(&s);
+			continue;
+		}
+		if (*s.p != '}')
+			return 0;
+		s.p++;
+		break;
+	}
+	skipws(&s);
+	if (s.p != s.e)
+		return 0;
+	/* "kind", "type", "key" and "fields" present; type and key not empty. */
+	if ((seen & (1u << M_KIND | 1u << M_TYPE | 1u << M_KEY |
+	    1u << M_FIELDS)) != (1u << M_KIND | 1u << M_TYPE | 1u << M_KEY |
+	    1u << M_FIELDS) || !rec->typelen || !rec->keylen)
+		return 0;
+	return 1;
+}
