@@ -30,10 +30,11 @@ enum {
 
 static int value(struct scan *s);
 
-static void
+static inline void
 skipws(struct scan *s)
 {
-	while (s->p < s->e &&
+	/* Compact JSON has none: one compare says so. */
+	while (s->p < s->e && *s->p <= ' ' &&
 	    (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
 		s->p++;
 }
@@ -174,7 +175,8 @@ object(struct scan *s, int fields)
 {
 	struct { const char *s; size_t n; int v; } m[SCAN_MEMBERS];
 	size_t n = 0, i, j;
-	int lat = 0, lng = 0;
+	uint64_t bits = 0, bit;
+	int lat = 0, lng = 0, alike = 0, dollar = 0;
 
 	if (++s->depth > SCAN_DEPTH)
 		return -1;
@@ -193,8 +195,27 @@ object(struct scan *s, int fields)
 			return -1;
 		s->p++;
 		skipws(s);
-		if ((m[n++].v = value(s)) < 0)
+		if ((m[n].v = value(s)) < 0)
 			return -1;
+		/*
+		 * Names told apart by length, first and last byte need no
+		 * compare for duplicates; the others are compared below.
+		 */
+		if (m[n].n) {
+			bit = (uint64_t)1 << ((m[n].n * 7 +
+			    (unsigned char)m[n].s[0] +
+			    (unsigned char)m[n].s[m[n].n - 1] * 3) & 63);
+			dollar |= m[n].s[0] == '$';
+		} else {
+			bit = 1;
+		}
+		alike |= (bits & bit) != 0;
+		bits |= bit;
+		if (m[n].v == SV_NUMBER) {
+			lat |= named(m[n].s, m[n].n, "lat");
+			lng |= named(m[n].s, m[n].n, "lng");
+		}
+		n++;
 		skipws(s);
 		if (s->p >= s->e)
 			return -1;
@@ -210,25 +231,19 @@ object(struct scan *s, int fields)
 	}
 done:
 	s->depth--;
-	for (i = 0; i < n; i++)
+	for (i = 0; alike && i < n; i++)
 		for (j = 0; j < i; j++)
-			if (m[i].n == m[j].n && (m[i].n == 0 ||
-			    (m[i].s[0] == m[j].s[0] &&
-			    memcmp(m[i].s, m[j].s, m[i].n) == 0)))
+			if (m[i].n == m[j].n &&
+			    memcmp(m[i].s, m[j].s, m[i].n) == 0)
 				return -1;
-	for (i = 0; i < n; i++) {
-		if (!fields && is_tag(m[i].s, m[i].n)) {
-			if (named(m[i].s, m[i].n, "$ref"))
-				return m[i].v == SV_STRING ? SV_OTHER : -1;
-			if (named(m[i].s, m[i].n, "$loc"))
-				return n == 1 && m[i].v == SV_LATLNG ?
-				    SV_OTHER : -1;
-			return -1;
-		}
-		if (m[i].v == SV_NUMBER) {
-			lat |= named(m[i].s, m[i].n, "lat");
-			lng |= named(m[i].s, m[i].n, "lng");
-		}
+	for (i = 0; dollar && !fields && i < n; i++) {
+		if (!is_tag(m[i].s, m[i].n))
+			continue;
+		if (named(m[i].s, m[i].n, "$ref"))
+			return m[i].v == SV_STRING ? SV_OTHER : -1;
+		if (named(m[i].s, m[i].n, "$loc"))
+			return n == 1 && m[i].v == SV_LATLNG ? SV_OTHER : -1;
+		return -1;
 	}
 	return lat && lng ? SV_LATLNG : SV_OBJECT;
 }
