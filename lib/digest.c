@@ -63,13 +63,3 @@ rd_xxh128(const void *p, size_t n, unsigned char out[RD_XXH128_LEN])
 	XXH128_canonicalFromHash(&c, XXH3_128bits(p, n));
 	memcpy(out, c.digest, RD_XXH128_LEN);
 }
-
-void
-rd_xxh128_seed(const void *p, size_t n, unsigned long long seed,
-    unsigned char out[RD_XXH128_LEN])
-{
-	XXH128_canonical_t c;
-
-	XXH128_canonicalFromHash(&c, XXH3_128bits_withSeed(p, n, seed));
-	memcpy(out, c.digest, RD_XXH128_LEN);
-}

@@ -24,8 +24,5 @@ void rd_sha256_hex(const void *p, size_t n, char out[2 * RD_SHA256_LEN + 1]);
  * chosen collision.  Several times cheaper than SHA-256 per byte.
  */
 void rd_xxh128(const void *p, size_t n, unsigned char out[RD_XXH128_LEN]);
-/* The same under a seed: another function, for a digest of another domain. */
-void rd_xxh128_seed(const void *p, size_t n, unsigned long long seed,
-    unsigned char out[RD_XXH128_LEN]);
 
 #endif

@@ -594,14 +594,6 @@ record_digest(const struct ruleview *v, const struct json *fields,
 	return 0;
 }
 
-#define DIGEST_TEXT_SEED 0x7265636474657874ULL	/* "recdtext" */
-
-void
-record_digest_text(const char *text, size_t n, unsigned char out[RD_DIGEST_LEN])
-{
-	rd_xxh128_seed(text, n, DIGEST_TEXT_SEED, out);
-}
-
 /* Comparison */
 
 static int

@@ -80,19 +80,6 @@ int record_hash(const struct ruleview *v, const struct json *fields,
 int record_digest(const struct ruleview *v, const struct json *fields,
     unsigned char out[RD_DIGEST_LEN], struct sb *scratch);
 
-/*
- * A digest of a record's fields as written, text the fields of a line that
- * scan_record (lib/scan.h) found valid: XXH3-128 under a seed of its own, a
- * domain apart from record_digest's, so that it equals another such digest
- * only for the same bytes and never a record_digest.  The same bytes are the
- * same fields under any rules, so an index may hold digests of both kinds
- * and equal digests still mean equal records.  Unequal ones mean only
- * "compare them" (record_compare): the same record spelt another way (1.0
- * for 1, members in another order) differs here, as records within a
- * tolerance already do under record_digest.
- */
-void record_digest_text(const char *text, size_t n,
-    unsigned char out[RD_DIGEST_LEN]);
 
 /* Canonical text of the fields (what record_hash digests). */
 int record_canon(const struct ruleview *v, const struct json *fields,

@@ -16,11 +16,14 @@
 struct scan {
 	const unsigned char *p, *e;
 	int depth;
+	struct sb *out;		/* the canonical form, as it is made */
+	struct sb *tmp;		/* an object's members, while sorted */
 };
 
 /* What a value was, as far as a tag's payload cares. */
 enum {
-	SV_OTHER,	/* null, a boolean, an array, a tagged object */
+	SV_OTHER,	/* a boolean, an array, a tagged object */
+	SV_NULL,
 	SV_EMPTY,	/* "" */
 	SV_STRING,	/* a string of at least one byte */
 	SV_NUMBER,
@@ -133,17 +136,20 @@ number(struct scan *s)
 	}
 	if (q < e && (*q == 'e' || *q == 'E'))
 		return -1;
+	/* Never fails without an exponent. */
+	(void)json_number_key(s->out, (const char *)s->p, (size_t)(q - s->p));
 	s->p = q;
 	return SV_NUMBER;
 }
 
 static int
-literal(struct scan *s, const char *word, size_t n)
+literal(struct scan *s, const char *word, size_t n, int kind)
 {
 	if ((size_t)(s->e - s->p) < n || memcmp(s->p, word, n) != 0)
 		return -1;
+	sb_add(s->out, word, n);
 	s->p += n;
-	return SV_OTHER;
+	return kind;
 }
 
 static int
@@ -165,21 +171,41 @@ is_tag(const char *name, size_t n)
 	    named(name, n, "$asset"));
 }
 
+/* The canonical order of names: by bytes, a prefix first (json.h). */
+static int
+name_cmp(const char *a, size_t an, const char *b, size_t bn)
+{
+	int c = memcmp(a, b, an < bn ? an : bn);
+
+	if (c)
+		return c;
+	return an < bn ? -1 : an > bn;
+}
+
 /*
- * An object.  A tagged one (a fields object is never one) is taken only as
- * {"$ref":"x",...}, the first tag a $ref to a non-empty string, or as
- * {"$loc":{...}} alone with numbers "lat" and "lng".
+ * An object, written in canonical form: members sorted by name; at the
+ * top of the fields (fields set), a null member left out, as an absent
+ * one.  A tagged one (a fields object is never one) is taken only as
+ * {"$ref":"x",...}, the first tag a $ref to a non-empty string, written
+ * {"$ref":"x"}, or as {"$loc":{...}} alone with numbers "lat" and "lng".
  */
 static int
 object(struct scan *s, int fields)
 {
-	struct { const char *s; size_t n; int v; } m[SCAN_MEMBERS];
-	size_t n = 0, i, j;
+	struct member {
+		const char *s;
+		size_t n;
+		int v;
+		size_t at, end;		/* its "name":value in s->out */
+	} m[SCAN_MEMBERS], x;
+	struct sb *out = s->out;
+	size_t n = 0, kept = 0, i, j, start = out->len, mark;
 	uint64_t bits = 0, bit;
-	int lat = 0, lng = 0, alike = 0, dollar = 0;
+	int lat = 0, lng = 0, alike = 0, dollar = 0, sorted = 1;
 
 	if (++s->depth > SCAN_DEPTH)
 		return -1;
+	sb_addc(out, '{');
 	s->p++;
 	skipws(s);
 	if (s->p < s->e && *s->p == '}') {
@@ -195,8 +221,15 @@ object(struct scan *s, int fields)
 			return -1;
 		s->p++;
 		skipws(s);
+		mark = out->len;
+		if (kept)
+			sb_addc(out, ',');
+		m[n].at = out->len;
+		sb_add(out, m[n].s - 1, m[n].n + 2);
+		sb_addc(out, ':');
 		if ((m[n].v = value(s)) < 0)
 			return -1;
+		m[n].end = out->len;
 		/*
 		 * Names told apart by length, first and last byte need no
 		 * compare for duplicates; the others are compared below.
@@ -214,6 +247,16 @@ object(struct scan *s, int fields)
 		if (m[n].v == SV_NUMBER) {
 			lat |= named(m[n].s, m[n].n, "lat");
 			lng |= named(m[n].s, m[n].n, "lng");
+		}
+		if (n && sorted && name_cmp(m[n - 1].s, m[n - 1].n, m[n].s,
+		    m[n].n) > 0)
+			sorted = 0;
+		if (fields && m[n].v == SV_NULL) {
+			/* Checked for duplicates, then left out. */
+			out->len = mark;
+			m[n].at = m[n].end = 0;
+		} else {
+			kept++;
 		}
 		n++;
 		skipws(s);
@@ -239,12 +282,43 @@ done:
 	for (i = 0; dollar && !fields && i < n; i++) {
 		if (!is_tag(m[i].s, m[i].n))
 			continue;
-		if (named(m[i].s, m[i].n, "$ref"))
-			return m[i].v == SV_STRING ? SV_OTHER : -1;
-		if (named(m[i].s, m[i].n, "$loc"))
-			return n == 1 && m[i].v == SV_LATLNG ? SV_OTHER : -1;
-		return -1;
+		if (named(m[i].s, m[i].n, "$loc")) {
+			if (n != 1 || m[i].v != SV_LATLNG)
+				return -1;
+			sb_addc(out, '}');
+			return SV_OTHER;
+		}
+		if (!named(m[i].s, m[i].n, "$ref") || m[i].v != SV_STRING)
+			return -1;
+		/* The reference alone. */
+		memmove(out->buf + start + 1, out->buf + m[i].at,
+		    m[i].end - m[i].at);
+		out->len = start + 1 + (m[i].end - m[i].at);
+		sb_addc(out, '}');
+		return SV_OTHER;
 	}
+	if (!sorted) {
+		/* Insertion sort (a few members), then written again. */
+		for (i = 1; i < n; i++) {
+			x = m[i];
+			for (j = i; j > 0 && name_cmp(m[j - 1].s, m[j - 1].n,
+			    x.s, x.n) > 0; j--)
+				m[j] = m[j - 1];
+			m[j] = x;
+		}
+		sb_reset(s->tmp);
+		sb_add(s->tmp, out->buf + start, out->len - start);
+		out->len = start + 1;
+		for (i = 0, j = 0; i < n; i++) {
+			if (m[i].at == m[i].end)
+				continue;
+			if (j++)
+				sb_addc(out, ',');
+			sb_add(out, s->tmp->buf + (m[i].at - start),
+			    m[i].end - m[i].at);
+		}
+	}
+	sb_addc(out, '}');
 	return lat && lng ? SV_LATLNG : SV_OBJECT;
 }
 
@@ -253,6 +327,7 @@ array(struct scan *s)
 {
 	if (++s->depth > SCAN_DEPTH)
 		return -1;
+	sb_addc(s->out, '[');
 	s->p++;
 	skipws(s);
 	if (s->p < s->e && *s->p == ']') {
@@ -266,6 +341,7 @@ array(struct scan *s)
 		if (s->p >= s->e)
 			return -1;
 		if (*s->p == ',') {
+			sb_addc(s->out, ',');
 			s->p++;
 			skipws(s);
 			continue;
@@ -276,6 +352,7 @@ array(struct scan *s)
 		break;
 	}
 done:
+	sb_addc(s->out, ']');
 	s->depth--;
 	return SV_OTHER;
 }
@@ -296,13 +373,15 @@ value(struct scan *s)
 	case '"':
 		if (string(s, &str, &n) < 0)
 			return -1;
+		/* Without escapes, a string is written as it was. */
+		sb_add(s->out, str - 1, n + 2);
 		return n ? SV_STRING : SV_EMPTY;
 	case 't':
-		return literal(s, "true", 4);
+		return literal(s, "true", 4, SV_OTHER);
 	case 'f':
-		return literal(s, "false", 5);
+		return literal(s, "false", 5, SV_OTHER);
 	case 'n':
-		return literal(s, "null", 4);
+		return literal(s, "null", 4, SV_NULL);
 	default:
 		return number(s);
 	}
@@ -329,12 +408,11 @@ member(const char *name, size_t n)
 	return -1;
 }
 
-int
-scan_record(const char *line, size_t len, struct record *rec,
-    const char **fields, size_t *fieldslen)
+/* scan_record's line, from s->p: 1 when sure of it, else 0. */
+static int
+record_line(struct scan *sp, struct record *rec, struct scan_out *o)
 {
-	struct scan s = { (const unsigned char *)line,
-	    (const unsigned char *)line + len, 0 };
+	struct scan s = *sp;
 	const unsigned char *at;
 	const char *name, *str;
 	size_t n, sn;
@@ -364,8 +442,8 @@ scan_record(const char *line, size_t len, struct record *rec,
 		if (m == M_FIELDS) {
 			if (*s.p != '{' || object(&s, 1) < 0)
 				return 0;
-			*fields = (const char *)at;
-			*fieldslen = (size_t)(s.p - at);
+			o->fields = (const char *)at;
+			o->fieldslen = (size_t)(s.p - at);
 		} else {
 			if (*s.p != '"' || string(&s, &str, &sn) < 0)
 				return 0;
@@ -414,4 +492,34 @@ scan_record(const char *line, size_t len, struct record *rec,
 	    1u << M_FIELDS) || !rec->typelen || !rec->keylen)
 		return 0;
 	return 1;
+}
+
+void
+scan_init(struct scan_out *o)
+{
+	memset(o, 0, sizeof *o);
+	sb_init(&o->canon, 1024);
+	sb_init(&o->tmp, 1024);
+}
+
+void
+scan_release(struct scan_out *o)
+{
+	sb_release(&o->canon);
+	sb_release(&o->tmp);
+}
+
+int
+scan_record(const char *line, size_t len, struct record *rec,
+    struct scan_out *o)
+{
+	struct scan s;
+
+	s.p = (const unsigned char *)line;
+	s.e = s.p + len;
+	s.depth = 0;
+	s.out = &o->canon;
+	s.tmp = &o->tmp;
+	sb_reset(s.out);
+	return record_line(&s, rec, o);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "digest.h"
 #include "side.h"
 
 /* Records read before the index is sized from the share they took. */
@@ -13,7 +14,7 @@
 
 /*
  * The digest of l's fields under rv, from its tree, made here when the
- * store scanned the line (a field ignored makes the text's digest unfit).
+ * store scanned the line (its canonical form is under no rules).
  */
 static int
 digest(struct side *s, const struct ruleview *rv, const struct rline *l,
@@ -61,9 +62,9 @@ side_put(void *ctx, const struct rline *l)
 		}
 	}
 	rv = rules_view(s->rules, r->type, r->typelen);
-	if (l->fields && !rules_view_ignores(&rv)) {
-		/* Scanned, so valid: the text's digest (record.h). */
-		record_digest_text(l->fields, l->fieldslen, h);
+	if (l->canon && !rules_view_ignores(&rv)) {
+		/* Scanned: the canonical form record_digest would hash. */
+		rd_xxh128(l->canon, l->canonlen, h);
 	} else if (digest(s, &rv, l, h) < 0) {
 		if (l->lineno)
 			rd_prefixerr("%s:%lu: ", l->src, l->lineno);

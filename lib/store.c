@@ -644,6 +644,7 @@ ndjson_fetch(struct store *s, const struct fetch_opts *o,
 	struct json obj;
 	struct record rec;
 	struct sb made;
+	struct scan_out so;
 	const char *line, *kind;
 	size_t len, kindlen;
 	unsigned long nlines = 0;
@@ -654,6 +655,7 @@ ndjson_fetch(struct store *s, const struct fetch_opts *o,
 	ndjson_keep(nd, &r);
 	arena_init(&a);
 	sb_init(&made, 256);
+	scan_init(&so);
 	while ((n = lreader_next(&r, &line, &len)) > 0) {
 		struct rline l = {
 			.text = line, .len = len, .src = r.name,
@@ -671,10 +673,14 @@ ndjson_fetch(struct store *s, const struct fetch_opts *o,
 			continue;
 		}
 		if (o && o->scan && !o->wfield && !plain_active(&nd->plain) &&
-		    scan_record(line, len, &rec, &l.fields, &l.fieldslen)) {
+		    scan_record(line, len, &rec, &so)) {
 			if (!fetch_wants_type(o, rec.type, rec.typelen))
 				continue;
 			l.rec = &rec;
+			l.fields = so.fields;
+			l.fieldslen = so.fieldslen;
+			l.canon = so.canon.buf;
+			l.canonlen = so.canon.len;
 			if (sink->put(sink->ctx, &l) < 0)
 				goto out;
 			continue;
@@ -714,6 +720,7 @@ ndjson_fetch(struct store *s, const struct fetch_opts *o,
 	}
 	ret = 0;
 out:
+	scan_release(&so);
 	sb_release(&made);
 	arena_release(&a);
 	lreader_close(&r);

@@ -50,10 +50,10 @@ struct rline {
 	const struct plain *plain;
 	/*
 	 * A record line read by scan_record (fetch_opts.scan, lib/scan.h):
-	 * the text of its fields, rec->fields NULL.
+	 * the text of its fields and their canonical form, rec->fields NULL.
 	 */
-	const char *fields;
-	size_t fieldslen;
+	const char *fields, *canon;
+	size_t fieldslen, canonlen;
 };
 
 struct store_sink {
@@ -94,7 +94,7 @@ struct fetch_opts {
 	 */
 	int raw;
 	/*
-	 * The sink takes a record's fields as text (rline.fields) when the
+	 * The sink takes a record's fields as text (rline.fields, .canon) when the
 	 * store read its line with scan_record (lib/scan.h) rather than into a
 	 * tree: so far the ndjson: store, with no window and no plain words.
 	 */

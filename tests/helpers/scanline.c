@@ -8,7 +8,8 @@
  * Prints "LINE: scan" or "LINE: parse" for each line.  A line scanned must
  * read the same through stream_parse_line(): a record, with the same type,
  * key, rev and mtime, and fields whose text parses to the value the whole
- * line's parse holds, with a canonical form (its tagged values valid).
+ * line's parse holds, with a canonical form (its tagged values valid) that
+ * is byte for byte the one the scanner wrote.
  * Where they disagree it prints "LINE: DISAGREE: why" and exits 1 at the
  * end; 2 when FILE cannot be read.
  */
@@ -31,7 +32,7 @@ same_str(const char *a, size_t an, const char *b, size_t bn)
 /* Why the two readings of line differ, or NULL. */
 static const char *
 check(const char *line, size_t len, const struct record *s,
-    const char *fields, size_t fieldslen)
+    const struct scan_out *so)
 {
 	struct ruleview none = { 0 };
 	struct arena a;
@@ -54,11 +55,14 @@ check(const char *line, size_t len, const struct record *s,
 		why = "another type, key, rev, mtime or deleted";
 	else if (!p.fields || record_canon(&none, p.fields, &x) < 0)
 		why = "the parser finds no canonical fields";
-	else if (json_parse(&a, fields, fieldslen, &tree, NULL) < 0 ||
+	else if (json_parse(&a, so->fields, so->fieldslen, &tree, NULL) < 0 ||
 	    record_canon(&none, &tree, &y) < 0)
 		why = "the fields' text does not parse";
 	else if (x.len != y.len || memcmp(x.buf, y.buf, x.len) != 0)
 		why = "the fields' text is other fields";
+	else if (so->canon.len != x.len ||
+	    memcmp(so->canon.buf, x.buf, x.len) != 0)
+		why = "the scanner wrote another canonical form";
 	sb_release(&x);
 	sb_release(&y);
 	arena_release(&a);
@@ -70,11 +74,12 @@ main(int argc, char **argv)
 {
 	FILE *fp;
 	char *line = NULL;
-	size_t cap = 0, fieldslen;
+	size_t cap = 0;
 	ssize_t n;
 	unsigned long lineno = 0;
 	struct record rec;
-	const char *fields, *why;
+	struct scan_out so;
+	const char *why;
 	int bad = 0;
 
 	if (argc != 2) {
@@ -85,21 +90,23 @@ main(int argc, char **argv)
 		perror(argv[1]);
 		return 2;
 	}
+	scan_init(&so);
 	while ((n = getline(&line, &cap, fp)) >= 0) {
 		lineno++;
 		if (n > 0 && line[n - 1] == '\n')
 			n--;
-		if (!scan_record(line, (size_t)n, &rec, &fields, &fieldslen)) {
+		if (!scan_record(line, (size_t)n, &rec, &so)) {
 			printf("%lu: parse\n", lineno);
 			continue;
 		}
-		if ((why = check(line, (size_t)n, &rec, fields, fieldslen))) {
+		if ((why = check(line, (size_t)n, &rec, &so))) {
 			printf("%lu: DISAGREE: %s\n", lineno, why);
 			bad = 1;
 			continue;
 		}
 		printf("%lu: scan\n", lineno);
 	}
+	scan_release(&so);
 	free(line);
 	fclose(fp);
 	return bad;
