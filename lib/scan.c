@@ -33,6 +33,18 @@ enum {
 
 static int value(struct scan *s);
 
+/* Append n bytes at p to the canonical form (an inline sb_add). */
+static inline void
+put(struct scan *s, const void *p, size_t n)
+{
+	struct sb *out = s->out;
+
+	if (out->len + n >= out->cap)
+		sb_grow(out, n);
+	memcpy(out->buf + out->len, p, n);
+	out->buf[out->len += n] = '\0';
+}
+
 static inline void
 skipws(struct scan *s)
 {
@@ -118,6 +130,7 @@ static int
 number(struct scan *s)
 {
 	const unsigned char *q = s->p, *e = s->e;
+	int frac = 0;
 
 	if (q < e && *q == '-')
 		q++;
@@ -133,11 +146,19 @@ number(struct scan *s)
 			return -1;
 		while (q < e && digit(*q))
 			q++;
+		frac = 1;
 	}
 	if (q < e && (*q == 'e' || *q == 'E'))
 		return -1;
-	/* Never fails without an exponent. */
-	(void)json_number_key(s->out, (const char *)s->p, (size_t)(q - s->p));
+	if (!frac && q[-1] != '0') {
+		/* An integer with no trailing zero: json_number_key's form. */
+		put(s, s->p, (size_t)(q - s->p));
+		put(s, "e0", 2);
+	} else {
+		/* Never fails without an exponent. */
+		(void)json_number_key(s->out, (const char *)s->p,
+		    (size_t)(q - s->p));
+	}
 	s->p = q;
 	return SV_NUMBER;
 }
@@ -147,7 +168,7 @@ literal(struct scan *s, const char *word, size_t n, int kind)
 {
 	if ((size_t)(s->e - s->p) < n || memcmp(s->p, word, n) != 0)
 		return -1;
-	sb_add(s->out, word, n);
+	put(s, word, n);
 	s->p += n;
 	return kind;
 }
@@ -205,7 +226,7 @@ object(struct scan *s, int fields)
 
 	if (++s->depth > SCAN_DEPTH)
 		return -1;
-	sb_addc(out, '{');
+	put(s, "{", 1);
 	s->p++;
 	skipws(s);
 	if (s->p < s->e && *s->p == '}') {
@@ -223,10 +244,10 @@ object(struct scan *s, int fields)
 		skipws(s);
 		mark = out->len;
 		if (kept)
-			sb_addc(out, ',');
+			put(s, ",", 1);
 		m[n].at = out->len;
-		sb_add(out, m[n].s - 1, m[n].n + 2);
-		sb_addc(out, ':');
+		put(s, m[n].s - 1, m[n].n + 2);
+		put(s, ":", 1);
 		if ((m[n].v = value(s)) < 0)
 			return -1;
 		m[n].end = out->len;
@@ -327,7 +348,7 @@ array(struct scan *s)
 {
 	if (++s->depth > SCAN_DEPTH)
 		return -1;
-	sb_addc(s->out, '[');
+	put(s, "[", 1);
 	s->p++;
 	skipws(s);
 	if (s->p < s->e && *s->p == ']') {
@@ -341,7 +362,7 @@ array(struct scan *s)
 		if (s->p >= s->e)
 			return -1;
 		if (*s->p == ',') {
-			sb_addc(s->out, ',');
+			put(s, ",", 1);
 			s->p++;
 			skipws(s);
 			continue;
@@ -352,7 +373,7 @@ array(struct scan *s)
 		break;
 	}
 done:
-	sb_addc(s->out, ']');
+	put(s, "]", 1);
 	s->depth--;
 	return SV_OTHER;
 }
@@ -374,7 +395,7 @@ value(struct scan *s)
 		if (string(s, &str, &n) < 0)
 			return -1;
 		/* Without escapes, a string is written as it was. */
-		sb_add(s->out, str - 1, n + 2);
+		put(s, str - 1, n + 2);
 		return n ? SV_STRING : SV_EMPTY;
 	case 't':
 		return literal(s, "true", 4, SV_OTHER);
