@@ -540,7 +540,7 @@ main(int argc, char *argv[])
 	int c, i, summary = 0, exitcode = 0, missing_remote = 0, checkargs = 0;
 	int status = RD_EXIT_OK;
 	struct out o;
-	pthread_t th;
+	pthread_t th[2];
 	unsigned long ndiff = 0;
 
 	rd_setprogname(argv[0]);
@@ -719,13 +719,18 @@ main(int argc, char *argv[])
 	if (checkargs)
 		goto out;
 
-	/* Index the remote in a second thread while this one reads local. */
-	if ((errno = pthread_create(&th, NULL, side_read, &remote)) != 0)
+	/*
+	 * Index the remote, and the base, each in a thread of its own while
+	 * this one reads local.
+	 */
+	if ((errno = pthread_create(&th[0], NULL, side_read, &remote)) != 0 ||
+	    (bspec && (errno = pthread_create(&th[1], NULL, side_read,
+	    &base)) != 0))
 		rd_die(RD_EXIT_RUNTIME, "cannot start a thread: %s", strerror(errno));
 	side_read(&local);
+	pthread_join(th[0], NULL);
 	if (bspec)
-		side_read(&base);
-	pthread_join(th, NULL);
+		pthread_join(th[1], NULL);
 	if (base.err) {
 		rd_warn("%s", base.err);
 		status = base.status;
