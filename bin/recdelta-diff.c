@@ -336,6 +336,8 @@ classify(struct side *local, struct side *remote, struct side *base,
 		}
 	}
 	index_walk_init(&w, ixs, 2);
+	if (base && o->sparse)
+		index_walk_also(&w, &base->ix);
 	while (index_walk_next(&w, at)) {
 		const struct index_ent *le = at[0], *re = at[1];
 		const char *t;

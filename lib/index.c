@@ -374,6 +374,49 @@ same_key(const struct index *ix, const struct index_ent *e,
 	    index_typelen(ix, e)) == 0;
 }
 
+/* How many entries ahead a walk fetches the table slots a lookup reads. */
+#define WALK_AHEAD 8
+
+/* Fetch into the cache the slot a lookup of hv in ix reads first. */
+static inline void
+prefetch_slot(const struct index *ix, uint64_t hv)
+{
+#ifdef __GNUC__
+	if (ix && ix->tcap)
+		__builtin_prefetch(&ix->table[hv & (ix->tcap - 1)]);
+#else
+	(void)ix;
+	(void)hv;
+#endif
+}
+
+/*
+ * Walking index 0, WALK_AHEAD entries before e is met: the slots its key
+ * takes in every other index, which a lookup will read then, its probe a
+ * cache miss each in a table of millions of slots otherwise.
+ */
+static void
+walk_prefetch(const struct index_walk *w, const struct index *ix, size_t at)
+{
+	const struct index_ent *e;
+	uint64_t hv;
+	size_t s;
+
+	if (at >= ix->n || ((e = &ix->ents[at])->flags & IX_PASS))
+		return;
+	hv = index_keyhash(index_type(ix, e), index_typelen(ix, e),
+	    index_key(ix, e), e->keylen);
+	for (s = 1; s < w->n; s++)
+		prefetch_slot(w->v[s], hv);
+	prefetch_slot(w->also, hv);
+}
+
+void
+index_walk_also(struct index_walk *w, const struct index *ix)
+{
+	w->also = ix;
+}
+
 void
 index_walk_init(struct index_walk *w, struct index *const *v, size_t n)
 {
@@ -383,6 +426,7 @@ index_walk_init(struct index_walk *w, struct index *const *v, size_t n)
 	w->n = n;
 	w->side = 0;
 	w->i = 0;
+	w->also = NULL;
 	for (s = 0; s < n; s++) {
 		v[s]->hint = 0;
 		if (!v[s]->walked)
@@ -406,6 +450,8 @@ index_walk_next(struct index_walk *w, const struct index_ent **at)
 			w->i = 0;
 			continue;
 		}
+		if (w->side == 0)
+			walk_prefetch(w, ix, w->i + WALK_AHEAD);
 		e = &ix->ents[w->i++];
 		if (w->side > 0 && (e->flags & (IX_PASS | IX_SEEN)))
 			continue;

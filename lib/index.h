@@ -210,9 +210,16 @@ int index_parse(struct index *ix, const struct index_ent *e, struct sb *buf,
 struct index_walk {
 	struct index *const *v;
 	size_t n, side, i;
+	const struct index *also;	/* index_walk_also's, or NULL */
 };
 
 void index_walk_init(struct index_walk *w, struct index *const *v, size_t n);
+/*
+ * Another index the caller looks index 0's keys up in (index_find) as it
+ * walks: the walk fetches ahead into the memory cache what those lookups,
+ * and its own, will read, as it does for the indexes it walks.
+ */
+void index_walk_also(struct index_walk *w, const struct index *ix);
 /* 1 and at[] filled, or 0 when every key was visited. */
 int index_walk_next(struct index_walk *w, const struct index_ent **at);
 
