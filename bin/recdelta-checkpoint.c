@@ -66,7 +66,8 @@ usage(FILE *fp)
 	    "       recdelta-checkpoint conflicts [--json] [--all] [-t TYPE]...\n"
 	    "       recdelta-checkpoint conflicts review (ID... | --all [-t TYPE]...)\n"
 	    "       recdelta-checkpoint outbox\n"
-	    "       recdelta-checkpoint prune [--runs N | [--sparse] [--cursor NAME]]\n");
+	    "       recdelta-checkpoint prune [--runs N | [--sparse | --whole]\n"
+	    "                                 [--cursor NAME] [-t TYPE]...]\n");
 	if (fp == stderr)
 		return;
 	fprintf(fp,
@@ -95,6 +96,8 @@ usage(FILE *fp)
 	    "      --cursor NAME  keep the input's last cursor as NAME (prune)\n"
 	    "      --sparse       the results name only what changed: remove only\n"
 	    "                     the records the feed said were gone (prune)\n"
+	    "      --whole        the run read the remote whole: keep what it read\n"
+	    "                     of the records it did not settle (prune)\n"
 	    "      --all          every window (windows reset), every conflict\n"
 	    "                     (conflicts, conflicts review)\n"
 	    "      --json         write NDJSON\n"
@@ -126,7 +129,8 @@ badusage(const char *fmt, ...)
 enum {
 	O_STATE = 256, O_SUMMARY, O_SCOPE, O_RUN, O_FLOW, O_BATCH, O_WINDOW, O_FROM, O_TO, O_STEP,
 	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE, O_ALL, O_PARTIAL, O_SOURCE,
-	O_SHARD, O_UNDOES, O_RUNS, O_VALUES, O_FULL, O_CURSOR, O_SPARSE
+	O_SHARD, O_UNDOES, O_RUNS, O_VALUES, O_FULL, O_CURSOR, O_SPARSE,
+	O_WHOLE
 };
 
 struct subopts {
@@ -135,7 +139,7 @@ struct subopts {
 	const char *flow, *from, *to, *step, *reason, *window, *source, *cursor;
 	struct shard shard;	/* --shard; n 0: none */
 	size_t batch;
-	int json, check, force, all, partial, nul, summary, full, sparse;
+	int json, check, force, all, partial, nul, summary, full, sparse, whole;
 	char **types;
 	size_t ntypes;
 };
@@ -185,6 +189,7 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 		{ "full", no_argument, NULL, O_FULL },
 		{ "cursor", required_argument, NULL, O_CURSOR },
 		{ "sparse", no_argument, NULL, O_SPARSE },
+		{ "whole", no_argument, NULL, O_WHOLE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -292,6 +297,9 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 			break;
 		case O_SPARSE:
 			o->sparse = 1;
+			break;
+		case O_WHOLE:
+			o->whole = 1;
 			break;
 		case 'z':
 			o->nul = 1;
@@ -2340,6 +2348,37 @@ cmd_outbox(int argc, char **argv)
 }
 
 /*
+ * Of prune --whole: a result that did not settle its record hands the
+ * fold the record as the plan read it, its before-image, as a feed's
+ * record line would; a create's, which has none, a tombstone (the remote
+ * held no such record).  A result of another op without a before-image
+ * says nothing, and the base stands for it, as before.
+ */
+static int
+prune_read(struct state *s, const struct result *res, struct sb *fields)
+{
+	const struct json *rev = NULL, *f = NULL;
+
+	if (res->before) {
+		rev = json_get(res->before, "rev");
+		f = json_get(res->before, "fields");
+		if (rev && rev->type != JSON_STRING)
+			rev = NULL;
+		if (!f || f->type != JSON_OBJECT)
+			return 0;
+		sb_reset(fields);
+		json_write(fields, f, 0);
+		return state_prune_feed(s, res->type, res->typelen, res->key,
+		    res->keylen, rev ? rev->u.s : NULL, rev ? rev->len : 0,
+		    fields->buf, fields->len);
+	}
+	if (res->op != RD_OP_CREATE)
+		return 0;
+	return state_prune_feed(s, res->type, res->typelen, res->key,
+	    res->keylen, NULL, 0, NULL, 0);
+}
+
+/*
  * prune: read a complete result stream on standard input; keep in the base
  * only the records it names.  The record lines among it are what the run's
  * change feed said: of those, the records that a result names without
@@ -2353,11 +2392,21 @@ cmd_outbox(int argc, char **argv)
  * --runs N instead (no input is read): keep the before-images of the
  * newest N runs only, from now on, and drop the others now.  Lines of
  * other kinds (a plan's summary) are read past.
+ *
+ * With -t, the results are of a run limited to those types: the rows of
+ * the others stay.  With --whole, of a run that read the remote whole,
+ * not through its feed (a full run over a remote that has one, keeping
+ * the feed's cursor as of before its read): what earlier feeds said of
+ * the run's types goes, and of each record a result names without
+ * settling it, the record as the plan read it (the result's before; a
+ * create's: none, a tombstone) is kept for the next run's fold, as a
+ * feed's record would be.
  */
 static int
 cmd_prune(int argc, char **argv)
 {
-	static const int allowed[] = { O_RUNS, O_CURSOR, O_SPARSE, 0 };
+	static const int allowed[] = { O_RUNS, O_CURSOR, O_SPARSE, O_WHOLE, 't',
+	    0 };
 	struct subopts o;
 	struct cursor cur;
 	struct record rec;
@@ -2370,14 +2419,17 @@ cmd_prune(int argc, char **argv)
 	const char *line;
 	size_t len;
 	long long removed = 0;
-	int n, k;
+	int n, k, settled;
 
 	int havecur = 0;
 
 	argc -= parse_opts(argc, argv, allowed, &o);
-	if (o.runs >= 0 && (o.cursor || o.sparse))
-		badusage("--runs and --%s: one or the other", o.cursor ?
-		    "cursor" : "sparse");
+	if (o.runs >= 0 && (o.cursor || o.sparse || o.whole || o.ntypes))
+		badusage("--runs and %s: one or the other", o.cursor ?
+		    "--cursor" : o.sparse ? "--sparse" : o.whole ? "--whole" :
+		    "-t");
+	if (o.sparse && o.whole)
+		badusage("--sparse and --whole: one or the other");
 	need_args(argc, 0, "");
 	s = open_state(STATE_WRITE);
 	if (o.runs >= 0) {
@@ -2393,7 +2445,7 @@ cmd_prune(int argc, char **argv)
 	arena_init(&a);
 	sb_init(&curval, 64);
 	sb_init(&fields, 1024);
-	if (state_prune_begin(s, o.sparse) < 0)
+	if (state_prune_begin(s, o.sparse, o.whole, o.types, o.ntypes) < 0)
 		die_state(s);
 	while ((n = lreader_next(&r, &line, &len)) > 0) {
 		arena_reset(&a);
@@ -2433,9 +2485,11 @@ cmd_prune(int argc, char **argv)
 		if (k != RD_KIND_RESULT)
 			continue;
 		/* An ok, or a "same", confirmed what the remote holds. */
+		settled = res.status == RD_ST_OK ||
+		    (res.status == RD_ST_SKIPPED && res.op == RD_OP_SAME);
 		if (state_prune_add(s, res.type, res.typelen, res.key,
-		    res.keylen, res.status == RD_ST_OK ||
-		    (res.status == RD_ST_SKIPPED && res.op == RD_OP_SAME)) < 0) {
+		    res.keylen, settled) < 0 ||
+		    (o.whole && !settled && prune_read(s, &res, &fields) < 0)) {
 			n = -1;
 			break;
 		}
@@ -2446,6 +2500,7 @@ cmd_prune(int argc, char **argv)
 		n = -1;
 	sb_release(&curval);
 	sb_release(&fields);
+	free(o.types);
 	if (n < 0) {
 		state_prune_abort(s);
 		die_state(s);

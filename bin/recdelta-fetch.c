@@ -7,8 +7,12 @@
  * written to standard output; messages go to standard error.  A store read
  * page by page (cloudkit:, couchdb:) also writes a cursor line after each page, from
  * which --resume goes on, and so does a change feed (dir:, webdav: after
- * it).  --check-args checks the options and SOURCE's word (with --changes:
- * that the store has a change feed), reading nothing.
+ * it).  --changes --cursor-only writes only the cursor line of where the
+ * feed stands now, reading no record: taken before a whole read, a cursor
+ * from which the feed says everything changed during it.  --check-args
+ * checks the options and SOURCE's word (with --changes: that the store has
+ * a change feed; with --cursor-only: that it can say where the feed stands
+ * without reading it), reading nothing.
  *
  * Three options reshape the records on the way (lib/filter.h runs the
  * user's jq programs; the values themselves are never read by jq's parser):
@@ -36,7 +40,8 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: recdelta-fetch [-t TYPE]... [--window FIELD=FROM..TO] [--allow-empty]\n"
-	    "                      [--allow-missing] [--changes] [--resume CURSOR]\n"
+	    "                      [--allow-missing] [--changes [--cursor-only]]\n"
+	    "                      [--resume CURSOR]\n"
 	    "                      [--jobs N] [--map FILTER] [--where FILTER]\n"
 	    "                      [--flat[=KEYNAME]] [--shard I/N] [--insecure-http]\n"
 	    "                      [--check-args] SOURCE\n"
@@ -49,6 +54,8 @@ usage(FILE *fp)
 	    "      --allow-missing  a store that does not exist reads as empty\n"
 	    "      --changes     read the change feed (couchdb:, cloudkit: custom\n"
 	    "                    zones, dir:, webdav:)\n"
+	    "      --cursor-only only the cursor of where the feed stands now\n"
+	    "                    (with --changes; no record read)\n"
 	    "      --resume CURSOR  go on from the value of a cursor line\n"
 	    "      --jobs N      webdav: requests at once (default 4)\n"
 	    "      --shard I/N   only the records of shard I of N (1 <= I <= N)\n"
@@ -284,6 +291,7 @@ main(int argc, char *argv[])
 		{ "allow-empty", no_argument, NULL, 'E' },
 		{ "window", required_argument, NULL, 'W' },
 		{ "changes", no_argument, NULL, 'C' },
+		{ "cursor-only", no_argument, NULL, 'O' },
 		{ "resume", required_argument, NULL, 'R' },
 		{ "jobs", required_argument, NULL, 'J' },
 		{ "insecure-http", no_argument, NULL, 'I' },
@@ -323,6 +331,9 @@ main(int argc, char *argv[])
 			break;
 		case 'C':
 			fo.changes = 1;
+			break;
+		case 'O':
+			fo.cursor_only = 1;
 			break;
 		case 'R':
 			fo.resume = optarg;
@@ -370,6 +381,13 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
+	if (fo.cursor_only && !fo.changes)
+		rd_die(RD_EXIT_USAGE, "--cursor-only: only with --changes");
+	if (fo.cursor_only && (fo.resume || f.flat || mapprog || whereprog ||
+	    fo.wfield))
+		rd_die(RD_EXIT_USAGE, "--cursor-only and %s: one or the other",
+		    fo.resume ? "--resume" : f.flat ? "--flat" : mapprog ?
+		    "--map" : whereprog ? "--where" : "--window");
 	if (argc != 1) {
 		rd_warn(argc ? "too many arguments" : "missing SOURCE");
 		usage(stderr);
@@ -389,6 +407,8 @@ main(int argc, char *argv[])
 	if (store_open(&st, argv[0]) < 0)
 		rd_die_pending();
 	if (fo.changes && store_feed_check(&st) < 0)
+		rd_die_pending();
+	if (fo.cursor_only && store_feed_now_check(&st) < 0)
 		rd_die_pending();
 	if (fo.resume && !st.ops->cursors)
 		rd_die(RD_EXIT_USAGE, "%s: the %s: store has no cursors (--resume)",

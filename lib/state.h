@@ -365,8 +365,17 @@ int state_outbox_each(struct state *s,
  * gone (a tombstone) that no result names, gone from both sides, and
  * leaves the sides rows; feed_seen is kept as above.  Its cost grows with
  * the results and the feed, not with the base.
+ *
+ * types (ntypes of them; 0: every type): the run's types.  Only their
+ * base, sides and feed_seen rows are pruned; the other types' rows, and
+ * feed_seen's tombstones of every type ("*"), stay as they are.
+ *
+ * whole: the run read its types of the remote whole, not through a feed,
+ * and hands prune_feed the records its results did not settle as it read
+ * them: feed_seen's rows of its types go first, in the transaction.
  */
-int state_prune_begin(struct state *s, int sparse);
+int state_prune_begin(struct state *s, int sparse, int whole,
+    char *const *types, size_t ntypes);
 int state_prune_add(struct state *s, const char *type, size_t typelen,
     const char *key, size_t keylen, int settled);
 int state_prune_feed(struct state *s, const char *type, size_t typelen,

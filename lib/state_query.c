@@ -771,18 +771,68 @@ state_outbox_each(struct state *s,
 /* Pruning the base */
 
 static sqlite3_stmt *prune_add, *prune_feed, *prune_last, *prune_star;
-static int prune_sparse;
+static int prune_sparse, prune_typed;
+
+/*
+ * The condition that keeps a pruning to the run's types, on the type
+ * column col: nothing for a run of every type.  A run limited to types
+ * says nothing of the others: their rows stay as they are.
+ */
+static void
+prune_scope(struct sb *sql, const char *col)
+{
+	if (prune_typed)
+		sb_addf(sql, " AND %s IN (SELECT type FROM temp.prune_types)",
+		    col);
+}
+
+/* db_exec of head, the scope on col, then tail. */
+static int
+prune_exec(struct state *s, const char *head, const char *col,
+    const char *tail)
+{
+	struct sb sql;
+	int r;
+
+	sb_init(&sql, 512);
+	sb_adds(&sql, head);
+	prune_scope(&sql, col);
+	sb_adds(&sql, tail);
+	r = db_exec(s, sql.buf);
+	sb_release(&sql);
+	return r;
+}
 
 int
-state_prune_begin(struct state *s, int sparse)
+state_prune_begin(struct state *s, int sparse, int whole, char *const *types,
+    size_t ntypes)
 {
+	sqlite3_stmt *st;
+	size_t i;
+
 	prune_sparse = sparse;
+	prune_typed = ntypes > 0;
 	if (db_exec(s, "CREATE TEMP TABLE IF NOT EXISTS prune_seen2 (type TEXT, "
 	    "key TEXT, settled INTEGER, PRIMARY KEY (type, key)) WITHOUT ROWID") < 0 ||
 	    db_exec(s, "CREATE INDEX IF NOT EXISTS temp.prune_seen2_key ON "
 	    "prune_seen2 (key)") < 0 ||
-	    db_exec(s, "DELETE FROM prune_seen2") < 0)
+	    db_exec(s, "DELETE FROM prune_seen2") < 0 ||
+	    db_exec(s, "CREATE TEMP TABLE IF NOT EXISTS prune_types (type TEXT "
+	    "PRIMARY KEY) WITHOUT ROWID") < 0 ||
+	    db_exec(s, "DELETE FROM temp.prune_types") < 0)
 		return -1;
+	if (ntypes) {
+		if (db_prep(s, &st, "INSERT OR IGNORE INTO temp.prune_types "
+		    "(type) VALUES (?1)", 0) < 0)
+			return -1;
+		for (i = 0; i < ntypes; i++)
+			if (db_binds(s, st, 1, types[i]) < 0 ||
+			    db_step_done(s, st) < 0) {
+				db_finalize(st);
+				return -1;
+			}
+		db_finalize(st);
+	}
 	/* Sparse: of each key the feed named, whether its last word was gone. */
 	if (sparse && (db_exec(s, "CREATE TEMP TABLE IF NOT EXISTS prune_last "
 	    "(type TEXT, key TEXT, deleted INTEGER, PRIMARY KEY (type, key)) "
@@ -793,6 +843,15 @@ state_prune_begin(struct state *s, int sparse)
 		return -1;
 	if (db_begin(s) < 0)
 		return -1;
+	/*
+	 * A whole read of the remote says, of the run's types, all that
+	 * earlier feeds said: what they said goes.
+	 */
+	if (whole && prune_exec(s, "DELETE FROM feed_seen WHERE 1", "type",
+	    "") < 0) {
+		db_rollback(s);
+		return -1;
+	}
 	/* A key settled by any of its results stays settled. */
 	if (db_prep(s, &prune_add, "INSERT INTO prune_seen2 (type, key, settled) "
 	    "VALUES (?1, ?2, ?3) ON CONFLICT (type, key) DO UPDATE SET "
@@ -893,20 +952,20 @@ prune_release(void)
 static int
 prune_gone(struct state *s, long long *removed)
 {
-	if (db_exec(s, "DELETE FROM base WHERE (type, key) IN (SELECT type, key "
-	    "FROM prune_last WHERE deleted AND type <> '*') AND NOT EXISTS "
+	if (prune_exec(s, "DELETE FROM base WHERE (type, key) IN (SELECT type, "
+	    "key FROM prune_last WHERE deleted AND type <> '*') AND NOT EXISTS "
 	    "(SELECT 1 FROM prune_seen2 p WHERE p.type = base.type AND "
-	    "p.key = base.key)") < 0)
+	    "p.key = base.key)", "base.type", "") < 0)
 		return -1;
 	*removed = sqlite3_changes(s->db);
-	if (db_exec(s, "WITH RECURSIVE types(t) AS (SELECT min(type) FROM base "
-	    "UNION ALL SELECT (SELECT min(type) FROM base WHERE type > t) FROM "
-	    "types WHERE t IS NOT NULL) DELETE FROM base WHERE (type, key) IN "
-	    "(SELECT types.t, f.key FROM prune_last f, types WHERE f.type = '*' "
-	    "AND f.deleted AND types.t IS NOT NULL AND NOT EXISTS (SELECT 1 "
-	    "FROM prune_last g WHERE g.type = types.t AND g.key = f.key)) AND "
-	    "NOT EXISTS (SELECT 1 FROM prune_seen2 p WHERE p.type = base.type "
-	    "AND p.key = base.key)") < 0)
+	if (prune_exec(s, "WITH RECURSIVE types(t) AS (SELECT min(type) FROM "
+	    "base UNION ALL SELECT (SELECT min(type) FROM base WHERE type > t) "
+	    "FROM types WHERE t IS NOT NULL) DELETE FROM base WHERE (type, key) "
+	    "IN (SELECT types.t, f.key FROM prune_last f, types WHERE "
+	    "f.type = '*' AND f.deleted AND types.t IS NOT NULL AND NOT EXISTS "
+	    "(SELECT 1 FROM prune_last g WHERE g.type = types.t AND g.key = "
+	    "f.key)) AND NOT EXISTS (SELECT 1 FROM prune_seen2 p WHERE "
+	    "p.type = base.type AND p.key = base.key)", "base.type", "") < 0)
 		return -1;
 	*removed += sqlite3_changes(s->db);
 	return 0;
@@ -922,26 +981,28 @@ state_prune_finish(struct state *s, long long *removed)
 			return -1;
 		}
 	} else {
-		if (db_exec(s, "DELETE FROM base WHERE NOT EXISTS (SELECT 1 FROM "
-		    "prune_seen2 p WHERE p.type = base.type AND p.key = "
-		    "base.key)") < 0 ||
+		if (prune_exec(s, "DELETE FROM base WHERE NOT EXISTS (SELECT 1 "
+		    "FROM prune_seen2 p WHERE p.type = base.type AND p.key = "
+		    "base.key)", "base.type", "") < 0 ||
 		    (*removed = sqlite3_changes(s->db),
-		    db_exec(s, "DELETE FROM sides WHERE NOT EXISTS (SELECT 1 "
+		    prune_exec(s, "DELETE FROM sides WHERE NOT EXISTS (SELECT 1 "
 		    "FROM prune_seen2 p WHERE p.type = sides.type AND p.key = "
-		    "sides.key)") < 0)) {
+		    "sides.key)", "sides.type", "") < 0)) {
 			db_rollback(s);
 			return -1;
 		}
 	}
 	/*
 	 * Two lookups, each by an index, rather than one by the key alone
-	 * (a scan of the results for every row of the feed).
+	 * (a scan of the results for every row of the feed).  A run of some
+	 * types keeps the tombstones of every type ("*"): they speak of the
+	 * others too.
 	 */
-	if (db_exec(s, "DELETE FROM feed_seen WHERE NOT (EXISTS (SELECT 1 FROM "
-	    "prune_seen2 p WHERE p.type = feed_seen.type AND p.key = "
+	if (prune_exec(s, "DELETE FROM feed_seen WHERE NOT (EXISTS (SELECT 1 "
+	    "FROM prune_seen2 p WHERE p.type = feed_seen.type AND p.key = "
 	    "feed_seen.key AND NOT p.settled) OR (feed_seen.type = '*' AND "
 	    "EXISTS (SELECT 1 FROM prune_seen2 p WHERE p.key = feed_seen.key "
-	    "AND NOT p.settled)))") < 0) {
+	    "AND NOT p.settled)))", "feed_seen.type", "") < 0) {
 		db_rollback(s);
 		return -1;
 	}

@@ -165,6 +165,8 @@ store_fetch(struct store *s, const struct fetch_opts *o,
 	}
 	if (o && o->changes && store_feed_check(s) < 0)
 		return -1;
+	if (o && o->cursor_only && store_feed_now_check(s) < 0)
+		return -1;
 	if (o && o->shard.n > 1) {
 		struct shard_sink ss = { &o->shard, sink };
 		struct store_sink wrap = { shard_put, &ss };
@@ -183,6 +185,18 @@ store_feed_check(struct store *s)
 		return -1;
 	}
 	return s->ops->feed_check ? s->ops->feed_check(s) : 0;
+}
+
+int
+store_feed_now_check(struct store *s)
+{
+	if (!s->ops->feed_now) {
+		rd_seterr(RD_EXIT_USAGE, "%s: the %s: store cannot tell where its "
+		    "change feed stands without reading it (--cursor-only)",
+		    s->spec, s->ops->scheme);
+		return -1;
+	}
+	return 0;
 }
 
 int

@@ -82,6 +82,12 @@ struct fetch_opts {
 	const char *resume;	/* start at this cursor's value */
 	int changes;		/* read the change feed instead of listing */
 	/*
+	 * With changes: hand the sink only the cursor line of where the feed
+	 * stands now, reading no record (the store's feed_now), so that a
+	 * whole read begun after it loses nothing a feed read from it says.
+	 */
+	int cursor_only;
+	/*
 	 * Only the records (tombstones too) of this shard (lib/shard.h);
 	 * lines of other kinds pass whatever it is.  store_fetch applies it.
 	 */
@@ -182,6 +188,11 @@ struct store_ops {
 	 * scheme has one.
 	 */
 	int (*feed_check)(struct store *s);
+	/*
+	 * fetch takes fetch_opts.cursor_only: the store can tell where its
+	 * feed stands (about one request) without reading it.
+	 */
+	int feed_now;
 	/*
 	 * fetch reads page by page and can hand a cursor line after each, from
 	 * which fetch_opts.resume goes on.
@@ -286,6 +297,11 @@ int store_exists(struct store *s);
  * (status 2) when not.  Reads nothing.
  */
 int store_feed_check(struct store *s);
+/*
+ * 0 when the store can say where its feed stands without reading it
+ * (fetch_opts.cursor_only), -1 with a message (status 2) when not.
+ */
+int store_feed_now_check(struct store *s);
 void store_close(struct store *s);
 int store_apply(struct store *s, struct change *v, size_t n);
 int store_get(struct store *s, const char *type, size_t typelen,

@@ -1086,6 +1086,43 @@ out:
 	return ret;
 }
 
+/*
+ * Where the zone's feed stands, read nothing of it (fetch_opts.cursor_only):
+ * the zone's syncToken from zones/lookup, which records/changes takes.
+ */
+static int
+feed_now(struct emit *e)
+{
+	struct ck *ck = e->ck;
+	struct json reply;
+	const struct json *zones, *tok = NULL, *code = NULL;
+	long status;
+
+	sb_reset(&ck->body);
+	sb_adds(&ck->body, "{\"zones\":[{\"zoneName\":");
+	json_write_string(&ck->body, ck->zone, strlen(ck->zone));
+	sb_adds(&ck->body, "}]}");
+	if (call(ck, "zones/lookup", &reply, &status) < 0)
+		return -1;
+	if (status != 200) {
+		set_reply_error("zones/lookup", status, &reply);
+		return -1;
+	}
+	zones = json_get(&reply, "zones");
+	if (zones && zones->type == JSON_ARRAY && zones->len == 1) {
+		tok = json_get(&zones->u.items[0], "syncToken");
+		code = json_get(&zones->u.items[0], "serverErrorCode");
+	}
+	if (!tok || tok->type != JSON_STRING) {
+		rd_seterr(RD_EXIT_RUNTIME, "cloudkit: zones/lookup: zone \"%s\": %s",
+		    rd_quote(ck->zone, strlen(ck->zone)),
+		    code && code->type == JSON_STRING ? rd_quote(code->u.s,
+		    code->len) : "no syncToken in the reply");
+		return -1;
+	}
+	return emit_cursor(e, "syncToken", tok->u.s, tok->len);
+}
+
 static int
 ck_fetch(struct store *s, const struct fetch_opts *o,
     const struct store_sink *sink)
@@ -1099,7 +1136,7 @@ ck_fetch(struct store *s, const struct fetch_opts *o,
 	arena_init(&e.la);
 	sb_init(&e.line, 1024);
 	if (o->changes) {
-		ret = feed(&e, o->resume);
+		ret = o->cursor_only ? feed_now(&e) : feed(&e, o->resume);
 		goto out;
 	}
 	if (o->ntypes == 0) {
@@ -1741,6 +1778,7 @@ const struct store_ops store_cloudkit_ops = {
 	.forced_writes = 1,
 	.change_feed = 1,
 	.feed_check = ck_feed_check,
+	.feed_now = 1,
 	.cursors = 1,
 	.needs_types = "a CloudKit database does not list them",
 	.batch = CK_MAX_OPS,

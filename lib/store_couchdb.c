@@ -654,6 +654,37 @@ out:
 	return ret;
 }
 
+/*
+ * Where the feed stands, read nothing of it (fetch_opts.cursor_only): the
+ * database's update_seq, as a "last_seq" cursor, which _changes takes as
+ * since.  A database that does not exist (missing_ok): no cursor, as its
+ * feed says none.
+ */
+static int
+feed_now(struct emit *e)
+{
+	struct cdb *c = e->c;
+	struct json reply;
+	const struct json *seq;
+	long status;
+
+	path_start(c, "");
+	if (call(c, HTTP_GET, "the database", &reply, &status) < 0)
+		return -1;
+	if (status == 404 && e->o->missing_ok)
+		return 0;
+	if (status != 200 || reply.type != JSON_OBJECT ||
+	    !(seq = json_get(&reply, "update_seq"))) {
+		if (status == 200)
+			rd_seterr(RD_EXIT_RUNTIME, "couchdb: %s: the database: "
+			    "the reply has no update_seq", c->name);
+		else
+			reply_error(c, "the database", status, &reply);
+		return -1;
+	}
+	return emit_cursor(e, "last_seq", seq);
+}
+
 static int
 cdb_fetch(struct store *s, const struct fetch_opts *o,
     const struct store_sink *sink)
@@ -670,7 +701,7 @@ cdb_fetch(struct store *s, const struct fetch_opts *o,
 	sb_init(&lo, 64);
 	sb_init(&hi, 64);
 	if (o->changes) {
-		ret = feed(&e, o->resume);
+		ret = o->cursor_only ? feed_now(&e) : feed(&e, o->resume);
 		goto out;
 	}
 	if (o->ntypes == 0) {
@@ -1045,6 +1076,7 @@ const struct store_ops store_couchdb_ops = {
 	.synopsis = "couchdb:URL/DB",
 	.writable = 1,
 	.change_feed = 1,
+	.feed_now = 1,
 	.cursors = 1,
 	.batch = CDB_BATCH,
 	.max_batch = STORE_MAX_BATCH,

@@ -279,7 +279,9 @@ dir_fetch(struct store *s, const struct fetch_opts *o,
 	if (layout_read_index(&a, meta.buf, meta.len, d->path, o, &f,
 	    io_read_buckets, &dio, &ents, &generation) < 0)
 		goto out;
-	ret = layout_fetch(d->path, ents, o, &f, &io, sink);
+	/* --cursor-only: meta.json's generation, read under the lock. */
+	ret = o && o->cursor_only ? 0 :
+	    layout_fetch(d->path, ents, o, &f, &io, sink);
 	if (ret == 0)
 		ret = layout_feed_cursor(&f, o, sink, s->spec, generation);
 out:
@@ -1102,6 +1104,7 @@ const struct store_ops store_dir_ops = {
 	.max_batch = STORE_MAX_BATCH,
 	/* The index is a change feed (store_layout.h). */
 	.change_feed = 1,
+	.feed_now = 1,
 	.cursors = 1,
 	.open = dir_open,
 	.exists = dir_exists,

@@ -1275,7 +1275,8 @@ layout_read_index(struct arena *a, const char *data, size_t len,
 	    layout_feed_plan(f, o, r.feedfrom) < 0)
 		goto out;
 	*generation = r.generation;
-	if (r.format == 1) {
+	/* Where the feed stands is the root's generation: no bucket read. */
+	if (r.format == 1 || (o && o->cursor_only)) {
 		*ents = r.entities;
 		ret = 0;
 		goto out;

@@ -175,7 +175,8 @@ int layout_fetch_empty(const struct fetch_opts *o,
  * names[0..n) of LAYOUT_IDX whole into out[0..n) (0, or -1 with a message
  * naming the file), then checked and merged.  0 with *ents (every type and
  * its entries, in a) and *generation, or -1 with a message.  base names the
- * store in messages.
+ * store in messages.  For o's cursor_only, meta.json alone: *generation,
+ * *ents not to be read.
  */
 int layout_read_index(struct arena *a, const char *data, size_t len,
     const char *base, const struct fetch_opts *o, struct layout_feed *f,

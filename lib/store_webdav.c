@@ -525,8 +525,13 @@ wd_fetch(struct store *s, const struct fetch_opts *o,
 	if (layout_read_index(&a, meta.buf, meta.len, w->shown, o, &f,
 	    read_buckets, w, &ents, &generation) < 0)
 		goto out;
-	plan_reads(io, ents, o, &f);
-	ret = layout_fetch(w->shown, ents, o, &f, &lio, sink);
+	/* --cursor-only: meta.json's generation, one request. */
+	if (o && o->cursor_only)
+		ret = 0;
+	else {
+		plan_reads(io, ents, o, &f);
+		ret = layout_fetch(w->shown, ents, o, &f, &lio, sink);
+	}
 	if (ret == 0)
 		ret = layout_feed_cursor(&f, o, sink, s->spec, generation);
 out:
@@ -1680,6 +1685,7 @@ const struct store_ops store_webdav_ops = {
 	.max_batch = STORE_MAX_BATCH,
 	/* The index is a change feed (store_layout.h). */
 	.change_feed = 1,
+	.feed_now = 1,
 	.cursors = 1,
 	.open = wd_open,
 	.exists = wd_exists,

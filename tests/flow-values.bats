@@ -165,7 +165,7 @@ $(summary 1 0 0 0 0)"
 		    "$(json "$v")"
 		assert_equal "$(stat -c %a -- "$v/log")" 600
 		assert_equal "$(jq -r 'select(.prog == "recdelta-smart-sync") | .msg' < "$v/log")" \
-		    "$(printf 'smart-sync start\nsmart-sync done')"
+		    "$(printf 'smart-sync start\nfull: the change feed stands at 0\nsmart-sync done')"
 		# The rules of the file: m is ignored.
 		record T k '{"n":1,"m":2}' > "$v/l.ndjson"
 		run -0 --separate-stderr recdelta smart-sync -l "ndjson:$v/l.ndjson" -r "dir:$v/R" \

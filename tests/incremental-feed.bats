@@ -292,3 +292,155 @@ recdelta-push: overwrote 1 remote edit (see --log)"
 	run -2 --separate-stderr recdelta-fetch --resume 2 dir:s
 	assert_equal "$stderr" 'recdelta-fetch: --resume "2": this store resumes only its change feed (--changes)'
 }
+
+# hook T: a script for RECDELTA_HOOK_BEFORE_PUSH that plays another client
+# (other, above) on T, between the plan's read of T and the push.
+hook() {
+	cat > hook.sh <<HOOK
+set -e
+g9=\$(recdelta-fetch -t G '$1' | jq -r 'select(.kind == "record" and .key == "g9") | .rev')
+g10=\$(recdelta-fetch -t G '$1' | jq -r 'select(.kind == "record" and .key == "g10") | .rev')
+{
+	printf '{"kind":"change","op":"update","type":"G","key":"g9","rev":"%s","fields":{"n":99},"changed":["n"]}\n' "\$g9"
+	printf '{"kind":"change","op":"delete","type":"G","key":"g10","rev":"%s"}\n' "\$g10"
+	printf '{"kind":"change","op":"create","type":"G","key":"g21","fields":{"n":21}}\n'
+} | recdelta-push -q --delete-orphans '$1' > hooked.ndjson
+[ "\$(jq -r .status hooked.ndjson | sort -u)" = ok ]
+HOOK
+	echo "sh $PWD/hook.sh"
+}
+
+# msgs FILE: the messages of a flow's log.
+msgs() {
+	jq -r .msg "$1"
+}
+
+# state_of T: T's base and the last run's change log, without the revs
+# and times a store gives each target its own of.
+state_of() {
+	checkpoint "$1" base | jq -c 'del(.rev, .mtime)'
+	checkpoint "$1" show --json "$(checkpoint "$1" history --json | tail -n 1 | jq .id)" |
+	    jq -c 'del(.run, .rev, .before_rev)' | LC_ALL=C sort
+}
+
+@test "a full run keeps the feed's cursor of before its read: the next --incremental reads from it, not the whole feed, and loses nothing another client changed during the full run" {
+	for kind in $KINDS; do
+		enter "$kind"
+		# where the feed stands: one cursor line, no record.
+		run -0 --separate-stderr recdelta-fetch --changes --cursor-only -t G "$I"
+		assert_equal "${#lines[@]}" 1
+		assert_equal "$(jq -r .kind <<<"$output")" cursor
+		run -0 --separate-stderr sync "$F" -q
+		run -0 --separate-stderr sync "$I" -q --log full1.log
+		run -0 checkpoint "$I" cursor get "feed -t G"
+		first=$output
+		assert_equal "$(msgs full1.log | grep '^full: ')" "full: the change feed stands at $first"
+		# A second full run, during which (between its read and its
+		# push) another client edits g9, deletes g10, creates g21; the
+		# local data changes g3.
+		sed -i 's/"n":3}/"n":0}/' local.ndjson
+		RECDELTA_HOOK_BEFORE_PUSH=$(hook "$F") run -0 --separate-stderr sync "$F"
+		assert_equal "$stderr" "Created 0, Updated 1, Skipped 19 unchanged, Deleted 0, Conflicts 0"
+		RECDELTA_HOOK_BEFORE_PUSH=$(hook "$I") run -0 --separate-stderr sync "$I" --log full2.log
+		assert_equal "$stderr" "Created 0, Updated 1, Skipped 19 unchanged, Deleted 0, Conflicts 0"
+		# The cursor kept is where the feed stood before the read: the
+		# first run's, moved by that run's writes only.
+		run -0 checkpoint "$I" cursor get "feed -t G"
+		second=$output
+		[ "$second" != "$first" ]
+		assert_equal "$(msgs full2.log | grep -c '^full: the change feed stands at ')" 1
+		# One more local change; the incremental run reads the feed from
+		# that cursor and plans as a full run: the other client's edit
+		# overwritten, g10 made again, g21 an orphan.
+		sed -i 's/"n":4}/"n":0}/' local.ndjson
+		run -0 --separate-stderr sync "$F"
+		full=$stderr
+		assert_equal "$full" "Created 1, Updated 2, Skipped 17 unchanged, Deleted 0, Conflicts 0
+Would delete 1 orphan records (use --delete-orphans to confirm)
+recdelta-push: overwrote 1 remote edit (see --log)"
+		run -0 --separate-stderr sync "$I" --incremental --log incr.log
+		assert_equal "$stderr" "$full"
+		assert_equal "$(msgs incr.log | grep '^incremental: ')" "incremental: reading the change feed from $second"
+		assert_equal "$(live "$I")" "$(live "$F")"
+		assert_equal "$(state_of "$I")" "$(state_of "$F")"
+		# And the runs after end alike, the orphan deleted.
+		run -0 --separate-stderr sync "$F" --delete-orphans
+		full=$stderr
+		run -0 --separate-stderr sync "$I" --incremental --delete-orphans
+		assert_equal "$stderr" "$full"
+		assert_equal "$(live "$I")" "$(live "$F")"
+		assert_equal "$(live "$I")" "$(jq -c "{type, key, fields}" local.ndjson | LC_ALL=C sort)"
+		assert_equal "$(state_of "$I")" "$(state_of "$F")"
+	done
+}
+
+@test "after a full run that left records unsettled (a remote edit kept, an orphan), the --incremental run from its cursor still sees them as the full run read them" {
+	for kind in $KINDS; do
+		enter "$kind"
+		sync "$F" -q
+		sync "$I" -q
+		# Another client edits g9, deletes g10, creates g21, before
+		# the full runs; g3 changes locally.
+		other "$F"
+		other "$I"
+		sed -i 's/"n":3}/"n":0}/' local.ndjson
+		run -0 --separate-stderr sync "$F" --keep-remote-edits
+		full=$stderr
+		assert_equal "$full" "Created 1, Updated 1, Skipped 17 unchanged, Deleted 0, Conflicts 0
+Would delete 1 orphan records (use --delete-orphans to confirm)
+recdelta-push: kept 1 remote edit: not pushed (--keep-remote-edits)"
+		run -0 --separate-stderr sync "$I" --keep-remote-edits
+		assert_equal "$stderr" "$full"
+		run -0 checkpoint "$I" cursor get "feed -t G"
+		cursor=$output
+		# The feed from the cursor says nothing of g9 and g21, changed
+		# before it: the full run kept them as it read them.
+		sed -i 's/"n":4}/"n":0}/' local.ndjson
+		run -0 --separate-stderr sync "$F" --keep-remote-edits
+		full=$stderr
+		assert_equal "$full" "Created 0, Updated 1, Skipped 18 unchanged, Deleted 0, Conflicts 0
+Would delete 1 orphan records (use --delete-orphans to confirm)
+recdelta-push: kept 1 remote edit: not pushed (--keep-remote-edits)"
+		run -0 --separate-stderr sync "$I" --incremental --keep-remote-edits --log incr.log
+		assert_equal "$stderr" "$full"
+		assert_equal "$(msgs incr.log | grep '^incremental: ')" "incremental: reading the change feed from $cursor"
+		assert_equal "$(live "$I")" "$(live "$F")"
+		assert_equal "$(state_of "$I")" "$(state_of "$F")"
+		# Then the edit overwritten and the orphan deleted, alike.
+		run -0 --separate-stderr sync "$F" --delete-orphans
+		full=$stderr
+		assert_equal "$full" "Created 0, Updated 1, Skipped 19 unchanged, Deleted 1, Conflicts 0
+recdelta-push: overwrote 1 remote edit (see --log)"
+		run -0 --separate-stderr sync "$I" --incremental --delete-orphans
+		assert_equal "$stderr" "$full"
+		assert_equal "$(live "$I")" "$(jq -c "{type, key, fields}" local.ndjson | LC_ALL=C sort)"
+		assert_equal "$(state_of "$I")" "$(state_of "$F")"
+	done
+}
+
+@test "fetch --changes --cursor-only: where the feed stands, no record read; with --resume, --flat or without --changes, a usage error" {
+	KIND=dir
+	mkdir s
+	rec A a '{"n":1}' > l.ndjson
+	rec A b '{"n":2}' >> l.ndjson
+	run -0 --separate-stderr recdelta-fetch --changes --cursor-only dir:s
+	assert_output '{"kind":"cursor","source":"dir:s","name":"generation","value":0}'
+	run -0 --separate-stderr recdelta-fetch --changes --cursor-only --allow-missing dir:none
+	assert_output '{"kind":"cursor","source":"dir:none","name":"generation","value":0}'
+	recdelta-diff -l ndjson:l.ndjson -r dir:s | recdelta-push -q dir:s > /dev/null
+	printf '{"kind":"change","op":"update","type":"A","key":"b","rev":"1","fields":{"n":20}}\n' |
+	    recdelta-push -q dir:s > /dev/null
+	run -0 --separate-stderr recdelta-fetch --changes --cursor-only -t A --shard 1/2 dir:s
+	assert_output '{"kind":"cursor","source":"dir:s","name":"generation","value":2}'
+	assert_equal "$stderr" ''
+	run -0 --separate-stderr recdelta-fetch --check-args --changes --cursor-only dir:s
+	assert_output ''
+	run -2 --separate-stderr recdelta-fetch --cursor-only dir:s
+	assert_equal "$stderr" 'recdelta-fetch: --cursor-only: only with --changes'
+	run -2 --separate-stderr recdelta-fetch --changes --cursor-only --resume 1 dir:s
+	assert_equal "$stderr" 'recdelta-fetch: --cursor-only and --resume: one or the other'
+	run -2 --separate-stderr recdelta-fetch --changes --cursor-only --flat dir:s
+	assert_equal "$stderr" 'recdelta-fetch: --cursor-only and --flat: one or the other'
+	run -2 --separate-stderr recdelta-fetch --check-args --changes --cursor-only ndjson:l.ndjson
+	assert_equal "$stderr" 'recdelta-fetch: ndjson:l.ndjson: the ndjson: store has no change feed (--changes)'
+}

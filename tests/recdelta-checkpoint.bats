@@ -809,6 +809,43 @@ EOF
 	assert_equal "$(sqlite3 p.db 'select key from base order by key' | tr '\n' ' ')" 'a c '
 }
 
+@test "prune -t: only the base, sides and feed_seen rows of the types named go; --whole keeps what the plan read of the records not settled, in place of what feeds said" {
+	export RECDELTA_STATE="$PWD/p.db"
+	for k in a b c d; do
+		printf '{"kind":"result","op":"create","type":"%s","key":"%s","status":"ok","rev":"1","fields":{"k":"%s"}}\n' T "$k" "$k" U "$k" "$k"
+	done | recdelta-checkpoint record --scope s > /dev/null
+	sqlite3 p.db "INSERT INTO feed_seen VALUES ('T','z','1','{}'), ('U','z','1','{}'), ('*','z',NULL,NULL)"
+	# a settled; b an update refused (the remote's as the plan read it);
+	# c an orphan kept; d a create that failed (not on the remote).
+	cat > results <<'RESULTS'
+{"kind":"result","op":"same","type":"T","key":"a","status":"skipped","rev":"1","fields":{"k":"a"}}
+{"kind":"result","op":"update","type":"T","key":"b","status":"skipped","before":{"rev":"2","fields":{"k":"B"}},"error":{"code":"remote_edit","message":"kept"}}
+{"kind":"result","op":"delete","type":"T","key":"c","status":"skipped","before":{"rev":"3","fields":{"k":"C","n":{"$int":"18446744073709551615"}}},"error":{"code":"orphan","message":"kept"}}
+{"kind":"result","op":"create","type":"T","key":"d","status":"failed","error":{"code":"x","message":"y"}}
+{"kind":"cursor","source":"s","name":"generation","value":4}
+RESULTS
+	run -0 --separate-stderr recdelta-checkpoint prune -t T --whole --cursor 'feed -t T' < results
+	assert_output ''
+	assert_equal "$stderr" ''
+	# U's rows stay, and the tombstone of every type.
+	assert_equal "$(sqlite3 p.db 'SELECT type, key FROM base ORDER BY 1, 2' | tr '\n' ' ')" 'T|a T|b T|c T|d U|a U|b U|c U|d '
+	assert_equal "$(sqlite3 p.db 'SELECT type, key, rev, fields FROM feed_seen ORDER BY 1, 2')" '*|z||
+T|b|2|{"k":"B"}
+T|c|3|{"k":"C","n":{"$int":"18446744073709551615"}}
+T|d||
+U|z|1|{}'
+	run -0 recdelta-checkpoint cursor get 'feed -t T'
+	assert_output 4
+	# Without -t every type is the run's.
+	run -0 recdelta-checkpoint prune < results
+	assert_equal "$(sqlite3 p.db 'SELECT type, key FROM base ORDER BY 1, 2' | tr '\n' ' ')" 'T|a T|b T|c T|d '
+	assert_equal "$(sqlite3 p.db 'SELECT type, key FROM feed_seen ORDER BY 1, 2' | tr '\n' ' ')" 'T|b T|c T|d '
+	run -2 --separate-stderr recdelta-checkpoint prune --sparse --whole < results
+	assert_equal "${stderr_lines[0]}" 'recdelta-checkpoint: --sparse and --whole: one or the other'
+	run -2 --separate-stderr recdelta-checkpoint prune --runs 3 -t T
+	assert_equal "${stderr_lines[0]}" 'recdelta-checkpoint: --runs and -t: one or the other'
+}
+
 @test "record --window with no results marks the window done and checks that it is planned" {
 	export RECDELTA_STATE="$PWD/w.db"
 	recdelta-checkpoint windows plan --from 2025-01-01 --to 2025-01-02

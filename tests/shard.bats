@@ -358,3 +358,41 @@ mkdata() {
 	run -0 --separate-stderr recdelta two-way-sync -q --shard "$sb/8" --local ndjson:l.ndjson --remote dir:r
 	assert_equal "$(tree_digest r)" "$before"
 }
+
+@test "smart-sync --shard: a full run keeps the change feed's cursor in its shard's state; the shard's --incremental run reads from it and sees what another client changed in its shard" {
+	for i in $(seq 1 8); do rec T "k$i" "{\"n\":$i}"; done > l.ndjson
+	mkdir r
+	for s in 1 2; do
+		run -0 --separate-stderr recdelta smart-sync -q --shard "$s/2" --state "s$s.db" \
+		    -l ndjson:l.ndjson -r dir:r --log "full$s.log"
+		run -0 recdelta-checkpoint --state "s$s.db" cursor get feed
+		eval "cursor$s=\$output"
+		assert_equal "$(jq -r .msg "full$s.log" | grep '^full: ')" "full: the change feed stands at $output"
+	done
+	# Shard 1 ran first, on an empty store; shard 2 after its writes.
+	assert_equal "$cursor1 $cursor2" "0 1"
+	# Each shard's base holds its records alone.
+	for s in 1 2; do
+		assert_equal "$(recdelta-checkpoint --state "s$s.db" base | jq -r .key | tr '\n' ' ')" \
+		    "$(recdelta-fetch --shard "$s/2" ndjson:l.ndjson | jq -r .key | LC_ALL=C sort | tr '\n' ' ')"
+	done
+	# Another client sets every n to 0; each shard's incremental run
+	# overwrites the edits of its shard, read from its cursor.
+	recdelta-fetch dir:r | jq -c 'select(.kind == "record") |
+	    {kind: "change", op: "update", type, key, rev, fields: {n: 0}, changed: ["n"]}' |
+	    recdelta-push -q dir:r > other.ndjson
+	total=0
+	for s in 1 2; do
+		n=$(recdelta-fetch --shard "$s/2" ndjson:l.ndjson | wc -l)
+		total=$((total + n))
+		run -0 --separate-stderr recdelta smart-sync --incremental --shard "$s/2" --state "s$s.db" \
+		    -l ndjson:l.ndjson -r dir:r --log "incr$s.log"
+		assert_equal "$stderr" "Created 0, Updated $n, Skipped 0 unchanged, Deleted 0, Conflicts 0
+recdelta-push: overwrote $n remote edit$([ "$n" -eq 1 ] || echo s) (see --log)"
+		assert_equal "$(jq -r .msg "incr$s.log" | grep '^incremental: ')" \
+		    "incremental: reading the change feed from $(eval "echo \$cursor$s")"
+	done
+	assert_equal "$total" 8
+	assert_equal "$(recdelta-fetch dir:r | jq -c 'select(.kind == "record") | {type, key, fields}' | LC_ALL=C sort)" \
+	    "$(jq -c '{type, key, fields}' l.ndjson | LC_ALL=C sort)"
+}

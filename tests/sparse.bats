@@ -325,3 +325,37 @@ recdelta-smart-sync: nothing was written; if the local data is meant to be empty
 		assert_equal "$stderr" "Created 0, Updated 0, Skipped 12 unchanged, Deleted 0, Conflicts 0"
 	done
 }
+
+@test "smart-sync -t: a full run of some types prunes only their base rows; the other types' rows stay as they were" {
+	for kind in $KINDS; do
+		# A table holds one type.
+		[ "$kind" != sqlite ] || continue
+		enter "$kind"
+		rec H h1 '{"n":1}' >> local.ndjson
+		rec H h2 '{"n":2}' >> local.ndjson
+		sync "$F" -t G -t H
+		assert_equal "$stderr" "Created 14, Updated 0, Skipped 0 unchanged, Deleted 0, Conflicts 0"
+		checkpoint "$F" base -t H > h.before
+		assert_equal "$(jq -r .key h.before | tr '\n' ' ')" "h1 h2 "
+		# g12 gone locally (kept on the remote: its base row stays, the
+		# result names it); g11 gone from both sides (its row goes); h2
+		# gone locally too, but no run of H says so.
+		g11=$(rev_of "$F" g11)
+		printf '{"kind":"change","op":"delete","type":"G","key":"g11","rev":"%s"}\n' "$g11" |
+		    recdelta-push -q --delete-orphans "$F" > /dev/null
+		sed -i -e '/"g11"/d' -e '/"g12"/d' -e '/"h2"/d' local.ndjson
+		for opts in "" "--incremental --verify"; do
+			sync "$F" -t G $opts
+			assert_equal "$stderr" "Created 0, Updated 0, Skipped 10 unchanged, Deleted 0, Conflicts 0
+Would delete 1 orphan records (use --delete-orphans to confirm)"
+			assert_equal "$(checkpoint "$F" base -t H)" "$(cat h.before)"
+			assert_equal "$(checkpoint "$F" base -t G | jq -r .key | tr '\n' ' ')" "g1 g10 g12 g2 g3 g4 g5 g6 g7 g8 g9 "
+		done
+		# A run of every type prunes H too: h2 stays (an orphan), as G's.
+		sync "$F"
+		assert_equal "$(checkpoint "$F" base -t H | jq -r .key | tr '\n' ' ')" "h1 h2 "
+		rec H h2 '{"n":2}' >> local.ndjson
+		sync "$F" --delete-orphans
+		assert_equal "$(checkpoint "$F" base | jq -r .key | tr '\n' ' ')" "g1 g10 g2 g3 g4 g5 g6 g7 g8 g9 h1 h2 "
+	done
+}
