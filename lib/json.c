@@ -868,6 +868,72 @@ double_is_literal(const char *c, size_t n)
  * 10000000000000000000000), else the shortest decimal that reads back as
  * it, which is not whole and so never meets an integer's form.
  */
+/*
+ * json_number_key of a literal without an exponent, in one pass over it,
+ * where the key is the literal's canonical form: an integer, or a fraction
+ * double_is_literal takes.  1 when written, 0 when not (out unchanged): the
+ * caller takes the long way.
+ */
+static int
+plain_key(struct sb *out, const char *lit, size_t n)
+{
+	const char *p = lit, *e = lit + n, *dot = NULL, *first = NULL;
+	const char *last = NULL, *units;
+	char xb[24], *q = xb + sizeof xb;
+	size_t nd;
+	long long x;
+	unsigned long long u;
+
+	if (p < e && *p == '-')
+		p++;
+	for (; p < e; p++) {
+		if (*p == '.') {
+			if (dot)
+				return 0;
+			dot = p;
+		} else if (*p >= '1' && *p <= '9') {
+			if (!first)
+				first = p;
+			last = p;
+		} else if (*p != '0') {
+			return 0;	/* an exponent, or not a number */
+		}
+	}
+	if (!first) {
+		sb_addc(out, '0');
+		return 1;
+	}
+	/* The value is DIGITS (first .. last, the point left out) * 10^x. */
+	units = dot ? dot - 1 : e - 1;
+	x = dot && last > dot ? -(long long)(last - dot) :
+	    (long long)(units - last);
+	nd = (size_t)(last - first) + 1 - (dot && first < dot && dot < last);
+	if (dot && (nd > 15 ||
+	    (x >= 0 ? (long long)nd + x > 15 : x + (long long)nd - 1 < -290)))
+		return 0;
+	sb_grow(out, (size_t)(last - first) + 26);
+	if (*lit == '-')
+		out->buf[out->len++] = '-';
+	if (dot && first < dot && dot < last) {
+		memcpy(out->buf + out->len, first, (size_t)(dot - first));
+		out->len += (size_t)(dot - first);
+		memcpy(out->buf + out->len, dot + 1, (size_t)(last - dot));
+		out->len += (size_t)(last - dot);
+	} else {
+		memcpy(out->buf + out->len, first, (size_t)(last - first) + 1);
+		out->len += (size_t)(last - first) + 1;
+	}
+	u = x < 0 ? 0ULL - (unsigned long long)x : (unsigned long long)x;
+	do
+		*--q = (char)('0' + u % 10);
+	while (u /= 10);
+	if (x < 0)
+		*--q = '-';
+	*--q = 'e';
+	sb_add(out, q, (size_t)(xb + sizeof xb - q));
+	return 1;
+}
+
 int
 json_number_key(struct sb *out, const char *lit, size_t n)
 {
@@ -876,6 +942,8 @@ json_number_key(struct sb *out, const char *lit, size_t n)
 	double d;
 	size_t mark = out->len;
 
+	if (plain_key(out, lit, n))
+		return 0;
 	if (json_number_is_integer(lit, n))
 		return json_number_canon(out, lit, n);
 	if (json_number_canon(out, lit, n) < 0)

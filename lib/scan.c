@@ -193,10 +193,15 @@ is_tag(const char *name, size_t n)
 }
 
 /* The canonical order of names: by bytes, a prefix first (json.h). */
-static int
+static inline int
 name_cmp(const char *a, size_t an, const char *b, size_t bn)
 {
-	int c = memcmp(a, b, an < bn ? an : bn);
+	int c;
+
+	/* Most names differ in their first byte. */
+	if (an && bn && *a != *b)
+		return (unsigned char)*a - (unsigned char)*b;
+	c = memcmp(a, b, an < bn ? an : bn);
 
 	if (c)
 		return c;

@@ -346,3 +346,13 @@ EOF
 	run -0 --separate-stderr recdelta-fetch remote
 	assert_output --partial '"fields":{"x":25.10000000000000142}}'
 }
+
+@test "numbers: the canonical form a hash is taken of does not move: a record's \"seen\" is the one the checkpoints already hold" {
+	# Fractions and integers the one-pass key forms, and those it leaves
+	# to the long way (an exponent, 17 digits); computed before it existed.
+	cat > nums.ndjson <<'EOF2'
+{"kind":"record","type":"T","key":"a","fields":{"a":20.5179,"b":-72.8558,"c":100.0,"d":0.05,"e":-0.0,"f":38500,"g":1.5e3,"h":0.1000000000000000055511151231257827,"i":123456789012345.6,"j":9007199254740993,"k":1e-300,"l":0.000001}}
+EOF2
+	run -0 "$TOP/tests/helpers/seenhash" < nums.ndjson
+	assert_output 3edc8b15dff5d219072e54c0bf2c9e2c640cf1fdea4d52a375a314746baf5d59
+}
