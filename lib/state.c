@@ -577,9 +577,25 @@ setup(struct state *s, int flags)
 	const char *mode;
 	sqlite3_stmt *st;
 
-	/* Reads only, until the version is known to be one this build knows. */
-	if (db_int(s, "PRAGMA application_id", &appid) < 0 ||
-	    db_int(s, "PRAGMA user_version", &s->version) < 0)
+	/*
+	 * Reads only, until the version is known to be one this build knows;
+	 * all three in one statement, and so from one snapshot: read apart,
+	 * another process's first migration could commit between them and
+	 * show its tables under a version still 0.
+	 */
+	if (db_prep(s, &st, "SELECT (SELECT application_id"
+	    " FROM pragma_application_id), (SELECT user_version"
+	    " FROM pragma_user_version), (SELECT count(*) FROM sqlite_schema"
+	    " WHERE type = 'table')", 0) < 0)
+		return openerr(s);
+	rc = db_step_row(s, st);
+	if (rc == 1) {
+		appid = sqlite3_column_int(st, 0);
+		s->version = sqlite3_column_int(st, 1);
+		tables = sqlite3_column_int(st, 2);
+	}
+	db_finalize(st);
+	if (rc != 1)
 		return openerr(s);
 	if (appid != 0 && appid != STATE_APP_ID)
 		return not_ours(s);
@@ -587,12 +603,8 @@ setup(struct state *s, int flags)
 		s->newer = 1;
 		return flags & STATE_PROBE ? 0 : refuse_newer(s);
 	}
-	if (s->version == 0) {
-		if (has_tables(s, &tables) < 0)
-			return openerr(s);
-		if (tables)
-			return not_ours(s);
-	}
+	if (s->version == 0 && tables)
+		return not_ours(s);
 	if (s->exists || (flags & STATE_WRITE)) {
 		/*
 		 * Only a database not yet written takes a page size; larger
