@@ -43,6 +43,7 @@ usage(FILE *fp)
 	    "                                  [--window START] [--undoes RUN]\n"
 	    "       recdelta-checkpoint base [-t TYPE]...\n"
 	    "       recdelta-checkpoint fold [--full] [-t TYPE]...\n"
+	    "       recdelta-checkpoint fold --check\n"
 	    "       recdelta-checkpoint cursor get NAME\n"
 	    "       recdelta-checkpoint cursor set NAME VALUE\n"
 	    "       recdelta-checkpoint windows plan --from DATE --to DATE [--step STEP]\n"
@@ -89,7 +90,8 @@ usage(FILE *fp)
 	    "  -t, --type TYPE    only records of TYPE\n"
 	    "      --step STEP    window length: Nd or Nh (default 1d)\n"
 	    "      --pid PID      the run's owner (default: the parent process)\n"
-	    "      --check        exit 1 when the preflight would refuse\n"
+	    "      --check        exit 1 when the preflight would refuse (status),\n"
+	    "                     when the feed changes the base (fold)\n"
 	    "      --force        release a lock held by another process\n"
 	    "      --partial      end the run as partial\n"
 	    "      --full         the feed is a whole read: the base left out (fold)\n"
@@ -695,6 +697,104 @@ cmd_base(int argc, char **argv)
 }
 
 /*
+ * Whether folding in one record (fields NULL: a tombstone) leaves the base
+ * as it is: 1, 0, or -1 with a message.
+ */
+static int
+fold_keeps(struct state *s, const char *type, size_t typelen,
+    const char *key, size_t keylen, const char *rev, size_t revlen,
+    const struct json *fields, struct sb *scratch)
+{
+	struct ruleview none = { 0 };
+	unsigned char h[RD_HASH_LEN];
+	char hex[2 * RD_HASH_LEN + 1];
+
+	if (fields && record_hash(&none, fields, h, scratch) < 0)
+		return -1;
+	if (fields)
+		hex_encode(hex, h, RD_HASH_LEN);
+	return state_fold_keeps(s, type, typelen, key, keylen, rev, revlen,
+	    fields ? hex : NULL);
+}
+
+struct seencheck {
+	struct state *s;
+	struct arena a;
+	struct sb scratch;
+	int keeps;
+};
+
+/* A row of feed_seen, as fold_keeps() sees one record of the feed. */
+static int
+seen_keeps(void *ctx, const struct state_baserow *row)
+{
+	struct seencheck *c = ctx;
+	struct json fields;
+	int k;
+
+	arena_reset(&c->a);
+	if (row->fields && json_parse(&c->a, arena_memdup(&c->a, row->fields,
+	    row->fieldslen), row->fieldslen, &fields, NULL) < 0) {
+		rd_prefixerr("%s: feed_seen: ", state_path(c->s));
+		return -1;
+	}
+	if ((k = fold_keeps(c->s, row->type, row->typelen, row->key,
+	    row->keylen, row->rev, row->revlen, row->fields ? &fields : NULL,
+	    &c->scratch)) < 0)
+		return -1;
+	if (!k) {
+		c->keeps = 0;
+		return 1;	/* stop: one is enough */
+	}
+	return 0;
+}
+
+/*
+ * fold --check: whether the feed on standard input, with what earlier feeds
+ * said (feed_seen), leaves the base as it is, every record of it one the
+ * base holds at its rev with its content and every tombstone of a key the
+ * base does not hold; then the fold would write the base as base does.
+ * RD_EXIT_OK or RD_EXIT_FOUND; nothing is written.  Every line is read, so
+ * that bad input is still an error.
+ */
+static int
+fold_check(struct state *s, struct lreader *r)
+{
+	struct seencheck c = { s, { 0 }, { 0 }, 1 };
+	struct json obj;
+	struct record rec;
+	const char *line, *kind;
+	size_t len, kindlen;
+	int n, k;
+
+	arena_init(&c.a);
+	sb_init(&c.scratch, 4096);
+	while ((n = lreader_next(r, &line, &len)) > 0) {
+		arena_reset(&c.a);
+		if ((k = stream_parse_line(&c.a, line, len, &obj, &rec, &kind,
+		    &kindlen)) < 0) {
+			rd_prefixerr("%s:%lu: ", r->name, r->lineno);
+			n = -1;
+			break;
+		}
+		if (k == 0 || !c.keeps)
+			continue;
+		if ((k = fold_keeps(s, rec.type, rec.typelen, rec.key,
+		    rec.keylen, rec.rev, rec.revlen, rec.deleted ||
+		    !rec.fields ? NULL : rec.fields, &c.scratch)) < 0) {
+			n = -1;
+			break;
+		}
+		c.keeps = k;
+	}
+	if (n == 0 && c.keeps && state_feed_seen_each(s, seen_keeps, &c) < 0)
+		n = -1;
+	arena_release(&c.a);
+	sb_release(&c.scratch);
+	return n < 0 ? -1 : c.keeps ? RD_EXIT_OK : RD_EXIT_FOUND;
+}
+
+/*
  * fold: the base snapshot with the record lines of a change feed on
  * standard input folded in (a record replaces the base's of its type and
  * key, a tombstone removes it; other lines are ignored), on standard
@@ -704,7 +804,7 @@ cmd_base(int argc, char **argv)
 static int
 cmd_fold(int argc, char **argv)
 {
-	static const int allowed[] = { 't', O_FULL, 0 };
+	static const int allowed[] = { 't', O_FULL, O_CHECK, 0 };
 	struct subopts o;
 	struct state *s;
 	struct lreader r;
@@ -718,9 +818,19 @@ cmd_fold(int argc, char **argv)
 
 	argc -= parse_opts(argc, argv, allowed, &o);
 	need_args(argc, 0, "");
+	if (o.check && (o.full || o.ntypes))
+		badusage("fold: --check takes neither --full nor -t");
 	s = open_state(0);
 	if (lreader_open(&r, "-") < 0)
 		die_state(s);
+	if (o.check) {
+		ret = fold_check(s, &r);
+		lreader_close(&r);
+		if (ret < 0)
+			die_state(s);
+		state_close(s);
+		return ret;
+	}
 	if (state_fold_begin(s, o.full) < 0)
 		die_state(s);
 	arena_init(&a);

@@ -302,6 +302,68 @@ state_fold_end(struct state *s)
 }
 
 int
+state_fold_keeps(struct state *s, const char *type, size_t typelen,
+    const char *key, size_t keylen, const char *rev, size_t revlen,
+    const char *hash)
+{
+	static const char *const sql[] = {
+		("SELECT count(*) FROM base WHERE type = ?1 AND key = ?2"
+		" AND rev = ?3 AND hash = ?4"),
+		("SELECT count(*) = 0 FROM base WHERE key = ?2"
+		" AND (type = ?1 OR ?1 = '*')"),
+	};
+	sqlite3_stmt *st;
+	int r = -1, k;
+
+	if (hash && (!rev || revlen == 0))
+		return 0;
+	if (db_prep(s, &st, sql[hash == NULL], 0) < 0)
+		return -1;
+	if (db_bindt(s, st, 1, type, typelen) == 0 &&
+	    db_bindt(s, st, 2, key, keylen) == 0 &&
+	    (!hash || (db_bindt(s, st, 3, rev, revlen) == 0 &&
+	    db_binds(s, st, 4, hash) == 0)) &&
+	    (k = db_step_row(s, st)) >= 0) {
+		if (k == 0)
+			rd_seterr(RD_EXIT_RUNTIME, "%s: base: no result", s->path);
+		else
+			r = sqlite3_column_int(st, 0) != 0;
+	}
+	db_finalize(st);
+	return r;
+}
+
+int
+state_feed_seen_each(struct state *s,
+    int (*fn)(void *ctx, const struct state_baserow *row), void *ctx)
+{
+	sqlite3_stmt *st;
+	struct state_baserow row;
+	int k, ret = 0;
+
+	if (db_prep(s, &st, "SELECT type, key, rev, fields FROM feed_seen"
+	    " ORDER BY type, key", 0) < 0)
+		return -1;
+	while ((k = db_step_row(s, st)) == 1) {
+		row.type = db_col(st, 0, &row.typelen);
+		row.key = db_col(st, 1, &row.keylen);
+		row.rev = db_col(st, 2, &row.revlen);
+		row.hash = NULL;
+		row.fields = db_col(st, 3, &row.fieldslen);
+		if (!row.type || !row.key) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s: feed_seen: a column is "
+			    "NULL", s->path);
+			k = -1;
+			break;
+		}
+		if ((ret = fn(ctx, &row)) < 0)
+			break;
+	}
+	db_finalize(st);
+	return k < 0 || ret < 0 ? -1 : 0;
+}
+
+int
 state_cursor_get(struct state *s, const char *name, char **value)
 {
 	sqlite3_stmt *st;

@@ -418,6 +418,80 @@ recdelta-push: overwrote 1 remote edit (see --log)"
 	done
 }
 
+# feed_since T: the feed of T from the cursor its state keeps.
+feed_since() {
+	recdelta-fetch --changes -t G --resume "$(checkpoint "$1" cursor get "feed -t G")" "$1"
+}
+
+@test "fold --check: a feed of the last run's own writes leaves the base as it is (0), and the plan reads the base alone; another client's edit, delete or create, or what a run left unsettled, changes it (1)" {
+	for kind in $KINDS; do
+		enter "$kind"
+		sync "$I" -q --incremental
+		# Since the cursor: this run's 20 creates, as the base holds them.
+		feed_since "$I" > feed.ndjson
+		assert_equal "$(grep -c '^{"kind":"record",' feed.ndjson)" 20
+		run -0 --separate-stderr checkpoint "$I" fold --check < feed.ndjson
+		assert_output ''
+		assert_equal "$stderr" ''
+		sed -i 's/"n":3}/"n":0}/' local.ndjson
+		run -0 --separate-stderr sync "$I" --incremental --log keeps.log
+		assert_equal "$stderr" "Created 0, Updated 1, Skipped 19 unchanged, Deleted 0, Conflicts 0"
+		assert_equal "$(msgs keeps.log | grep -c '^incremental: the change feed leaves the base as it is$')" 1
+		# Another client edits g9, deletes g10, creates g21: each line
+		# of the feed alone changes the base.
+		other "$I"
+		feed_since "$I" > feed.ndjson
+		for k in g9 g10 g21; do
+			grep -F "\"key\":\"$k\"" feed.ndjson > one.ndjson
+			assert_equal "$(wc -l < one.ndjson)" 1
+			run -1 --separate-stderr checkpoint "$I" fold --check < one.ndjson
+			assert_output ''
+			assert_equal "$stderr" ''
+		done
+		# The run folds them in and plans as a full run would; what it
+		# leaves unsettled (g9's edit kept, the orphan g21) is kept for
+		# the next fold, and so changes the base for an empty feed too.
+		sed -i 's/"n":4}/"n":0}/' local.ndjson
+		run -0 --separate-stderr sync "$I" --incremental --keep-remote-edits --log folds.log
+		assert_equal "$stderr" "Created 1, Updated 1, Skipped 17 unchanged, Deleted 0, Conflicts 0
+Would delete 1 orphan records (use --delete-orphans to confirm)
+recdelta-push: kept 1 remote edit: not pushed (--keep-remote-edits)"
+		assert_equal "$(msgs folds.log | grep -c 'leaves the base as it is')" 0
+		run -1 --separate-stderr checkpoint "$I" fold --check < /dev/null
+		assert_equal "$stderr" ''
+	done
+}
+
+@test "fold --check: the same rev with other content changes the base; a tombstone of a key the base does not hold does not; bad input is exit 3, --full or -t a usage error" {
+	KIND=dir
+	mkdir s
+	export RECDELTA_STATE=$PWD/state.db
+	seq 1 3 | jq -c '{kind:"record",type:"G",key:("g" + tostring),fields:{n:.}}' > local.ndjson
+	recdelta smart-sync -q -l ndjson:local.ndjson -r dir:s
+	recdelta-fetch --changes dir:s > feed.ndjson
+	run -0 recdelta-checkpoint fold --check < feed.ndjson
+	# g2 at its rev, n changed; g2 gone; a key never synced gone, of G
+	# and of any type.
+	grep '"key":"g2"' feed.ndjson | sed 's/"n":2/"n":20/' > other.ndjson
+	run -1 recdelta-checkpoint fold --check < other.ndjson
+	grep '"key":"g2"' feed.ndjson | jq -c '{kind, type, key, rev, deleted: true}' > gone.ndjson
+	run -1 recdelta-checkpoint fold --check < gone.ndjson
+	printf '{"kind":"record","type":"G","key":"g9","deleted":true}\n{"kind":"record","type":"*","key":"g8","deleted":true}\n' > none.ndjson
+	run -0 recdelta-checkpoint fold --check < none.ndjson
+	printf '{"kind":"record","type":"*","key":"g1","deleted":true}\n' > any.ndjson
+	run -1 recdelta-checkpoint fold --check < any.ndjson
+	# Every line is read: bad input after a change is still an error.
+	{ cat other.ndjson; echo '{"kind":"record",'; } > bad.ndjson
+	run -3 --separate-stderr recdelta-checkpoint fold --check < bad.ndjson
+	assert_output ''
+	assert_equal "${stderr%%:*}" "recdelta-checkpoint"
+	[[ $stderr == *"<stdin>:2: "* ]] || fail "$stderr"
+	run -2 --separate-stderr recdelta-checkpoint fold --check --full < feed.ndjson
+	assert_equal "${stderr%%$'\n'*}" "recdelta-checkpoint: fold: --check takes neither --full nor -t"
+	run -2 --separate-stderr recdelta-checkpoint fold --check -t G < feed.ndjson
+	assert_equal "${stderr%%$'\n'*}" "recdelta-checkpoint: fold: --check takes neither --full nor -t"
+}
+
 @test "fetch --changes --cursor-only: where the feed stands, no record read; with --resume, --flat or without --changes, a usage error" {
 	KIND=dir
 	mkdir s
