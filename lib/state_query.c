@@ -13,14 +13,16 @@
 /* The base and cursors */
 
 /*
- * Each row of table (base, or temp.fold), of one type or all, in type and
- * key order: its type, key, rev, hash (base's alone) and fields.
+ * Each row of table (base, temp.fold or feed_seen), of one type or all, in
+ * type and key order: its type, key, rev, hash (base's alone) and fields
+ * (NULL in feed_seen alone: a tombstone).
  */
 static int
 rows_each(struct state *s, const char *table, const char *type,
     int (*fn)(void *ctx, const struct state_baserow *row), void *ctx)
 {
 	int hashed = strcmp(table, "base") == 0;
+	int gone = strcmp(table, "feed_seen") == 0;
 	sqlite3_stmt *st;
 	struct state_baserow row;
 	char sql[160];
@@ -41,7 +43,7 @@ rows_each(struct state *s, const char *table, const char *type,
 		row.rev = db_col(st, 2, &row.revlen);
 		row.hash = db_col(st, 3, NULL);
 		row.fields = db_col(st, 4, &row.fieldslen);
-		if (!row.type || !row.key || !row.fields) {
+		if (!row.type || !row.key || (!row.fields && !gone)) {
 			rd_seterr(RD_EXIT_RUNTIME, "%s: %s: a column is NULL",
 			    s->path, table);
 			k = -1;
@@ -337,30 +339,7 @@ int
 state_feed_seen_each(struct state *s,
     int (*fn)(void *ctx, const struct state_baserow *row), void *ctx)
 {
-	sqlite3_stmt *st;
-	struct state_baserow row;
-	int k, ret = 0;
-
-	if (db_prep(s, &st, "SELECT type, key, rev, fields FROM feed_seen"
-	    " ORDER BY type, key", 0) < 0)
-		return -1;
-	while ((k = db_step_row(s, st)) == 1) {
-		row.type = db_col(st, 0, &row.typelen);
-		row.key = db_col(st, 1, &row.keylen);
-		row.rev = db_col(st, 2, &row.revlen);
-		row.hash = NULL;
-		row.fields = db_col(st, 3, &row.fieldslen);
-		if (!row.type || !row.key) {
-			rd_seterr(RD_EXIT_RUNTIME, "%s: feed_seen: a column is "
-			    "NULL", s->path);
-			k = -1;
-			break;
-		}
-		if ((ret = fn(ctx, &row)) < 0)
-			break;
-	}
-	db_finalize(st);
-	return k < 0 || ret < 0 ? -1 : 0;
+	return rows_each(s, "feed_seen", NULL, fn, ctx);
 }
 
 int
