@@ -319,8 +319,19 @@ state_fold_keeps(struct state *s, const char *type, size_t typelen,
 
 	if (hash && (!rev || revlen == 0))
 		return 0;
-	if (db_prep(s, &st, sql[hash == NULL], 0) < 0)
-		return -1;
+	/*
+	 * A feed may hold every record: the statements are prepared once, and
+	 * read in one transaction (one snapshot, one lock), ended by
+	 * state_close.
+	 */
+	if (!s->keeps[0]) {
+		if (sqlite3_get_autocommit(s->db) && db_exec(s, "BEGIN") < 0)
+			return -1;
+		if (db_prep(s, &s->keeps[0], sql[0], 1) < 0 ||
+		    db_prep(s, &s->keeps[1], sql[1], 1) < 0)
+			return -1;
+	}
+	st = s->keeps[hash == NULL];
 	if (db_bindt(s, st, 1, type, typelen) == 0 &&
 	    db_bindt(s, st, 2, key, keylen) == 0 &&
 	    (!hash || (db_bindt(s, st, 3, rev, revlen) == 0 &&
@@ -331,7 +342,8 @@ state_fold_keeps(struct state *s, const char *type, size_t typelen,
 		else
 			r = sqlite3_column_int(st, 0) != 0;
 	}
-	db_finalize(st);
+	(void)sqlite3_reset(st);
+	(void)sqlite3_clear_bindings(st);
 	return r;
 }
 
