@@ -709,10 +709,11 @@ fold_keeps(struct state *s, const char *type, size_t typelen,
 	unsigned char h[RD_HASH_LEN];
 	char hex[2 * RD_HASH_LEN + 1];
 
-	if (fields && record_hash(&none, fields, h, scratch) < 0)
-		return -1;
-	if (fields)
+	if (fields) {
+		if (record_hash(&none, fields, h, scratch) < 0)
+			return -1;
 		hex_encode(hex, h, RD_HASH_LEN);
+	}
 	return state_fold_keeps(s, type, typelen, key, keylen, rev, revlen,
 	    fields ? hex : NULL);
 }
@@ -767,6 +768,8 @@ fold_check(struct state *s, struct lreader *r)
 	size_t len, kindlen;
 	int n, k;
 
+	if (state_fold_check_begin(s) < 0)
+		return -1;
 	arena_init(&c.a);
 	sb_init(&c.scratch, 4096);
 	while ((n = lreader_next(r, &line, &len)) > 0) {
@@ -791,6 +794,7 @@ fold_check(struct state *s, struct lreader *r)
 		n = -1;
 	arena_release(&c.a);
 	sb_release(&c.scratch);
+	state_fold_check_end(s);
 	return n < 0 ? -1 : c.keeps ? RD_EXIT_OK : RD_EXIT_FOUND;
 }
 

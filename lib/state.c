@@ -730,11 +730,6 @@ state_close(struct state *s)
 		return;
 	if (s->rec)
 		state_record_drop(s);
-	if (s->keeps[0] || s->keeps[1]) {
-		db_finalize(s->keeps[0]);
-		db_finalize(s->keeps[1]);
-		db_rollback(s);
-	}
 	/* Statements are all finalized, so close cannot be refused. */
 	if (s->db)
 		(void)sqlite3_close(s->db);

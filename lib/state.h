@@ -203,15 +203,19 @@ int state_fold_each(struct state *s, const char *type,
 void state_fold_end(struct state *s);
 
 /*
- * Whether folding one record of a feed in leaves the base as it is (fold
- * --check): 1 when the base holds the record of (type, key) at rev, not
- * empty, with the content hash hash (hex: record_hash() under no rules),
- * or, for a tombstone (hash NULL), holds no record of key (of type, or of
- * any type for "*"); 0 when not; -1 with a message.
+ * fold --check: begin prepares the lookups and opens a read transaction,
+ * end closes both; between them, keeps
+ * says whether folding one record of a feed in leaves the base as it is:
+ * 1 when the base holds the record of (type, key) at rev, not empty, with
+ * the content hash hash (hex: record_hash() under no rules), or, for a
+ * tombstone (hash NULL), holds no record of key (of type, or of any type
+ * for "*"); 0 when not; -1 with a message.
  */
+int state_fold_check_begin(struct state *s);
 int state_fold_keeps(struct state *s, const char *type, size_t typelen,
     const char *key, size_t keylen, const char *rev, size_t revlen,
     const char *hash);
+void state_fold_check_end(struct state *s);
 /* Each row of feed_seen as state_base_each's (hash NULL; fields NULL: gone). */
 int state_feed_seen_each(struct state *s,
     int (*fn)(void *ctx, const struct state_baserow *row), void *ctx);

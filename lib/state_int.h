@@ -32,7 +32,7 @@ struct state {
 	int exists, version, newer;
 	char host[256];
 	struct recorder *rec;
-	sqlite3_stmt *keeps[2];	/* state_fold_keeps's, in a read transaction */
+	sqlite3_stmt *keeps[2];	/* of an open fold --check (state_fold_keeps) */
 };
 
 /* Setting a cursor, alone or in the transaction of a recorded batch. */

@@ -303,10 +303,12 @@ state_fold_end(struct state *s)
 	db_exec(s, "DROP TABLE IF EXISTS temp.fold_gone");
 }
 
+/*
+ * The lookups of a check, prepared once (a feed may hold every record),
+ * in one read transaction: one snapshot, one lock.
+ */
 int
-state_fold_keeps(struct state *s, const char *type, size_t typelen,
-    const char *key, size_t keylen, const char *rev, size_t revlen,
-    const char *hash)
+state_fold_check_begin(struct state *s)
 {
 	static const char *const sql[] = {
 		("SELECT count(*) FROM base WHERE type = ?1 AND key = ?2"
@@ -314,24 +316,27 @@ state_fold_keeps(struct state *s, const char *type, size_t typelen,
 		("SELECT count(*) = 0 FROM base WHERE key = ?2"
 		" AND (type = ?1 OR ?1 = '*')"),
 	};
-	sqlite3_stmt *st;
+
+	if (db_exec(s, "BEGIN") < 0)
+		return -1;
+	if (db_prep(s, &s->keeps[0], sql[0], 1) < 0 ||
+	    db_prep(s, &s->keeps[1], sql[1], 1) < 0) {
+		state_fold_check_end(s);
+		return -1;
+	}
+	return 0;
+}
+
+int
+state_fold_keeps(struct state *s, const char *type, size_t typelen,
+    const char *key, size_t keylen, const char *rev, size_t revlen,
+    const char *hash)
+{
+	sqlite3_stmt *st = s->keeps[hash == NULL];
 	int r = -1, k;
 
 	if (hash && (!rev || revlen == 0))
 		return 0;
-	/*
-	 * A feed may hold every record: the statements are prepared once, and
-	 * read in one transaction (one snapshot, one lock), ended by
-	 * state_close.
-	 */
-	if (!s->keeps[0]) {
-		if (sqlite3_get_autocommit(s->db) && db_exec(s, "BEGIN") < 0)
-			return -1;
-		if (db_prep(s, &s->keeps[0], sql[0], 1) < 0 ||
-		    db_prep(s, &s->keeps[1], sql[1], 1) < 0)
-			return -1;
-	}
-	st = s->keeps[hash == NULL];
 	if (db_bindt(s, st, 1, type, typelen) == 0 &&
 	    db_bindt(s, st, 2, key, keylen) == 0 &&
 	    (!hash || (db_bindt(s, st, 3, rev, revlen) == 0 &&
@@ -345,6 +350,15 @@ state_fold_keeps(struct state *s, const char *type, size_t typelen,
 	(void)sqlite3_reset(st);
 	(void)sqlite3_clear_bindings(st);
 	return r;
+}
+
+void
+state_fold_check_end(struct state *s)
+{
+	db_finalize(s->keeps[0]);
+	db_finalize(s->keeps[1]);
+	s->keeps[0] = s->keeps[1] = NULL;
+	db_rollback(s);
 }
 
 int
