@@ -16,6 +16,7 @@ LIBOBJ = \
 	lib/filter.o \
 	lib/http.o \
 	lib/index.o \
+	lib/insync.o \
 	lib/json.o \
 	lib/log.o \
 	lib/plain.o \
@@ -24,6 +25,7 @@ LIBOBJ = \
 	lib/shard.o \
 	lib/side.o \
 	lib/state.o \
+	lib/state_insync.o \
 	lib/state_lock.o \
 	lib/state_query.o \
 	lib/state_record.o \
@@ -39,7 +41,7 @@ LIBOBJ = \
 	lib/stream.o \
 	lib/util.o
 
-LIBHDR = lib/digest.h lib/filter.h lib/http.h lib/index.h lib/json.h lib/log.h lib/plain.h \
+LIBHDR = lib/digest.h lib/filter.h lib/http.h lib/index.h lib/insync.h lib/json.h lib/log.h lib/plain.h \
 	lib/record.h lib/scan.h lib/shard.h lib/side.h lib/state.h lib/state_int.h lib/store.h lib/store_cloudkit.h \
 	lib/store_layout.h lib/stream.h lib/util.h
 

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../lib/index.h"
+#include "../lib/insync.h"
 #include "../lib/record.h"
 #include "../lib/log.h"
 #include "../lib/state.h"
@@ -41,7 +42,7 @@ usage(FILE *fp)
 	    "usage: recdelta-checkpoint [--state PATH] [--scope SCOPE] SUBCOMMAND [options]\n"
 	    "       recdelta-checkpoint record --scope SCOPE [--run ID] [--flow NAME] [--batch N]\n"
 	    "                                  [--window START] [--undoes RUN]\n"
-	    "       recdelta-checkpoint base [-t TYPE]...\n"
+	    "       recdelta-checkpoint base [--count] [-t TYPE]...\n"
 	    "       recdelta-checkpoint fold [--full] [-t TYPE]...\n"
 	    "       recdelta-checkpoint fold --check\n"
 	    "       recdelta-checkpoint cursor get NAME\n"
@@ -67,8 +68,8 @@ usage(FILE *fp)
 	    "       recdelta-checkpoint conflicts [--json] [--all] [-t TYPE]...\n"
 	    "       recdelta-checkpoint conflicts review (ID... | --all [-t TYPE]...)\n"
 	    "       recdelta-checkpoint outbox\n"
-	    "       recdelta-checkpoint prune [--runs N | [--sparse | --whole]\n"
-	    "                                 [--cursor NAME] [-t TYPE]...]\n");
+	    "       recdelta-checkpoint prune [--runs N | [--sparse [--digest FILE] |\n"
+	    "                                 --whole] [--cursor NAME] [-t TYPE]...]\n");
 	if (fp == stderr)
 		return;
 	fprintf(fp,
@@ -100,6 +101,9 @@ usage(FILE *fp)
 	    "                     the records the feed said were gone (prune)\n"
 	    "      --whole        the run read the remote whole: keep what it read\n"
 	    "                     of the records it did not settle (prune)\n"
+	    "      --count        print the number of rows, not the rows (base)\n"
+	    "      --digest FILE  store the in-step digest recdelta-diff --digest-out\n"
+	    "                     wrote, settled against the base (prune --sparse)\n"
 	    "      --all          every window (windows reset), every conflict\n"
 	    "                     (conflicts, conflicts review)\n"
 	    "      --json         write NDJSON\n"
@@ -132,16 +136,18 @@ enum {
 	O_STATE = 256, O_SUMMARY, O_SCOPE, O_RUN, O_FLOW, O_BATCH, O_WINDOW, O_FROM, O_TO, O_STEP,
 	O_REASON, O_JSON, O_CHECK, O_PID, O_FORCE, O_ALL, O_PARTIAL, O_SOURCE,
 	O_SHARD, O_UNDOES, O_RUNS, O_VALUES, O_FULL, O_CURSOR, O_SPARSE,
-	O_WHOLE
+	O_WHOLE, O_DIGEST, O_COUNT
 };
 
 struct subopts {
 	long run, pid, undoes, runs;	/* runs: -1 when not given */
 	int values;
 	const char *flow, *from, *to, *step, *reason, *window, *source, *cursor;
+	const char *digest;
 	struct shard shard;	/* --shard; n 0: none */
 	size_t batch;
 	int json, check, force, all, partial, nul, summary, full, sparse, whole;
+	int count;
 	char **types;
 	size_t ntypes;
 };
@@ -192,6 +198,8 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 		{ "cursor", required_argument, NULL, O_CURSOR },
 		{ "sparse", no_argument, NULL, O_SPARSE },
 		{ "whole", no_argument, NULL, O_WHOLE },
+		{ "digest", required_argument, NULL, O_DIGEST },
+		{ "count", no_argument, NULL, O_COUNT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -302,6 +310,14 @@ parse_opts(int argc, char **argv, const int *allowed, struct subopts *o)
 			break;
 		case O_WHOLE:
 			o->whole = 1;
+			break;
+		case O_COUNT:
+			o->count = 1;
+			break;
+		case O_DIGEST:
+			if (!*optarg)
+				badusage("--digest: empty path");
+			o->digest = optarg;
 			break;
 		case 'z':
 			o->nul = 1;
@@ -676,15 +692,25 @@ rows_out(struct state *s, struct subopts *o, int (*each)(struct state *,
 static int
 cmd_base(int argc, char **argv)
 {
-	static const int allowed[] = { 't', 0 };
+	static const int allowed[] = { 't', O_COUNT, 0 };
 	struct subopts o;
 	struct state *s;
 	struct sb b;
+	long long n;
 	int ret;
 
 	argc -= parse_opts(argc, argv, allowed, &o);
 	need_args(argc, 0, "");
 	s = open_state(0);
+	if (o.count) {
+		/* Kept by the base's triggers: no row is read. */
+		if (state_base_count(s, o.types, o.ntypes, &n) < 0)
+			die_state(s);
+		free(o.types);
+		printf("%lld\n", n);
+		finish_out(s);
+		return RD_EXIT_OK;
+	}
 	stream_out_init();
 	sb_init(&b, 4096);
 	ret = rows_out(s, &o, state_base_each, &b);
@@ -2519,8 +2545,8 @@ prune_read(struct state *s, const struct result *res, struct sb *fields)
 static int
 cmd_prune(int argc, char **argv)
 {
-	static const int allowed[] = { O_RUNS, O_CURSOR, O_SPARSE, O_WHOLE, 't',
-	    0 };
+	static const int allowed[] = { O_RUNS, O_CURSOR, O_SPARSE, O_WHOLE,
+	    O_DIGEST, 't', 0 };
 	struct subopts o;
 	struct cursor cur;
 	struct record rec;
@@ -2536,15 +2562,23 @@ cmd_prune(int argc, char **argv)
 	int n, k, settled;
 
 	int havecur = 0;
+	struct insync next;
 
 	argc -= parse_opts(argc, argv, allowed, &o);
-	if (o.runs >= 0 && (o.cursor || o.sparse || o.whole || o.ntypes))
+	if (o.runs >= 0 && (o.cursor || o.sparse || o.whole || o.ntypes ||
+	    o.digest))
 		badusage("--runs and %s: one or the other", o.cursor ?
 		    "--cursor" : o.sparse ? "--sparse" : o.whole ? "--whole" :
-		    "-t");
+		    o.digest ? "--digest" : "-t");
 	if (o.sparse && o.whole)
 		badusage("--sparse and --whole: one or the other");
+	if (o.digest && !o.sparse)
+		badusage("--digest needs --sparse");
 	need_args(argc, 0, "");
+	/* The digest read whole before the state is opened: bad, nothing written. */
+	insync_init(&next);
+	if (o.digest && insync_read_file(&next, o.digest) < 0)
+		rd_die_pending();
 	s = open_state(STATE_WRITE);
 	if (o.runs >= 0) {
 		unsigned long runs = 0;
@@ -2619,8 +2653,11 @@ cmd_prune(int argc, char **argv)
 		state_prune_abort(s);
 		die_state(s);
 	}
+	if (o.digest)
+		state_prune_digest(s, &next);
 	if (state_prune_finish(s, &removed) < 0)
 		die_state(s);
+	insync_release(&next);
 	state_close(s);
 	if (removed) {
 		char ctx[64];

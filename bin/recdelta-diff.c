@@ -38,10 +38,15 @@
 
 #include "../lib/filter.h"
 #include "../lib/index.h"
+#include "../lib/insync.h"
 #include "../lib/log.h"
 #include "../lib/record.h"
+#include "../lib/scan.h"
+#include "../lib/shard.h"
 #include "../lib/side.h"
+#include "../lib/state.h"
 #include "../lib/store.h"
+#include "../lib/digest.h"
 
 /* Per-type counts for the summary, indexed by op. */
 static struct tally counts;
@@ -129,7 +134,621 @@ struct out {
 	int sparse;	/* --sparse: a same line only where it tells the base */
 	int before;	/* --before: updates and deletes carry the remote's */
 	int where;		/* --where: only keys selected on a side */
+	struct fromstate *fs;	/* --from-state with --digest-out, or NULL */
 };
+
+/*
+ * --from-state: the remote (and base) is the base snapshot of a state.
+ * With a digest to trust (lib/insync.h), a local line whose hash is an
+ * entry's is counted same unread (a hit); the other lines are parsed, and
+ * the base is read only for their keys, the entries no line met and the
+ * keys written since the digest was.  Without one, or when what it finds
+ * does not add up to the base's count, the base is read whole.  Either
+ * way, with --digest-out, the digest's next version is made as the plan
+ * is: the hits and, of the parsed lines in order, those that are or will
+ * be in step (checked by prune), then the keys the base holds that no
+ * line names.
+ */
+struct lhash {
+	unsigned long lineno;
+	unsigned char h[INSYNC_HASH];
+};
+
+struct hit {
+	unsigned long lineno;
+	uint32_t ent;
+};
+
+struct fromstate {
+	struct state *st;
+	const struct fetch_opts *fo;	/* the run's types and shard */
+	struct insync old;		/* the digest read, when trusted */
+	size_t nb;			/* of old's entries, the whole one's */
+	uint64_t gen;			/* the whole one's generation */
+	int trust;			/* old is trusted: hits are counted */
+	unsigned char *gone;		/* per old entry: dead, or key written */
+	unsigned char *hit;		/* per old entry: its line met */
+	unsigned char *carry;		/* per old entry: kept as it is */
+	unsigned long *tcount;		/* hits per type of old */
+	size_t hint;			/* the entry after the last hit */
+	size_t misses;			/* lines not found near the hint */
+	int whole;			/* old's table is of every entry */
+	struct hit *hits;
+	size_t nhits, hitcap;
+	int dup;			/* an entry's line met twice */
+	struct lhash *lines;		/* of the lines parsed, in order */
+	size_t nlines, linecap, at;
+	int out;			/* --digest-out: make cands */
+	struct insync cands;		/* of the parsed lines and the base's */
+	unsigned long *candline;	/* per cand: its line, or 0: none */
+	size_t candcap;
+	struct keyset dk;		/* the keys written since */
+	long long count;		/* of the base's rows of the run's types */
+};
+
+static int
+selected(const struct fetch_opts *fo, const char *t, size_t tn, const char *k,
+    size_t kn)
+{
+	return fetch_wants_type(fo, t, tn) &&
+	    shard_keeps(&fo->shard, t, tn, k, kn);
+}
+
+/* Whether old entry i may be a hit: it has a line and stands. */
+static int
+fs_usable(const struct fromstate *f, size_t i)
+{
+	return i < f->old.n && !f->gone[i] && insync_has_line(&f->old.ents[i]);
+}
+
+static int
+fs_gone(void *ctx, size_t i)
+{
+	return ((struct fromstate *)ctx)->gone[i];
+}
+
+/*
+ * The entry of line hash h: first among the few after the last hit (the
+ * file in the order the digest was made in; a changed line in between),
+ * then, once lines have missed there often (a file in another order), by
+ * a table of every entry.  A line not found is read, whatever the reason.
+ */
+static long
+fs_find(struct fromstate *f, const unsigned char *h)
+{
+	size_t i;
+	long k;
+
+	for (i = f->hint; i < f->hint + 4 && i < f->nb; i++)
+		if (fs_usable(f, i) &&
+		    memcmp(f->old.ents[i].lh, h, INSYNC_HASH) == 0) {
+			f->hint = i + 1;
+			return (long)i;
+		}
+	if (!f->whole && ++f->misses > 4096) {
+		insync_index(&f->old, fs_gone, f);
+		f->whole = 1;
+	}
+	if ((k = insync_find(&f->old, h)) >= 0 && (size_t)k < f->nb)
+		f->hint = (size_t)k + 1;
+	return k;
+}
+
+/* Until the table is of every entry, it is of the delta's: few. */
+static int
+fs_notadded(void *ctx, size_t i)
+{
+	struct fromstate *f = ctx;
+
+	return i < f->nb || f->gone[i];
+}
+
+/* fetch_opts.skip of the local side: a hit is skipped, counted same. */
+static int
+fs_skip(void *ctx, const char *line, size_t len, unsigned long lineno)
+{
+	struct fromstate *f = ctx;
+	unsigned char h[INSYNC_HASH];
+	const struct insync_ent *e;
+	const char *t, *k;
+	size_t tn, kn;
+	long i;
+
+	rd_xxh128(line, len, h);
+	if (f->trust && (i = fs_find(f, h)) >= 0) {
+		e = &f->old.ents[i];
+		t = insync_type(&f->old, e, &tn);
+		k = insync_key(&f->old, e, &kn);
+		/* Not the run's: the fetch would leave it out unread. */
+		if (!selected(f->fo, t, tn, k, kn))
+			return 1;
+		if (!f->hit[i]) {
+			f->hit[i] = 1;
+			if (f->nhits == f->hitcap) {
+				f->hitcap = f->hitcap ? 2 * f->hitcap : 4096;
+				f->hits = xreallocarray(f->hits, f->hitcap,
+				    sizeof *f->hits);
+			}
+			f->hits[f->nhits].lineno = lineno;
+			f->hits[f->nhits++].ent = (uint32_t)i;
+			f->tcount[e->type]++;	/* counted same when read */
+			return 1;
+		}
+		/* The same line twice: read as usual, which says so. */
+		f->dup = 1;
+	}
+	if (f->nlines == f->linecap) {
+		f->linecap = f->linecap ? 2 * f->linecap : 4096;
+		f->lines = xreallocarray(f->lines, f->linecap, sizeof *f->lines);
+	}
+	f->lines[f->nlines].lineno = lineno;
+	memcpy(f->lines[f->nlines++].h, h, INSYNC_HASH);
+	return 0;
+}
+
+/* The hash of the parsed line lineno (lines are met in order), or NULL. */
+static const unsigned char *
+fs_linehash(struct fromstate *f, unsigned long lineno)
+{
+	while (f->at < f->nlines && f->lines[f->at].lineno < lineno)
+		f->at++;
+	if (f->at < f->nlines && f->lines[f->at].lineno == lineno)
+		return f->lines[f->at].h;
+	return NULL;
+}
+
+/*
+ * A cand for the record at e of ix: with its line's hash when it is or
+ * will be in step (lh), checked against content digest ch when the push
+ * must make it so (check; ch NULL: the key must only exist).
+ */
+static void
+fs_cand(struct fromstate *f, const struct index *ix, const struct index_ent *e,
+    unsigned long lineno, const unsigned char *lh, int check,
+    const unsigned char *ch)
+{
+	size_t i;
+
+	if (!f || !f->out)
+		return;
+	i = insync_add(&f->cands, lh, index_type(ix, e), index_typelen(ix, e),
+	    index_key(ix, e), e->keylen);
+	if (check)
+		insync_check(&f->cands, i, ch);
+	if (i >= f->candcap) {
+		f->candcap = f->candcap ? 2 * f->candcap : 4096;
+		f->candline = xreallocarray(f->candline, f->candcap,
+		    sizeof *f->candline);
+	}
+	f->candline[i] = lineno;
+}
+
+/*
+ * The cand of a local record at le, whose base row is at re (NULL: none),
+ * classified op.  Exact: the local record is the base row's to the byte
+ * of its canonical form, under no rules (so a type that ignores fields
+ * never vouches for a line).
+ */
+static void
+fs_local(struct fromstate *f, const struct index *lix,
+    const struct index_ent *le, const struct index_ent *re, enum rd_op op,
+    const struct ruleview *rv)
+{
+	const unsigned char *lh;
+	int exact = !rules_view_ignores(rv);
+
+	if (!f || !f->out)
+		return;
+	lh = exact ? fs_linehash(f, le->lineno) : NULL;
+	switch (op) {
+	case RD_OP_SAME:
+		/*
+		 * The base row as the line: in step.  Of a key written since
+		 * the digest was, checked by prune, which would otherwise
+		 * keep the key without its line (it cannot tell who wrote).
+		 */
+		if (lh && re && index_same_hash(re, le))
+			fs_cand(f, lix, le, le->lineno, lh,
+			    keyset_find(&f->dk, index_type(lix, le),
+			    index_typelen(lix, le), index_key(lix, le),
+			    le->keylen) >= 0, le->hash);
+		else if (re)
+			fs_cand(f, lix, le, le->lineno, NULL, 0, NULL);
+		break;
+	case RD_OP_CREATE:
+	case RD_OP_UPDATE:
+		fs_cand(f, lix, le, le->lineno, lh, 1, lh ? le->hash : NULL);
+		break;
+	default:
+		break;
+	}
+}
+
+/* The base row as a record line into the remote side. */
+static int
+fs_put(struct side *remote, const struct state_baserow *row, struct sb *line,
+    struct scan_out *so, struct arena *a)
+{
+	struct record rec = {
+		.type = row->type, .typelen = row->typelen,
+		.key = row->key, .keylen = row->keylen,
+		.rev = row->rev, .revlen = row->revlen,
+	};
+	struct rline l = { .src = remote->spec, .offset = -1 };
+	struct json obj;
+	const char *kind;
+	size_t kindlen;
+
+	sb_reset(line);
+	stream_write_record_text(line, &rec, row->fields, row->fieldslen);
+	l.text = line->buf;
+	l.len = line->len;
+	if (scan_record(line->buf, line->len, &rec, so)) {
+		l.fields = so->fields;
+		l.fieldslen = so->fieldslen;
+		l.canon = so->canon.buf;
+		l.canonlen = so->canon.len;
+	} else {
+		arena_reset(a);
+		if (stream_parse_line(a, line->buf, line->len, &obj, &rec, &kind,
+		    &kindlen) != 1) {
+			rd_prefixerr("%s: base: ", remote->spec);
+			return -1;
+		}
+	}
+	l.rec = &rec;
+	return side_add(remote, &l);
+}
+
+struct fs_each {
+	struct fromstate *f;
+	struct side *remote;
+	struct sb line;
+	struct scan_out so;
+	struct arena a;
+};
+
+static int
+fs_row(void *ctx, const struct state_baserow *row)
+{
+	struct fs_each *x = ctx;
+
+	if (!shard_keeps(&x->f->fo->shard, row->type, row->typelen, row->key,
+	    row->keylen))
+		return 0;
+	return fs_put(x->remote, row, &x->line, &x->so, &x->a);
+}
+
+/* Look (type, key) up; 1 and into the remote side, 0: none, -1. */
+static int
+fs_get(struct fs_each *x, const char *t, size_t tn, const char *k, size_t kn)
+{
+	struct state_baserow row;
+	int r = state_base_get(x->f->st, t, tn, k, kn, &row);
+
+	if (r == 1 && fs_put(x->remote, &row, &x->line, &x->so, &x->a) < 0)
+		return -1;
+	return r;
+}
+
+static int
+fs_dirty(void *ctx, const char *t, size_t tn, const char *k, size_t kn)
+{
+	keyset_add(ctx, t, tn, k, kn);
+	return 0;
+}
+
+/*
+ * Read the state's digest (the whole one and its delta), the keys written
+ * since and the base's count; trust the digest when there is one, this
+ * build's, its delta against it, and the keys written since are few.  0,
+ * or -1 with a message.
+ */
+static int
+fs_load(struct fromstate *f, int fast)
+{
+	struct insync d;
+	size_t i, tn, kn;
+	const char *t, *k;
+	int kb = 0, kd = 0, ok;
+
+	insync_init(&d);
+	if (state_insync_begin(f->st) < 0 ||
+	    state_base_count(f->st, f->fo->types, f->fo->ntypes, &f->count) < 0 ||
+	    state_insync_dirty(f->st, fs_dirty, &f->dk) < 0)
+		return -1;
+	keyset_index(&f->dk);
+	/*
+	 * The delta first, so that the whole one is read with room for it.
+	 * A digest this build cannot read is no digest: the base is read.
+	 */
+	if (fast && ((kd = state_insync_load(f->st, 2, &d, 0, 0)) < 0 ||
+	    (kb = state_insync_load(f->st, 1, &f->old, d.n, d.poollen)) < 0)) {
+		if (rd_errstatus() != RD_EXIT_DATA)
+			goto fail;
+		kb = 0;
+	}
+	ok = kb == 1 && !f->old.delta &&
+	    (kd == 0 || (d.delta && d.basegen == f->old.gen));
+	if (ok && f->dk.n <= f->old.n / 4 + 64) {
+		f->nb = f->old.n;
+		f->gen = f->old.gen;
+		f->gone = xcalloc(f->nb + d.n + 1, 1);
+		for (i = 0; i < d.ndead && ok; i++) {
+			if (d.dead[i] >= f->nb)
+				ok = 0;
+			else
+				f->gone[d.dead[i]] = 1;
+		}
+		for (i = 0; i < d.n; i++) {
+			t = insync_type(&d, &d.ents[i], &tn);
+			k = insync_key(&d, &d.ents[i], &kn);
+			insync_add(&f->old, insync_has_line(&d.ents[i]) ?
+			    d.ents[i].lh : NULL, t, tn, k, kn);
+		}
+		/* An entry of a key written since stands no more. */
+		for (i = 0; f->dk.n && i < f->old.n; i++) {
+			t = insync_type(&f->old, &f->old.ents[i], &tn);
+			k = insync_key(&f->old, &f->old.ents[i], &kn);
+			if (keyset_find(&f->dk, t, tn, k, kn) >= 0)
+				f->gone[i] = 1;
+		}
+		f->hit = xcalloc(f->old.n + 1, 1);
+		f->tcount = xcalloc(f->old.ntypes + 1, sizeof *f->tcount);
+		f->trust = ok;
+		if (ok)
+			insync_index(&f->old, fs_notadded, f);
+	}
+	if (!f->trust) {
+		insync_release(&f->old);
+		free(f->gone);
+		f->gone = NULL;
+		free(f->hit);
+		f->hit = NULL;
+		free(f->tcount);
+		f->tcount = NULL;
+		f->nb = 0;
+	}
+	insync_release(&d);
+	return 0;
+fail:
+	insync_release(&d);
+	return -1;
+}
+
+static void
+fs_release(struct fromstate *f)
+{
+	insync_release(&f->old);
+	insync_release(&f->cands);
+	keyset_release(&f->dk);
+	free(f->gone);
+	free(f->hit);
+	free(f->carry);
+	free(f->tcount);
+	free(f->hits);
+	free(f->lines);
+	free(f->candline);
+}
+
+/*
+ * The remote side from the state: with a trusted digest, the rows of the
+ * local's keys, of the entries no line met and of the keys written since;
+ * 1 when they and the hits are every row of the run's types, 0 when not
+ * (nothing kept: the caller reads again, whole).  Without one, every row
+ * of the run's types; 1.  -1 with a message.
+ */
+static int
+fs_remote(struct fromstate *f, struct side *local, struct side *remote)
+{
+	struct fs_each x = { .f = f, .remote = remote };
+	long long found = 0;
+	size_t i, tn, kn;
+	const char *t, *k;
+	int r = -1, g;
+
+	sb_init(&x.line, 4096);
+	scan_init(&x.so);
+	arena_init(&x.a);
+	side_begin(remote);
+	if (!f->trust) {
+		if (!f->fo->ntypes) {
+			if (state_base_each(f->st, NULL, fs_row, &x) < 0)
+				goto out;
+		} else {
+			char **ty = f->fo->types;
+
+			for (i = 0; i < f->fo->ntypes; i++) {
+				size_t j;
+
+				for (j = 0; j < i && strcmp(ty[j], ty[i]); j++)
+					;
+				if (j == i && state_base_each(f->st, ty[i],
+				    fs_row, &x) < 0)
+					goto out;
+			}
+		}
+		r = 1;
+		goto out;
+	}
+	for (i = 0; i < index_len(&local->ix); i++) {
+		const struct index_ent *e = index_at(&local->ix, i);
+
+		if (index_is_pass(e))
+			continue;
+		if ((g = fs_get(&x, index_type(&local->ix, e),
+		    index_typelen(&local->ix, e), index_key(&local->ix, e),
+		    e->keylen)) < 0)
+			goto out;
+		found += g;
+	}
+	/* The entries no line met, then the keys written since. */
+	for (i = 0; i < f->old.n + f->dk.n; i++) {
+		if (i < f->old.n) {
+			if (f->hit[i] || f->gone[i])
+				continue;
+			t = insync_type(&f->old, &f->old.ents[i], &tn);
+			k = insync_key(&f->old, &f->old.ents[i], &kn);
+		} else {
+			t = keyset_type(&f->dk, i - f->old.n, &tn);
+			k = keyset_key(&f->dk, i - f->old.n, &kn);
+		}
+		if (!selected(f->fo, t, tn, k, kn) ||
+		    index_find(&local->ix, t, tn, k, kn))
+			continue;
+		if ((g = fs_get(&x, t, tn, k, kn)) < 0)
+			goto out;
+		found += g;
+	}
+	r = found + (long long)f->nhits == f->count;
+out:
+	if (side_end(remote) < 0)
+		r = -1;
+	sb_release(&x.line);
+	scan_release(&x.so);
+	arena_release(&x.a);
+	return r;
+}
+
+/*
+ * A key written since that no line nor base row named, added to d to be
+ * looked up by prune.
+ */
+static void
+fs_add_dirty(struct fromstate *f, struct side *local, struct side *remote,
+    struct insync *d)
+{
+	size_t i, tn, kn;
+	const char *t, *k;
+
+	for (i = 0; i < f->dk.n; i++) {
+		t = keyset_type(&f->dk, i, &tn);
+		k = keyset_key(&f->dk, i, &kn);
+		if (index_find(&local->ix, t, tn, k, kn) ||
+		    index_find(&remote->ix, t, tn, k, kn))
+			continue;
+		insync_check(d, insync_add(d, NULL, t, tn, k, kn), NULL);
+	}
+}
+
+/*
+ * Of no digest trusted: the cands alone, in the order made (the local
+ * lines', then the base's keys no line names), are the next whole one.
+ */
+static int
+fs_write_whole(struct fromstate *f, struct side *local, struct side *remote,
+    const char *path)
+{
+	fs_add_dirty(f, local, remote, &f->cands);
+	f->cands.gen = insync_newgen();
+	return insync_write_file(&f->cands, path);
+}
+
+/*
+ * The digest's next version: the hits and the cands of lines, in line
+ * order; the other cands; the entries of a trusted digest neither met nor
+ * named again (of other types or shards), kept as they are; then the keys
+ * written since that nothing above names, each to be found in the base by
+ * prune.  Of a trusted digest, when what stands of the whole one is most
+ * of it, only a delta against it: its entries that no longer stand, and
+ * the rest.
+ */
+static int
+fs_write(struct fromstate *f, struct side *local, struct side *remote,
+    const char *path)
+{
+	struct insync next;
+	size_t h = 0, c = 0, i, tn, kn, *pos, stay = 0, adds = 0;
+	const char *t, *k;
+	int r, delta;
+
+	if (!f->trust)
+		return fs_write_whole(f, local, remote, path);
+	insync_init(&next);
+	pos = xcalloc(f->cands.n + 1, sizeof *pos);
+	f->carry = xcalloc(f->old.n + 1, 1);
+	for (i = 0; f->trust && i < f->old.n; i++) {
+		const struct insync_ent *e = &f->old.ents[i];
+
+		if (f->gone[i])
+			continue;
+		if (!f->hit[i]) {
+			t = insync_type(&f->old, e, &tn);
+			k = insync_key(&f->old, e, &kn);
+			if (index_find(&local->ix, t, tn, k, kn) ||
+			    index_find(&remote->ix, t, tn, k, kn))
+				continue;
+			f->carry[i] = 1;
+		}
+		if (i < f->nb)
+			stay++;
+		else
+			adds++;
+	}
+	adds += f->cands.n + f->dk.n;
+	delta = f->trust && (f->nb - stay) + adds <= f->nb / 8;
+	if (delta) {
+		next.delta = 1;
+		next.basegen = f->gen;
+		for (i = 0; i < f->nb; i++)
+			if (f->gone[i] || (!f->hit[i] && !f->carry[i]))
+				insync_dead(&next, i);
+	} else {
+		next.gen = insync_newgen();
+	}
+	for (;;) {
+		const struct insync_ent *e;
+		const struct insync *from;
+
+		if (h < f->nhits && (c >= f->cands.n || !f->candline[c] ||
+		    f->hits[h].lineno < f->candline[c])) {
+			from = &f->old;
+			i = f->hits[h++].ent;
+			/* A delta leaves out what stands of the whole one. */
+			if (delta && i < f->nb)
+				continue;
+			e = &f->old.ents[i];
+		} else if (c < f->cands.n && f->candline[c]) {
+			from = &f->cands;
+			pos[c] = next.n;
+			e = &f->cands.ents[c++];
+		} else {
+			break;
+		}
+		t = insync_type(from, e, &tn);
+		k = insync_key(from, e, &kn);
+		insync_add(&next, insync_has_line(e) ? e->lh : NULL, t, tn, k,
+		    kn);
+	}
+	/* The cands of no line (the base's keys no line names). */
+	for (i = c; i < f->cands.n; i++) {
+		const struct insync_ent *e = &f->cands.ents[i];
+
+		t = insync_type(&f->cands, e, &tn);
+		k = insync_key(&f->cands, e, &kn);
+		pos[i] = insync_add(&next, insync_has_line(e) ? e->lh : NULL,
+		    t, tn, k, kn);
+	}
+	for (i = 0; i < f->cands.nchk; i++)
+		insync_check(&next, pos[f->cands.chk[i].ent],
+		    f->cands.chk[i].ch);
+	for (i = 0; f->trust && i < f->old.n; i++) {
+		const struct insync_ent *e = &f->old.ents[i];
+
+		if (!f->carry[i] || (delta && i < f->nb))
+			continue;
+		t = insync_type(&f->old, e, &tn);
+		k = insync_key(&f->old, e, &kn);
+		insync_add(&next, insync_has_line(e) ? e->lh : NULL, t, tn, k,
+		    kn);
+	}
+	/* A key written since, found nowhere above: prune looks it up. */
+	fs_add_dirty(f, local, remote, &next);
+	free(pos);
+	r = insync_write_file(&next, path);
+	insync_release(&next);
+	return r;
+}
 
 /* --where on one side's record line (struct side's select, its thread). */
 static int
@@ -350,6 +969,7 @@ classify(struct side *local, struct side *remote, struct side *base,
 		if (!le) {
 			count(index_type(rix, re), index_typelen(rix, re), RD_OP_DELETE);
 			(*ndiff)++;
+			fs_cand(o->fs, rix, re, 0, NULL, 0, NULL);
 			change_init(&c, RD_OP_DELETE, rix, re, rix, re);
 			if (o->before && o->fp) {
 				arena_reset(&a);
@@ -375,6 +995,7 @@ classify(struct side *local, struct side *remote, struct side *base,
 		rv = rules_view(local->rules, t, index_typelen(lix, le));
 		if (re && index_same_hash(re, le)) {
 			count(t, index_typelen(lix, le), RD_OP_SAME);
+			fs_local(o->fs, lix, le, re, RD_OP_SAME, &rv);
 			if (!o->all || !o->fp)
 				continue;
 			arena_reset(&a);
@@ -395,6 +1016,7 @@ classify(struct side *local, struct side *remote, struct side *base,
 		if (!re) {
 			count(t, index_typelen(lix, le), RD_OP_CREATE);
 			(*ndiff)++;
+			fs_local(o->fs, lix, le, NULL, RD_OP_CREATE, &rv);
 			change_init(&c, RD_OP_CREATE, lix, le, rix, NULL);
 			c.fields = lrec.fields;
 			emit(o, &c);
@@ -405,6 +1027,7 @@ classify(struct side *local, struct side *remote, struct side *base,
 		sb_reset(&changed);
 		if (record_compare(&rv, lrec.fields, rrec.fields, &changed) == 0) {
 			count(t, index_typelen(lix, le), RD_OP_SAME);
+			fs_local(o->fs, lix, le, re, RD_OP_SAME, &rv);
 			if (!o->all)
 				continue;
 			if ((k = left_out(o, base, &rv, lix, le, rix, re, &a,
@@ -418,6 +1041,7 @@ classify(struct side *local, struct side *remote, struct side *base,
 		}
 		count(t, index_typelen(lix, le), RD_OP_UPDATE);
 		(*ndiff)++;
+		fs_local(o->fs, lix, le, re, RD_OP_UPDATE, &rv);
 		if (!o->fp)
 			continue;
 		/* The names record_compare() wrote, as the line's "changed". */
@@ -450,6 +1074,119 @@ out:
 	return ret;
 }
 
+/* fs_remote of the whole base, as a thread: its result and message. */
+struct fs_job {
+	struct fromstate *f;
+	struct side *local, *remote;
+	int r, status;
+	char *err;
+};
+
+static void *
+fs_remote_job(void *arg)
+{
+	struct fs_job *j = arg;
+
+	if ((j->r = fs_remote(j->f, j->local, j->remote)) < 0) {
+		j->status = rd_errstatus();
+		j->err = xstrdup(rd_errmsg());
+	}
+	return NULL;
+}
+
+/*
+ * --from-state: read local, and the remote from the state (fs_remote),
+ * through the digest when there is one to trust; read again whole when
+ * what it found does not add up.  0, or -1 with a message.
+ */
+static int
+from_state(struct fromstate *f, const char *path, struct out *o,
+    struct side *local, struct side *remote, struct fetch_opts *fo)
+{
+	struct fetch_opts *lfo = (struct fetch_opts *)local->fo;
+	char ctx[160];
+	int k, fast;
+
+	if (state_open(&f->st, path, 0) < 0)
+		return -1;
+	f->fo = fo;
+	f->out = o->fs != NULL;
+	/* Lines read again after a miss: a file, read as records. */
+	fast = o->sparse && store_lines_are_records(&local->store) &&
+	    !store_is_stdin(local->spec);
+	if (fs_load(f, fast) < 0)
+		goto fail;
+	for (;;) {
+		lfo->skip = f->trust || f->out ? fs_skip : NULL;
+		lfo->skipctx = f;
+		if (!f->trust) {
+			/* The whole base, in a thread while this one reads local. */
+			struct fs_job job = { f, local, remote, 0, 0, NULL };
+			pthread_t th;
+
+			if ((errno = pthread_create(&th, NULL, fs_remote_job,
+			    &job)) != 0)
+				rd_die(RD_EXIT_RUNTIME, "cannot start a thread: %s",
+				    strerror(errno));
+			side_read(local);
+			pthread_join(th, NULL);
+			if (job.r < 0 && !local->err) {
+				rd_seterr(job.status, "%s", job.err);
+				free(job.err);
+				goto fail;
+			}
+			free(job.err);
+			k = 1;
+		} else {
+			side_read(local);
+			k = 0;
+		}
+		if (local->err) {
+			rd_seterr(local->status, "%s", local->err);
+			goto fail;
+		}
+		if (!k && (k = f->dup ? 0 : fs_remote(f, local, remote)) < 0)
+			goto fail;
+		if (k == 1)
+			break;
+		memset(f->tcount, 0, f->old.ntypes * sizeof *f->tcount);
+		/* Read both again, whole: nothing of the first read is kept. */
+		snprintf(ctx, sizeof ctx, "\"fallback\":\"%s\"",
+		    f->dup ? "a line twice" : "not every base row found");
+		rd_log("info", "in-step digest", ctx);
+		side_release(local);
+		side_release(remote);
+		tally_release(&counts);
+		insync_release(&f->cands);
+		f->trust = 0;
+		f->nhits = f->nlines = f->at = f->hint = 0;
+		f->dup = 0;
+		if (side_open(local) < 0)
+			goto fail;
+	}
+	if (f->trust) {
+		size_t i, tn;
+		const char *t;
+
+		for (i = 0; i < f->old.ntypes; i++) {
+			t = f->old.pool + f->old.types[i].off;
+			tn = f->old.types[i].len;
+			if (f->tcount[i])
+				tally_get(&counts, t, tn)->n[RD_OP_SAME] +=
+				    f->tcount[i];
+		}
+		snprintf(ctx, sizeof ctx, "\"hits\":%zu,\"parsed\":%zu,"
+		    "\"looked_up\":%zu", f->nhits, index_nrec(&local->ix),
+		    index_nrec(&remote->ix));
+		rd_log("info", "in-step digest", ctx);
+	}
+	state_insync_end(f->st);
+	return 0;
+fail:
+	state_insync_end(f->st);
+	return -1;
+}
+
 static void
 usage(FILE *fp)
 {
@@ -461,6 +1198,7 @@ usage(FILE *fp)
 	    "                     [--allow-missing-remote] [--base SRC] [--shard I/N]\n"
 	    "                     [--check-args] [--before] [--where FILTER]\n"
 	    "                     [--sparse] [--insecure-http]\n"
+	    "       recdelta-diff --local SRC --from-state DB [--digest-out FILE] ...\n"
 	    "\n"
 	    "  -l, --local SRC          the data as it should be\n"
 	    "  -r, --remote SRC         the data as it is\n"
@@ -489,6 +1227,11 @@ usage(FILE *fp)
 	    "                           exit: read nothing, write nothing\n"
 	    "      --where FILTER       only keys whose local or remote record a jq\n"
 	    "                           filter is true for\n"
+	    "      --from-state DB      the remote is the base snapshot of state DB;\n"
+	    "                           with --sparse, local lines the in-step digest\n"
+	    "                           vouches for are counted same unread\n"
+	    "      --digest-out FILE    write the digest's next version to FILE, for\n"
+	    "                           recdelta-checkpoint prune --digest\n"
 	    "      --insecure-http      allow plain http to a host that is not this\n"
 	    "                           machine (couchdb:)\n"
 	    "  -h, --help               print this help and exit\n"
@@ -506,7 +1249,7 @@ main(int argc, char *argv[])
 {
 	enum { OPT_TOL = 256, OPT_RULES, OPT_EXIT, OPT_EMPTY, OPT_SUMMARY,
 	    OPT_WINDOW, OPT_MISSING, OPT_BASE, OPT_CHECK, OPT_INSECURE, OPT_SHARD,
-	    OPT_BEFORE, OPT_WHERE, OPT_SPARSE };
+	    OPT_BEFORE, OPT_WHERE, OPT_SPARSE, OPT_FROMSTATE, OPT_DIGESTOUT };
 	static const struct option longopts[] = {
 		{ "local", required_argument, NULL, 'l' },
 		{ "remote", required_argument, NULL, 'r' },
@@ -528,6 +1271,8 @@ main(int argc, char *argv[])
 		{ "insecure-http", no_argument, NULL, OPT_INSECURE },
 		{ "shard", required_argument, NULL, OPT_SHARD },
 		{ "where", required_argument, NULL, OPT_WHERE },
+		{ "from-state", required_argument, NULL, OPT_FROMSTATE },
+		{ "digest-out", required_argument, NULL, OPT_DIGESTOUT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -538,6 +1283,8 @@ main(int argc, char *argv[])
 	struct rules *rules = rules_new();
 	const char *lspec = NULL, *rspec = NULL, *bspec = NULL, *outpath = NULL;
 	const char *rulesfile = NULL, *whereprog = NULL;
+	const char *statepath = NULL, *digestout = NULL;
+	struct fromstate fs;
 	struct filter *where[2] = { NULL, NULL };
 	int c, i, summary = 0, exitcode = 0, missing_remote = 0, checkargs = 0;
 	int status = RD_EXIT_OK;
@@ -551,6 +1298,7 @@ main(int argc, char *argv[])
 	memset(&local, 0, sizeof local);
 	memset(&remote, 0, sizeof remote);
 	memset(&base, 0, sizeof base);
+	memset(&fs, 0, sizeof fs);
 	while ((c = getopt_long(argc, argv, "l:r:ai:t:o:hV", longopts,
 	    NULL)) != -1) {
 		switch (c) {
@@ -628,6 +1376,12 @@ main(int argc, char *argv[])
 		case OPT_WHERE:
 			whereprog = optarg;
 			break;
+		case OPT_FROMSTATE:
+			statepath = optarg;
+			break;
+		case OPT_DIGESTOUT:
+			digestout = optarg;
+			break;
 		case OPT_WINDOW:
 			if (fetch_window(&fo, optarg) < 0) {
 				rd_warn("%s", rd_errmsg());
@@ -655,13 +1409,30 @@ main(int argc, char *argv[])
 		status = RD_EXIT_USAGE;
 		goto out;
 	}
-	if (!lspec || !rspec) {
+	if (statepath && (rspec || bspec || whereprog || fo.wfield)) {
+		rd_warn("--from-state and %s: one or the other", rspec ?
+		    "--remote" : bspec ? "--base" : whereprog ? "--where" :
+		    "--window");
+		status = RD_EXIT_USAGE;
+		goto out;
+	}
+	if (digestout && !statepath) {
+		rd_warn("--digest-out needs --from-state");
+		status = RD_EXIT_USAGE;
+		goto out;
+	}
+	if (statepath && !*statepath) {
+		rd_warn("--from-state: an empty path");
+		status = RD_EXIT_USAGE;
+		goto out;
+	}
+	if (!lspec || (!rspec && !statepath)) {
 		rd_warn("both --local and --remote are required");
 		usage(stderr);
 		status = RD_EXIT_USAGE;
 		goto out;
 	}
-	if (store_is_stdin(lspec) && store_is_stdin(rspec)) {
+	if (rspec && store_is_stdin(lspec) && store_is_stdin(rspec)) {
 		rd_warn("--local and --remote cannot both be standard input");
 		status = RD_EXIT_USAGE;
 		goto out;
@@ -684,7 +1455,7 @@ main(int argc, char *argv[])
 	local.label = "local";
 	local.spec = lspec;
 	remote.label = "remote";
-	remote.spec = rspec;
+	remote.spec = statepath ? statepath : rspec;
 	for (i = 0; i < 2; i++) {
 		/* Each side its own tally of the window field. */
 		sfo[i] = fo;
@@ -701,6 +1472,9 @@ main(int argc, char *argv[])
 			sides[i]->select = where_select;
 			sides[i]->selctx = where[i];
 		}
+		/* --from-state: the remote is read from the state, later. */
+		if (sides[i] == &remote && statepath)
+			continue;
 		if (side_open(sides[i]) < 0)
 			rd_die_pending();
 	}
@@ -721,6 +1495,12 @@ main(int argc, char *argv[])
 	if (checkargs)
 		goto out;
 
+	if (statepath) {
+		o.fs = digestout ? &fs : NULL;
+		if (from_state(&fs, statepath, &o, &local, &remote, &fo) < 0)
+			rd_die_pending();
+		goto compare;
+	}
 	/*
 	 * Index the remote, and the base, each in a thread of its own while
 	 * this one reads local.
@@ -752,9 +1532,9 @@ main(int argc, char *argv[])
 	}
 	if (status != RD_EXIT_OK)
 		goto out;
-
+compare:
 	if (outpath && (store_rereads_file(&local.store, outpath) ||
-	    store_rereads_file(&remote.store, outpath))) {
+	    (remote.store.ops && store_rereads_file(&remote.store, outpath)))) {
 		rd_warn("-o %s: would overwrite an input", outpath);
 		status = RD_EXIT_USAGE;
 		goto out;
@@ -767,7 +1547,8 @@ main(int argc, char *argv[])
 		o.fp = stdout;
 	}
 	sb_init(&o.line, 4096);
-	if (classify(&local, &remote, bspec ? &base : NULL, &o, &ndiff) < 0)
+	if (classify(&local, &remote, bspec ? &base : NULL, &o, &ndiff) < 0 ||
+	    (digestout && fs_write(&fs, &local, &remote, digestout) < 0))
 		rd_die_pending();
 	tally_sort(&counts);
 	warn_no_shared_type();
@@ -785,7 +1566,8 @@ main(int argc, char *argv[])
 		char ctx[160];
 
 		snprintf(ctx, sizeof ctx, "\"local\":%zu,\"remote\":%zu,"
-		    "\"differ\":%lu", index_nrec(&local.ix), index_nrec(&remote.ix), ndiff);
+		    "\"differ\":%lu", index_nrec(&local.ix) + fs.nhits,
+		    index_nrec(&remote.ix), ndiff);
 		rd_log("info", "diff done", ctx);
 	}
 	sb_release(&o.line);
@@ -795,6 +1577,8 @@ out:
 		filter_free(where[i]);
 	}
 	side_release(&base);
+	fs_release(&fs);
+	state_close(fs.st);
 	tally_release(&counts);
 	free(fo.types);
 	free(fo.wfield);

@@ -115,8 +115,37 @@ side_read(void *arg)
 }
 
 void
+side_begin(struct side *s)
+{
+	s->store.spec = (char *)s->spec;	/* named in messages, never freed */
+	index_init(&s->ix, &s->store);
+	sb_init(&s->scratch, 4096);
+	arena_init(&s->arena);
+	s->fed = 1;
+}
+
+int
+side_add(struct side *s, const struct rline *l)
+{
+	return side_put(s, l);
+}
+
+int
+side_end(struct side *s)
+{
+	sb_release(&s->scratch);
+	arena_release(&s->arena);
+	return index_finish(&s->ix);
+}
+
+void
 side_release(struct side *s)
 {
+	if (s->fed) {
+		index_release(&s->ix);
+		s->fed = 0;
+		return;
+	}
 	if (!s->store.ops)
 		return;
 	index_release(&s->ix);

@@ -39,6 +39,7 @@ struct side {
 
 	struct sb scratch;
 	struct arena arena;	/* for a scanned line's fields (side_read) */
+	int fed;		/* filled by side_add, its store never opened */
 	int status;		/* of err */
 	char *err;		/* what failed while reading, or NULL */
 };
@@ -52,6 +53,16 @@ int side_open(struct side *s);
 void *side_read(void *arg);
 /* Release what side_open and side_read made; a side never opened is zero. */
 void side_release(struct side *s);
+/*
+ * A side filled by the caller rather than from its store (recdelta-diff
+ * --from-state: the base rows it looks up): side_begin (label, spec, fo
+ * and rules set, the rest zero; the store is not opened, spec names the
+ * source in messages), side_add each line as side_read's sink takes it
+ * (offset -1: the index keeps the line), side_end.  -1 with a message.
+ */
+void side_begin(struct side *s);
+int side_add(struct side *s, const struct rline *l);
+int side_end(struct side *s);
 
 struct tally {
 	struct summary_count *v;

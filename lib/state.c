@@ -179,7 +179,50 @@ static const char *const migrations[STATE_SCHEMA] = {
 	"  rev TEXT,\n"
 	"  fields TEXT,\n"
 	"  PRIMARY KEY (type, key)\n"
+	") WITHOUT ROWID;\n",
+
+	/*
+	 * 5: the in-step digest (lib/insync.h), written by a sparse prune and
+	 * read by recdelta-diff --from-state.  The keys of the base rows
+	 * written since it was (while there is one), so that no entry of
+	 * theirs is trusted; and the base's rows counted by type, kept by
+	 * the same triggers, so that a reader knows whether the keys it
+	 * found are all the base holds without reading it.
+	 */
+	"CREATE TABLE insync(\n"
+	"  id INTEGER PRIMARY KEY CHECK (id IN (1, 2)),  -- whole, delta\n"
+	"  digest BLOB NOT NULL\n"
+	");\n"
+	"CREATE TABLE insync_dirty(\n"
+	"  type TEXT NOT NULL,\n"
+	"  key TEXT NOT NULL,\n"
+	"  PRIMARY KEY (type, key)\n"
 	") WITHOUT ROWID;\n"
+	"CREATE TABLE base_count(\n"
+	"  type TEXT PRIMARY KEY,\n"
+	"  n INTEGER NOT NULL\n"
+	") WITHOUT ROWID;\n"
+	"INSERT INTO base_count(type, n)\n"
+	"  SELECT type, count(*) FROM base GROUP BY type;\n"
+	"CREATE TRIGGER base_insert AFTER INSERT ON base BEGIN\n"
+	"  INSERT INTO base_count(type, n) VALUES (NEW.type, 1)\n"
+	"    ON CONFLICT (type) DO UPDATE SET n = n + 1;\n"
+	"  INSERT OR IGNORE INTO insync_dirty(type, key)\n"
+	"    SELECT NEW.type, NEW.key WHERE EXISTS (SELECT 1 FROM insync);\n"
+	"END;\n"
+	"CREATE TRIGGER base_delete AFTER DELETE ON base BEGIN\n"
+	"  UPDATE base_count SET n = n - 1 WHERE type = OLD.type;\n"
+	"  INSERT OR IGNORE INTO insync_dirty(type, key)\n"
+	"    SELECT OLD.type, OLD.key WHERE EXISTS (SELECT 1 FROM insync);\n"
+	"END;\n"
+	"CREATE TRIGGER base_update AFTER UPDATE ON base BEGIN\n"
+	"  UPDATE base_count SET n = n - 1 WHERE type = OLD.type;\n"
+	"  INSERT INTO base_count(type, n) VALUES (NEW.type, 1)\n"
+	"    ON CONFLICT (type) DO UPDATE SET n = n + 1;\n"
+	"  INSERT OR IGNORE INTO insync_dirty(type, key)\n"
+	"    SELECT OLD.type, OLD.key WHERE EXISTS (SELECT 1 FROM insync)\n"
+	"    UNION SELECT NEW.type, NEW.key WHERE EXISTS (SELECT 1 FROM insync);\n"
+	"END;\n"
 };
 
 /* Helpers */
@@ -730,6 +773,7 @@ state_close(struct state *s)
 		return;
 	if (s->rec)
 		state_record_drop(s);
+	db_finalize(s->baseget);
 	/* Statements are all finalized, so close cannot be refused. */
 	if (s->db)
 		(void)sqlite3_close(s->db);

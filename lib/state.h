@@ -62,7 +62,7 @@
 
 #include "stream.h"
 
-#define STATE_SCHEMA 4
+#define STATE_SCHEMA 5
 /* The runs whose before-images are kept, when no retention was set. */
 #define STATE_KEEP_IMAGES 50
 /*
@@ -77,6 +77,7 @@ enum {
 };
 
 struct state;
+struct insync;
 
 /*
  * Open the state at path; NULL means $RECDELTA_STATE, else
@@ -403,6 +404,35 @@ int state_prune_feed(struct state *s, const char *type, size_t typelen,
 int state_prune_cursor(struct state *s, const char *name, const char *value);
 int state_prune_finish(struct state *s, long long *removed);
 void state_prune_abort(struct state *s);
+
+/*
+ * The in-step digest (lib/insync.h).  begin opens a read transaction, so
+ * that the digest, the keys written since it was (dirty), the base's
+ * counts and its rows looked up by key are of one snapshot; end closes it.
+ * load: 1 and the whole digest (which 1) or its delta (2) decoded into
+ * d (insync_load's room), 0 when there is none, -1 with a message (status
+ * 3: not a digest this build reads).
+ * dirty: each key of a base row written since (fn's strings borrowed for
+ * the call).  count: the base's rows of types (all, when ntypes is 0).
+ * state_base_get: 1 and the row of (type, key) (valid until the next
+ * call), or 0 when the base holds none.
+ */
+int state_insync_begin(struct state *s);
+int state_insync_load(struct state *s, int which, struct insync *d,
+    size_t room, size_t poolroom);
+int state_insync_dirty(struct state *s, int (*fn)(void *ctx, const char *type,
+    size_t typelen, const char *key, size_t keylen), void *ctx);
+int state_base_count(struct state *s, char *const *types, size_t ntypes,
+    long long *n);
+int state_base_get(struct state *s, const char *type, size_t typelen,
+    const char *key, size_t keylen, struct state_baserow *row);
+void state_insync_end(struct state *s);
+/*
+ * A sparse prune's next digest (recdelta-diff --digest-out), borrowed until
+ * finish: finish settles its checks and the keys written since against the
+ * base as the transaction leaves it, stores it, and forgets the dirty keys.
+ */
+void state_prune_digest(struct state *s, const struct insync *next);
 
 /* The current time as "YYYY-MM-DDTHH:MM:SSZ" into buf (at least 21 bytes). */
 void state_now(char *buf, size_t size);

@@ -13,6 +13,7 @@
  *   state_windows.c  the windows of a historical import, coverage and gaps
  *   state_query.c    the base, cursors, runs, change logs, the outbox,
  *                    pruning the base
+ *   state_insync.c   the in-step digest: read, and settled by a prune
  */
 #ifndef RD_STATE_INT_H
 #define RD_STATE_INT_H
@@ -24,6 +25,7 @@
 #include "util.h"
 
 struct recorder;
+struct insync;
 
 struct state {
 	sqlite3 *db;
@@ -33,6 +35,7 @@ struct state {
 	char host[256];
 	struct recorder *rec;
 	sqlite3_stmt *keeps[2];	/* of an open fold --check (state_fold_keeps) */
+	sqlite3_stmt *baseget;	/* state_base_get's, prepared at its first call */
 };
 
 /* Setting a cursor, alone or in the transaction of a recorded batch. */
@@ -87,5 +90,8 @@ void state_scope_refusal(struct state *s, const char *own, const char *scope,
 
 /* Stop a recorder neither finished nor aborted, dropping what it holds. */
 void state_record_drop(struct state *s);
+
+/* The next in-step digest, settled and stored by a prune's finish. */
+int state_insync_store(struct state *s, const struct insync *next);
 
 #endif

@@ -839,6 +839,7 @@ state_outbox_each(struct state *s,
 
 static sqlite3_stmt *prune_add, *prune_feed, *prune_last, *prune_star;
 static int prune_sparse, prune_typed;
+static const struct insync *prune_next;	/* state_prune_digest's */
 
 /*
  * The condition that keeps a pruning to the run's types, on the type
@@ -1069,16 +1070,27 @@ state_prune_finish(struct state *s, long long *removed)
 	    "FROM prune_seen2 p WHERE p.type = feed_seen.type AND p.key = "
 	    "feed_seen.key AND NOT p.settled) OR (feed_seen.type = '*' AND "
 	    "EXISTS (SELECT 1 FROM prune_seen2 p WHERE p.key = feed_seen.key "
-	    "AND NOT p.settled)))", "feed_seen.type", "") < 0) {
+	    "AND NOT p.settled)))", "feed_seen.type", "") < 0 ||
+	    (prune_next && state_insync_store(s, prune_next) < 0)) {
+		prune_next = NULL;
 		db_rollback(s);
 		return -1;
 	}
+	prune_next = NULL;
 	return db_commit(s);
+}
+
+void
+state_prune_digest(struct state *s, const struct insync *next)
+{
+	(void)s;
+	prune_next = next;
 }
 
 void
 state_prune_abort(struct state *s)
 {
+	prune_next = NULL;
 	prune_release();
 	db_rollback(s);
 }

@@ -679,6 +679,12 @@ ndjson_fetch(struct store *s, const struct fetch_opts *o,
 		int k;
 
 		nlines++;
+		if (o && o->skip && !o->raw && !plain_active(&nd->plain)) {
+			if ((k = o->skip(o->skipctx, line, len, r.lineno)) < 0)
+				goto out;
+			if (k)
+				continue;
+		}
 		if (o && o->raw) {
 			l.raw = 1;
 			l.plain = plain_active(&nd->plain) ? &nd->plain : NULL;
@@ -739,6 +745,12 @@ out:
 	arena_release(&a);
 	lreader_close(&r);
 	return ret;
+}
+
+int
+store_lines_are_records(const struct store *s)
+{
+	return s->ops == &store_ndjson_ops || s->ops == &ndjson_stdin_ops;
 }
 
 static void

@@ -105,6 +105,17 @@ struct fetch_opts {
 	 * tree: so far the ndjson: store, with no window and no plain words.
 	 */
 	int scan;
+	/*
+	 * Called with each line of an ndjson: input with no parameters, as
+	 * the file holds it (no newline), before it is parsed: 1 skips the
+	 * line (neither parsed nor handed to the sink; it still counts as a
+	 * line), 0 reads it as usual, -1 fails the fetch with the caller's
+	 * message (recdelta-diff --from-state: a line the in-step digest
+	 * vouches for).  Other stores, and raw reads, never call it.
+	 */
+	int (*skip)(void *ctx, const char *line, size_t len,
+	    unsigned long lineno);
+	void *skipctx;
 };
 
 /*
@@ -365,6 +376,11 @@ int fetch_wants(const struct fetch_opts *o, const struct record *rec);
  */
 int window_tally_check(const struct fetch_opts *o, const char *spec);
 /* True when records of this type may pass (the window is not looked at). */
+/*
+ * True when s reads ndjson: lines as they are (a file or standard input,
+ * no parameters): what fetch_opts.skip is called for.
+ */
+int store_lines_are_records(const struct store *s);
 int fetch_wants_type(const struct fetch_opts *o, const char *type, size_t n);
 
 extern const struct store_ops store_ndjson_ops, store_json_ops, store_sqlite_ops,

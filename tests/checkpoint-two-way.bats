@@ -501,7 +501,7 @@ EOF
 	assert_equal "$stderr" ''
 	assert_output $'1\t2026-11-30T10:00:00Z\t2026-11-30T10:00:01Z\tsmart-sync\t2 ok, 1 conflict\tpartial'
 	run -0 q 'PRAGMA user_version; PRAGMA journal_mode'
-	assert_output $'4\nwal'
+	assert_output $'5\nwal'
 	run -0 recdelta-checkpoint base
 	assert_output - <<'EOF'
 {"kind":"record","type":"T","key":"a","rev":"2","fields":{"n":2}}
@@ -533,12 +533,12 @@ EOF
 	assert_line --index 1 --regexp $'^2\t.*\t1 ok; 0 to local, 1 to remote\tdone$'
 }
 
-@test "a state of a newer schema than 4 is refused and left as it is" {
+@test "a state of a newer schema than 5 is refused and left as it is" {
 	recdelta-checkpoint cursor set a b
-	sqlite3 "$ST" 'PRAGMA user_version = 5'
+	sqlite3 "$ST" 'PRAGMA user_version = 6'
 	before=$(sha256 "$ST")
 	run -5 --separate-stderr recdelta-checkpoint conflicts
-	assert_equal "$stderr" 'recdelta-checkpoint: .recdelta/state.db: schema version 5 is newer than this build (4); upgrade recdelta'
+	assert_equal "$stderr" 'recdelta-checkpoint: .recdelta/state.db: schema version 6 is newer than this build (5); upgrade recdelta'
 	run -5 --separate-stderr recdelta-checkpoint conflicts review --all
 	assert_equal "$(sha256 "$ST")" "$before"
 }

@@ -417,7 +417,7 @@ EOF
 	recdelta-checkpoint lock --scope S --pid "$p"
 	started=$(q "SELECT started FROM lock")
 	run -0 --separate-stderr recdelta-checkpoint status
-	assert_output --regexp "^state: \.recdelta/state\.db \(schema 4\)
+	assert_output --regexp "^state: \.recdelta/state\.db \(schema 5\)
 scope: \"S\"
 last run: 1 \(smart-sync\) partial, [0-9T:Z-]+\.\.[0-9T:Z-]+: 1 ok, 1 deferred
 coverage: 45% complete \(120/267 days\)
@@ -500,7 +500,7 @@ EOF
 	recdelta-checkpoint cursor set a b
 	sqlite3 "$ST" 'PRAGMA user_version = 99'
 	before=$(sha256 "$ST")
-	msg='recdelta-checkpoint: .recdelta/state.db: schema version 99 is newer than this build (4); upgrade recdelta'
+	msg='recdelta-checkpoint: .recdelta/state.db: schema version 99 is newer than this build (5); upgrade recdelta'
 	run -5 --separate-stderr recdelta-checkpoint preflight --scope S
 	assert_equal "$stderr" "$msg"
 	run -1 --separate-stderr recdelta-checkpoint status --check
@@ -580,12 +580,12 @@ EOF
 	recdelta-checkpoint cursor set a b
 	schema=$(sqlite3 "$ST" .schema)
 	run -0 q 'PRAGMA user_version'
-	assert_output 4
+	assert_output 5
 	recdelta-checkpoint cursor set a c
 	recdelta-checkpoint lock --scope S
 	assert_equal "$(sqlite3 "$ST" .schema)" "$schema"
 	run -0 q 'PRAGMA user_version; PRAGMA journal_mode'
-	assert_output $'4\nwal'
+	assert_output $'5\nwal'
 	# An empty file is a database of version 0: it is migrated.
 	: > empty.db
 	recdelta-checkpoint --state empty.db cursor set a b

@@ -457,7 +457,7 @@ EOF
 	run -0 recdelta-checkpoint history
 	assert_output $'1\t2026-11-30T10:00:00Z\t2026-11-30T10:00:01Z\tsmart-sync\t2 ok, 1 conflict\tpartial'
 	run -0 sqlite3 state.db 'PRAGMA user_version; SELECT images FROM runs'
-	assert_output $'4\n0'
+	assert_output $'5\n0'
 	run -5 --separate-stderr recdelta-checkpoint undo 1
 	res create T n ok 1 '{"n":1}' | recdelta-checkpoint record --scope S > /dev/null
 	run -0 recdelta-checkpoint undo 2
