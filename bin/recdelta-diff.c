@@ -454,7 +454,6 @@ fs_load(struct fromstate *f, int fast)
 
 	insync_init(&d);
 	if (state_insync_begin(f->st) < 0 ||
-	    state_base_count(f->st, f->fo->types, f->fo->ntypes, &f->count) < 0 ||
 	    state_insync_dirty(f->st, fs_dirty, &f->dk) < 0)
 		return -1;
 	keyset_index(&f->dk);
@@ -470,6 +469,10 @@ fs_load(struct fromstate *f, int fast)
 	}
 	ok = kb == 1 && !f->old.delta &&
 	    (kd == 0 || (d.delta && d.basegen == f->old.gen));
+	if (ok && ((ok = state_insync_armed(f->st)) < 0 || (ok &&
+	    state_base_count(f->st, f->fo->types, f->fo->ntypes,
+	    &f->count) < 0)))
+		goto fail;
 	if (ok && f->dk.n <= f->old.n / 4 + 64) {
 		f->nb = f->old.n;
 		f->gen = f->old.gen;

@@ -183,14 +183,16 @@ static const char *const migrations[STATE_SCHEMA] = {
 
 	/*
 	 * 5: the in-step digest (lib/insync.h), written by a sparse prune and
-	 * read by recdelta-diff --from-state.  The keys of the base rows
-	 * written since it was (while there is one), so that no entry of
-	 * theirs is trusted; and the base's rows counted by type, kept by
-	 * the same triggers, so that a reader knows whether the keys it
-	 * found are all the base holds without reading it.
+	 * read by recdelta-diff --from-state: the whole one (id 1) and a
+	 * delta against it (2).  While there is one, triggers on base (made
+	 * and dropped with it, lib/state_insync.c: they cost every write to
+	 * the base) keep the keys of the base rows written since, so that
+	 * no entry of theirs is trusted, and the base's rows counted by
+	 * type, so that a reader knows whether the keys it found are all
+	 * the base holds without reading it.
 	 */
 	"CREATE TABLE insync(\n"
-	"  id INTEGER PRIMARY KEY CHECK (id IN (1, 2)),  -- whole, delta\n"
+	"  id INTEGER PRIMARY KEY CHECK (id IN (1, 2)),\n"
 	"  digest BLOB NOT NULL\n"
 	");\n"
 	"CREATE TABLE insync_dirty(\n"
@@ -202,27 +204,6 @@ static const char *const migrations[STATE_SCHEMA] = {
 	"  type TEXT PRIMARY KEY,\n"
 	"  n INTEGER NOT NULL\n"
 	") WITHOUT ROWID;\n"
-	"INSERT INTO base_count(type, n)\n"
-	"  SELECT type, count(*) FROM base GROUP BY type;\n"
-	"CREATE TRIGGER base_insert AFTER INSERT ON base BEGIN\n"
-	"  INSERT INTO base_count(type, n) VALUES (NEW.type, 1)\n"
-	"    ON CONFLICT (type) DO UPDATE SET n = n + 1;\n"
-	"  INSERT OR IGNORE INTO insync_dirty(type, key)\n"
-	"    SELECT NEW.type, NEW.key WHERE EXISTS (SELECT 1 FROM insync);\n"
-	"END;\n"
-	"CREATE TRIGGER base_delete AFTER DELETE ON base BEGIN\n"
-	"  UPDATE base_count SET n = n - 1 WHERE type = OLD.type;\n"
-	"  INSERT OR IGNORE INTO insync_dirty(type, key)\n"
-	"    SELECT OLD.type, OLD.key WHERE EXISTS (SELECT 1 FROM insync);\n"
-	"END;\n"
-	"CREATE TRIGGER base_update AFTER UPDATE ON base BEGIN\n"
-	"  UPDATE base_count SET n = n - 1 WHERE type = OLD.type;\n"
-	"  INSERT INTO base_count(type, n) VALUES (NEW.type, 1)\n"
-	"    ON CONFLICT (type) DO UPDATE SET n = n + 1;\n"
-	"  INSERT OR IGNORE INTO insync_dirty(type, key)\n"
-	"    SELECT OLD.type, OLD.key WHERE EXISTS (SELECT 1 FROM insync)\n"
-	"    UNION SELECT NEW.type, NEW.key WHERE EXISTS (SELECT 1 FROM insync);\n"
-	"END;\n"
 };
 
 /* Helpers */
@@ -665,6 +646,13 @@ setup(struct state *s, int flags)
 			return openerr(s);
 	}
 	if (db_exec(s, "PRAGMA synchronous = NORMAL") < 0)
+		return openerr(s);
+	/*
+	 * A write to base also writes what its triggers keep, so SQLite keeps
+	 * a statement journal for it: in memory, not in a temporary file
+	 * written for every row.
+	 */
+	if (db_exec(s, "PRAGMA temp_store = MEMORY") < 0)
 		return openerr(s);
 	return 0;
 }

@@ -413,7 +413,8 @@ void state_prune_abort(struct state *s);
  * d (insync_load's room), 0 when there is none, -1 with a message (status
  * 3: not a digest this build reads).
  * dirty: each key of a base row written since (fn's strings borrowed for
- * the call).  count: the base's rows of types (all, when ntypes is 0).
+ * the call).  count: the base's rows of types (all, when ntypes is 0):
+ * the triggers' counts while they are there, else counted.
  * state_base_get: 1 and the row of (type, key) (valid until the next
  * call), or 0 when the base holds none.
  */
@@ -427,6 +428,12 @@ int state_base_count(struct state *s, char *const *types, size_t ntypes,
 int state_base_get(struct state *s, const char *type, size_t typelen,
     const char *key, size_t keylen, struct state_baserow *row);
 void state_insync_end(struct state *s);
+/*
+ * 1 when the triggers that keep the keys written and the base's counts
+ * are there (made with a whole digest, dropped with the digest), 0 when
+ * not: a digest without them is not trusted.  -1 with a message.
+ */
+int state_insync_armed(struct state *s);
 /*
  * A sparse prune's next digest (recdelta-diff --digest-out), borrowed until
  * finish: finish settles its checks and the keys written since against the

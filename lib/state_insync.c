@@ -100,18 +100,79 @@ state_insync_dirty(struct state *s, int (*fn)(void *ctx, const char *type,
 	return r < 0 || ret < 0 ? -1 : 0;
 }
 
+/*
+ * The triggers that keep insync_dirty and base_count, while a digest
+ * exists: made with the whole digest, dropped with the digest.
+ */
+static const char *const arm_sql =
+	/*
+	 * ON CONFLICT DO NOTHING, not OR IGNORE: a trigger fired by an
+	 * upsert (record's) takes the upsert's conflict handling for its
+	 * own OR clauses, and would fail on a key marked already.
+	 */
+	"CREATE TRIGGER IF NOT EXISTS insync_insert AFTER INSERT ON base BEGIN\n"
+	"  INSERT INTO base_count(type, n) VALUES (NEW.type, 1)\n"
+	"    ON CONFLICT (type) DO UPDATE SET n = n + 1;\n"
+	"  INSERT INTO insync_dirty(type, key) VALUES (NEW.type, NEW.key)\n"
+	"    ON CONFLICT DO NOTHING;\n"
+	"END;\n"
+	"CREATE TRIGGER IF NOT EXISTS insync_delete AFTER DELETE ON base BEGIN\n"
+	"  UPDATE base_count SET n = n - 1 WHERE type = OLD.type;\n"
+	"  INSERT INTO insync_dirty(type, key) VALUES (OLD.type, OLD.key)\n"
+	"    ON CONFLICT DO NOTHING;\n"
+	"END;\n"
+	"CREATE TRIGGER IF NOT EXISTS insync_update AFTER UPDATE ON base BEGIN\n"
+	"  UPDATE base_count SET n = n - 1 WHERE type = OLD.type;\n"
+	"  INSERT INTO base_count(type, n) VALUES (NEW.type, 1)\n"
+	"    ON CONFLICT (type) DO UPDATE SET n = n + 1;\n"
+	"  INSERT INTO insync_dirty(type, key) VALUES (OLD.type, OLD.key)\n"
+	"    ON CONFLICT DO NOTHING;\n"
+	"  INSERT INTO insync_dirty(type, key) SELECT NEW.type, NEW.key\n"
+	"    WHERE NEW.type IS NOT OLD.type OR NEW.key IS NOT OLD.key\n"
+	"    ON CONFLICT DO NOTHING;\n"
+	"END;\n";
+
+static const char *const disarm_sql =
+	"DROP TRIGGER IF EXISTS insync_insert;\n"
+	"DROP TRIGGER IF EXISTS insync_delete;\n"
+	"DROP TRIGGER IF EXISTS insync_update;\n"
+	"DELETE FROM base_count;\n"
+	"DELETE FROM insync_dirty;\n";
+
+/* Whether the triggers are there (all three): 1, 0, or -1. */
+static int
+armed(struct state *s)
+{
+	int n;
+
+	if (db_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"
+	    " AND tbl_name = 'base' AND name IN ('insync_insert',"
+	    " 'insync_delete', 'insync_update')", &n) < 0)
+		return -1;
+	return n == 3;
+}
+
+int
+state_insync_armed(struct state *s)
+{
+	return armed(s);
+}
+
 int
 state_base_count(struct state *s, char *const *types, size_t ntypes,
     long long *n)
 {
 	sqlite3_stmt *st;
 	size_t i;
-	int r = 0;
+	int r = 0, kept;
 
 	*n = 0;
+	/* Kept by the triggers while they are there; else counted. */
+	if ((kept = armed(s)) < 0)
+		return -1;
 	if (!ntypes) {
-		if (db_prep(s, &st, "SELECT coalesce(sum(n), 0) FROM base_count",
-		    0) < 0)
+		if (db_prep(s, &st, kept ? "SELECT coalesce(sum(n), 0) FROM"
+		    " base_count" : "SELECT count(*) FROM base", 0) < 0)
 			return -1;
 		if ((r = db_step_row(s, st)) == 1)
 			*n = sqlite3_column_int64(st, 0);
@@ -119,7 +180,8 @@ state_base_count(struct state *s, char *const *types, size_t ntypes,
 		return r == 1 ? 0 : -1;
 	}
 	/* A type named twice is counted once: -t A -t A. */
-	if (db_prep(s, &st, "SELECT n FROM base_count WHERE type = ?1", 0) < 0)
+	if (db_prep(s, &st, kept ? "SELECT n FROM base_count WHERE type = ?1" :
+	    "SELECT count(*) FROM base WHERE type = ?1", 0) < 0)
 		return -1;
 	for (i = 0; i < ntypes && r >= 0; i++) {
 		size_t j;
@@ -195,12 +257,12 @@ same_content(const struct state_baserow *row, const unsigned char *ch,
 	return memcmp(h, ch, INSYNC_HASH) == 0;
 }
 
-/* The digest gone, whole: the next run makes it again. */
+/* The digest gone, whole, and its triggers: the next run makes it again. */
 static int
 insync_drop(struct state *s)
 {
 	return db_exec(s, "DELETE FROM insync") < 0 ||
-	    db_exec(s, "DELETE FROM insync_dirty") < 0 ? -1 : 0;
+	    db_exec(s, disarm_sql) < 0 ? -1 : 0;
 }
 
 /*
@@ -260,7 +322,9 @@ state_insync_store(struct state *s, const struct insync *next)
 		for (i = 0; i < next->ndead; i++)
 			if (next->dead[i] >= maxdead)
 				maxdead = next->dead[i] + 1;
-		if ((k = whole_is(s, next->basegen, maxdead)) < 0)
+		/* Of another whole digest, or of one no trigger kept. */
+		if ((k = whole_is(s, next->basegen, maxdead)) < 0 ||
+		    (k == 1 && (k = armed(s)) < 0))
 			goto out;
 		if (k == 0) {
 			ret = insync_drop(s);
@@ -330,8 +394,15 @@ state_insync_store(struct state *s, const struct insync *next)
 		    s->path);
 		goto out;
 	}
-	/* A whole digest ends the delta against the one before it. */
-	if (!next->delta && db_exec(s, "DELETE FROM insync WHERE id = 2") < 0)
+	/*
+	 * A whole digest ends the delta against the one before it, and from
+	 * now on the triggers keep the base's counts (taken afresh) and the
+	 * keys written; the keys written so far are settled above.
+	 */
+	if (!next->delta && (db_exec(s, "DELETE FROM insync WHERE id = 2") < 0 ||
+	    db_exec(s, "DELETE FROM base_count") < 0 ||
+	    db_exec(s, "INSERT INTO base_count(type, n) SELECT type, count(*)"
+	    " FROM base GROUP BY type") < 0 || db_exec(s, arm_sql) < 0))
 		goto out;
 	if (db_prep(s, &st, "INSERT INTO insync(id, digest) VALUES (?1, ?2)"
 	    " ON CONFLICT (id) DO UPDATE SET digest = excluded.digest", 0) < 0)

@@ -177,8 +177,9 @@ hits() {
 	assert_equal "$(hits)" 10
 }
 
-@test "prune --digest: a delta when little changed, a whole digest when much did; a delta against another whole digest drops the digest" {
+@test "prune --digest: a delta when little changed, a whole digest when much did; a delta against another whole digest drops the digest, and its triggers" {
 	ten
+	assert_equal "$(sqlite3 state.db "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'")" 0
 	# Forty records: one changed is less than an eighth.
 	for i in $(seq 1 30); do
 		res create T "m$i" ok 1 "{\"n\":$i}"
@@ -193,8 +194,13 @@ hits() {
 	settle
 	assert_equal "$(sqlite3 state.db 'SELECT id FROM insync ORDER BY id' | tr '\n' ' ')" '1 '
 	# delta.bin was made against the whole digest before this one.
+	assert_equal "$(sqlite3 state.db "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'")" 3
 	run -0 recdelta-checkpoint prune --sparse --digest delta.bin < /dev/null
 	assert_equal "$(sqlite3 state.db 'SELECT count(*) FROM insync')" 0
+	# Its triggers go with it: a state without a digest pays nothing for
+	# them on each write to the base.
+	assert_equal "$(sqlite3 state.db "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'")" 0
+	assert_equal "$(sqlite3 state.db 'SELECT count(*) FROM base_count')" 0
 	plan
 	assert_equal "$(hits)" none
 }
