@@ -151,10 +151,24 @@ struct header {
 
 _Static_assert(sizeof(struct header) == INSYNC_HEADER, "header size");
 
-static void
-encode_header(const struct insync *d, struct sb *out)
+/*
+ * The encoding of d, part by part in order, to put (the header, then each
+ * part that is not empty: an empty one may have no array at all); stops
+ * at put's first -1 and returns it.
+ */
+static int
+encode(const struct insync *d, int (*put)(void *ctx, const void *p,
+    size_t n), void *ctx)
 {
 	struct header h;
+	const struct { const void *p; size_t n; } part[] = {
+		{ d->types, d->ntypes * sizeof *d->types },
+		{ d->ents, d->n * sizeof *d->ents },
+		{ d->chk, d->nchk * sizeof *d->chk },
+		{ d->dead, d->ndead * sizeof *d->dead },
+		{ d->pool, d->poollen },
+	};
+	size_t i;
 
 	memcpy(h.magic, INSYNC_MAGIC, sizeof h.magic);
 	h.version = INSYNC_VERSION;
@@ -168,7 +182,19 @@ encode_header(const struct insync *d, struct sb *out)
 	h.nchk = d->nchk;
 	h.ndead = d->ndead;
 	h.poollen = d->poollen;
-	sb_add(out, &h, sizeof h);
+	if (put(ctx, &h, sizeof h) < 0)
+		return -1;
+	for (i = 0; i < sizeof part / sizeof *part; i++)
+		if (part[i].n && put(ctx, part[i].p, part[i].n) < 0)
+			return -1;
+	return 0;
+}
+
+static int
+put_sb(void *ctx, const void *p, size_t n)
+{
+	sb_add(ctx, p, n);
+	return 0;
 }
 
 void
@@ -177,18 +203,7 @@ insync_encode(const struct insync *d, struct sb *out)
 	sb_grow(out, INSYNC_HEADER + d->ntypes * sizeof *d->types +
 	    d->n * sizeof *d->ents + d->nchk * sizeof *d->chk +
 	    d->ndead * sizeof *d->dead + d->poollen);
-	encode_header(d, out);
-	/* An empty part may have no array at all. */
-	if (d->ntypes)
-		sb_add(out, d->types, d->ntypes * sizeof *d->types);
-	if (d->n)
-		sb_add(out, d->ents, d->n * sizeof *d->ents);
-	if (d->nchk)
-		sb_add(out, d->chk, d->nchk * sizeof *d->chk);
-	if (d->ndead)
-		sb_add(out, d->dead, d->ndead * sizeof *d->dead);
-	if (d->poollen)
-		sb_add(out, d->pool, d->poollen);
+	(void)encode(d, put_sb, out);
 }
 
 int
@@ -397,30 +412,20 @@ insync_read_file(struct insync *d, const char *path)
 	return r;
 }
 
-/* n items of size at p (none: p may be NULL) to fp: 0, or -1. */
 static int
-put(FILE *fp, const void *p, size_t size, size_t n)
+put_file(void *ctx, const void *p, size_t n)
 {
-	return n && fwrite(p, size, n, fp) != n ? -1 : 0;
+	return fwrite(p, 1, n, ctx) != n ? -1 : 0;
 }
 
+/* Written part by part, not through a copy of the whole encoding. */
 int
 insync_write_file(const struct insync *d, const char *path)
 {
-	struct sb h;
 	FILE *fp;
 	int r = 0;
 
-	/* The header alone through insync_encode; the parts as they are. */
-	sb_init(&h, INSYNC_HEADER);
-	encode_header(d, &h);
-	if (!(fp = fopen(path, "w")) ||
-	    put(fp, h.buf, 1, h.len) < 0 ||
-	    put(fp, d->types, sizeof *d->types, d->ntypes) < 0 ||
-	    put(fp, d->ents, sizeof *d->ents, d->n) < 0 ||
-	    put(fp, d->chk, sizeof *d->chk, d->nchk) < 0 ||
-	    put(fp, d->dead, sizeof *d->dead, d->ndead) < 0 ||
-	    put(fp, d->pool, 1, d->poollen) < 0 ||
+	if (!(fp = fopen(path, "w")) || encode(d, put_file, fp) < 0 ||
 	    fflush(fp) != 0) {
 		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", path, strerror(errno));
 		r = -1;
@@ -429,7 +434,6 @@ insync_write_file(const struct insync *d, const char *path)
 		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", path, strerror(errno));
 		r = -1;
 	}
-	sb_release(&h);
 	return r;
 }
 

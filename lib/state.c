@@ -647,13 +647,6 @@ setup(struct state *s, int flags)
 	}
 	if (db_exec(s, "PRAGMA synchronous = NORMAL") < 0)
 		return openerr(s);
-	/*
-	 * A write to base also writes what its triggers keep, so SQLite keeps
-	 * a statement journal for it: in memory, not in a temporary file
-	 * written for every row.
-	 */
-	if (db_exec(s, "PRAGMA temp_store = MEMORY") < 0)
-		return openerr(s);
 	return 0;
 }
 
@@ -668,6 +661,15 @@ open_db(struct state *s, int flags)
 	 * process does not read them.  Too late once SQLite is initialised.
 	 */
 	rc = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	/*
+	 * While the in-step digest's triggers are there, each write to the
+	 * base is a statement that writes several tables, and SQLite keeps
+	 * a statement journal for it: in memory up to 1 MB, rather than in
+	 * a temporary file written for every row.  Temporary tables (a
+	 * fold's) still go to disk.
+	 */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 1 << 20);
 	if (rc != SQLITE_OK && rc != SQLITE_MISUSE) {
 		rd_seterr(RD_EXIT_RUNTIME, "sqlite3_config: %s", sqlite3_errstr(rc));
 		return -1;
