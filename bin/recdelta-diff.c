@@ -498,6 +498,9 @@ fs_load(struct fromstate *f, int fast)
 		}
 		f->hit = xcalloc(f->old.n + 1, 1);
 		f->tcount = xcalloc(f->old.ntypes + 1, sizeof *f->tcount);
+		/* An entry is hit once at most: the hits sized once. */
+		f->hitcap = f->old.n + 1;
+		f->hits = xreallocarray(NULL, f->hitcap, sizeof *f->hits);
 		f->trust = ok;
 		if (ok)
 			insync_index(&f->old, fs_notadded, f);
@@ -510,6 +513,9 @@ fs_load(struct fromstate *f, int fast)
 		f->hit = NULL;
 		free(f->tcount);
 		f->tcount = NULL;
+		free(f->hits);
+		f->hits = NULL;
+		f->hitcap = 0;
 		f->nb = 0;
 	}
 	insync_release(&d);

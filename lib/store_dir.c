@@ -23,17 +23,19 @@
  * batch's keys, check each change's rev against the index, create each new
  * version's file exclusively, list in the collect journal what the commit
  * supersedes and the bucket files it writes, write the new bucket files in
- * meta.idx, make them all durable, then commit by writing meta.json.tmp and
- * renaming it over meta.json; only then remove the superseded version and
- * bucket files.  A writer killed at any point leaves the last committed
- * index intact, plus at most files it does not name: uncommitted versions
- * the next writer replaces, superseded versions and buckets, and new
- * buckets of a commit that did not land, which the next writer removes
- * through the collect journal (collect_recover).  Readers take a shared
- * lock, so a version or bucket file is never removed under a fetch.
+ * meta.idx, make them all durable (each file and each folder that holds
+ * one by fsync(2), or for a bulk load the whole file system: struct
+ * flush), then commit by writing meta.json.tmp and renaming it over
+ * meta.json; only then remove the superseded version and bucket files.
+ * A writer killed at any point leaves the last committed index intact,
+ * plus at most files it does not name: uncommitted versions the next
+ * writer replaces, superseded versions and buckets, and new buckets of a
+ * commit that did not land, which the next writer removes through the
+ * collect journal (collect_recover).  Readers take a shared lock, so a
+ * version or bucket file is never removed under a fetch.
  */
 #ifdef __linux__
-#define _GNU_SOURCE	/* syncfs(2): one flush for a whole batch */
+#define _GNU_SOURCE	/* sync_file_range(2), syncfs(2) */
 #endif
 #include "store_layout.h"
 
@@ -438,11 +440,52 @@ check_own(int dirfd, const char *name, int dir, const char *path)
 }
 
 /*
+ * The files a batch has written and not yet made durable.  A batch of up
+ * to FLUSH_MAX files begins each one's writeback as it is written
+ * (sync_file_range(2), where there is one) and makes each durable by
+ * fsync(2), so that it waits for its own writes alone, never for whatever
+ * else the file system holds to write (a large file written just before
+ * the run, another program's); a larger one, a bulk load whose own writes
+ * are most of what there is to flush, by one flush of the whole file
+ * system (syncfs(2); sync(2) where there is none), cheaper than that many.
+ */
+#define FLUSH_MAX 256
+
+struct flush {
+	int fd[FLUSH_MAX];
+	char *path[FLUSH_MAX];	/* for messages */
+	size_t n;
+	int many;		/* more than FLUSH_MAX: one flush of them all */
+};
+
+/* Make the files of f durable when sync is set, and close them: 0 or -1. */
+static int
+flush_files(struct flush *f, int sync)
+{
+	size_t i;
+	int ret = 0;
+
+	for (i = 0; i < f->n; i++) {
+		if (sync && ret == 0 && (fsync(f->fd[i]) < 0 ||
+		    close(f->fd[i]) < 0)) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s: %s", f->path[i],
+			    strerror(errno));
+			ret = -1;
+		} else if (!sync || ret < 0)
+			close(f->fd[i]);
+		free(f->path[i]);
+	}
+	f->n = 0;
+	return ret;
+}
+
+/*
  * Write a new file: whatever an earlier writer left under its name is
  * removed first (once known to be the store's), never written through.
+ * Durable on return when f is NULL; else once flush_files(f, 1) returns 0.
  */
 static int
-put_file(int dirfd, const char *name, const struct sb *data, int sync,
+put_file(int dirfd, const char *name, const struct sb *data, struct flush *f,
     const char *path)
 {
 	size_t off = 0;
@@ -470,8 +513,26 @@ put_file(int dirfd, const char *name, const struct sb *data, int sync,
 		}
 		off += (size_t)n;
 	}
-	if ((sync && fsync(fd) < 0) || close(fd) < 0)
-		goto fail;
+	if (!f) {
+		if (fsync(fd) < 0 || close(fd) < 0)
+			goto fail;
+		return 0;
+	}
+	if (!f->many && f->n == FLUSH_MAX) {
+		flush_files(f, 0);
+		f->many = 1;
+	}
+	if (f->many) {
+		if (close(fd) < 0)
+			goto fail;
+		return 0;
+	}
+#ifdef SYNC_FILE_RANGE_WRITE
+	/* Only a start: an error here is one fsync(2) reports again. */
+	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
+	f->fd[f->n] = fd;
+	f->path[f->n++] = xstrdup(path);
 	return 0;
 fail:
 	rd_seterr(RD_EXIT_RUNTIME, "%s: %s", path, strerror(errno));
@@ -492,6 +553,7 @@ struct typedirs {
 	const char *base;	/* the store's path, for messages */
 	int basefd;
 	int idxfd;		/* LAYOUT_IDX, once opened */
+	struct flush flush;	/* the files written, not yet durable */
 	struct sb name, msg;
 };
 
@@ -511,6 +573,7 @@ typedirs_release(struct typedirs *t)
 {
 	size_t i;
 
+	flush_files(&t->flush, 0);
 	for (i = 0; i < t->n; i++) {
 		close(t->v[i].fd);
 		free(t->v[i].name);
@@ -577,8 +640,8 @@ put_bucket(void *ctx, const char *name, const struct sb *data)
 	if (idx_dir(t, 1) < 0)
 		return -1;
 	sb_init(&path, 256);
-	r = put_file(t->idxfd, name, data, 0, where(&path, t->base, LAYOUT_IDX,
-	    name));
+	r = put_file(t->idxfd, name, data, &t->flush, where(&path, t->base,
+	    LAYOUT_IDX, name));
 	sb_release(&path);
 	return r;
 }
@@ -733,6 +796,45 @@ out:
 	return ret;
 }
 
+/* The files of the batch and the folders it wrote in durable: 0 or -1. */
+static int
+durable(struct typedirs *t)
+{
+	size_t i;
+
+	if (t->flush.many) {
+#ifdef __linux__
+		if (syncfs(t->basefd) < 0) {
+#else
+		sync();
+		if (0) {
+#endif
+			rd_seterr(RD_EXIT_RUNTIME, "%s: %s", t->base,
+			    strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	if (flush_files(&t->flush, 1) < 0)
+		return -1;
+	for (i = 0; i < t->n; i++)
+		if (fsync(t->v[i].fd) < 0) {
+			rd_seterr(RD_EXIT_RUNTIME, "%s: %s", where(&t->msg,
+			    t->base, NULL, t->v[i].name), strerror(errno));
+			return -1;
+		}
+	if (t->idxfd >= 0 && fsync(t->idxfd) < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", where(&t->msg, t->base,
+		    NULL, LAYOUT_IDX), strerror(errno));
+		return -1;
+	}
+	if (fsync(t->basefd) < 0) {
+		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", t->base, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int
 dir_apply(struct store *s, struct change *v, size_t n)
 {
@@ -807,8 +909,8 @@ dir_apply(struct store *s, struct change *v, size_t n)
 		 * Under the lock no other writer is in flight, so a file of this
 		 * version is debris of a writer that died before its commit.
 		 */
-		if (put_file(t.v[ti].fd, t.name.buf, &file, 0, where(&msg, d->path,
-		    t.v[ti].name, t.name.buf)) < 0)
+		if (put_file(t.v[ti].fd, t.name.buf, &file, &t.flush,
+		    where(&msg, d->path, t.v[ti].name, t.name.buf)) < 0)
 			goto out;
 	}
 	if (!committed) {
@@ -820,22 +922,19 @@ dir_apply(struct store *s, struct change *v, size_t n)
 	/* The journal first: it names the bucket files written next. */
 	sb_reset(&file);
 	layout_collect_list(&x, &file);
-	if (file.len && put_file(basefd, ".collect", &file, 0, where(&msg,
-	    d->path, NULL, ".collect")) < 0)
+	if (file.len && put_file(basefd, ".collect", &file, &t.flush,
+	    where(&msg, d->path, NULL, ".collect")) < 0)
 		goto out;
 	if (layout_index_write(&x, &meta, put_bucket, &t) < 0)
 		goto out;
-	/* The new versions and buckets durable before the root names them. */
-#ifdef __linux__
-	if (syncfs(basefd) < 0) {
-#else
-	sync();
-	if (0) {
-#endif
-		rd_seterr(RD_EXIT_RUNTIME, "%s: %s", d->path, strerror(errno));
+	/*
+	 * The new versions and buckets durable before the root names them,
+	 * and the folders that hold their names: the type folders, meta.idx,
+	 * and the base, which holds the journal and any folder made here.
+	 */
+	if (durable(&t) < 0)
 		goto out;
-	}
-	if (put_file(basefd, "meta.json.tmp", &meta, 1, where(&msg, d->path, NULL,
+	if (put_file(basefd, "meta.json.tmp", &meta, NULL, where(&msg, d->path, NULL,
 	    "meta.json.tmp")) < 0)
 		goto out;
 	if (renameat(basefd, "meta.json.tmp", basefd, "meta.json") < 0) {

@@ -246,6 +246,65 @@ idx_files() {
 	assert_equal "$(cd S/T && ls | wc -l)" 40
 }
 
+@test "dir: a commit of up to 256 files makes each durable, and each folder that names one, before its root, and flushes nothing else of the file system; a larger one flushes the file system once" {
+	records 40 > L
+	push_all dir:S
+	recdelta-fetch dir:S > F0
+	s=$(cd S && pwd -P)
+	(cd S && find . -type f | LC_ALL=C sort) > before
+	# Something else waiting to be written on the same file system.
+	head -c 1000000 /dev/zero > other
+	printf '%s\n' '{"kind":"change","op":"update","type":"T","key":"k1","rev":"1","fields":{"n":0}}' \
+	    '{"kind":"change","op":"create","type":"U","key":"x","fields":{}}' > in
+	RECDELTA_FAULT_CALLS=fsync,syncfs,rename RECDELTA_FAULT_TRACE=$PWD/trace \
+	    run -0 --separate-stderr faulty recdelta-push -q dir:S < in
+	assert_equal "$(grep -c '"status":"ok"' <<<"$output")" 2
+	# What was flushed before the commit (the rename of the root), and
+	# after it: the base, whose entries the commit changed.
+	sed -n '/ renameat meta\.json$/q; s/^[0-9]* fsync fd [0-9]* //p' trace > flushed
+	assert_equal "$(sed -n '/ renameat meta\.json$/,$p' trace | sed 's/^[0-9]* //; s/ fd [0-9]*//')" \
+	    "renameat meta.json
+fsync $s"
+	! grep -q syncfs trace
+	# Each file of the new index and every version it names, and the
+	# journal the commit removed after it.
+	(cd S && find . -type f ! -name .lock ! -name meta.json | LC_ALL=C sort) > after
+	new=$(comm -13 before after | sed "s|^\.|$s|")
+	assert_equal "$(grep -c . <<<"$new")" 4
+	for f in $new "$s/.collect" "$s/meta.json.tmp" "$s/T" "$s/U" "$s/meta.idx" "$s"; do
+		grep -qxF -- "$f" flushed || fail "$f: not made durable before the commit"
+	done
+	# Nothing outside the store.
+	assert_equal "$(grep -vc "^$s\(/\|$\)" flushed || true)" 0
+
+	# 100 new versions and their buckets: a flush that fails is a failed
+	# batch, nothing committed.
+	awk 'BEGIN { for (i = 41; i <= 140; i++)
+	    printf "{\"kind\":\"change\",\"op\":\"create\",\"type\":\"T\",\"key\":\"k%d\",\"fields\":{}}\n", i }' > in2
+	recdelta-fetch dir:S > F1
+	RECDELTA_FAULT_CALLS=fsync RECDELTA_FAULT_AT=1 RECDELTA_FAULT_ERRNO=EIO \
+	    run -4 --separate-stderr faulty recdelta-push -q --retries 0 dir:S < in2
+	assert_equal "$stderr" 'recdelta-push: S/T/k41~1.json: Input/output error'
+	run -0 --separate-stderr recdelta-fetch dir:S
+	assert_equal "$output" "$(cat F1)"
+	run -0 --separate-stderr recdelta-push -q dir:S < in2
+	assert_equal "$(grep -c '"status":"ok","rev":"1"' <<<"$output")" 100
+	assert_equal "$(recdelta-fetch dir:S | wc -l)" 141
+
+	# 300 new versions and their buckets: one syncfs before the root.
+	awk 'BEGIN { for (i = 141; i <= 440; i++)
+	    printf "{\"kind\":\"change\",\"op\":\"create\",\"type\":\"T\",\"key\":\"k%d\",\"fields\":{}}\n", i }' > in3
+	rm trace
+	RECDELTA_FAULT_CALLS=fsync,syncfs,rename RECDELTA_FAULT_TRACE=$PWD/trace \
+	    run -0 --separate-stderr faulty recdelta-push -q dir:S < in3
+	assert_equal "$(grep -c '"status":"ok","rev":"1"' <<<"$output")" 300
+	assert_equal "$(sed 's/^[0-9]* //; s/ fd [0-9]*//' trace)" "syncfs $s
+fsync $s/meta.json.tmp
+renameat meta.json
+fsync $s"
+	assert_equal "$(recdelta-fetch dir:S | wc -l)" 441
+}
+
 @test "B doubles when a commit leaves more than 128 B entries, tombstones counted, every bucket rewritten, and every record still reads back" {
 	records 2048 > L
 	push_all dir:S
