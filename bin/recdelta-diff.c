@@ -174,7 +174,7 @@ struct fromstate {
 	size_t misses;			/* lines not found near the hint */
 	int whole;			/* old's table is of every entry */
 	struct hit *hits;
-	size_t nhits, hitcap;
+	size_t nhits;			/* at most old.n: each hit once */
 	int dup;			/* an entry's line met twice */
 	struct lhash *lines;		/* of the lines parsed, in order */
 	size_t nlines, linecap, at;
@@ -264,11 +264,6 @@ fs_skip(void *ctx, const char *line, size_t len, unsigned long lineno)
 			return 1;
 		if (!f->hit[i]) {
 			f->hit[i] = 1;
-			if (f->nhits == f->hitcap) {
-				f->hitcap = f->hitcap ? 2 * f->hitcap : 4096;
-				f->hits = xreallocarray(f->hits, f->hitcap,
-				    sizeof *f->hits);
-			}
 			f->hits[f->nhits].lineno = lineno;
 			f->hits[f->nhits++].ent = (uint32_t)i;
 			f->tcount[e->type]++;	/* counted same when read */
@@ -498,9 +493,7 @@ fs_load(struct fromstate *f, int fast)
 		}
 		f->hit = xcalloc(f->old.n + 1, 1);
 		f->tcount = xcalloc(f->old.ntypes + 1, sizeof *f->tcount);
-		/* An entry is hit once at most: the hits sized once. */
-		f->hitcap = f->old.n + 1;
-		f->hits = xreallocarray(NULL, f->hitcap, sizeof *f->hits);
+		f->hits = xreallocarray(NULL, f->old.n + 1, sizeof *f->hits);
 		f->trust = ok;
 		if (ok)
 			insync_index(&f->old, fs_notadded, f);
@@ -515,7 +508,6 @@ fs_load(struct fromstate *f, int fast)
 		f->tcount = NULL;
 		free(f->hits);
 		f->hits = NULL;
-		f->hitcap = 0;
 		f->nb = 0;
 	}
 	insync_release(&d);

@@ -466,13 +466,17 @@ flush_files(struct flush *f, int sync)
 	int ret = 0;
 
 	for (i = 0; i < f->n; i++) {
-		if (sync && ret == 0 && (fsync(f->fd[i]) < 0 ||
-		    close(f->fd[i]) < 0)) {
+		int e = 0;
+
+		if (sync && ret == 0 && fsync(f->fd[i]) < 0)
+			e = errno;
+		if (close(f->fd[i]) < 0 && sync && ret == 0 && !e)
+			e = errno;
+		if (e) {
 			rd_seterr(RD_EXIT_RUNTIME, "%s: %s", f->path[i],
-			    strerror(errno));
+			    strerror(e));
 			ret = -1;
-		} else if (!sync || ret < 0)
-			close(f->fd[i]);
+		}
 		free(f->path[i]);
 	}
 	f->n = 0;
